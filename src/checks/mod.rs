@@ -1,0 +1,20 @@
+//! Checks: pure functions from [`Evidence`] and [`Expectations`] to [`Verdict`]s.
+//! No sockets, no clocks: each family is unit-tested on hand-built evidence.
+//!
+//! Families: [`sla`] (latency and error rate per phase), [`errors`] (honest failures).
+
+pub mod errors;
+pub mod sla;
+pub mod verdict;
+
+pub use verdict::{Outcome, Verdict};
+
+use crate::evidence::Evidence;
+use crate::scenario::Expectations;
+
+/// Every check the expectations ask for, in report order.
+pub fn evaluate(evidence: &Evidence, expect: &Expectations) -> Vec<Verdict> {
+    let mut verdicts = sla::check(evidence, expect);
+    verdicts.push(errors::check_honest(evidence, &expect.errors));
+    verdicts
+}

@@ -1,0 +1,4 @@
+//! STUB: command line.
+pub fn main() -> i32 {
+    0
+}

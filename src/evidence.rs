@@ -1,0 +1,195 @@
+//! Everything one run observed, in one value: client records, every fake's journal, the
+//! target's log lines, snapshots of its metrics endpoint, the timeline and the phases.
+//!
+//! Checks read only this (no sockets, no clocks), so they can be tested on hand-built evidence.
+//! All times are milliseconds from the run's start.
+
+use serde::{Deserialize, Serialize};
+
+use crate::fakes::journal::Attempt;
+
+/// The three phases every scenario is cut into, from its fault timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Before the first fault starts.
+    Baseline,
+    /// From the first fault's start to the last fault's end.
+    Fault,
+    /// After the last fault ends.
+    Recovery,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Baseline, Phase::Fault, Phase::Recovery];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Baseline => "baseline",
+            Phase::Fault => "fault",
+            Phase::Recovery => "recovery",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A phase's place on the run's clock: `[start_ms, end_ms)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhaseSpan {
+    pub phase: Phase,
+    pub start_ms: f64,
+    pub end_ms: f64,
+}
+
+/// One client request the load sent to the target, and what came back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// When the request was sent.
+    pub at_ms: f64,
+    /// The flow (scenario `[[load.flows]]` name) it belongs to.
+    pub flow: String,
+    /// The id faultline sent in `x-request-id`.
+    pub request_id: String,
+    /// The nonce faultline put in the user text, for finding the request in fakes' journals.
+    pub nonce: String,
+    /// HTTP status; `None` when no answer came (connection error, client timeout, run ended).
+    pub status: Option<u16>,
+    /// Milliseconds from send to the full answer (or to giving up).
+    pub latency_ms: f64,
+    /// The request id the target reported back (response header or body), if any.
+    pub response_request_id: Option<String>,
+    /// The start of the response body, bounded (see [`Record::EXCERPT_LIMIT`]).
+    pub body_excerpt: String,
+    /// Why the request failed on the client side: `timeout`, `connect`, `unfinished`, …
+    pub error: Option<String>,
+}
+
+impl Record {
+    /// Bytes of response body kept per record.
+    pub const EXCERPT_LIMIT: usize = 2048;
+
+    /// Did the user get a good answer? (2xx)
+    pub fn succeeded(&self) -> bool {
+        matches!(self.status, Some(200..=299))
+    }
+}
+
+/// Which stream of the target a log line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// One line the target wrote.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub at_ms: f64,
+    pub stream: LogStream,
+    pub text: String,
+}
+
+/// A fault switched on or off by the timeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    pub at_ms: f64,
+    /// Which fake: `llm`, `weather`, `redis`.
+    pub fake: String,
+    /// The fault, as `Fault::label` writes it.
+    pub fault: String,
+    /// The route it is scoped to, if any.
+    pub route: Option<String>,
+    /// `true` when switched on, `false` when switched off.
+    pub on: bool,
+}
+
+/// The target's metrics endpoint, read at one moment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricsSnapshot {
+    pub at_ms: f64,
+    pub body: serde_json::Value,
+}
+
+/// Everything a run observed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Planned phases on the run's clock.
+    pub phases: Vec<PhaseSpan>,
+    /// Fault switches in the order they happened.
+    pub timeline: Vec<TimelineEvent>,
+    /// Client requests, in send order.
+    pub records: Vec<Record>,
+    /// Upstream attempts seen by every fake, in arrival order.
+    pub attempts: Vec<Attempt>,
+    /// Attempts pushed out of fakes' bounded journals (so `attempts` is partial when > 0).
+    pub attempts_dropped: u64,
+    /// The target's output lines (empty when its logs were not captured).
+    pub logs: Vec<LogLine>,
+    /// Metrics endpoint snapshots (empty when the target has none).
+    pub metrics: Vec<MetricsSnapshot>,
+    /// How long the run lasted on the load's clock.
+    pub duration_ms: f64,
+    /// True when the run was cut short (Ctrl-C): what is here is what was measured.
+    pub interrupted: bool,
+}
+
+impl Evidence {
+    /// The phase a moment of the run belongs to; moments past the last phase count as its own.
+    pub fn phase_at(&self, at_ms: f64) -> Option<Phase> {
+        self.phases
+            .iter()
+            .find(|span| at_ms >= span.start_ms && at_ms < span.end_ms)
+            .or_else(|| self.phases.last().filter(|span| at_ms >= span.end_ms))
+            .map(|span| span.phase)
+    }
+
+    /// The client records sent during `phase`.
+    pub fn records_in(&self, phase: Phase) -> impl Iterator<Item = &Record> {
+        self.records
+            .iter()
+            .filter(move |r| self.phase_at(r.at_ms) == Some(phase))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phases() -> Vec<PhaseSpan> {
+        vec![
+            PhaseSpan {
+                phase: Phase::Baseline,
+                start_ms: 0.0,
+                end_ms: 100.0,
+            },
+            PhaseSpan {
+                phase: Phase::Fault,
+                start_ms: 100.0,
+                end_ms: 200.0,
+            },
+            PhaseSpan {
+                phase: Phase::Recovery,
+                start_ms: 200.0,
+                end_ms: 300.0,
+            },
+        ]
+    }
+
+    #[test]
+    fn moments_fall_in_their_phase_and_late_ones_in_the_last() {
+        let evidence = Evidence {
+            phases: phases(),
+            ..Evidence::default()
+        };
+        assert_eq!(evidence.phase_at(0.0), Some(Phase::Baseline));
+        assert_eq!(evidence.phase_at(100.0), Some(Phase::Fault));
+        assert_eq!(evidence.phase_at(299.9), Some(Phase::Recovery));
+        assert_eq!(evidence.phase_at(450.0), Some(Phase::Recovery));
+    }
+}

@@ -1,0 +1,30 @@
+//! faultline: a load-test and chaos-injection harness for GenAI backends.
+//!
+//! One run: a scenario file becomes a [`scenario::Plan`]; [`run`] starts the fakes
+//! ([`fakes`]), starts the target ([`target`]), drives it with Goose load ([`load`]) while the
+//! timeline switches faults, and gathers everything it saw into one [`evidence::Evidence`].
+//! [`checks`] turn evidence into verdicts; [`report`] writes them down.
+//!
+//! # Layout
+//! - `cli`: argument parsing and dispatch; the only place that picks an exit code.
+//! - `scenario`: the scenario file model, parsing with file:line:column errors, the built-in catalog.
+//! - `fakes`: fault-injecting stand-ins for the LLM provider, tool APIs and (later) Redis;
+//!   `fakes::fault` is the one fault model they share, `fakes::journal` what they saw.
+//! - `target`: spawning the service under test, readiness, log capture, clean stop.
+//! - `load`: Goose users and the `Record` each client request becomes.
+//! - `run`: the orchestrator and the fault timeline.
+//! - `evidence`: everything a run observed, in one value.
+//! - `checks`: pure functions from evidence to verdicts.
+//! - `report`: report.json, summary.md and the console verdict table.
+//! - `reference`: the reference target, a chat service with `--flaw` switches.
+
+pub mod checks;
+pub mod cli;
+pub mod evidence;
+pub mod fakes;
+pub mod load;
+pub mod reference;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod target;

@@ -1,0 +1,201 @@
+//! The validated scenario: what [`super::parse`] makes of a scenario file, and what a run follows.
+//! Every duration here is already on the run's clock (scaled when `--quick` asked for it).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::evidence::{Phase, PhaseSpan};
+use crate::fakes::fault::Fault;
+
+/// A parsed, validated scenario.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Plan {
+    pub name: String,
+    /// One line: what the scenario does to the target.
+    pub description: String,
+    /// Where it came from: a file path, or `built-in:<name>`.
+    pub source: String,
+    pub seed: u64,
+    /// True when the timeline was scaled down by `--quick`.
+    pub quick: bool,
+    pub load: Load,
+    pub target: TargetSpec,
+    pub faults: Vec<FaultWindow>,
+    pub expect: Expectations,
+}
+
+/// The shape of the load.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Load {
+    /// Concurrent Goose users.
+    pub users: usize,
+    /// Total run time; the load stops by itself after it.
+    #[serde(serialize_with = "ser_ms")]
+    pub duration: Duration,
+    /// Pause between one user's requests.
+    #[serde(serialize_with = "ser_ms")]
+    pub think_time: Duration,
+    /// A client request without an answer after this long is recorded as a timeout.
+    #[serde(serialize_with = "ser_ms")]
+    pub request_timeout: Duration,
+    /// The factor `--quick` multiplies the timeline by (durations, fault windows), 0 < f <= 1.
+    pub quick_scale: f64,
+    pub flows: Vec<Flow>,
+}
+
+/// One kind of user request, picked by weight.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Flow {
+    pub name: String,
+    pub weight: u32,
+    /// Questions the users ask; one is picked per request (round robin per user).
+    pub messages: Vec<String>,
+}
+
+/// The fakes a fault can be aimed at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FakeName {
+    Llm,
+    Weather,
+    Redis,
+}
+
+impl FakeName {
+    pub const ALL: [FakeName; 3] = [FakeName::Llm, FakeName::Weather, FakeName::Redis];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FakeName::Llm => "llm",
+            FakeName::Weather => "weather",
+            FakeName::Redis => "redis",
+        }
+    }
+}
+
+/// A fault switched on at `start` and off at `end` of the run's clock.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FaultWindow {
+    pub fake: FakeName,
+    /// Route prefix at the fake; `None` for every route.
+    pub route: Option<String>,
+    #[serde(serialize_with = "ser_ms")]
+    pub start: Duration,
+    #[serde(serialize_with = "ser_ms")]
+    pub end: Duration,
+    /// Share of matching attempts that get the fault.
+    pub rate: f64,
+    pub fault: Fault,
+}
+
+/// The service under test and how to reach it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TargetSpec {
+    /// The command to spawn; `None` means the reference target shipped in this binary.
+    pub command: Option<Vec<String>>,
+    /// `--flaw` switches for the reference target (each breaks one practice).
+    pub flaws: Vec<String>,
+    /// Environment for the target; values may use `{llm}`, `{llm_key}`, `{tool.weather}`, `{redis}`.
+    pub env: BTreeMap<String, String>,
+    /// Path polled with GET until it answers 2xx.
+    pub ready_path: String,
+    /// How long to wait for readiness before giving up.
+    #[serde(serialize_with = "ser_ms")]
+    pub ready_timeout: Duration,
+    /// JSON metrics endpoint, read at the end of the run; `None` when the target has none.
+    pub metrics_path: Option<String>,
+}
+
+/// Limits a run is judged against.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Expectations {
+    /// Latency and error-rate limits per phase; a phase without an entry is not gated.
+    pub phases: BTreeMap<Phase, PhaseLimits>,
+    pub errors: ErrorExpectations,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PhaseLimits {
+    /// Upper bound on the phase's p95 latency.
+    #[serde(serialize_with = "ser_opt_ms")]
+    pub p95: Option<Duration>,
+    /// Upper bound on the share of failed requests, 0.0..=1.0.
+    pub error_rate: Option<f64>,
+}
+
+/// What an honest failure looks like to a user.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ErrorExpectations {
+    /// Statuses a failed request may carry (e.g. 429, 502, 503, 504).
+    pub allowed_statuses: Vec<u16>,
+    /// A failure must arrive within this long: slower is a silent hang.
+    #[serde(serialize_with = "ser_ms")]
+    pub within: Duration,
+}
+
+impl Default for ErrorExpectations {
+    fn default() -> Self {
+        ErrorExpectations {
+            allowed_statuses: vec![429, 502, 503, 504],
+            within: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Plan {
+    /// The phases on the run's clock: baseline until the first fault starts, fault until the
+    /// last one ends, recovery until the run ends. Empty phases are left out.
+    pub fn phases(&self) -> Vec<PhaseSpan> {
+        let end = self.load.duration.as_secs_f64() * 1000.0;
+        let fault_start = self.faults.iter().map(|f| f.start).min();
+        let fault_end = self.faults.iter().map(|f| f.end).max();
+        let (Some(fault_start), Some(fault_end)) = (fault_start, fault_end) else {
+            return vec![PhaseSpan {
+                phase: Phase::Baseline,
+                start_ms: 0.0,
+                end_ms: end,
+            }];
+        };
+        let fault_start = fault_start.as_secs_f64() * 1000.0;
+        let fault_end = (fault_end.as_secs_f64() * 1000.0).min(end);
+        [
+            (Phase::Baseline, 0.0, fault_start),
+            (Phase::Fault, fault_start, fault_end),
+            (Phase::Recovery, fault_end, end),
+        ]
+        .into_iter()
+        .filter(|(_, start, end)| end > start)
+        .map(|(phase, start_ms, end_ms)| PhaseSpan {
+            phase,
+            start_ms,
+            end_ms,
+        })
+        .collect()
+    }
+
+    /// The same plan with its timeline (run time, fault windows) multiplied by
+    /// `load.quick_scale`. Limits, timeouts and think time stay: what is checked does not change.
+    pub fn quick(mut self) -> Plan {
+        let scale = self.load.quick_scale;
+        self.load.duration = self.load.duration.mul_f64(scale);
+        for window in &mut self.faults {
+            window.start = window.start.mul_f64(scale);
+            window.end = window.end.mul_f64(scale);
+        }
+        self.quick = true;
+        self
+    }
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+        None => s.serialize_none(),
+    }
+}
