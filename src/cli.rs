@@ -1,4 +1,243 @@
-//! STUB: command line.
+//! The command line: parse, dispatch, and the exit code. The only place that prints verdicts
+//! to the console or decides how the process ends.
+//!
+//! Exit codes: 0 every gate passed; 1 a gate failed; 2 the run could not be made.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+use crate::report;
+use crate::run::{self, RunOptions};
+use crate::scenario;
+
+/// Every gate passed.
+pub const EXIT_PASSED: i32 = 0;
+/// The run was made and at least one gate failed.
+pub const EXIT_GATE_FAILED: i32 = 1;
+/// The run could not be made: bad scenario, target never ready, port trouble, interrupted.
+pub const EXIT_NOT_RUN: i32 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "faultline",
+    version,
+    about = "Load-test and chaos-injection harness for GenAI backends",
+    long_about = "faultline starts fake LLM and tool backends that inject timeouts, 429s, outages \
+                  and worse, drives your chat service with load while faults come and go, then \
+                  checks what users and operators saw: latency per phase, error rates, and \
+                  whether failures were honest. It writes reports and exits non-zero when a \
+                  gate fails.",
+    after_help = "Exit codes: 0 every gate passed, 1 a gate failed, 2 the run could not be made.\n\
+                  Start with: faultline scenario outage --quick"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario (a built-in name, or a path to a .toml file) and gate on its verdicts.
+    Scenario {
+        /// Built-in scenario name (see `faultline list`) or path to a scenario file.
+        scenario: String,
+        /// Scale the timeline down (by the scenario's quick_scale) for CI; limits stay the same.
+        #[arg(long)]
+        quick: bool,
+        /// Seed for every random draw (fault rates, ids); overrides the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Directory for the reports (default: reports/<scenario>-<UTC time>/).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Switch on a flaw in the reference target (repeatable), to see a gate fail.
+        #[arg(long = "flaw", value_name = "NAME")]
+        flaws: Vec<String>,
+    },
+    /// List the built-in scenarios.
+    List,
+    /// Check a scenario file without running it.
+    Validate {
+        /// Path to a scenario file (or a built-in name).
+        scenario: String,
+    },
+    /// Serve the reference target: a chat service that follows every practice faultline checks.
+    /// Configured by environment (PORT, OPENAI_BASE_URL, OPENAI_API_KEY, WEATHER_API_URL, ...).
+    ReferenceTarget(crate::reference::ReferenceArgs),
+}
+
+/// Parses the process's arguments and runs; returns the exit code.
 pub fn main() -> i32 {
-    0
+    let cli = Cli::parse();
+    init_diagnostics();
+    execute(cli)
+}
+
+/// Runs a parsed command line; returns the exit code.
+pub fn execute(cli: Cli) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: could not start the async runtime: {error}");
+            return EXIT_NOT_RUN;
+        }
+    };
+    match cli.command {
+        Command::List => {
+            list();
+            EXIT_PASSED
+        }
+        Command::Validate { scenario } => validate(&scenario),
+        Command::ReferenceTarget(args) => match runtime.block_on(crate::reference::serve(args)) {
+            Ok(()) => 0,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                EXIT_NOT_RUN
+            }
+        },
+        Command::Scenario { scenario, quick, seed, out, flaws } => {
+            let interrupt = install_interrupt_handler();
+            runtime.block_on(scenario_command(&scenario, quick, seed, out, flaws, interrupt))
+        }
+    }
+}
+
+fn list() {
+    let entries = scenario::catalog::list();
+    let width = entries.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    println!("Built-in scenarios (run one with `faultline scenario NAME`):");
+    for (name, description) in entries {
+        println!("  {name:width$}  {description}");
+    }
+}
+
+fn validate(name_or_path: &str) -> i32 {
+    match scenario::load_scenario(name_or_path).and_then(check_flaws) {
+        Ok(plan) => {
+            println!(
+                "{}: ok: scenario `{}`, {} users for {}, {} fault window(s)",
+                plan.source,
+                plan.name,
+                plan.load.users,
+                humantime::format_duration(plan.load.duration),
+                plan.faults.len()
+            );
+            EXIT_PASSED
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            EXIT_NOT_RUN
+        }
+    }
+}
+
+/// Flaw names are the reference target's; an unknown one is a scenario error, not a run error.
+fn check_flaws(plan: scenario::Plan) -> Result<scenario::Plan, scenario::ScenarioError> {
+    for flaw in &plan.target.flaws {
+        crate::reference::parse_flaw(flaw).map_err(|known| {
+            scenario::ScenarioError::Invalid(format!(
+                "{}: [target] flaws: unknown flaw `{flaw}`; known flaws: {known}",
+                plan.source
+            ))
+        })?;
+    }
+    Ok(plan)
+}
+
+async fn scenario_command(
+    name_or_path: &str,
+    quick: bool,
+    seed: Option<u64>,
+    out: Option<PathBuf>,
+    flaws: Vec<String>,
+    interrupt: watch::Receiver<bool>,
+) -> i32 {
+    let plan = match scenario::load_scenario(name_or_path) {
+        Ok(plan) => plan,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_NOT_RUN;
+        }
+    };
+    let mut plan = if quick { plan.quick() } else { plan };
+    if let Some(seed) = seed {
+        plan.seed = seed;
+    }
+    if !flaws.is_empty() {
+        if plan.target.command.is_some() {
+            eprintln!(
+                "error: --flaw switches on flaws of the reference target, but scenario `{}` runs \
+                 its own target ([target] command); drop --flaw",
+                plan.name
+            );
+            return EXIT_NOT_RUN;
+        }
+        plan.target.flaws.extend(flaws);
+    }
+    let plan = match check_flaws(plan) {
+        Ok(plan) => plan,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_NOT_RUN;
+        }
+    };
+    eprintln!(
+        "faultline: running `{}`{} against the {}: {} users for {}",
+        plan.name,
+        if plan.quick { " (quick)" } else { "" },
+        if plan.target.command.is_some() { "target command" } else { "reference target" },
+        plan.load.users,
+        humantime::format_duration(plan.load.duration),
+    );
+    let options = RunOptions { out_dir: out, reference_exe: None };
+    match run::run(&plan, &options, interrupt).await {
+        Ok(outcome) => {
+            println!("{}", report::console_table(&outcome.report));
+            println!("reports written to {}", outcome.dir.display());
+            if outcome.report.interrupted {
+                eprintln!("interrupted: the reports hold what was measured before Ctrl-C");
+                EXIT_NOT_RUN
+            } else if outcome.report.passed {
+                EXIT_PASSED
+            } else {
+                EXIT_GATE_FAILED
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            EXIT_NOT_RUN
+        }
+    }
+}
+
+/// faultline's own diagnostics go to stderr; `FAULTLINE_LOG=debug` shows more.
+fn init_diagnostics() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FAULTLINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// The first Ctrl-C stops the load (Goose's killswitch) and lets the run write what it
+/// measured; a second one exits at once (children die with us through their death signal).
+fn install_interrupt_handler() -> watch::Receiver<bool> {
+    static SENDER: OnceLock<watch::Sender<bool>> = OnceLock::new();
+    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+    let sender = SENDER.get_or_init(|| watch::Sender::new(false));
+    // Installed before Goose's own handler, which then stands aside (ctrlc allows one handler).
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            eprintln!("\nfaultline: second Ctrl-C, exiting now");
+            std::process::exit(130);
+        }
+        eprintln!("\nfaultline: Ctrl-C: stopping the load, then writing what was measured (Ctrl-C again to quit at once)");
+        goose::trigger_killswitch("Ctrl-C");
+        if let Some(sender) = SENDER.get() {
+            let _ = sender.send(true);
+        }
+    });
+    sender.subscribe()
 }

@@ -1,1 +1,393 @@
-//! STUB: the orchestrator.
+//! The orchestrator: one run of one plan. It starts the fakes, starts the target with its
+//! dependencies pointed at them, drives the load while the timeline switches faults, stops
+//! everything in order, gathers the evidence, checks it and writes the reports.
+//!
+//! Everything is timed on one clock: milliseconds from the moment the load starts. Fakes and
+//! the target start earlier, so what they saw before the load (readiness probes, indexing)
+//! has negative times.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::checks::{self, Verdict};
+use crate::evidence::{Evidence, MetricsSnapshot, TimelineEvent};
+use crate::fakes::fault::{FaultRule, Switchboard};
+use crate::fakes::journal::Journal;
+use crate::fakes::llm::LlmOptions;
+use crate::fakes::{self, FakeError, FakeHandle};
+use crate::load::{self, LoadError, LoadSpec};
+use crate::report::{self, Report, RunMeta};
+use crate::scenario::{FakeName, Plan};
+use crate::target::{self, SpawnSpec, TargetError, TargetProcess};
+
+/// The API key the fake LLM expects. Also a canary: it must never show up in logs or answers.
+pub const FAKE_LLM_KEY: &str = "sk-faultline-canary-7c1e9a20d4b84f55";
+/// Attempts each fake's journal keeps.
+const JOURNAL_CAPACITY: usize = 200_000;
+
+/// Choices made on the command line rather than in the scenario.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Where to write the reports; default `reports/<scenario>-<UTC time>/`.
+    pub out_dir: Option<PathBuf>,
+    /// The binary that serves the reference target (`faultline reference-target`).
+    pub reference_exe: Option<PathBuf>,
+}
+
+/// A finished run: its report, where it was written, and the evidence behind it.
+pub struct RunOutcome {
+    pub report: Report,
+    pub dir: PathBuf,
+    pub written: Vec<PathBuf>,
+}
+
+/// Why a run could not be made (exit code 2), each saying what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Unsupported(String),
+    #[error(transparent)]
+    Fake(#[from] FakeError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("could not write the reports to {dir}: {source}; pass --out DIR with a writable directory")]
+    Write { dir: String, source: std::io::Error },
+    #[error("could not find faultline's own binary to run the reference target: {0}")]
+    SelfExe(std::io::Error),
+    #[error("interrupted before the load started; nothing was measured")]
+    InterruptedEarly,
+}
+
+/// Runs `plan` to the end (or until `interrupt` turns true) and writes its reports.
+pub async fn run(
+    plan: &Plan,
+    options: &RunOptions,
+    interrupt: watch::Receiver<bool>,
+) -> Result<RunOutcome, RunError> {
+    refuse_what_is_not_built(plan)?;
+    let epoch = Instant::now();
+    let started_at = time::OffsetDateTime::now_utc();
+
+    let fakes = Fakes::start(plan.seed, epoch).await?;
+    let result = run_with_fakes(plan, options, interrupt, epoch, started_at, &fakes).await;
+    fakes.shutdown().await;
+    result
+}
+
+async fn run_with_fakes(
+    plan: &Plan,
+    options: &RunOptions,
+    mut interrupt: watch::Receiver<bool>,
+    epoch: Instant,
+    started_at: time::OffsetDateTime,
+    fakes: &Fakes,
+) -> Result<RunOutcome, RunError> {
+    let port = target::free_port().map_err(|e| {
+        RunError::Unsupported(format!("no free loopback port for the target: {e}"))
+    })?;
+    let spawn = spawn_spec(plan, options, fakes, port)?;
+    let mut target = TargetProcess::spawn(&spawn, epoch)?;
+    let ready = tokio::select! {
+        ready = target.wait_ready(&spawn.ready_path, spawn.ready_timeout) => ready,
+        _ = interrupt.wait_for(|stop| *stop) => {
+            target.stop().await;
+            return Err(RunError::InterruptedEarly);
+        }
+    };
+    if let Err(error) = ready {
+        target.stop().await;
+        return Err(error.into());
+    }
+
+    // The load's clock starts here; everything else is shifted onto it.
+    let load_start = Instant::now();
+    let offset_ms = load_start.duration_since(epoch).as_secs_f64() * 1000.0;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let timeline = tokio::spawn(play_timeline(plan.clone(), fakes.boards(), load_start));
+    let drain = load::drain_time(plan.load.request_timeout);
+    let stopper = {
+        let mut interrupt = interrupt.clone();
+        let deadline = plan.load.duration + drain;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(deadline) => {}
+                _ = interrupt.wait_for(|stop| *stop) => {}
+            }
+            let _ = stop_tx.send(true);
+        })
+    };
+    let load_spec = LoadSpec {
+        base_url: target.base_url().to_string(),
+        chat_path: "/api/chat".into(),
+        users: plan.load.users,
+        duration: plan.load.duration,
+        think_time: plan.load.think_time,
+        request_timeout: plan.load.request_timeout,
+        flows: plan.load.flows.clone(),
+        seed: plan.seed,
+    };
+    let records = load::drive(&load_spec, load_start, stop_rx).await;
+    let duration_ms = load_start.elapsed().as_secs_f64() * 1000.0;
+    stopper.abort();
+    timeline.abort();
+    let mut timeline_events = timeline.await.unwrap_or_default();
+    // The timeline was cut short (or ran out): switch off whatever it left on.
+    for board in fakes.boards().values() {
+        board.clear();
+    }
+    let metrics = read_metrics(&target, plan, offset_ms + duration_ms).await;
+    let logs = target.logs().clone();
+    target.stop().await;
+    let records = records?;
+
+    let interrupted = *interrupt.borrow();
+    let mut evidence = Evidence {
+        phases: plan.phases(),
+        timeline: Vec::new(),
+        records,
+        attempts: fakes.attempts(),
+        attempts_dropped: fakes.dropped(),
+        logs: logs.snapshot(),
+        metrics: metrics.into_iter().collect(),
+        duration_ms,
+        interrupted,
+    };
+    timeline_events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    evidence.timeline = timeline_events;
+    shift_onto_load_clock(&mut evidence, offset_ms);
+
+    let verdicts: Vec<Verdict> = checks::evaluate(&evidence, &plan.expect);
+    let meta = RunMeta { started_at, target: describe_target(plan) };
+    let report = report::build(plan, &meta, &evidence, verdicts);
+    let dir = options.out_dir.clone().unwrap_or_else(|| default_out_dir(plan, started_at));
+    let written = report::write_all(&report, &evidence, &dir)
+        .map_err(|source| RunError::Write { dir: dir.display().to_string(), source })?;
+    Ok(RunOutcome { report, dir, written })
+}
+
+/// Scenario features whose fakes are not built yet are refused up front, not faked.
+fn refuse_what_is_not_built(plan: &Plan) -> Result<(), RunError> {
+    let redis_fault = plan.faults.iter().any(|f| f.fake == FakeName::Redis);
+    let redis_env = plan.target.env.values().any(|v| v.contains("{redis}"));
+    if redis_fault || redis_env {
+        return Err(RunError::Unsupported(format!(
+            "{}: this scenario uses the Redis fake, which this version of faultline does not have \
+             yet; remove the redis faults and {{redis}} placeholders, or point REDIS_URL at a \
+             real redis-server",
+            plan.source
+        )));
+    }
+    Ok(())
+}
+
+/// The fakes of one run.
+struct Fakes {
+    llm: FakeHandle,
+    weather: FakeHandle,
+}
+
+impl Fakes {
+    async fn start(seed: u64, epoch: Instant) -> Result<Fakes, FakeError> {
+        let journal = || Arc::new(Journal::new(epoch, JOURNAL_CAPACITY));
+        // Each fake draws from its own stream so adding a fault to one leaves the others' draws alone.
+        let llm = fakes::llm::start(
+            LlmOptions { api_key: FAKE_LLM_KEY.into(), seed },
+            Arc::new(Switchboard::new(seed ^ 0x11)),
+            journal(),
+        )
+        .await?;
+        let weather = match fakes::tool::start_weather(Arc::new(Switchboard::new(seed ^ 0x22)), journal()).await {
+            Ok(weather) => weather,
+            Err(error) => {
+                llm.shutdown().await;
+                return Err(error);
+            }
+        };
+        Ok(Fakes { llm, weather })
+    }
+
+    fn boards(&self) -> BTreeMap<FakeName, Arc<Switchboard>> {
+        BTreeMap::from([
+            (FakeName::Llm, self.llm.switchboard().clone()),
+            (FakeName::Weather, self.weather.switchboard().clone()),
+        ])
+    }
+
+    fn attempts(&self) -> Vec<crate::fakes::journal::Attempt> {
+        let mut all = self.llm.journal().snapshot();
+        all.extend(self.weather.journal().snapshot());
+        all.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+        all
+    }
+
+    fn dropped(&self) -> u64 {
+        self.llm.journal().dropped() + self.weather.journal().dropped()
+    }
+
+    /// Placeholder values for the target's environment.
+    fn placeholders(&self, port: u16) -> BTreeMap<&'static str, String> {
+        BTreeMap::from([
+            ("{llm}", self.llm.base_url()),
+            ("{llm_key}", FAKE_LLM_KEY.to_string()),
+            ("{tool.weather}", self.weather.base_url()),
+            ("{port}", port.to_string()),
+        ])
+    }
+
+    async fn shutdown(self) {
+        tokio::join!(self.llm.shutdown(), self.weather.shutdown());
+    }
+}
+
+/// How to start the plan's target: the reference target by default, else the plan's command.
+fn spawn_spec(plan: &Plan, options: &RunOptions, fakes: &Fakes, port: u16) -> Result<SpawnSpec, RunError> {
+    let values = fakes.placeholders(port);
+    let mut env = BTreeMap::new();
+    env.insert("PORT".to_string(), port.to_string());
+    let (program, args) = match &plan.target.command {
+        None => {
+            for (key, value) in [
+                ("OPENAI_BASE_URL", "{llm}/v1"),
+                ("OPENAI_API_KEY", "{llm_key}"),
+                ("WEATHER_API_URL", "{tool.weather}"),
+            ] {
+                env.insert(key.to_string(), value.to_string());
+            }
+            let exe = match &options.reference_exe {
+                Some(exe) => exe.clone(),
+                None => std::env::current_exe().map_err(RunError::SelfExe)?,
+            };
+            let mut args = vec!["reference-target".to_string()];
+            for flaw in &plan.target.flaws {
+                args.extend(["--flaw".to_string(), flaw.clone()]);
+            }
+            (exe, args)
+        }
+        Some(command) => (PathBuf::from(&command[0]), command[1..].to_vec()),
+    };
+    env.extend(plan.target.env.clone());
+    let env = env
+        .into_iter()
+        .map(|(key, value)| Ok((key.clone(), render(&value, &values).map_err(|p| {
+            RunError::Unsupported(format!(
+                "{}: [target] env {key} uses {p}, which this run has no value for",
+                plan.source
+            ))
+        })?)))
+        .collect::<Result<BTreeMap<_, _>, RunError>>()?;
+    Ok(SpawnSpec {
+        program,
+        args,
+        env,
+        base_url: format!("http://127.0.0.1:{port}"),
+        ready_path: plan.target.ready_path.clone(),
+        ready_timeout: plan.target.ready_timeout,
+    })
+}
+
+/// Replaces `{llm}`-style placeholders; returns the first unknown one as the error.
+fn render(template: &str, values: &BTreeMap<&'static str, String>) -> Result<String, String> {
+    let mut out = template.to_string();
+    for (placeholder, value) in values {
+        out = out.replace(placeholder, value);
+    }
+    match (out.find('{'), out.find('}')) {
+        (Some(open), Some(close)) if close > open => Err(out[open..=close].to_string()),
+        _ => Ok(out),
+    }
+}
+
+/// Switches the plan's fault windows on and off on the load's clock; returns what it did.
+async fn play_timeline(
+    plan: Plan,
+    boards: BTreeMap<FakeName, Arc<Switchboard>>,
+    load_start: Instant,
+) -> Vec<TimelineEvent> {
+    let mut switches: Vec<(Duration, bool, usize)> = Vec::new();
+    for (id, window) in plan.faults.iter().enumerate() {
+        switches.push((window.start, true, id));
+        switches.push((window.end, false, id));
+    }
+    // At equal times, switch off before on, so back-to-back windows do not overlap.
+    switches.sort_by_key(|(at, on, _)| (*at, *on));
+    let mut events = Vec::new();
+    for (at, on, id) in switches {
+        tokio::time::sleep_until((load_start + at).into()).await;
+        let window = &plan.faults[id];
+        let Some(board) = boards.get(&window.fake) else { continue };
+        if on {
+            board.activate(FaultRule {
+                id,
+                fault: window.fault.clone(),
+                route: window.route.clone(),
+                rate: window.rate,
+            });
+        } else {
+            board.deactivate(id);
+        }
+        events.push(TimelineEvent {
+            at_ms: load_start.elapsed().as_secs_f64() * 1000.0,
+            fake: window.fake.as_str().to_string(),
+            fault: window.fault.label(),
+            route: window.route.clone(),
+            on,
+        });
+    }
+    events
+}
+
+/// Reads the target's JSON metrics endpoint once; `None` when it has none or it did not answer.
+async fn read_metrics(target: &TargetProcess, plan: &Plan, at_ms: f64) -> Option<MetricsSnapshot> {
+    let path = plan.target.metrics_path.as_ref()?;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).no_proxy().build().ok()?;
+    let response = client.get(format!("{}{}", target.base_url(), path)).send().await.ok()?;
+    let body = response.json::<serde_json::Value>().await.ok()?;
+    Some(MetricsSnapshot { at_ms, body })
+}
+
+/// Moves fakes' and the target's timestamps (taken from the run's start) onto the load's clock.
+fn shift_onto_load_clock(evidence: &mut Evidence, offset_ms: f64) {
+    for attempt in &mut evidence.attempts {
+        attempt.at_ms -= offset_ms;
+    }
+    for line in &mut evidence.logs {
+        line.at_ms -= offset_ms;
+    }
+    for snapshot in &mut evidence.metrics {
+        snapshot.at_ms -= offset_ms;
+    }
+}
+
+fn describe_target(plan: &Plan) -> String {
+    match &plan.target.command {
+        None if plan.target.flaws.is_empty() => "reference target".into(),
+        None => format!("reference target with --flaw {}", plan.target.flaws.join(", --flaw ")),
+        Some(command) => command.join(" "),
+    }
+}
+
+fn default_out_dir(plan: &Plan, started_at: time::OffsetDateTime) -> PathBuf {
+    let stamp = started_at
+        .format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"))
+        .unwrap_or_else(|_| "run".into());
+    PathBuf::from("reports").join(format!("{}-{stamp}", plan.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_and_unknown_ones_named() {
+        let values = BTreeMap::from([("{llm}", "http://127.0.0.1:1".to_string())]);
+        assert_eq!(render("{llm}/v1", &values).unwrap(), "http://127.0.0.1:1/v1");
+        assert_eq!(render("{tool.search}/x", &values).unwrap_err(), "{tool.search}");
+        assert_eq!(render("plain", &values).unwrap(), "plain");
+    }
+}

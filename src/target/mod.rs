@@ -1,1 +1,188 @@
-//! STUB: target supervision.
+//! The service under test: spawning it with its environment, waiting until it is ready,
+//! capturing its output as evidence, and stopping it so that nothing is left behind.
+//!
+//! A spawned target runs in its own process group (so a terminal's Ctrl-C reaches faultline,
+//! which then stops the target in order) and with `PR_SET_PDEATHSIG` (so it dies with
+//! faultline however faultline ends, even on a second Ctrl-C or a SIGKILL).
+
+mod logs;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+pub use logs::LogCapture;
+
+use crate::evidence::LogLine;
+
+/// How to start a target and tell when it is ready.
+#[derive(Clone, Debug)]
+pub struct SpawnSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    /// Where it will listen: `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// Path polled with GET until it answers 2xx.
+    pub ready_path: String,
+    pub ready_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("could not start the target `{program}`: {source}")]
+    Spawn { program: String, source: std::io::Error },
+    #[error(
+        "the target exited before it was ready ({status}); its last output:\n{tail}\n\
+         fix the target's configuration ([target] in the scenario) and run again"
+    )]
+    ExitedEarly { status: String, tail: String },
+    #[error(
+        "the target was not ready within {timeout}: GET {url} never answered 2xx (last: {last}); \
+         its last output:\n{tail}\nraise [target] ready_timeout or fix [target] ready_path"
+    )]
+    NeverReady { timeout: String, url: String, last: String, tail: String },
+}
+
+/// A running target process.
+pub struct TargetProcess {
+    child: Child,
+    base_url: String,
+    logs: Arc<LogCapture>,
+}
+
+/// How the target ended when faultline stopped it.
+#[derive(Clone, Debug)]
+pub struct TargetExit {
+    /// `exit status: 0`, `signal: 15 (SIGTERM)`, …
+    pub status: String,
+    /// True when it ignored SIGTERM and had to be killed.
+    pub killed: bool,
+}
+
+/// Output lines kept from a target; older lines beyond this are counted, not kept.
+const LOG_LINE_LIMIT: usize = 200_000;
+/// Lines of the target's output quoted when it fails to start.
+const TAIL_LINES: usize = 20;
+/// How long a target gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+impl TargetProcess {
+    /// Spawns the target; log timestamps count from `epoch`.
+    pub fn spawn(spec: &SpawnSpec, epoch: Instant) -> Result<TargetProcess, TargetError> {
+        let mut command = Command::new(&spec.program);
+        command
+            .args(&spec.args)
+            .envs(&spec.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+        unsafe {
+            command.pre_exec(|| {
+                // Die with faultline: the death signal fires when the parent thread exits, and
+                // spawn runs on a runtime worker thread, which lives as long as the run.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(|source| TargetError::Spawn {
+            program: spec.program.display().to_string(),
+            source,
+        })?;
+        let logs = Arc::new(LogCapture::new(epoch, LOG_LINE_LIMIT));
+        logs.follow(child.stdout.take(), child.stderr.take());
+        Ok(TargetProcess { child, base_url: spec.base_url.clone(), logs })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn logs(&self) -> &Arc<LogCapture> {
+        &self.logs
+    }
+
+    /// Polls `GET ready_path` until it answers 2xx, the process exits, or the timeout passes.
+    pub async fn wait_ready(&mut self, ready_path: &str, timeout: Duration) -> Result<(), TargetError> {
+        let url = format!("{}{}", self.base_url, ready_path);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .no_proxy()
+            .build()
+            .expect("a plain HTTP client always builds");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().ok().flatten() {
+                // Give the readers a moment to take the last lines off the pipes.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Err(TargetError::ExitedEarly { status: status.to_string(), tail: self.tail() });
+            }
+            let last = match client.get(&url).send().await {
+                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) => format!("status {}", response.status().as_u16()),
+                Err(error) if error.is_connect() => "connection refused".to_string(),
+                Err(error) => error.to_string(),
+            };
+            if Instant::now() >= deadline {
+                return Err(TargetError::NeverReady {
+                    timeout: humantime::format_duration(timeout).to_string(),
+                    url,
+                    last,
+                    tail: self.tail(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the target: SIGTERM to its process group, then SIGKILL after a grace period.
+    pub async fn stop(mut self) -> TargetExit {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            self.logs.finish().await;
+            return TargetExit { status: status.to_string(), killed: false };
+        }
+        let mut killed = false;
+        if let Some(pid) = self.child.id() {
+            // SAFETY: plain syscall; the negative pid names the group the child leads.
+            unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
+        }
+        let status = match tokio::time::timeout(STOP_GRACE, self.child.wait()).await {
+            Ok(status) => status,
+            Err(_) => {
+                killed = true;
+                if let Some(pid) = self.child.id() {
+                    // SAFETY: as above.
+                    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+                }
+                self.child.wait().await
+            }
+        };
+        self.logs.finish().await;
+        let status = status.map(|s| s.to_string()).unwrap_or_else(|e| format!("unknown ({e})"));
+        TargetExit { status, killed }
+    }
+
+    fn tail(&self) -> String {
+        let lines: Vec<LogLine> = self.logs.tail(TAIL_LINES);
+        if lines.is_empty() {
+            return "  (no output)".into();
+        }
+        lines.iter().map(|line| format!("  {}", line.text)).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// A free loopback port for a target to listen on. The port is released before the target
+/// binds it; another process could take it in between, which readiness would then report.
+pub fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}

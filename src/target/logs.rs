@@ -1,0 +1,95 @@
+//! Capture of a target's stdout and stderr, line by line, timestamped on the run's clock.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::task::JoinHandle;
+
+use crate::evidence::{LogLine, LogStream};
+
+/// Lines a target wrote, bounded: past the limit, lines are counted but not kept.
+pub struct LogCapture {
+    epoch: Instant,
+    limit: usize,
+    lines: Mutex<Vec<LogLine>>,
+    dropped: Mutex<u64>,
+    readers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl LogCapture {
+    pub fn new(epoch: Instant, limit: usize) -> Self {
+        LogCapture {
+            epoch,
+            limit,
+            lines: Mutex::new(Vec::new()),
+            dropped: Mutex::new(0),
+            readers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Starts a reader task per stream.
+    pub fn follow(
+        self: &std::sync::Arc<Self>,
+        stdout: Option<impl AsyncRead + Unpin + Send + 'static>,
+        stderr: Option<impl AsyncRead + Unpin + Send + 'static>,
+    ) {
+        let mut readers = self.readers.lock().unwrap();
+        if let Some(out) = stdout {
+            readers.push(tokio::spawn(self.clone().read(out, LogStream::Stdout)));
+        }
+        if let Some(err) = stderr {
+            readers.push(tokio::spawn(self.clone().read(err, LogStream::Stderr)));
+        }
+    }
+
+    async fn read(self: std::sync::Arc<Self>, stream: impl AsyncRead + Unpin, which: LogStream) {
+        let mut lines = BufReader::new(stream).lines();
+        // A line that is not UTF-8 ends the reader with an error; the rest is lost, so read on.
+        loop {
+            match lines.next_line().await {
+                Ok(Some(text)) => self.push(which, text),
+                Ok(None) => break,
+                Err(error) => {
+                    self.push(which, format!("[faultline: unreadable output: {error}]"));
+                    break;
+                }
+            }
+        }
+    }
+
+    fn push(&self, stream: LogStream, text: String) {
+        let at_ms = self.epoch.elapsed().as_secs_f64() * 1000.0;
+        let mut lines = self.lines.lock().unwrap();
+        if lines.len() >= self.limit {
+            *self.dropped.lock().unwrap() += 1;
+            return;
+        }
+        lines.push(LogLine { at_ms, stream, text });
+    }
+
+    /// The last `n` lines.
+    pub fn tail(&self, n: usize) -> Vec<LogLine> {
+        let lines = self.lines.lock().unwrap();
+        lines[lines.len().saturating_sub(n)..].to_vec()
+    }
+
+    /// Everything captured so far.
+    pub fn snapshot(&self) -> Vec<LogLine> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Lines not kept because of the bound.
+    pub fn dropped(&self) -> u64 {
+        *self.dropped.lock().unwrap()
+    }
+
+    /// Waits until the readers have read to the end of the streams (after the process ended).
+    pub async fn finish(&self) {
+        let readers: Vec<_> = std::mem::take(&mut *self.readers.lock().unwrap());
+        for reader in readers {
+            // Bounded: a grandchild holding the pipe open must not hold up the run.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), reader).await;
+        }
+    }
+}
