@@ -1,19 +1,1023 @@
-//! STUB: scenario parsing.
+//! Scenario text → [`Plan`], with errors that point at the spot to fix.
+//!
+//! Parsing runs in three steps, each reporting `origin:line:column: message`:
+//! 1. TOML syntax ([`toml::de::DeTable::parse`]);
+//! 2. shape: serde into the `raw` structs, which deny unknown fields; serde's messages are
+//!    reworded to name the field, its table and an example of a good value;
+//! 3. meaning (`build`): ranges, durations, fault kinds, placeholders, defaults.
+//!
+//! [`load_scenario`] picks a built-in by name or reads a file. Nothing here panics on any input:
+//! every check returns a [`ScenarioError`].
+
+mod raw;
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::path::Path;
+use std::time::Duration;
 
-use super::Plan;
+use serde::Deserialize;
+use serde_spanned::Spanned;
 
+use super::catalog;
+use super::model::{
+    ErrorExpectations, Expectations, FakeName, FaultWindow, Flow, Load, PhaseLimits, Plan,
+    TargetSpec,
+};
+use crate::evidence::Phase;
+use crate::fakes::fault::Fault;
+use raw::{RawErrors, RawFault, RawLoad, RawPhaseLimits, RawScenario, RawTarget, Text};
+
+/// Why a scenario could not be loaded.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ScenarioError(pub String);
-
-/// Parses scenario text; `origin` names it in errors (a path, or `built-in:outage`).
-pub fn parse_scenario(_text: &str, _origin: &str) -> Result<Plan, ScenarioError> {
-    todo!()
+pub enum ScenarioError {
+    /// The text is not a valid scenario; `line` and `column` (1-based) point at the culprit.
+    #[error("{origin}:{line}:{column}: {message}")]
+    Invalid {
+        origin: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// The file exists (or was named) but could not be read.
+    #[error("cannot read scenario file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Neither a built-in name nor an existing file.
+    #[error(
+        "no built-in scenario or file named `{name}`; built-in scenarios: {}; \
+         or give the path of a scenario .toml file",
+        built_ins.join(", ")
+    )]
+    Unknown {
+        name: String,
+        built_ins: Vec<String>,
+    },
 }
 
-/// Loads a scenario by built-in name or by path.
-pub fn load_scenario(_name_or_path: &str) -> Result<Plan, ScenarioError> {
-    let _ = Path::new("");
-    todo!()
+impl ScenarioError {
+    /// `(line, column)` of an [`ScenarioError::Invalid`] error, 1-based.
+    pub fn position(&self) -> Option<(usize, usize)> {
+        match self {
+            ScenarioError::Invalid { line, column, .. } => Some((*line, *column)),
+            _ => None,
+        }
+    }
+}
+
+/// Parses scenario text; `origin` names it in errors (a path, or `built-in:outage`).
+pub fn parse_scenario(text: &str, origin: &str) -> Result<Plan, ScenarioError> {
+    let src = Source { text, origin };
+    let table = toml::de::DeTable::parse(text).map_err(|e| src.syntax_error(&e))?;
+    let raw = RawScenario::deserialize(toml::de::Deserializer::from(table))
+        .map_err(|e| src.shape_error(&e))?;
+    build(raw, &src)
+}
+
+/// Loads a scenario by built-in name (see [`catalog::BUILT_IN`]) or by path.
+///
+/// A built-in name wins over a file of the same name in the working directory; write
+/// `./outage` to mean the file.
+pub fn load_scenario(name_or_path: &str) -> Result<Plan, ScenarioError> {
+    if let Some(text) = catalog::get(name_or_path) {
+        return parse_scenario(text, &format!("built-in:{name_or_path}"));
+    }
+    let path = Path::new(name_or_path);
+    if !path.exists() {
+        return Err(ScenarioError::Unknown {
+            name: name_or_path.to_string(),
+            built_ins: catalog::names().into_iter().map(String::from).collect(),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: name_or_path.to_string(),
+        source,
+    })?;
+    parse_scenario(&text, name_or_path)
+}
+
+/// The text being parsed and its name, to turn byte spans into `origin:line:column` errors.
+struct Source<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Source<'_> {
+    fn error_at(&self, offset: usize, message: impl Into<String>) -> ScenarioError {
+        let (line, column) = line_column(self.text, offset);
+        ScenarioError::Invalid {
+            origin: self.origin.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    fn error<T>(&self, at: &Spanned<T>, message: impl Into<String>) -> ScenarioError {
+        self.error_at(at.span().start, message)
+    }
+
+    fn syntax_error(&self, e: &toml::de::Error) -> ScenarioError {
+        let span = e.span().unwrap_or(0..0);
+        let message = match e.message() {
+            "duplicate key" => format!(
+                "duplicate key `{}`: a key or table may appear only once",
+                self.snippet(&span)
+            ),
+            other => format!("invalid TOML: {other}"),
+        };
+        self.error_at(span.start, message)
+    }
+
+    /// Rewords a serde error: names the field and its table, and says what a good value is.
+    fn shape_error(&self, e: &toml::de::Error) -> ScenarioError {
+        let span = e.span().unwrap_or(0..0);
+        let keys = error_keys(e);
+        let message = e.message();
+        let text = if let Some(rest) = message.strip_prefix("unknown field `") {
+            // serde: "unknown field `usres`, expected one of `users`, `duration`, ..."
+            let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
+            let expected = backticked(expected);
+            let mut text = format!(
+                "unknown field `{field}` {}, expected one of {}",
+                table_name(&keys),
+                expected.join(", ")
+            );
+            if let Some(close) = closest(field, expected.iter().map(String::as_str)) {
+                text.push_str(&format!("; did you mean `{close}`?"));
+            }
+            text
+        } else if let Some(rest) = message.strip_prefix("missing field `") {
+            let field = rest.split('`').next().unwrap_or(rest);
+            let mut text = format!("missing field `{field}` {}", table_name(&keys));
+            if let Some(hint) = example(&keys, field) {
+                text.push_str(&format!("; add it, e.g. {hint}"));
+            }
+            text
+        } else {
+            // A wrong type or value: the keys end with the field itself.
+            let (leaf, table) = match keys.split_last() {
+                Some((leaf, table)) => (leaf.as_str(), table),
+                None => ("", &keys[..]),
+            };
+            let mut text = if leaf.is_empty() {
+                plain_types(message)
+            } else {
+                format!("`{leaf}` {}: {}", table_name(table), plain_types(message))
+            };
+            if let Some(hint) = example(table, leaf) {
+                text.push_str(&format!("; write e.g. {hint}"));
+            }
+            text
+        };
+        self.error_at(span.start, text)
+    }
+
+    fn snippet(&self, span: &Range<usize>) -> &str {
+        self.text.get(span.clone()).unwrap_or("")
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset; clamps offsets past the end.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// The key path toml attached to a serde error (`load.flows.weight`), split into keys.
+///
+/// toml keeps the path private but prints it as a last `in `…`` line when the error has no
+/// source text, which is the case for a `Deserializer` built from a parsed table.
+fn error_keys(e: &toml::de::Error) -> Vec<String> {
+    let shown = e.to_string();
+    shown
+        .lines()
+        .last()
+        .and_then(|line| line.strip_prefix("in `"))
+        .and_then(|line| line.strip_suffix('`'))
+        .filter(|_| shown.lines().count() > 1)
+        .map(|path| path.split('.').map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// Tables that are arrays of tables in the file format, shown as `[[...]]`.
+const ARRAY_TABLES: &[&str] = &["load.flows", "faults"];
+
+/// `in [load]`, `in [[load.flows]]`, `at the top level`.
+fn table_name(keys: &[String]) -> String {
+    if keys.is_empty() {
+        return "at the top level".into();
+    }
+    let path = keys.join(".");
+    if ARRAY_TABLES.contains(&path.as_str()) {
+        format!("in [[{path}]]")
+    } else {
+        format!("in [{path}]")
+    }
+}
+
+/// The `…`-quoted words of a serde "expected" list.
+fn backticked(list: &str) -> Vec<String> {
+    list.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(String::from)
+        .collect()
+}
+
+/// Serde names Rust types ("expected usize", "expected struct RawLoad"); say it in TOML words.
+fn plain_types(message: &str) -> String {
+    let mut text = message.to_string();
+    for (rust, toml) in [
+        ("expected u64", "expected a whole number of 0 or more"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected a sequence", "expected an array"),
+        ("expected a map", "expected a table"),
+        ("invalid type: sequence", "invalid type: array"),
+        ("invalid type: map", "invalid type: table"),
+    ] {
+        text = text.replace(rust, toml);
+    }
+    if let Some(at) = text.find("expected struct Raw") {
+        text.replace_range(at.., "expected a table");
+    }
+    text
+}
+
+/// An example of a good value for field `leaf` of table `table`, for error messages.
+fn example(table: &[String], leaf: &str) -> Option<&'static str> {
+    let table: Vec<&str> = table.iter().map(String::as_str).collect();
+    match (table.as_slice(), leaf) {
+        (["target", "env"], _) => {
+            return Some(r#"LLM_TIMEOUT_MS = "4000" (env values are strings)"#)
+        }
+        (["load", "flows"], "name") => return Some(r#"name = "ask" (a string)"#),
+        _ => {}
+    }
+    Some(match leaf {
+        "name" => r#"name = "outage" (a string)"#,
+        "description" => r#"description = "what the scenario does""#,
+        "seed" => "seed = 7",
+        "load" => r#"[load] with users, duration and [[load.flows]]"#,
+        "users" => "users = 4 (at least 1)",
+        "weight" => "weight = 3 (at least 1)",
+        "duration" => r#"duration = "60s""#,
+        "think_time" => r#"think_time = "250ms""#,
+        "request_timeout" => r#"request_timeout = "30s""#,
+        "ready_timeout" => r#"ready_timeout = "20s""#,
+        "start" => r#"start = "20s""#,
+        "end" => r#"end = "30s""#,
+        "retry_after" => r#"retry_after = "1s""#,
+        "delay" => r#"delay = "2s""#,
+        "p95" => r#"p95 = "1500ms""#,
+        "within" => r#"within = "15s""#,
+        "quick_scale" => "quick_scale = 0.25 (more than 0, at most 1)",
+        "rate" => "rate = 0.5 (more than 0, at most 1)",
+        "error_rate" => "error_rate = 0.05 (from 0 to 1)",
+        "flows" => {
+            r#"a [[load.flows]] table with name = "ask" and messages = ["How do I reset my password?"]"#
+        }
+        "messages" => r#"messages = ["How do I reset my password?"]"#,
+        "command" => r#"command = ["python", "app.py"]"#,
+        "flaws" => r#"flaws = ["no-retry"]"#,
+        "env" => r#"env = { LLM_TIMEOUT_MS = "4000" }"#,
+        "ready_path" => r#"ready_path = "/healthz""#,
+        "metrics_path" => r#"metrics_path = "/admin/metrics""#,
+        "route" => r#"route = "/v1/chat/completions""#,
+        "fake" => r#"fake = "llm" (one of llm, weather, redis)"#,
+        "kind" => r#"kind = "status" (one of refuse, status, delay, hang)"#,
+        "code" => "code = 503 (an HTTP status, 100 to 599)",
+        "allowed_statuses" => "allowed_statuses = [502, 503, 504]",
+        "target" => r#"[target] with env = { ... }"#,
+        "faults" => r#"[[faults]] tables with fake, start, end and kind"#,
+        "expect" => "[expect.baseline] with p95 and error_rate",
+        "baseline" | "fault" | "recovery" => {
+            r#"p95 = "1500ms" and error_rate = 0.05 in that table"#
+        }
+        "errors" => "[expect.errors] with allowed_statuses and within",
+        _ => return None,
+    })
+}
+
+/// The candidate nearest to `word` by edit distance, when it is near enough to be a typo.
+fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3) && *d < c.len().max(word.len()))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
+}
+
+/// Durations above this are refused: no run lasts a year, and the cap keeps later arithmetic
+/// on them (quick scaling, phase maths in f64) far from overflow.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Placeholders a target env value may use; the runner replaces them with the fakes' addresses.
+pub const PLACEHOLDERS: &[&str] = &["llm", "llm_key", "tool.weather", "redis"];
+
+const FAULT_KINDS: &[&str] = &["refuse", "status", "delay", "hang"];
+
+/// Turns the raw file into a [`Plan`], checking what serde cannot.
+fn build(raw: RawScenario, src: &Source) -> Result<Plan, ScenarioError> {
+    if raw.name.get_ref().trim().is_empty() {
+        return Err(src.error(&raw.name, "`name` is empty; give the scenario a name"));
+    }
+    let load = build_load(raw.load, src)?;
+    let target = build_target(raw.target, src)?;
+    let faults = raw
+        .faults
+        .into_iter()
+        .enumerate()
+        .map(|(i, fault)| build_fault(fault, i + 1, load.duration, src))
+        .collect::<Result<Vec<_>, _>>()?;
+    let expect = build_expect(raw.expect, src)?;
+    Ok(Plan {
+        name: raw.name.into_inner(),
+        description: raw.description,
+        source: src.origin.to_string(),
+        seed: raw.seed.unwrap_or(1),
+        quick: false,
+        load,
+        target,
+        faults,
+        expect,
+    })
+}
+
+fn build_load(raw: RawLoad, src: &Source) -> Result<Load, ScenarioError> {
+    let users = *raw.users.get_ref();
+    let users = usize::try_from(users)
+        .ok()
+        .filter(|u| *u >= 1)
+        .ok_or_else(|| {
+            src.error(
+                &raw.users,
+                format!("`users` in [load] is {users}; it must be at least 1, e.g. users = 4"),
+            )
+        })?;
+    let duration = positive_duration(&raw.duration, "`duration` in [load]", src)?;
+    let think_time = optional_duration(raw.think_time, "`think_time` in [load]", src)?
+        .unwrap_or(Duration::from_millis(250));
+    let request_timeout = match &raw.request_timeout {
+        Some(text) => positive_duration(text, "`request_timeout` in [load]", src)?,
+        None => Duration::from_secs(30),
+    };
+    let quick_scale = match &raw.quick_scale {
+        Some(scale) => {
+            let value = *scale.get_ref();
+            // Written so NaN fails too.
+            if !(value > 0.0 && value <= 1.0) {
+                return Err(src.error(
+                    scale,
+                    format!(
+                        "`quick_scale` in [load] is {value}; it must be more than 0 and at \
+                         most 1, e.g. quick_scale = 0.25"
+                    ),
+                ));
+            }
+            value
+        }
+        None => 0.25,
+    };
+
+    let flows_span = raw.flows.span();
+    let raw_flows = raw.flows.into_inner();
+    if raw_flows.is_empty() {
+        return Err(src.error_at(
+            flows_span.start,
+            "`flows` in [load] is empty; add at least one [[load.flows]] table with name and \
+             messages",
+        ));
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut flows = Vec::with_capacity(raw_flows.len());
+    for flow in raw_flows {
+        let name = flow.name.get_ref().trim();
+        if name.is_empty() {
+            return Err(src.error(
+                &flow.name,
+                "`name` in [[load.flows]] is empty; give the flow a name, e.g. name = \"ask\"",
+            ));
+        }
+        if let Some(first) = seen.get(name) {
+            let (line, _) = line_column(src.text, *first);
+            return Err(src.error(
+                &flow.name,
+                format!(
+                    "flow name `{name}` in [[load.flows]] is already used on line {line}; \
+                     give each flow its own name"
+                ),
+            ));
+        }
+        seen.insert(name.to_string(), flow.name.span().start);
+        let weight = match &flow.weight {
+            Some(w) => u32::try_from(*w.get_ref())
+                .ok()
+                .filter(|w| *w >= 1)
+                .ok_or_else(|| {
+                    src.error(
+                        w,
+                        format!(
+                            "`weight` of flow `{name}` is {}; it must be at least 1 (and fit \
+                             in 32 bits), e.g. weight = 3",
+                            w.get_ref(),
+                        ),
+                    )
+                })?,
+            None => 1,
+        };
+        if flow.messages.get_ref().is_empty() {
+            return Err(src.error(
+                &flow.messages,
+                format!(
+                    "`messages` of flow `{name}` is empty; give at least one question, e.g. \
+                     messages = [\"How do I reset my password?\"]"
+                ),
+            ));
+        }
+        let mut messages = Vec::with_capacity(flow.messages.get_ref().len());
+        for message in flow.messages.get_ref() {
+            if message.get_ref().trim().is_empty() {
+                return Err(src.error(
+                    message,
+                    format!("a message of flow `{name}` is empty; write the question a user asks"),
+                ));
+            }
+            messages.push(message.get_ref().clone());
+        }
+        flows.push(Flow {
+            name: name.to_string(),
+            weight,
+            messages,
+        });
+    }
+
+    Ok(Load {
+        users,
+        duration,
+        think_time,
+        request_timeout,
+        quick_scale,
+        flows,
+    })
+}
+
+fn build_target(raw: Option<RawTarget>, src: &Source) -> Result<TargetSpec, ScenarioError> {
+    let Some(raw) = raw else {
+        return Ok(reference_target(BTreeMap::new(), Vec::new()));
+    };
+
+    let command =
+        match &raw.command {
+            Some(command) => {
+                let words = command.get_ref();
+                match words.first() {
+                    None => {
+                        return Err(src.error(
+                            command,
+                            "`command` in [target] is empty; give the program and its arguments, \
+                         e.g. command = [\"python\", \"app.py\"], or remove it to test the \
+                         reference target",
+                        ))
+                    }
+                    Some(program) if program.get_ref().trim().is_empty() => return Err(src.error(
+                        program,
+                        "the program in `command` in [target] is empty; name the program to run",
+                    )),
+                    Some(_) => Some(words.iter().map(|w| w.get_ref().clone()).collect()),
+                }
+            }
+            None => None,
+        };
+
+    let mut flaws = Vec::new();
+    if let Some(given) = &raw.flaws {
+        if command.is_some() {
+            return Err(src.error(
+                given,
+                "`flaws` in [target] switches flaws of the reference target, but `command` runs \
+                 another program; remove `flaws`, or remove `command` to test the reference target",
+            ));
+        }
+        for flaw in given.get_ref() {
+            if flaw.get_ref().trim().is_empty() {
+                return Err(src.error(flaw, "a flaw in `flaws` in [target] is empty; name it"));
+            }
+            flaws.push(flaw.get_ref().clone());
+        }
+    }
+
+    let mut env = BTreeMap::new();
+    for (key, value) in &raw.env {
+        let name = key.get_ref();
+        if name.is_empty() || name.contains(['=', '\0']) {
+            return Err(src.error(
+                key,
+                format!(
+                    "env variable name `{name}` in [target] is not valid; use a name without \
+                     `=`, e.g. LLM_TIMEOUT_MS"
+                ),
+            ));
+        }
+        if value.get_ref().contains('\0') {
+            return Err(src.error(
+                value,
+                format!("env `{name}` in [target] contains a NUL character; remove it"),
+            ));
+        }
+        check_placeholders(name, value, src)?;
+        env.insert(name.clone(), value.get_ref().clone());
+    }
+
+    let ready_path = match &raw.ready_path {
+        Some(path) => url_path(path, "`ready_path` in [target]", src)?,
+        None => "/healthz".to_string(),
+    };
+    let ready_timeout = match &raw.ready_timeout {
+        Some(text) => positive_duration(text, "`ready_timeout` in [target]", src)?,
+        None => Duration::from_secs(20),
+    };
+    let metrics_path = match &raw.metrics_path {
+        Some(path) => Some(url_path(path, "`metrics_path` in [target]", src)?),
+        // The reference target serves its metrics there; another program has none unless told.
+        None if command.is_none() => Some("/admin/metrics".to_string()),
+        None => None,
+    };
+
+    let mut target = reference_target(env, flaws);
+    target.command = command;
+    target.ready_path = ready_path;
+    target.ready_timeout = ready_timeout;
+    target.metrics_path = metrics_path;
+    Ok(target)
+}
+
+/// The reference target's defaults.
+fn reference_target(env: BTreeMap<String, String>, flaws: Vec<String>) -> TargetSpec {
+    TargetSpec {
+        command: None,
+        flaws,
+        env,
+        ready_path: "/healthz".into(),
+        ready_timeout: Duration::from_secs(20),
+        metrics_path: Some("/admin/metrics".into()),
+    }
+}
+
+/// Every `{name}` in an env value must be one the runner knows how to fill in. Braces around
+/// anything other than a plain name (JSON, say) are left alone.
+fn check_placeholders(key: &str, value: &Text, src: &Source) -> Result<(), ScenarioError> {
+    let text = value.get_ref();
+    let mut rest = text.as_str();
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+            .unwrap_or(after.len());
+        let name = &after[..len];
+        if !name.is_empty() && after[len..].starts_with('}') && !PLACEHOLDERS.contains(&name) {
+            let placeholder = format!("{{{name}}}");
+            // Point at the placeholder itself when the source spells it the same way.
+            let span = value.span();
+            let offset = src
+                .text
+                .get(span.clone())
+                .and_then(|raw| raw.find(&placeholder))
+                .map_or(span.start, |at| span.start + at);
+            let known: Vec<String> = PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect();
+            let mut message = format!(
+                "unknown placeholder `{placeholder}` in env `{key}` in [target]; known \
+                 placeholders: {}",
+                known.join(", ")
+            );
+            if let Some(close) = closest(name, PLACEHOLDERS.iter().copied()) {
+                message.push_str(&format!("; did you mean `{{{close}}}`?"));
+            }
+            return Err(src.error_at(offset, message));
+        }
+        rest = after;
+    }
+    Ok(())
+}
+
+fn build_fault(
+    raw: RawFault,
+    number: usize,
+    run_time: Duration,
+    src: &Source,
+) -> Result<FaultWindow, ScenarioError> {
+    let table = format!("in [[faults]] #{number}");
+
+    let fake = FakeName::ALL
+        .into_iter()
+        .find(|f| f.as_str() == raw.fake.get_ref())
+        .ok_or_else(|| {
+            let names: Vec<&str> = FakeName::ALL.iter().map(|f| f.as_str()).collect();
+            src.error(
+                &raw.fake,
+                format!(
+                    "unknown fake `{}` {table}; expected one of {}",
+                    raw.fake.get_ref(),
+                    names.join(", ")
+                ),
+            )
+        })?;
+
+    let route = match &raw.route {
+        Some(route) => Some(url_path(route, &format!("`route` {table}"), src)?),
+        None => None,
+    };
+
+    let start = duration(&raw.start, &format!("`start` {table}"), src)?;
+    let end = duration(&raw.end, &format!("`end` {table}"), src)?;
+    if end <= start {
+        return Err(src.error(
+            &raw.end,
+            format!(
+                "`end` {table} ({}) must be after `start` ({}); the window would be empty",
+                raw.end.get_ref(),
+                raw.start.get_ref()
+            ),
+        ));
+    }
+    if end > run_time {
+        return Err(src.error(
+            &raw.end,
+            format!(
+                "`end` {table} ({}) is after the run ends (load duration {}); end the fault \
+                 earlier or make [load] duration longer",
+                raw.end.get_ref(),
+                humantime::format_duration(run_time)
+            ),
+        ));
+    }
+
+    let rate = match &raw.rate {
+        Some(rate) => {
+            let value = *rate.get_ref();
+            if !(value > 0.0 && value <= 1.0) {
+                return Err(src.error(
+                    rate,
+                    format!(
+                        "`rate` {table} is {value}; it must be more than 0 and at most 1, \
+                         e.g. rate = 0.5"
+                    ),
+                ));
+            }
+            value
+        }
+        None => 1.0,
+    };
+
+    let kind = raw.kind.get_ref().as_str();
+    // Which optional fields each kind reads; any other one given is a mistake worth reporting.
+    let uses: &[&str] = match kind {
+        "refuse" => &[],
+        "status" => &["code", "retry_after"],
+        "delay" => &["delay"],
+        "hang" => &[],
+        other => {
+            let mut message = format!(
+                "unknown fault kind `{other}` {table}; expected one of {}",
+                FAULT_KINDS.join(", ")
+            );
+            if let Some(close) = closest(other, FAULT_KINDS.iter().copied()) {
+                message.push_str(&format!("; did you mean `{close}`?"));
+            }
+            return Err(src.error(&raw.kind, message));
+        }
+    };
+    let given = [
+        ("code", raw.code.as_ref().map(|c| c.span())),
+        ("retry_after", raw.retry_after.as_ref().map(|r| r.span())),
+        ("delay", raw.delay.as_ref().map(|d| d.span())),
+    ];
+    for (field, span) in given {
+        if let (Some(span), false) = (span, uses.contains(&field)) {
+            let owner = match field {
+                "delay" => "delay",
+                _ => "status",
+            };
+            return Err(src.error_at(
+                span.start,
+                format!(
+                    "`{field}` {table} is only for kind = \"{owner}\", not \"{kind}\"; remove \
+                     `{field}` or change `kind`"
+                ),
+            ));
+        }
+    }
+    if kind == "refuse" {
+        // A refuse closes the fake's whole port whenever it is on (see fakes::fault), so a
+        // route or a rate would be silently ignored: say so instead.
+        let scoped = [
+            ("route", raw.route.as_ref().map(|r| r.span())),
+            ("rate", raw.rate.as_ref().map(|r| r.span())),
+        ];
+        for (field, span) in scoped {
+            if let Some(span) = span {
+                return Err(src.error_at(
+                    span.start,
+                    format!(
+                        "`{field}` {table} does not apply to kind = \"refuse\", which closes \
+                         the fake's port for every route and request; remove `{field}`"
+                    ),
+                ));
+            }
+        }
+    }
+
+    let fault = match kind {
+        "refuse" => Fault::Refuse,
+        "hang" => Fault::Hang,
+        "status" => {
+            let Some(code) = &raw.code else {
+                return Err(src.error(
+                    &raw.kind,
+                    format!(
+                        "kind = \"status\" {table} needs `code`, the HTTP status to answer \
+                         with; add e.g. code = 503"
+                    ),
+                ));
+            };
+            let value = *code.get_ref();
+            let code_value = u16::try_from(value)
+                .ok()
+                .filter(|c| (100..=599).contains(c))
+                .ok_or_else(|| {
+                    src.error(
+                        code,
+                        format!(
+                            "`code` {table} is {value}; it must be an HTTP status from 100 to \
+                             599, e.g. code = 503"
+                        ),
+                    )
+                })?;
+            let retry_after = optional_duration(
+                raw.retry_after.clone(),
+                &format!("`retry_after` {table}"),
+                src,
+            )?;
+            Fault::Status {
+                code: code_value,
+                retry_after,
+            }
+        }
+        _ => {
+            let Some(delay) = &raw.delay else {
+                return Err(src.error(
+                    &raw.kind,
+                    format!(
+                        "kind = \"delay\" {table} needs `delay`, how long to wait before \
+                         answering; add e.g. delay = \"2s\""
+                    ),
+                ));
+            };
+            Fault::Delay {
+                delay: positive_duration(delay, &format!("`delay` {table}"), src)?,
+            }
+        }
+    };
+
+    Ok(FaultWindow {
+        fake,
+        route,
+        start,
+        end,
+        rate,
+        fault,
+    })
+}
+
+fn build_expect(raw: Option<raw::RawExpect>, src: &Source) -> Result<Expectations, ScenarioError> {
+    let mut expect = Expectations {
+        phases: BTreeMap::new(),
+        errors: ErrorExpectations::default(),
+    };
+    let Some(raw) = raw else {
+        return Ok(expect);
+    };
+    for (phase, limits) in [
+        (Phase::Baseline, raw.baseline),
+        (Phase::Fault, raw.fault),
+        (Phase::Recovery, raw.recovery),
+    ] {
+        if let Some(limits) = limits {
+            expect
+                .phases
+                .insert(phase, build_limits(limits, phase, src)?);
+        }
+    }
+    if let Some(errors) = raw.errors {
+        expect.errors = build_errors(errors, src)?;
+    }
+    Ok(expect)
+}
+
+fn build_limits(
+    raw: RawPhaseLimits,
+    phase: Phase,
+    src: &Source,
+) -> Result<PhaseLimits, ScenarioError> {
+    let table = format!("in [expect.{phase}]");
+    let p95 = match &raw.p95 {
+        Some(text) => Some(positive_duration(text, &format!("`p95` {table}"), src)?),
+        None => None,
+    };
+    let error_rate = match &raw.error_rate {
+        Some(rate) => {
+            let value = *rate.get_ref();
+            if !(0.0..=1.0).contains(&value) {
+                return Err(src.error(
+                    rate,
+                    format!(
+                        "`error_rate` {table} is {value}; it is a share of requests, from 0 to \
+                         1, e.g. error_rate = 0.05"
+                    ),
+                ));
+            }
+            Some(value)
+        }
+        None => None,
+    };
+    Ok(PhaseLimits { p95, error_rate })
+}
+
+fn build_errors(raw: RawErrors, src: &Source) -> Result<ErrorExpectations, ScenarioError> {
+    let defaults = ErrorExpectations::default();
+    let allowed_statuses = match &raw.allowed_statuses {
+        Some(statuses) => statuses
+            .iter()
+            .map(|status| {
+                let value = *status.get_ref();
+                u16::try_from(value)
+                    .ok()
+                    .filter(|c| (100..=599).contains(c))
+                    .ok_or_else(|| {
+                        src.error(
+                            status,
+                            format!(
+                                "`allowed_statuses` in [expect.errors] holds {value}; each must \
+                                 be an HTTP status from 100 to 599, e.g. [502, 503, 504]"
+                            ),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => defaults.allowed_statuses,
+    };
+    let within = match &raw.within {
+        Some(text) => positive_duration(text, "`within` in [expect.errors]", src)?,
+        None => defaults.within,
+    };
+    Ok(ErrorExpectations {
+        allowed_statuses,
+        within,
+    })
+}
+
+/// A humantime duration (`"250ms"`, `"1m 30s"`); `what` names the field in errors.
+fn duration(text: &Text, what: &str, src: &Source) -> Result<Duration, ScenarioError> {
+    let written = text.get_ref();
+    let parsed = humantime::parse_duration(written.trim()).map_err(|e| {
+        src.error(
+            text,
+            format!(
+                "{what} is not a duration: \"{written}\" ({e}); expected a duration like \"30s\" \
+                 or \"250ms\""
+            ),
+        )
+    })?;
+    if parsed > MAX_DURATION {
+        return Err(src.error(
+            text,
+            format!("{what} is \"{written}\", longer than a year; use a shorter duration"),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// A duration that must be more than zero.
+fn positive_duration(text: &Text, what: &str, src: &Source) -> Result<Duration, ScenarioError> {
+    let parsed = duration(text, what, src)?;
+    if parsed.is_zero() {
+        return Err(src.error(
+            text,
+            format!("{what} is zero; it must be more than zero, e.g. \"30s\" or \"250ms\"",),
+        ));
+    }
+    Ok(parsed)
+}
+
+fn optional_duration(
+    text: Option<Text>,
+    what: &str,
+    src: &Source,
+) -> Result<Option<Duration>, ScenarioError> {
+    text.map(|t| duration(&t, what, src)).transpose()
+}
+
+/// An HTTP path: must start with `/`.
+fn url_path(text: &Text, what: &str, src: &Source) -> Result<String, ScenarioError> {
+    let path = text.get_ref();
+    if !path.starts_with('/') {
+        return Err(src.error(
+            text,
+            format!(
+                "{what} is \"{path}\"; a path must start with \"/\", e.g. \"/{}\"",
+                path.trim_start_matches('/')
+            ),
+        ));
+    }
+    Ok(path.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_column_counts_from_one_in_characters() {
+        let text = "a = 1\nbé = \"x\"\n";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 6), (2, 1));
+        // 'é' is two bytes but one column: the `=` at byte 10 is column 4.
+        assert_eq!(line_column(text, 10), (2, 4));
+        // Past the end and inside a character are clamped, not a panic.
+        assert_eq!(line_column(text, 1000), (3, 1));
+        assert_eq!(line_column(text, 8), (2, 2));
+    }
+
+    #[test]
+    fn closest_suggests_near_typos_only() {
+        let fields = ["users", "duration", "think_time"];
+        assert_eq!(closest("usres", fields.iter().copied()), Some("users"));
+        assert_eq!(closest("durtion", fields.iter().copied()), Some("duration"));
+        assert_eq!(closest("colour", fields.iter().copied()), None);
+    }
+
+    #[test]
+    fn plain_types_speaks_toml() {
+        assert_eq!(
+            plain_types("invalid type: string \"x\", expected struct RawLoad"),
+            "invalid type: string \"x\", expected a table"
+        );
+        assert_eq!(
+            plain_types("invalid type: sequence, expected f64"),
+            "invalid type: array, expected a number"
+        );
+    }
+
+    #[test]
+    fn error_keys_reads_the_path_toml_attached() {
+        let text = "name = \"x\"\n[load]\nusers = \"four\"\n";
+        let table = toml::de::DeTable::parse(text).unwrap();
+        let err = RawScenario::deserialize(toml::de::Deserializer::from(table)).unwrap_err();
+        assert_eq!(error_keys(&err), vec!["load", "users"]);
+    }
+
+    #[test]
+    fn braces_that_are_not_placeholders_are_left_alone() {
+        let text = "v = '{\"a\": 1} {} {llm}/v1'";
+        let src = Source { text, origin: "t" };
+        let value = Spanned::new(4..text.len(), "{\"a\": 1} {} {llm}/v1".to_string());
+        assert!(check_placeholders("V", &value, &src).is_ok());
+    }
+
+    #[test]
+    fn an_unknown_placeholder_is_pointed_at_inside_the_value() {
+        let text = "v = \"{llm}/{tool.wether}\"";
+        let src = Source { text, origin: "t" };
+        let value = Spanned::new(4..text.len(), "{llm}/{tool.wether}".to_string());
+        let err = check_placeholders("V", &value, &src).unwrap_err();
+        assert_eq!(err.position(), Some((1, 12)));
+        assert!(err.to_string().contains("did you mean `{tool.weather}`"));
+    }
 }

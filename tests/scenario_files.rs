@@ -1,0 +1,718 @@
+//! Scenario files end to end: every built-in parses, a full example becomes the expected
+//! `Plan`, and each kind of mistake is reported at its `origin:line:column` with the field named.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use faultline::evidence::Phase;
+use faultline::fakes::fault::Fault;
+use faultline::scenario::catalog;
+use faultline::scenario::{
+    load_scenario, parse_scenario, ErrorExpectations, Expectations, FakeName, FaultWindow, Flow,
+    Load, PhaseLimits, Plan, ScenarioError, TargetSpec,
+};
+
+/// A valid scenario using every field; error cases below break it one line at a time.
+const FULL: &str = r#"name = "full"
+description = "Every field set."
+seed = 42
+
+[load]
+users = 2
+duration = "1m 30s"
+think_time = "100ms"
+request_timeout = "10s"
+quick_scale = 0.5
+
+[[load.flows]]
+name = "ask"
+weight = 3
+messages = ["How do I reset my password?", "What plans do you offer?"]
+
+[[load.flows]]
+name = "weather"
+messages = ["What's the weather in Paris today?"]
+
+[target]
+flaws = ["no-retry"]
+env = { OPENAI_BASE_URL = "{llm}/v1", OPENAI_API_KEY = "{llm_key}", WEATHER_URL = "{tool.weather}", REDIS_URL = "{redis}" }
+ready_path = "/ready"
+ready_timeout = "5s"
+
+[[faults]]
+fake = "llm"
+route = "/v1/chat/completions"
+start = "20s"
+end = "30s"
+rate = 0.5
+kind = "status"
+code = 429
+retry_after = "2s"
+
+[[faults]]
+fake = "weather"
+start = "30s"
+end = "40s"
+kind = "delay"
+delay = "3s"
+
+[[faults]]
+fake = "redis"
+start = "40s"
+end = "50s"
+kind = "refuse"
+
+[[faults]]
+fake = "llm"
+start = "50s"
+end = "1m 30s"
+kind = "hang"
+
+[expect.baseline]
+p95 = "1s"
+error_rate = 0.01
+
+[expect.fault]
+p95 = "8s"
+
+[expect.errors]
+allowed_statuses = [502, 503]
+within = "10s"
+"#;
+
+fn full_plan() -> Plan {
+    Plan {
+        name: "full".into(),
+        description: "Every field set.".into(),
+        source: "full.toml".into(),
+        seed: 42,
+        quick: false,
+        load: Load {
+            users: 2,
+            duration: Duration::from_secs(90),
+            think_time: Duration::from_millis(100),
+            request_timeout: Duration::from_secs(10),
+            quick_scale: 0.5,
+            flows: vec![
+                Flow {
+                    name: "ask".into(),
+                    weight: 3,
+                    messages: vec![
+                        "How do I reset my password?".into(),
+                        "What plans do you offer?".into(),
+                    ],
+                },
+                Flow {
+                    name: "weather".into(),
+                    weight: 1,
+                    messages: vec!["What's the weather in Paris today?".into()],
+                },
+            ],
+        },
+        target: TargetSpec {
+            command: None,
+            flaws: vec!["no-retry".into()],
+            env: BTreeMap::from([
+                ("OPENAI_BASE_URL".into(), "{llm}/v1".into()),
+                ("OPENAI_API_KEY".into(), "{llm_key}".into()),
+                ("WEATHER_URL".into(), "{tool.weather}".into()),
+                ("REDIS_URL".into(), "{redis}".into()),
+            ]),
+            ready_path: "/ready".into(),
+            ready_timeout: Duration::from_secs(5),
+            metrics_path: Some("/admin/metrics".into()),
+        },
+        faults: vec![
+            FaultWindow {
+                fake: FakeName::Llm,
+                route: Some("/v1/chat/completions".into()),
+                start: Duration::from_secs(20),
+                end: Duration::from_secs(30),
+                rate: 0.5,
+                fault: Fault::Status {
+                    code: 429,
+                    retry_after: Some(Duration::from_secs(2)),
+                },
+            },
+            FaultWindow {
+                fake: FakeName::Weather,
+                route: None,
+                start: Duration::from_secs(30),
+                end: Duration::from_secs(40),
+                rate: 1.0,
+                fault: Fault::Delay {
+                    delay: Duration::from_secs(3),
+                },
+            },
+            FaultWindow {
+                fake: FakeName::Redis,
+                route: None,
+                start: Duration::from_secs(40),
+                end: Duration::from_secs(50),
+                rate: 1.0,
+                fault: Fault::Refuse,
+            },
+            FaultWindow {
+                fake: FakeName::Llm,
+                route: None,
+                start: Duration::from_secs(50),
+                end: Duration::from_secs(90),
+                rate: 1.0,
+                fault: Fault::Hang,
+            },
+        ],
+        expect: Expectations {
+            phases: BTreeMap::from([
+                (
+                    Phase::Baseline,
+                    PhaseLimits {
+                        p95: Some(Duration::from_secs(1)),
+                        error_rate: Some(0.01),
+                    },
+                ),
+                (
+                    Phase::Fault,
+                    PhaseLimits {
+                        p95: Some(Duration::from_secs(8)),
+                        error_rate: None,
+                    },
+                ),
+            ]),
+            errors: ErrorExpectations {
+                allowed_statuses: vec![502, 503],
+                within: Duration::from_secs(10),
+            },
+        },
+    }
+}
+
+/// FULL with the first occurrence of `from` replaced by `to` (which must exist).
+fn full_with(from: &str, to: &str) -> String {
+    assert!(FULL.contains(from), "FULL has no {from:?}");
+    FULL.replacen(from, to, 1)
+}
+
+/// The error parsing `text` gives, as displayed.
+fn error_of(text: &str) -> String {
+    match parse_scenario(text, "s.toml") {
+        Ok(plan) => panic!("expected an error, got {plan:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Asserts the error starts with `s.toml:line:col:` and mentions every word in `words`.
+fn assert_error(text: &str, line: usize, column: usize, words: &[&str]) {
+    let message = error_of(text);
+    let at = format!("s.toml:{line}:{column}: ");
+    assert!(message.starts_with(&at), "expected {at:?} in: {message}");
+    for word in words {
+        assert!(message.contains(word), "expected {word:?} in: {message}");
+    }
+}
+
+// ---- valid files ---------------------------------------------------------------------------
+
+#[test]
+fn every_built_in_parses() {
+    for (name, text) in catalog::BUILT_IN {
+        let plan = parse_scenario(text, name).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plan.name, *name);
+    }
+}
+
+#[test]
+fn a_full_example_becomes_the_expected_plan() {
+    let plan = parse_scenario(FULL, "full.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan, full_plan());
+}
+
+#[test]
+fn a_minimal_file_gets_the_documented_defaults() {
+    let text = r#"
+name = "tiny"
+[load]
+users = 1
+duration = "10s"
+[[load.flows]]
+name = "ask"
+messages = ["hi"]
+"#;
+    let plan = parse_scenario(text, "tiny.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.seed, 1);
+    assert_eq!(plan.description, "");
+    assert_eq!(plan.source, "tiny.toml");
+    assert!(!plan.quick);
+    assert_eq!(plan.load.think_time, Duration::from_millis(250));
+    assert_eq!(plan.load.request_timeout, Duration::from_secs(30));
+    assert_eq!(plan.load.quick_scale, 0.25);
+    assert_eq!(plan.load.flows[0].weight, 1);
+    assert_eq!(plan.target.command, None);
+    assert_eq!(plan.target.ready_path, "/healthz");
+    assert_eq!(plan.target.ready_timeout, Duration::from_secs(20));
+    assert_eq!(plan.target.metrics_path.as_deref(), Some("/admin/metrics"));
+    assert!(plan.faults.is_empty());
+    assert!(plan.expect.phases.is_empty());
+    assert_eq!(plan.expect.errors, ErrorExpectations::default());
+}
+
+#[test]
+fn a_command_target_has_no_metrics_path_unless_given() {
+    let text = full_with(
+        r#"flaws = ["no-retry"]"#,
+        r#"command = ["python", "app.py"]"#,
+    );
+    let plan = parse_scenario(&text, "s.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        plan.target.command,
+        Some(vec!["python".to_string(), "app.py".to_string()])
+    );
+    assert_eq!(plan.target.metrics_path, None);
+    assert!(plan.target.flaws.is_empty());
+
+    let text = full_with(
+        r#"flaws = ["no-retry"]"#,
+        "command = [\"node\", \"server.js\"]\nmetrics_path = \"/metrics\"",
+    );
+    let plan = parse_scenario(&text, "s.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.target.metrics_path.as_deref(), Some("/metrics"));
+}
+
+#[test]
+fn integers_are_accepted_where_numbers_are_expected() {
+    let text = full_with("rate = 0.5", "rate = 1");
+    let plan = parse_scenario(&text, "s.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.faults[0].rate, 1.0);
+}
+
+// ---- loading -------------------------------------------------------------------------------
+
+#[test]
+fn load_scenario_finds_the_outage_built_in() {
+    let plan = load_scenario("outage").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.name, "outage");
+    assert_eq!(plan.source, "built-in:outage");
+    assert_eq!(plan.load.users, 4);
+    assert_eq!(plan.load.duration, Duration::from_secs(60));
+    assert_eq!(
+        plan.faults
+            .iter()
+            .map(|f| f.fault.label())
+            .collect::<Vec<_>>(),
+        ["status 503 retry-after 1s", "hang"]
+    );
+    assert_eq!(plan.target.env["LLM_TIMEOUT_MS"], "2500");
+    assert_eq!(plan.expect.phases.len(), 3);
+    assert_eq!(plan.expect.phases[&Phase::Fault].error_rate, None);
+    assert_eq!(plan.expect.errors.within, Duration::from_secs(9));
+}
+
+#[test]
+fn quick_outage_runs_for_fifteen_seconds() {
+    let plan = load_scenario("outage")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .quick();
+    assert!(plan.quick);
+    assert_eq!(plan.load.duration, Duration::from_secs(15));
+    assert_eq!(plan.faults[0].start, Duration::from_secs(5));
+    assert_eq!(plan.faults[1].end, Duration::from_secs(10));
+}
+
+#[test]
+fn an_unknown_name_lists_the_built_ins() {
+    let err = load_scenario("nope").unwrap_err();
+    assert!(matches!(err, ScenarioError::Unknown { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("`nope`"), "{message}");
+    for (name, _) in catalog::BUILT_IN {
+        assert!(message.contains(name), "{message}");
+    }
+}
+
+#[test]
+fn a_path_that_exists_is_read_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mine.toml");
+    std::fs::write(&path, FULL).unwrap();
+    let path = path.to_str().unwrap();
+
+    let plan = load_scenario(path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.name, "full");
+    assert_eq!(plan.source, path);
+}
+
+#[test]
+fn errors_in_a_file_on_disk_name_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, full_with("users = 2", "usres = 2")).unwrap();
+    let path = path.to_str().unwrap();
+
+    let message = load_scenario(path).unwrap_err().to_string();
+    assert!(message.starts_with(&format!("{path}:6:1: ")), "{message}");
+}
+
+#[test]
+fn catalog_list_describes_each_built_in() {
+    let listed = catalog::list();
+    let names: Vec<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["outage", "baseline"]);
+    assert!(listed[0].1.contains("503"), "{:?}", listed[0]);
+}
+
+// ---- errors: syntax and shape --------------------------------------------------------------
+
+#[test]
+fn a_syntax_error_points_at_the_bad_token() {
+    assert_error(
+        &full_with("users = 2", "users = 2 3"),
+        6,
+        9,
+        &["invalid TOML"],
+    );
+}
+
+#[test]
+fn a_duplicate_table_is_named() {
+    let text = format!("{FULL}\n[load]\nusers = 1\n");
+    let message = error_of(&text);
+    assert!(message.contains("duplicate key `load`"), "{message}");
+}
+
+#[test]
+fn an_unknown_top_level_field_is_named_with_the_fields_expected() {
+    assert_error(
+        &full_with("seed = 42", "sede = 42"),
+        3,
+        1,
+        &[
+            "unknown field `sede` at the top level",
+            "seed",
+            "did you mean `seed`",
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_field_in_load_reads_like_the_docs_say() {
+    let message = error_of(&full_with("users = 2", "usres = 2"));
+    assert!(
+        message.starts_with(
+            "s.toml:6:1: unknown field `usres` in [load], expected one of users, duration, \
+             think_time, request_timeout, quick_scale, flows; did you mean `users`?"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_unknown_field_in_a_flow_names_the_flow_table() {
+    assert_error(
+        &full_with("weight = 3", "wieght = 3"),
+        14,
+        1,
+        &["`wieght` in [[load.flows]]", "did you mean `weight`"],
+    );
+}
+
+#[test]
+fn an_unknown_field_in_a_fault_names_the_faults_table() {
+    assert_error(
+        &full_with("rate = 0.5", "ratio = 0.5"),
+        32,
+        1,
+        &["`ratio` in [[faults]]", "rate"],
+    );
+}
+
+#[test]
+fn an_unknown_field_in_expect_is_named() {
+    assert_error(
+        &full_with("p95 = \"8s\"", "p59 = \"8s\""),
+        61,
+        1,
+        &["`p59` in [expect.fault]", "did you mean `p95`"],
+    );
+    assert_error(
+        &full_with("[expect.fault]", "[expect.fualt]"),
+        60,
+        9,
+        &["`fualt` in [expect]", "did you mean `fault`"],
+    );
+}
+
+#[test]
+fn a_wrong_type_names_the_field_and_an_example() {
+    assert_error(
+        &full_with("users = 2", "users = \"two\""),
+        6,
+        9,
+        &["`users` in [load]", "expected a whole number", "users = 4"],
+    );
+    assert_error(
+        &full_with("duration = \"1m 30s\"", "duration = 90"),
+        7,
+        12,
+        &["`duration` in [load]", "expected a string", "\"60s\""],
+    );
+}
+
+#[test]
+fn a_missing_field_is_named_at_its_table() {
+    let text = full_with("name = \"weather\"\n", "");
+    assert_error(&text, 17, 1, &["missing field `name` in [[load.flows]]"]);
+}
+
+// ---- errors: meaning -----------------------------------------------------------------------
+
+#[test]
+fn a_bad_duration_says_what_a_duration_looks_like() {
+    assert_error(
+        &full_with("think_time = \"100ms\"", "think_time = \"100 parsecs\""),
+        8,
+        14,
+        &[
+            "`think_time` in [load]",
+            "expected a duration like \"30s\" or \"250ms\"",
+        ],
+    );
+}
+
+#[test]
+fn a_fault_that_ends_before_it_starts_is_refused() {
+    assert_error(
+        &full_with("end = \"30s\"", "end = \"20s\""),
+        31,
+        7,
+        &["`end` in [[faults]] #1", "after `start`"],
+    );
+}
+
+#[test]
+fn a_fault_that_outlasts_the_run_is_refused() {
+    assert_error(
+        &full_with("end = \"1m 30s\"", "end = \"2m\""),
+        53,
+        7,
+        &["`end` in [[faults]] #4", "after the run ends"],
+    );
+}
+
+#[test]
+fn a_code_on_a_hang_is_a_mistake() {
+    let text = full_with("kind = \"hang\"", "kind = \"hang\"\ncode = 503");
+    assert_error(
+        &text,
+        55,
+        8,
+        &["`code`", "only for kind = \"status\"", "\"hang\""],
+    );
+}
+
+#[test]
+fn a_status_fault_needs_a_code() {
+    let text = full_with("code = 429\n", "");
+    assert_error(
+        &text,
+        33,
+        8,
+        &["kind = \"status\"", "needs `code`", "code = 503"],
+    );
+}
+
+#[test]
+fn a_delay_fault_needs_a_delay() {
+    let text = full_with("delay = \"3s\"\n", "");
+    assert_error(&text, 41, 8, &["needs `delay`"]);
+}
+
+#[test]
+fn an_out_of_range_status_code_is_refused() {
+    assert_error(
+        &full_with("code = 429", "code = 42"),
+        34,
+        8,
+        &["`code`", "100 to 599"],
+    );
+}
+
+#[test]
+fn an_unknown_kind_lists_the_valid_kinds() {
+    assert_error(
+        &full_with("kind = \"hang\"", "kind = \"hung\""),
+        54,
+        8,
+        &["unknown fault kind `hung`", "refuse, status, delay, hang"],
+    );
+}
+
+#[test]
+fn an_unknown_fake_lists_the_valid_fakes() {
+    assert_error(
+        &full_with("fake = \"redis\"", "fake = \"postgres\""),
+        45,
+        8,
+        &["unknown fake `postgres`", "llm, weather, redis"],
+    );
+}
+
+#[test]
+fn a_rate_out_of_range_is_refused() {
+    assert_error(
+        &full_with("rate = 0.5", "rate = 1.5"),
+        32,
+        8,
+        &["`rate`", "at most 1"],
+    );
+    assert_error(&full_with("rate = 0.5", "rate = 0"), 32, 8, &["`rate`"]);
+    assert_error(&full_with("rate = 0.5", "rate = nan"), 32, 8, &["`rate`"]);
+}
+
+#[test]
+fn a_route_must_be_a_path() {
+    assert_error(
+        &full_with("route = \"/v1/chat/completions\"", "route = \"v1/chat\""),
+        29,
+        9,
+        &["`route`", "start with \"/\""],
+    );
+}
+
+#[test]
+fn a_refuse_fault_takes_no_route_or_rate() {
+    let text = full_with("kind = \"refuse\"", "kind = \"refuse\"\nrate = 0.5");
+    assert_error(&text, 49, 8, &["`rate`", "refuse"]);
+}
+
+#[test]
+fn an_unknown_placeholder_is_pointed_at() {
+    let text = full_with("{tool.weather}", "{tool.wether}");
+    assert_error(
+        &text,
+        23,
+        84,
+        &[
+            "unknown placeholder `{tool.wether}`",
+            "WEATHER_URL",
+            "{tool.weather}",
+        ],
+    );
+}
+
+#[test]
+fn flaws_with_a_command_are_refused() {
+    let text = full_with(
+        r#"flaws = ["no-retry"]"#,
+        "command = [\"python\", \"app.py\"]\nflaws = [\"no-retry\"]",
+    );
+    assert_error(&text, 23, 9, &["`flaws`", "`command`"]);
+}
+
+#[test]
+fn zero_users_are_refused() {
+    assert_error(
+        &full_with("users = 2", "users = 0"),
+        6,
+        9,
+        &["`users`", "at least 1"],
+    );
+    assert_error(
+        &full_with("users = 2", "users = -3"),
+        6,
+        9,
+        &["`users`", "at least 1"],
+    );
+}
+
+#[test]
+fn empty_flows_are_refused() {
+    let start = FULL.find("[[load.flows]]").unwrap();
+    let end = FULL.find("[target]").unwrap();
+    let text = format!("{}flows = []\n\n{}", &FULL[..start], &FULL[end..]);
+    assert_error(&text, 12, 9, &["`flows` in [load] is empty"]);
+}
+
+#[test]
+fn a_flow_without_messages_is_refused() {
+    let text = full_with(
+        r#"messages = ["What's the weather in Paris today?"]"#,
+        "messages = []",
+    );
+    assert_error(&text, 19, 12, &["`messages` of flow `weather` is empty"]);
+}
+
+#[test]
+fn duplicate_flow_names_are_refused() {
+    let text = full_with("name = \"weather\"", "name = \"ask\"");
+    assert_error(&text, 18, 8, &["flow name `ask`", "line 13"]);
+}
+
+#[test]
+fn an_error_rate_out_of_range_is_refused() {
+    assert_error(
+        &full_with("error_rate = 0.01", "error_rate = 2"),
+        58,
+        14,
+        &["`error_rate` in [expect.baseline]", "from 0 to 1"],
+    );
+}
+
+#[test]
+fn an_allowed_status_out_of_range_is_refused() {
+    assert_error(
+        &full_with(
+            "allowed_statuses = [502, 503]",
+            "allowed_statuses = [502, 5030]",
+        ),
+        64,
+        26,
+        &["`allowed_statuses`", "5030"],
+    );
+}
+
+#[test]
+fn a_zero_run_time_is_refused() {
+    assert_error(
+        &full_with("duration = \"1m 30s\"", "duration = \"0s\""),
+        7,
+        12,
+        &["`duration` in [load] is zero"],
+    );
+}
+
+#[test]
+fn a_quick_scale_out_of_range_is_refused() {
+    assert_error(
+        &full_with("quick_scale = 0.5", "quick_scale = 0"),
+        10,
+        15,
+        &["`quick_scale`"],
+    );
+}
+
+// ---- never panic ---------------------------------------------------------------------------
+
+#[test]
+fn odd_inputs_give_errors_not_panics() {
+    let inputs = [
+        "",
+        "\n\n\n",
+        "[",
+        "name = ",
+        "é = 1",
+        "name = \"x\"\nload = 3\n",
+        "name = \"x\"\n[load]\nusers = 99999999999999999999\n",
+        "name = \"x\"\n[load]\nusers = 1\nduration = \"99999999999999999999999y\"\n",
+        "name = \"x\"\n[[load]]\n",
+        "name = \"x\"\nfaults = 1\n",
+        "name = \"x\"\n[expect]\nbaseline = []\n",
+        "\u{feff}name = \"x\"",
+        "name = \"x\"\r\n[load]\r\nusers = 0\r\n",
+    ];
+    for input in inputs {
+        assert!(parse_scenario(input, "odd").is_err(), "{input:?} parsed");
+    }
+    // Every prefix of a valid file, cut at any character, is handled.
+    for (at, _) in FULL.char_indices() {
+        let _ = parse_scenario(&FULL[..at], "cut");
+    }
+}
