@@ -2,14 +2,29 @@
 //! started on a loopback listener with a [`fault::Switchboard`] (what to inject now) and a
 //! [`journal::Journal`] (what it saw), it returns a [`FakeHandle`]; dropping or shutting down
 //! the handle stops it.
+//!
+//! # Layout
+//! - `fault`, `journal`: the shared contracts (fault model, record of attempts).
+//! - `http`: the one HTTP serving loop every HTTP fake runs on: accept loop with `refuse`,
+//!   per-attempt faults and journaling, shutdown that ends hung connections.
+//! - `text`: word splitting, stable hashing and the token approximation the fakes share.
+//! - `llm`: the OpenAI-compatible fake (chat completions, embeddings, models).
+//! - `tool`: HTTP tool fakes (weather).
 
 pub mod fault;
 pub mod journal;
 pub mod llm;
 pub mod tool;
 
+mod http;
+mod text;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use fault::Switchboard;
 use journal::Journal;
@@ -24,15 +39,41 @@ pub enum FakeError {
     },
 }
 
-/// A running fake. STUB: the fakes module fills this in.
+/// How long [`FakeHandle::shutdown`] waits for the fake's tasks before aborting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
+
+/// A running fake. Dropping it stops the fake too (without waiting), as wiremock's
+/// `MockServer` does; [`FakeHandle::shutdown`] stops it and waits.
 pub struct FakeHandle {
-    pub(crate) name: String,
-    pub(crate) addr: SocketAddr,
-    pub(crate) switchboard: Arc<Switchboard>,
-    pub(crate) journal: Arc<Journal>,
+    name: String,
+    addr: SocketAddr,
+    switchboard: Arc<Switchboard>,
+    journal: Arc<Journal>,
+    /// `true` tells the accept loop and every connection to stop; sent on shutdown and on drop.
+    stop: watch::Sender<bool>,
+    /// The accept loop, which owns the connection tasks and waits for them when stopping.
+    server: Option<JoinHandle<()>>,
 }
 
 impl FakeHandle {
+    pub(crate) fn new(
+        name: &str,
+        addr: SocketAddr,
+        switchboard: Arc<Switchboard>,
+        journal: Arc<Journal>,
+        stop: watch::Sender<bool>,
+        server: JoinHandle<()>,
+    ) -> Self {
+        FakeHandle {
+            name: name.to_owned(),
+            addr,
+            switchboard,
+            journal,
+            stop,
+            server: Some(server),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -50,7 +91,26 @@ impl FakeHandle {
         &self.journal
     }
     /// Stops accepting, ends open connections (hung ones included) and waits for its tasks.
-    pub async fn shutdown(self) {
-        todo!()
+    /// Bounded: connections are dropped, not drained, and a task still running after
+    /// `SHUTDOWN_GRACE` is aborted, so this returns in well under a second.
+    pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        if let Some(mut server) = self.server.take() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+                .await
+                .is_err()
+            {
+                tracing::warn!(fake = %self.name, "fake did not stop in time; aborting it");
+                // Aborting the accept loop drops its JoinSet, which aborts the connections.
+                server.abort();
+            }
+        }
+    }
+}
+
+impl Drop for FakeHandle {
+    fn drop(&mut self) {
+        // Receivers see this even if the handle was dropped outside a runtime.
+        self.stop.send_replace(true);
     }
 }

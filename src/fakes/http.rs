@@ -1,0 +1,517 @@
+//! The HTTP serving loop every HTTP fake runs on, so faults and journaling behave the same in
+//! each. A fake supplies a [`Responder`] (its normal answers and its provider-shaped error for
+//! a status fault); this module owns the rest:
+//!
+//! - the listener, bound on `127.0.0.1:0`, closed while the switchboard says `refuse` (so
+//!   clients see a real "connection refused") and re-bound on the same port afterwards;
+//! - one task per connection (hyper HTTP/1.1 with keep-alive), dropped abruptly on shutdown or
+//!   refuse, which is also what ends hung requests;
+//! - per attempt: read the body, find the correlation key, ask the switchboard for a fault,
+//!   act it out (status, delay, hang), and record the attempt in the journal when it ends,
+//!   however it ends.
+//!
+//! A manual accept loop rather than `axum::serve`, because `refuse` needs the listener dropped
+//! and re-bound, and shutdown must not wait for hung connections to drain.
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
+use bytes::Bytes;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::fault::{Fault, Switchboard};
+use super::journal::{Attempt, Journal};
+use super::text::last_nonce;
+use super::{FakeError, FakeHandle};
+
+/// Request bodies above this are refused with 413 (embedding batches can be large; a runaway
+/// client should not grow the fake without bound).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Backlog of the listening socket.
+const BACKLOG: u32 = 1024;
+
+/// One request as a responder sees it: the head and the whole body, already read.
+pub(crate) struct Request {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// When the request arrived, for processing-time headers.
+    pub arrival: Instant,
+}
+
+impl Request {
+    /// The first value of query parameter `name`, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.uri.query()?.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key) == name).then(|| percent_decode(value))
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)?.to_str().ok()
+    }
+}
+
+/// Token usage an answer reported, for the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub input: u64,
+    pub output: u64,
+}
+
+/// What a responder answers: status, extra headers, a body and, for LLM answers, the usage.
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    /// A list rather than a `HeaderMap`, so a `Reply` stays small enough to pass around in
+    /// `Result`s; names are never repeated by the fakes.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+    pub usage: Option<Usage>,
+}
+
+impl Reply {
+    /// A JSON reply (`content-type: application/json`).
+    pub fn json(status: StatusCode, value: &serde_json::Value) -> Self {
+        Reply {
+            status,
+            headers: vec![(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body: Bytes::from(value.to_string()),
+            usage: None,
+        }
+    }
+
+    /// Adds a header; values the fakes build are always valid, so a bad one is a bug.
+    pub fn with_header(mut self, name: &'static str, value: impl ToString) -> Self {
+        let value = HeaderValue::from_str(&value.to_string()).expect("valid header value");
+        self.headers.push((HeaderName::from_static(name), value));
+        self
+    }
+
+    /// Adds `retry-after` (whole seconds, rounded up as HTTP requires) when there is a delay.
+    pub fn with_retry_after(self, retry_after: Option<Duration>) -> Self {
+        match retry_after {
+            Some(after) => {
+                let secs = after.as_millis().div_ceil(1000);
+                self.with_header("retry-after", secs)
+            }
+            None => self,
+        }
+    }
+
+    pub fn with_usage(mut self, usage: Usage) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
+    /// The value of header `name`, for tests.
+    #[cfg(test)]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let (_, value) = self.headers.iter().find(|(n, _)| n == name)?;
+        value.to_str().ok()
+    }
+
+    fn into_response(self) -> Response<Body> {
+        let mut response = Response::new(Body::from(self.body));
+        *response.status_mut() = self.status;
+        response.headers_mut().extend(self.headers);
+        response
+    }
+}
+
+/// The part of a fake that differs between fakes: what it answers.
+pub(crate) trait Responder: Send + Sync + 'static {
+    /// The normal answer (including the fake's own 4xx for bad requests).
+    fn answer(&self, request: &Request) -> Reply;
+    /// The provider-shaped error for an injected status fault. `status` is always a valid
+    /// error code (3xx..=9xx; success codes get the normal answer, 1xx become 500);
+    /// `retry_after` is the fault's, if it set one.
+    fn fault_reply(
+        &self,
+        request: &Request,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+    ) -> Reply;
+}
+
+/// Binds `127.0.0.1:0`, starts the accept loop for `responder` and returns its handle.
+pub(crate) async fn serve<R: Responder>(
+    name: &'static str,
+    responder: R,
+    switchboard: Arc<Switchboard>,
+    journal: Arc<Journal>,
+) -> Result<FakeHandle, FakeError> {
+    let wanted = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let listener = bind(wanted).map_err(|source| FakeError::Bind {
+        name: name.to_owned(),
+        addr: wanted,
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| FakeError::Bind {
+        name: name.to_owned(),
+        addr: wanted,
+        source,
+    })?;
+    let (stop, stopping) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        name,
+        responder,
+        switchboard: switchboard.clone(),
+        journal: journal.clone(),
+    });
+    let server = tokio::spawn(accept_loop(listener, addr, shared, stopping));
+    Ok(FakeHandle::new(
+        name,
+        addr,
+        switchboard,
+        journal,
+        stop,
+        server,
+    ))
+}
+
+/// A listening socket with `SO_REUSEADDR`, so the port can be bound again right after a
+/// `refuse` closed it even though its old connections linger in TIME_WAIT.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// What every connection task of one fake shares.
+struct Shared<R> {
+    name: &'static str,
+    responder: R,
+    switchboard: Arc<Switchboard>,
+    journal: Arc<Journal>,
+}
+
+async fn accept_loop<R: Responder>(
+    listener: TcpListener,
+    addr: SocketAddr,
+    shared: Arc<Shared<R>>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut refusing = shared.switchboard.refusing();
+    let mut connections = JoinSet::new();
+    let mut listener = Some(listener);
+    loop {
+        let Some(open) = &listener else {
+            // Refusing: the port is closed. Wait for the rule to go, then take the port back.
+            tokio::select! {
+                _ = stopped(&mut stopping) => break,
+                _ = until(&mut refusing, false) => {}
+            }
+            match rebind(addr, &mut stopping, shared.name).await {
+                Some(reopened) => listener = Some(reopened),
+                None => break,
+            }
+            continue;
+        };
+        tokio::select! {
+            _ = stopped(&mut stopping) => break,
+            _ = until(&mut refusing, true) => {
+                // Dropping the listener closes the port; connections see the flag themselves.
+                listener = None;
+                tracing::debug!(fake = shared.name, %addr, "refusing connections");
+            }
+            accepted = open.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    connections.spawn(connection(
+                        stream,
+                        shared.clone(),
+                        stopping.clone(),
+                        refusing.clone(),
+                    ));
+                }
+                // Per-connection errors (reset before accept, fd limits): keep serving, but
+                // do not spin if the error repeats.
+                Err(error) => {
+                    tracing::warn!(fake = shared.name, %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            // Reap finished connection tasks so the set stays as small as the open connections.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    // Every connection watches `stopping` too and ends at once; wait for them so `shutdown`
+    // returns only when nothing of this fake is left running.
+    while connections.join_next().await.is_some() {}
+}
+
+/// Binds `addr` again after a refuse, retrying while the port is briefly unavailable.
+/// `None` when the fake is stopped meanwhile.
+async fn rebind(
+    addr: SocketAddr,
+    stopping: &mut watch::Receiver<bool>,
+    name: &str,
+) -> Option<TcpListener> {
+    let mut pause = Duration::from_millis(5);
+    let mut warned = false;
+    loop {
+        match bind(addr) {
+            Ok(listener) => {
+                tracing::debug!(fake = name, %addr, "accepting connections again");
+                return Some(listener);
+            }
+            Err(error) => {
+                // Keep trying rather than give up: a fake that lost its port is useless.
+                if !warned {
+                    tracing::warn!(fake = name, %addr, %error, "re-binding after refuse failed; retrying");
+                    warned = true;
+                }
+                tokio::select! {
+                    _ = stopped(stopping) => return None,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+/// Serves one connection until it closes, the fake stops, or a refuse starts. The last two
+/// drop the connection abruptly, ending any request in flight (hung ones included); each
+/// request in flight records itself in the journal as it is dropped.
+async fn connection<R: Responder>(
+    stream: TcpStream,
+    shared: Arc<Shared<R>>,
+    mut stopping: watch::Receiver<bool>,
+    mut refusing: watch::Receiver<bool>,
+) {
+    // Answers are small and latency is what is measured: do not wait to coalesce writes.
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |request| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(shared.attempt(request).await) }
+    });
+    let serving = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        result = serving => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        }
+        _ = stopped(&mut stopping) => {}
+        _ = until(&mut refusing, true) => {}
+    }
+}
+
+impl<R: Responder> Shared<R> {
+    /// One attempt: read, correlate, pick a fault, act it out, answer. Recorded when the
+    /// returned future completes or is dropped (client gone, shutdown, refuse).
+    async fn attempt(&self, request: hyper::Request<hyper::body::Incoming>) -> Response<Body> {
+        let arrival = Instant::now();
+        let (head, body) = request.into_parts();
+        let mut entry = Entry {
+            journal: &self.journal,
+            arrival,
+            attempt: Attempt {
+                at_ms: self.journal.offset_ms(arrival),
+                fake: self.name.to_owned(),
+                route: head.uri.path().to_owned(),
+                key: None,
+                fault: None,
+                status: None,
+                duration_ms: 0.0,
+                input_tokens: None,
+                output_tokens: None,
+            },
+        };
+        let body = match axum::body::to_bytes(Body::new(body), MAX_BODY).await {
+            Ok(body) => body,
+            Err(error) => {
+                let reply = Reply::json(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &serde_json::json!({ "error": format!("could not read the request body: {error}") }),
+                );
+                return entry.finish(reply);
+            }
+        };
+        entry.attempt.key = correlation_key(&body, &head.uri, &head.headers);
+        let request = Request {
+            method: head.method,
+            uri: head.uri,
+            headers: head.headers,
+            body,
+            arrival,
+        };
+
+        let fault = self.switchboard.pick(&entry.attempt.route);
+        entry.attempt.fault = fault.as_ref().map(Fault::label);
+        let reply = match fault {
+            Some(Fault::Status { code, retry_after }) => match StatusCode::from_u16(code) {
+                // A "fault" with a success code is no error to shape: answer normally.
+                Ok(status) if status.is_success() => self.responder.answer(&request),
+                // hyper treats 1xx as interim answers; a fault must be a final one.
+                Ok(status) if !status.is_informational() => {
+                    self.responder.fault_reply(&request, status, retry_after)
+                }
+                _ => self.responder.fault_reply(
+                    &request,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    retry_after,
+                ),
+            },
+            Some(Fault::Delay { delay }) => {
+                tokio::time::sleep(delay).await;
+                self.responder.answer(&request)
+            }
+            // Never answer: this future is dropped when the client goes or the fake stops,
+            // and `entry` then records the attempt with no status.
+            Some(Fault::Hang) => std::future::pending().await,
+            // `pick` never returns `Refuse`; the accept loop acts it out.
+            Some(Fault::Refuse) | None => self.responder.answer(&request),
+        };
+        entry.finish(reply)
+    }
+}
+
+/// The journal entry of one attempt in flight. Records itself on drop, so an attempt that
+/// never answers (hang, client gone, shutdown) is still journaled, with `status: None`.
+struct Entry<'a> {
+    journal: &'a Journal,
+    arrival: Instant,
+    attempt: Attempt,
+}
+
+impl Entry<'_> {
+    fn finish(mut self, reply: Reply) -> Response<Body> {
+        self.attempt.status = Some(reply.status.as_u16());
+        if let Some(usage) = reply.usage {
+            self.attempt.input_tokens = Some(usage.input);
+            self.attempt.output_tokens = Some(usage.output);
+        }
+        reply.into_response()
+    }
+}
+
+impl Drop for Entry<'_> {
+    fn drop(&mut self) {
+        let attempt = &mut self.attempt;
+        let attempt = Attempt {
+            fake: std::mem::take(&mut attempt.fake),
+            route: std::mem::take(&mut attempt.route),
+            key: attempt.key.take(),
+            fault: attempt.fault.take(),
+            duration_ms: self.arrival.elapsed().as_secs_f64() * 1000.0,
+            ..*attempt
+        };
+        self.journal.record(attempt);
+    }
+}
+
+/// The correlation key of a request: the last `fl-xxxxxxxx` nonce in the body (prompt,
+/// embedding input) or the query string, else a propagated `x-request-id` header.
+fn correlation_key(body: &[u8], uri: &Uri, headers: &HeaderMap) -> Option<String> {
+    last_nonce(body)
+        .or_else(|| last_nonce(uri.query()?.as_bytes()))
+        .map(str::to_owned)
+        .or_else(|| {
+            let id = headers.get("x-request-id")?.to_str().ok()?.trim();
+            (!id.is_empty()).then(|| id.to_owned())
+        })
+}
+
+/// Resolves once the fake is told to stop (or its handle is gone).
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    // An error means the sender (inside the handle) is gone: that is a stop too.
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+/// Resolves once the refusing flag equals `wanted`.
+async fn until(refusing: &mut watch::Receiver<bool>, wanted: bool) {
+    if refusing.wait_for(|now| *now == wanted).await.is_err() {
+        // The switchboard is gone (it cannot be while `Shared` holds it): never flip.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Decodes `%XX` escapes and `+` (form encoding for a space); invalid escapes stay as they are.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                {
+                    Some(byte) => {
+                        out.push(byte);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_handles_escapes_plus_and_bad_escapes() {
+        assert_eq!(percent_decode("S%C3%A3o+Paulo"), "São Paulo");
+        assert_eq!(percent_decode("New%20York"), "New York");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("a%4"), "a%4");
+    }
+
+    #[test]
+    fn the_key_prefers_the_nonce_and_falls_back_to_the_request_id() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-id", HeaderValue::from_static("req-7"));
+        let uri: Uri = "/weather?city=Paris&q=%5Bfl-0123abcd%5D".parse().unwrap();
+        assert_eq!(
+            correlation_key(b"", &uri, &headers).as_deref(),
+            Some("fl-0123abcd")
+        );
+        assert_eq!(
+            correlation_key(br#"{"input":"[fl-99999999]"}"#, &uri, &headers).as_deref(),
+            Some("fl-99999999")
+        );
+        let plain: Uri = "/weather?city=Paris".parse().unwrap();
+        assert_eq!(
+            correlation_key(b"", &plain, &headers).as_deref(),
+            Some("req-7")
+        );
+        assert_eq!(correlation_key(b"", &plain, &HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn retry_after_is_rounded_up_to_whole_seconds() {
+        let reply = Reply::json(StatusCode::TOO_MANY_REQUESTS, &serde_json::json!({}))
+            .with_retry_after(Some(Duration::from_millis(1200)));
+        assert_eq!(reply.header("retry-after").unwrap(), "2");
+        let reply = Reply::json(StatusCode::TOO_MANY_REQUESTS, &serde_json::json!({}))
+            .with_retry_after(Some(Duration::from_secs(3)));
+        assert_eq!(reply.header("retry-after").unwrap(), "3");
+    }
+}
