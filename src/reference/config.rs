@@ -1,0 +1,277 @@
+//! The reference target's configuration, read only from environment variables (as a twelve-factor
+//! service is), with one error per bad variable that names it.
+//!
+//! [`Config::from_env_map`] reads a plain map so tests never touch the process environment,
+//! which is global and shared by every test thread.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::log::{LogSink, StdoutSink};
+
+/// Every variable the target reads, for [`Config::from_env`].
+pub const ENV_VARS: [&str; 10] = [
+    "PORT",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "LLM_MODEL",
+    "WEATHER_API_URL",
+    "REDIS_URL",
+    "LLM_TIMEOUT_MS",
+    "TOOL_TIMEOUT_MS",
+    "LLM_MAX_RETRIES",
+    "FAULTLINE_CORPUS",
+];
+
+/// A bad or missing environment variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {name} is required: {hint}")]
+    Missing {
+        name: &'static str,
+        hint: &'static str,
+    },
+    #[error("environment variable {name} is invalid ({value:?}): {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// How the reference target is wired to its dependencies.
+#[derive(Clone)]
+pub struct Config {
+    /// Port on 127.0.0.1; 0 picks a free one (tests).
+    pub port: u16,
+    /// OpenAI-compatible base URL without a trailing slash, e.g. `http://127.0.0.1:4321/v1`.
+    pub openai_base_url: String,
+    pub openai_api_key: String,
+    pub model: String,
+    /// Base URL of the weather tool; `None` means weather questions are answered degraded.
+    pub weather_api_url: Option<String>,
+    /// Accepted and ignored: the cache comes later.
+    pub redis_url: Option<String>,
+    /// Per-attempt timeout of each LLM call; the whole call (retries included) gets twice this.
+    pub llm_timeout: Duration,
+    pub tool_timeout: Duration,
+    pub llm_max_retries: u32,
+    /// A corpus file to use instead of the embedded `mocks/corpus.json`.
+    pub corpus_path: Option<PathBuf>,
+    /// Where log lines go: stdout in the binary, a channel in tests.
+    pub log_sink: Arc<dyn LogSink>,
+}
+
+// By hand, so the API key can never reach a log through `{:?}`.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("port", &self.port)
+            .field("openai_base_url", &self.openai_base_url)
+            .field("openai_api_key", &"<redacted>")
+            .field("model", &self.model)
+            .field("weather_api_url", &self.weather_api_url)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("llm_timeout", &self.llm_timeout)
+            .field("tool_timeout", &self.tool_timeout)
+            .field("llm_max_retries", &self.llm_max_retries)
+            .field("corpus_path", &self.corpus_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let mut map = HashMap::new();
+        for name in ENV_VARS {
+            match std::env::var(name) {
+                Ok(value) => {
+                    map.insert(name.to_string(), value);
+                }
+                Err(std::env::VarError::NotPresent) => {}
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(ConfigError::Invalid {
+                        name,
+                        value: String::new(),
+                        reason: "not valid UTF-8".into(),
+                    })
+                }
+            }
+        }
+        Config::from_env_map(&map)
+    }
+
+    /// Reads variables from `env`. Empty values count as unset, as compose files often leave them.
+    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| {
+            env.get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+
+        let port = match get("PORT") {
+            None => {
+                return Err(ConfigError::Missing {
+                    name: "PORT",
+                    hint: "the port to listen on at 127.0.0.1, e.g. PORT=8080",
+                })
+            }
+            Some(v) => v.parse::<u16>().map_err(|_| ConfigError::Invalid {
+                name: "PORT",
+                value: v.clone(),
+                reason: "expected a port number 0-65535".into(),
+            })?,
+        };
+        let openai_base_url = match get("OPENAI_BASE_URL") {
+            None => {
+                return Err(ConfigError::Missing {
+                    name: "OPENAI_BASE_URL",
+                    hint: "the OpenAI-compatible API base, e.g. http://127.0.0.1:4321/v1",
+                })
+            }
+            Some(v) => http_url("OPENAI_BASE_URL", v)?,
+        };
+        let openai_api_key = get("OPENAI_API_KEY").ok_or(ConfigError::Missing {
+            name: "OPENAI_API_KEY",
+            hint: "the bearer key for the LLM provider",
+        })?;
+        let weather_api_url = get("WEATHER_API_URL")
+            .map(|v| http_url("WEATHER_API_URL", v))
+            .transpose()?;
+        let llm_timeout = millis("LLM_TIMEOUT_MS", get("LLM_TIMEOUT_MS"), 5000)?;
+        let tool_timeout = millis("TOOL_TIMEOUT_MS", get("TOOL_TIMEOUT_MS"), 1500)?;
+        let llm_max_retries =
+            match get("LLM_MAX_RETRIES") {
+                None => 2,
+                Some(v) => v.parse::<u32>().ok().filter(|n| *n <= 10).ok_or_else(|| {
+                    ConfigError::Invalid {
+                        name: "LLM_MAX_RETRIES",
+                        value: v.clone(),
+                        reason: "expected a whole number 0-10".into(),
+                    }
+                })?,
+            };
+
+        Ok(Config {
+            port,
+            openai_base_url,
+            openai_api_key,
+            model: get("LLM_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+            weather_api_url,
+            redis_url: get("REDIS_URL"),
+            llm_timeout,
+            tool_timeout,
+            llm_max_retries,
+            corpus_path: get("FAULTLINE_CORPUS").map(PathBuf::from),
+            log_sink: Arc::new(StdoutSink::default()),
+        })
+    }
+
+    /// Sends log lines to `sink` instead of stdout.
+    pub fn with_log_sink(mut self, sink: Arc<dyn LogSink>) -> Config {
+        self.log_sink = sink;
+        self
+    }
+}
+
+/// An http(s) URL with any trailing slash removed, so paths can be appended with `format!`.
+fn http_url(name: &'static str, value: String) -> Result<String, ConfigError> {
+    match reqwest::Url::parse(&value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(value.trim_end_matches('/').to_string())
+        }
+        _ => Err(ConfigError::Invalid {
+            name,
+            value,
+            reason: "expected an http:// or https:// URL".into(),
+        }),
+    }
+}
+
+fn millis(
+    name: &'static str,
+    value: Option<String>,
+    default_ms: u64,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(Duration::from_millis(default_ms)),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| (1..=600_000).contains(ms))
+            .map(Duration::from_millis)
+            .ok_or_else(|| ConfigError::Invalid {
+                name,
+                value: v,
+                reason: "expected milliseconds, 1-600000".into(),
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn minimal() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("PORT", "8080"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:4321/v1/"),
+            ("OPENAI_API_KEY", "sk-test"),
+        ]
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_the_required_three() {
+        let config = Config::from_env_map(&env(&minimal())).unwrap();
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.openai_base_url, "http://127.0.0.1:4321/v1");
+        assert_eq!(config.model, "gpt-4o-mini");
+        assert_eq!(config.llm_timeout, Duration::from_millis(5000));
+        assert_eq!(config.tool_timeout, Duration::from_millis(1500));
+        assert_eq!(config.llm_max_retries, 2);
+        assert_eq!(config.weather_api_url, None);
+        assert_eq!(config.corpus_path, None);
+    }
+
+    #[test]
+    fn missing_port_names_the_variable() {
+        let mut pairs = minimal();
+        pairs.retain(|(k, _)| *k != "PORT");
+        let err = Config::from_env_map(&env(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("PORT"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [
+            ("PORT", "eighty"),
+            ("PORT", "70000"),
+            ("OPENAI_BASE_URL", "localhost:4321"),
+            ("WEATHER_API_URL", "ftp://x"),
+            ("LLM_TIMEOUT_MS", "0"),
+            ("TOOL_TIMEOUT_MS", "1.5s"),
+            ("LLM_MAX_RETRIES", "-1"),
+        ] {
+            let mut pairs = minimal();
+            pairs.push((name, value));
+            let err = Config::from_env_map(&env(&pairs)).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_api_key() {
+        let config = Config::from_env_map(&env(&minimal())).unwrap();
+        assert!(!format!("{config:?}").contains("sk-test"));
+    }
+}

@@ -1,0 +1,135 @@
+//! The `--flaw` switches: each one breaks exactly one practice of the reference target, so
+//! faultline's checks can be shown to fail when they should (negative controls).
+//!
+//! To add a flaw: add a variant (its doc line is the `--help` text), say in [`Flaw::breaks`]
+//! which practice it breaks, and test for it where the practice lives.
+
+use std::collections::BTreeSet;
+
+/// One practice the reference target can be told to break.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Flaw {
+    /// No timeout on the LLM calls: a hanging provider hangs the request forever.
+    NoTimeout,
+    /// No retries at all on the LLM calls.
+    NoRetry,
+    /// No request id in error bodies or response headers.
+    NoRequestId,
+    /// Error bodies carry a panic message, a backtrace and the raw upstream error body.
+    StackTraceErrors,
+    /// Log lines include the API key and the raw user message.
+    LeakSecrets,
+    /// A weather tool failure fails the request (502) instead of answering degraded.
+    NoToolFallback,
+}
+
+impl Flaw {
+    /// The `--flaw` name: `no-timeout`, `leak-secrets`, …
+    pub fn name(self) -> &'static str {
+        match self {
+            Flaw::NoTimeout => "no-timeout",
+            Flaw::NoRetry => "no-retry",
+            Flaw::NoRequestId => "no-request-id",
+            Flaw::StackTraceErrors => "stack-trace-errors",
+            Flaw::LeakSecrets => "leak-secrets",
+            Flaw::NoToolFallback => "no-tool-fallback",
+        }
+    }
+
+    /// The practice this flaw breaks, in the words a report would use.
+    pub fn breaks(self) -> &'static str {
+        match self {
+            Flaw::NoTimeout => "upstream calls have a timeout",
+            Flaw::NoRetry => "idempotent LLM calls are retried on 429/503 with backoff",
+            Flaw::NoRequestId => "errors show a request id users can report",
+            Flaw::StackTraceErrors => "error messages are honest and leak no internals",
+            Flaw::LeakSecrets => "logs carry no API keys or raw user text",
+            Flaw::NoToolFallback => "a failed tool degrades the answer instead of failing it",
+        }
+    }
+}
+
+/// The set of flaws switched on for one run of the target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Flaws(BTreeSet<Flaw>);
+
+impl Flaws {
+    pub fn new(flaws: impl IntoIterator<Item = Flaw>) -> Self {
+        Flaws(flaws.into_iter().collect())
+    }
+
+    pub fn has(&self, flaw: Flaw) -> bool {
+        self.0.contains(&flaw)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Flaw> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+/// What a careless service puts in an error body under `stack-trace-errors`: the text of a
+/// panic over `raw` (the internal error, upstream body included) and a plausible backtrace.
+pub fn fake_panic_text(raw: &str) -> String {
+    format!(
+        "thread 'tokio-runtime-worker' panicked at src/reference/chat.rs:214:38:\n\
+         called `Result::unwrap()` on an `Err` value: {raw}\n\
+         stack backtrace:\n\
+         \x20  0: rust_begin_unwind\n\
+         \x20  1: core::panicking::panic_fmt\n\
+         \x20  2: core::result::unwrap_failed\n\
+         \x20  3: faultline::reference::llm_client::LlmClient::chat::{{{{closure}}}}\n\
+         \x20            at ./src/reference/llm_client.rs:187:9\n\
+         \x20  4: faultline::reference::chat::answer::{{{{closure}}}}\n\
+         \x20            at ./src/reference/chat.rs:214:38\n\
+         \x20  5: tokio::runtime::task::harness::Harness<T,S>::poll\n\
+         note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace."
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    #[test]
+    fn flaw_names_are_the_kebab_case_cli_names() {
+        let names: Vec<String> = Flaw::value_variants()
+            .iter()
+            .map(|f| f.to_possible_value().unwrap().get_name().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "no-timeout",
+                "no-retry",
+                "no-request-id",
+                "stack-trace-errors",
+                "leak-secrets",
+                "no-tool-fallback"
+            ]
+        );
+        for flaw in Flaw::value_variants() {
+            assert_eq!(flaw.to_possible_value().unwrap().get_name(), flaw.name());
+        }
+    }
+
+    #[test]
+    fn repeated_flaws_count_once() {
+        let flaws = Flaws::new([Flaw::NoRetry, Flaw::NoRetry]);
+        assert!(flaws.has(Flaw::NoRetry));
+        assert!(!flaws.has(Flaw::NoTimeout));
+        assert_eq!(flaws.iter().count(), 1);
+    }
+
+    #[test]
+    fn fake_panic_text_carries_the_raw_error_and_a_backtrace() {
+        let text = fake_panic_text("status 503: {\"error\":\"overloaded\"}");
+        assert!(text.contains("panicked at"));
+        assert!(text.contains("stack backtrace"));
+        assert!(text.contains("{\"error\":\"overloaded\"}"));
+    }
+}
