@@ -79,7 +79,10 @@ pub fn main() -> i32 {
 
 /// Runs a parsed command line; returns the exit code.
 pub fn execute(cli: Cli) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: could not start the async runtime: {error}");
@@ -99,16 +102,28 @@ pub fn execute(cli: Cli) -> i32 {
                 EXIT_NOT_RUN
             }
         },
-        Command::Scenario { scenario, quick, seed, out, flaws } => {
+        Command::Scenario {
+            scenario,
+            quick,
+            seed,
+            out,
+            flaws,
+        } => {
             let interrupt = install_interrupt_handler();
-            runtime.block_on(scenario_command(&scenario, quick, seed, out, flaws, interrupt))
+            runtime.block_on(scenario_command(
+                &scenario, quick, seed, out, flaws, interrupt,
+            ))
         }
     }
 }
 
 fn list() {
     let entries = scenario::catalog::list();
-    let width = entries.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    let width = entries
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0);
     println!("Built-in scenarios (run one with `faultline scenario NAME`):");
     for (name, description) in entries {
         println!("  {name:width$}  {description}");
@@ -116,7 +131,7 @@ fn list() {
 }
 
 fn validate(name_or_path: &str) -> i32 {
-    match scenario::load_scenario(name_or_path).and_then(check_flaws) {
+    match scenario::load_scenario(name_or_path) {
         Ok(plan) => {
             println!(
                 "{}: ok: scenario `{}`, {} users for {}, {} fault window(s)",
@@ -135,17 +150,17 @@ fn validate(name_or_path: &str) -> i32 {
     }
 }
 
-/// Flaw names are the reference target's; an unknown one is a scenario error, not a run error.
-fn check_flaws(plan: scenario::Plan) -> Result<scenario::Plan, scenario::ScenarioError> {
-    for flaw in &plan.target.flaws {
-        crate::reference::parse_flaw(flaw).map_err(|known| {
-            scenario::ScenarioError::Invalid(format!(
-                "{}: [target] flaws: unknown flaw `{flaw}`; known flaws: {known}",
-                plan.source
-            ))
-        })?;
+/// `--flaw` values name the reference target's flaws; an unknown one stops the run before it starts.
+fn check_flaw_names(flaws: &[String]) -> Result<(), String> {
+    for flaw in flaws {
+        if !scenario::parse::is_known_flaw(flaw) {
+            return Err(format!(
+                "unknown flaw `{flaw}` in --flaw; known flaws: {}",
+                scenario::parse::known_flaws().join(", ")
+            ));
+        }
     }
-    Ok(plan)
+    Ok(())
 }
 
 async fn scenario_command(
@@ -167,6 +182,10 @@ async fn scenario_command(
     if let Some(seed) = seed {
         plan.seed = seed;
     }
+    if let Err(error) = check_flaw_names(&flaws) {
+        eprintln!("error: {error}");
+        return EXIT_NOT_RUN;
+    }
     if !flaws.is_empty() {
         if plan.target.command.is_some() {
             eprintln!(
@@ -178,22 +197,22 @@ async fn scenario_command(
         }
         plan.target.flaws.extend(flaws);
     }
-    let plan = match check_flaws(plan) {
-        Ok(plan) => plan,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return EXIT_NOT_RUN;
-        }
-    };
     eprintln!(
         "faultline: running `{}`{} against the {}: {} users for {}",
         plan.name,
         if plan.quick { " (quick)" } else { "" },
-        if plan.target.command.is_some() { "target command" } else { "reference target" },
+        if plan.target.command.is_some() {
+            "target command"
+        } else {
+            "reference target"
+        },
         plan.load.users,
         humantime::format_duration(plan.load.duration),
     );
-    let options = RunOptions { out_dir: out, reference_exe: None };
+    let options = RunOptions {
+        out_dir: out,
+        reference_exe: None,
+    };
     match run::run(&plan, &options, interrupt).await {
         Ok(outcome) => {
             println!("{}", report::console_table(&outcome.report));
@@ -218,7 +237,10 @@ async fn scenario_command(
 fn init_diagnostics() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FAULTLINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// The first Ctrl-C stops the load (Goose's killswitch) and lets the run write what it

@@ -149,11 +149,27 @@ impl Evidence {
             .map(|span| span.phase)
     }
 
-    /// The client records sent during `phase`.
+    /// The phase a client request is judged in. A request still in flight when a fault started,
+    /// or sent during one and answered after it ended, felt the fault: it counts in the fault
+    /// phase. Otherwise it counts where it was sent. (Judging by send time alone would blame
+    /// the baseline for requests that the fault broke a moment later.)
+    pub fn phase_of(&self, record: &Record) -> Option<Phase> {
+        let end_ms = record.at_ms + record.latency_ms;
+        let overlaps_fault = self.phases.iter().any(|span| {
+            span.phase == Phase::Fault && record.at_ms < span.end_ms && end_ms > span.start_ms
+        });
+        if overlaps_fault {
+            Some(Phase::Fault)
+        } else {
+            self.phase_at(record.at_ms)
+        }
+    }
+
+    /// The client records judged in `phase` (see [`Evidence::phase_of`]).
     pub fn records_in(&self, phase: Phase) -> impl Iterator<Item = &Record> {
         self.records
             .iter()
-            .filter(move |r| self.phase_at(r.at_ms) == Some(phase))
+            .filter(move |r| self.phase_of(r) == Some(phase))
     }
 }
 
@@ -191,5 +207,38 @@ mod tests {
         assert_eq!(evidence.phase_at(100.0), Some(Phase::Fault));
         assert_eq!(evidence.phase_at(299.9), Some(Phase::Recovery));
         assert_eq!(evidence.phase_at(450.0), Some(Phase::Recovery));
+    }
+
+    fn record(at_ms: f64, latency_ms: f64) -> Record {
+        Record {
+            at_ms,
+            flow: "ask".into(),
+            request_id: "r".into(),
+            nonce: "n".into(),
+            status: Some(200),
+            latency_ms,
+            response_request_id: None,
+            body_excerpt: String::new(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn requests_in_flight_across_a_fault_boundary_count_in_the_fault_phase() {
+        let evidence = Evidence {
+            phases: phases(),
+            ..Evidence::default()
+        };
+        assert_eq!(
+            evidence.phase_of(&record(10.0, 50.0)),
+            Some(Phase::Baseline)
+        );
+        assert_eq!(evidence.phase_of(&record(95.0, 10.0)), Some(Phase::Fault));
+        assert_eq!(evidence.phase_of(&record(195.0, 10.0)), Some(Phase::Fault));
+        assert_eq!(
+            evidence.phase_of(&record(200.0, 10.0)),
+            Some(Phase::Recovery)
+        );
+        assert_eq!(evidence.phase_of(&record(50.0, 300.0)), Some(Phase::Fault));
     }
 }

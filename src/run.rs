@@ -56,7 +56,9 @@ pub enum RunError {
     Target(#[from] TargetError),
     #[error(transparent)]
     Load(#[from] LoadError),
-    #[error("could not write the reports to {dir}: {source}; pass --out DIR with a writable directory")]
+    #[error(
+        "could not write the reports to {dir}: {source}; pass --out DIR with a writable directory"
+    )]
     Write { dir: String, source: std::io::Error },
     #[error("could not find faultline's own binary to run the reference target: {0}")]
     SelfExe(std::io::Error),
@@ -88,9 +90,8 @@ async fn run_with_fakes(
     started_at: time::OffsetDateTime,
     fakes: &Fakes,
 ) -> Result<RunOutcome, RunError> {
-    let port = target::free_port().map_err(|e| {
-        RunError::Unsupported(format!("no free loopback port for the target: {e}"))
-    })?;
+    let port = target::free_port()
+        .map_err(|e| RunError::Unsupported(format!("no free loopback port for the target: {e}")))?;
     let spawn = spawn_spec(plan, options, fakes, port)?;
     let mut target = TargetProcess::spawn(&spawn, epoch)?;
     let ready = tokio::select! {
@@ -163,12 +164,25 @@ async fn run_with_fakes(
     shift_onto_load_clock(&mut evidence, offset_ms);
 
     let verdicts: Vec<Verdict> = checks::evaluate(&evidence, &plan.expect);
-    let meta = RunMeta { started_at, target: describe_target(plan) };
+    let meta = RunMeta {
+        started_at,
+        target: describe_target(plan),
+    };
     let report = report::build(plan, &meta, &evidence, verdicts);
-    let dir = options.out_dir.clone().unwrap_or_else(|| default_out_dir(plan, started_at));
-    let written = report::write_all(&report, &evidence, &dir)
-        .map_err(|source| RunError::Write { dir: dir.display().to_string(), source })?;
-    Ok(RunOutcome { report, dir, written })
+    let dir = options
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| default_out_dir(plan, started_at));
+    let written =
+        report::write_all(&report, &evidence, &dir).map_err(|source| RunError::Write {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+    Ok(RunOutcome {
+        report,
+        dir,
+        written,
+    })
 }
 
 /// Scenario features whose fakes are not built yet are refused up front, not faked.
@@ -197,18 +211,24 @@ impl Fakes {
         let journal = || Arc::new(Journal::new(epoch, JOURNAL_CAPACITY));
         // Each fake draws from its own stream so adding a fault to one leaves the others' draws alone.
         let llm = fakes::llm::start(
-            LlmOptions { api_key: FAKE_LLM_KEY.into(), seed },
+            LlmOptions {
+                api_key: FAKE_LLM_KEY.into(),
+                seed,
+            },
             Arc::new(Switchboard::new(seed ^ 0x11)),
             journal(),
         )
         .await?;
-        let weather = match fakes::tool::start_weather(Arc::new(Switchboard::new(seed ^ 0x22)), journal()).await {
-            Ok(weather) => weather,
-            Err(error) => {
-                llm.shutdown().await;
-                return Err(error);
-            }
-        };
+        let weather =
+            match fakes::tool::start_weather(Arc::new(Switchboard::new(seed ^ 0x22)), journal())
+                .await
+            {
+                Ok(weather) => weather,
+                Err(error) => {
+                    llm.shutdown().await;
+                    return Err(error);
+                }
+            };
         Ok(Fakes { llm, weather })
     }
 
@@ -246,7 +266,12 @@ impl Fakes {
 }
 
 /// How to start the plan's target: the reference target by default, else the plan's command.
-fn spawn_spec(plan: &Plan, options: &RunOptions, fakes: &Fakes, port: u16) -> Result<SpawnSpec, RunError> {
+fn spawn_spec(
+    plan: &Plan,
+    options: &RunOptions,
+    fakes: &Fakes,
+    port: u16,
+) -> Result<SpawnSpec, RunError> {
     let values = fakes.placeholders(port);
     let mut env = BTreeMap::new();
     env.insert("PORT".to_string(), port.to_string());
@@ -274,13 +299,8 @@ fn spawn_spec(plan: &Plan, options: &RunOptions, fakes: &Fakes, port: u16) -> Re
     env.extend(plan.target.env.clone());
     let env = env
         .into_iter()
-        .map(|(key, value)| Ok((key.clone(), render(&value, &values).map_err(|p| {
-            RunError::Unsupported(format!(
-                "{}: [target] env {key} uses {p}, which this run has no value for",
-                plan.source
-            ))
-        })?)))
-        .collect::<Result<BTreeMap<_, _>, RunError>>()?;
+        .map(|(key, value)| (key, render(&value, &values)))
+        .collect();
     Ok(SpawnSpec {
         program,
         args,
@@ -291,16 +311,14 @@ fn spawn_spec(plan: &Plan, options: &RunOptions, fakes: &Fakes, port: u16) -> Re
     })
 }
 
-/// Replaces `{llm}`-style placeholders; returns the first unknown one as the error.
-fn render(template: &str, values: &BTreeMap<&'static str, String>) -> Result<String, String> {
-    let mut out = template.to_string();
-    for (placeholder, value) in values {
-        out = out.replace(placeholder, value);
-    }
-    match (out.find('{'), out.find('}')) {
-        (Some(open), Some(close)) if close > open => Err(out[open..=close].to_string()),
-        _ => Ok(out),
-    }
+/// Fills `{llm}`-style placeholders. The parser has refused unknown ones; other braces
+/// (JSON in a value, say) are left as they are.
+fn render(template: &str, values: &BTreeMap<&'static str, String>) -> String {
+    values
+        .iter()
+        .fold(template.to_string(), |out, (placeholder, value)| {
+            out.replace(placeholder, value)
+        })
 }
 
 /// Switches the plan's fault windows on and off on the load's clock; returns what it did.
@@ -320,7 +338,9 @@ async fn play_timeline(
     for (at, on, id) in switches {
         tokio::time::sleep_until((load_start + at).into()).await;
         let window = &plan.faults[id];
-        let Some(board) = boards.get(&window.fake) else { continue };
+        let Some(board) = boards.get(&window.fake) else {
+            continue;
+        };
         if on {
             board.activate(FaultRule {
                 id,
@@ -345,8 +365,16 @@ async fn play_timeline(
 /// Reads the target's JSON metrics endpoint once; `None` when it has none or it did not answer.
 async fn read_metrics(target: &TargetProcess, plan: &Plan, at_ms: f64) -> Option<MetricsSnapshot> {
     let path = plan.target.metrics_path.as_ref()?;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).no_proxy().build().ok()?;
-    let response = client.get(format!("{}{}", target.base_url(), path)).send().await.ok()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .no_proxy()
+        .build()
+        .ok()?;
+    let response = client
+        .get(format!("{}{}", target.base_url(), path))
+        .send()
+        .await
+        .ok()?;
     let body = response.json::<serde_json::Value>().await.ok()?;
     Some(MetricsSnapshot { at_ms, body })
 }
@@ -367,14 +395,19 @@ fn shift_onto_load_clock(evidence: &mut Evidence, offset_ms: f64) {
 fn describe_target(plan: &Plan) -> String {
     match &plan.target.command {
         None if plan.target.flaws.is_empty() => "reference target".into(),
-        None => format!("reference target with --flaw {}", plan.target.flaws.join(", --flaw ")),
+        None => format!(
+            "reference target with --flaw {}",
+            plan.target.flaws.join(", --flaw ")
+        ),
         Some(command) => command.join(" "),
     }
 }
 
 fn default_out_dir(plan: &Plan, started_at: time::OffsetDateTime) -> PathBuf {
     let stamp = started_at
-        .format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"))
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
         .unwrap_or_else(|_| "run".into());
     PathBuf::from("reports").join(format!("{}-{stamp}", plan.name))
 }
@@ -384,10 +417,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn placeholders_are_filled_and_unknown_ones_named() {
+    fn placeholders_are_filled_and_other_braces_kept() {
         let values = BTreeMap::from([("{llm}", "http://127.0.0.1:1".to_string())]);
-        assert_eq!(render("{llm}/v1", &values).unwrap(), "http://127.0.0.1:1/v1");
-        assert_eq!(render("{tool.search}/x", &values).unwrap_err(), "{tool.search}");
-        assert_eq!(render("plain", &values).unwrap(), "plain");
+        assert_eq!(render("{llm}/v1", &values), "http://127.0.0.1:1/v1");
+        assert_eq!(render(r#"{"a": 1}"#, &values), r#"{"a": 1}"#);
     }
 }

@@ -651,6 +651,30 @@ async fn retry_after_ms_is_honoured() {
 }
 
 #[tokio::test]
+async fn retry_after_on_a_503_is_honoured_too() {
+    let llm = StubLlm::start(|n| {
+        if n == 0 {
+            Reply::status(503).header("retry-after-ms", "300")
+        } else {
+            Reply::Ok
+        }
+    })
+    .await;
+    let target = start_target(&llm, &[], &[]).await;
+
+    let (status, _, _) = target.ask("hi").await;
+
+    assert_eq!(status, 200);
+    let seen = llm.chat_attempts();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        gap(&seen[0], &seen[1]) >= Duration::from_millis(300),
+        "retried after {:?}",
+        gap(&seen[0], &seen[1])
+    );
+}
+
+#[tokio::test]
 async fn retry_after_beyond_the_deadline_gives_up_at_once_with_429() {
     let llm = StubLlm::start(|_| Reply::status(429).header("retry-after", "5")).await;
     let mut target = start_target(&llm, &[], &[]).await;

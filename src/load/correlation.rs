@@ -22,14 +22,20 @@ impl Correlation {
     pub fn new(seed: u64) -> Self {
         // Mixing the seed in keeps ids of different runs apart in shared logs.
         let salt = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
-        Correlation { salt, next: AtomicU32::new(0) }
+        Correlation {
+            salt,
+            next: AtomicU32::new(0),
+        }
     }
 
     /// The next request's ids. XOR with a fixed salt is a bijection, so ids never repeat
     /// within 2^32 requests.
     pub fn next(&self) -> Ids {
         let n = self.next.fetch_add(1, Ordering::Relaxed) ^ self.salt;
-        Ids { nonce: format!("fl-{n:08x}"), request_id: format!("flreq-{n:08x}") }
+        Ids {
+            nonce: format!("fl-{n:08x}"),
+            request_id: format!("flreq-{n:08x}"),
+        }
     }
 }
 

@@ -60,8 +60,8 @@ pub async fn drive(
 ) -> Result<Vec<Record>, LoadError> {
     let (sink, mut records) = mpsc::unbounded_channel();
     let correlation = Arc::new(Correlation::new(spec.seed));
-    let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default())
-        .map_err(goose_error)?;
+    let mut attack =
+        GooseAttack::initialize_with_config(GooseConfiguration::default()).map_err(goose_error)?;
     for flow in &spec.flows {
         let context = Arc::new(FlowContext {
             flow: flow.name.clone(),
@@ -100,7 +100,6 @@ pub async fn drive(
         .and_then(|a| a.set_default(GooseDefault::RunTime, run_secs))
         .and_then(|a| a.set_default(GooseDefault::Quiet, 1))
         .and_then(|a| a.set_default(GooseDefault::NoTelnet, true))
-        .and_then(|a| a.set_default(GooseDefault::NoWebSocket, true))
         .and_then(|a| a.set_default(GooseDefault::NoResetMetrics, true))
         .and_then(|a| a.set_default(GooseDefault::NoPrintMetrics, true))
         .and_then(|a| a.set_default(GooseDefault::NoErrorSummary, true))
@@ -113,7 +112,9 @@ pub async fn drive(
         all
     });
     attack.execute().await.map_err(goose_error)?;
-    let mut all = collector.await.map_err(|e| LoadError::Goose(e.to_string()))?;
+    let mut all = collector
+        .await
+        .map_err(|e| LoadError::Goose(e.to_string()))?;
     all.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     Ok(all)
 }
@@ -141,7 +142,11 @@ impl FlowContext {
     async fn ask(&self, user: &mut goose::goose::GooseUser) {
         let turn = self.asked.fetch_add(1, Ordering::Relaxed) as usize;
         let ids = self.correlation.next();
-        let message = format!("{} [{}]", self.messages[turn % self.messages.len()], ids.nonce);
+        let message = format!(
+            "{} [{}]",
+            self.messages[turn % self.messages.len()],
+            ids.nonce
+        );
         let sent = Instant::now();
         let mut record = Record {
             at_ms: ms_between(self.epoch, sent),
@@ -166,7 +171,10 @@ impl FlowContext {
             .header("x-request-id", &ids.request_id)
             .json(&serde_json::json!({ "message": message }))
             .timeout(self.request_timeout);
-        let request = GooseRequest::builder().set_request_builder(builder).name(self.flow.as_str()).build();
+        let request = GooseRequest::builder()
+            .set_request_builder(builder)
+            .name(self.flow.as_str())
+            .build();
         let mut stop = self.stop.clone();
         let answered = tokio::select! {
             answered = async {
@@ -197,7 +205,9 @@ struct Answer {
     excerpt: String,
 }
 
-async fn read_answer(response: Result<reqwest::Response, reqwest::Error>) -> Result<Answer, String> {
+async fn read_answer(
+    response: Result<reqwest::Response, reqwest::Error>,
+) -> Result<Answer, String> {
     let response = response.map_err(|e| error_kind(&e))?;
     let status = response.status().as_u16();
     let header_id = response
@@ -207,15 +217,22 @@ async fn read_answer(response: Result<reqwest::Response, reqwest::Error>) -> Res
         .map(str::to_string);
     let body = response.text().await.map_err(|e| error_kind(&e))?;
     let request_id = header_id.or_else(|| body_request_id(&body));
-    Ok(Answer { status, request_id, excerpt: excerpt(&body) })
+    Ok(Answer {
+        status,
+        request_id,
+        excerpt: excerpt(&body),
+    })
 }
 
 /// The request id an answer carries in its JSON body (`requestId` or `request_id`).
 fn body_request_id(body: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(body).ok()?;
-    ["requestId", "request_id"]
-        .iter()
-        .find_map(|field| value.get(field).and_then(|v| v.as_str()).map(str::to_string))
+    ["requestId", "request_id"].iter().find_map(|field| {
+        value
+            .get(field)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    })
 }
 
 fn error_kind(error: &reqwest::Error) -> String {
@@ -257,8 +274,14 @@ mod tests {
 
     #[test]
     fn the_request_id_is_read_from_either_json_spelling() {
-        assert_eq!(body_request_id(r#"{"requestId":"a"}"#).as_deref(), Some("a"));
-        assert_eq!(body_request_id(r#"{"request_id":"b"}"#).as_deref(), Some("b"));
+        assert_eq!(
+            body_request_id(r#"{"requestId":"a"}"#).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            body_request_id(r#"{"request_id":"b"}"#).as_deref(),
+            Some("b")
+        );
         assert_eq!(body_request_id("not json"), None);
     }
 

@@ -376,6 +376,7 @@ mod tests {
             (
                 Failure::Llm(LlmError::Unavailable {
                     status: None,
+                    retry_after: None,
                     raw: String::new(),
                 }),
                 503,

@@ -78,8 +78,12 @@ pub enum LlmError {
         retry_after: Option<Duration>,
         raw: String,
     },
-    /// 5xx, or no connection at all (`status: None`).
-    Unavailable { status: Option<u16>, raw: String },
+    /// 5xx, or no connection at all (`status: None`); a 503 may say when to come back.
+    Unavailable {
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+        raw: String,
+    },
     /// Another 4xx: our request or key is wrong; retrying cannot help.
     Rejected { status: u16, raw: String },
     /// A 2xx whose body is not what the API promises.
@@ -110,7 +114,8 @@ impl LlmError {
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            LlmError::RateLimited { retry_after, .. } => *retry_after,
+            LlmError::RateLimited { retry_after, .. }
+            | LlmError::Unavailable { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -124,8 +129,11 @@ impl LlmError {
             LlmError::Unavailable {
                 status: Some(s),
                 raw,
+                ..
             } => format!("LlmError::Unavailable({s}, {raw:?})"),
-            LlmError::Unavailable { status: None, raw } => {
+            LlmError::Unavailable {
+                status: None, raw, ..
+            } => {
                 format!("LlmError::Connect({raw:?})")
             }
             LlmError::Rejected { status, raw } => format!("LlmError::Rejected({status}, {raw:?})"),
@@ -146,7 +154,10 @@ impl LlmError {
 
     /// The provider's hint for the client, for the 429 we pass on.
     pub fn client_retry_after(&self) -> Option<Duration> {
-        self.retry_after()
+        match self {
+            LlmError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 }
 
@@ -352,6 +363,7 @@ impl LlmClient {
             } else {
                 LlmError::Unavailable {
                     status: None,
+                    retry_after: None,
                     raw: e.to_string(),
                 }
             }
@@ -367,6 +379,7 @@ impl LlmClient {
             }),
             500..=599 => Err(LlmError::Unavailable {
                 status: Some(status),
+                retry_after: retry_after(&headers),
                 raw: raw(),
             }),
             _ => Err(LlmError::Rejected { status, raw: raw() }),
@@ -462,6 +475,7 @@ mod tests {
     fn only_rate_limits_503s_and_refusals_are_retryable() {
         let unavailable = |status| LlmError::Unavailable {
             status,
+            retry_after: None,
             raw: String::new(),
         };
         assert!(LlmError::RateLimited {

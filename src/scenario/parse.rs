@@ -339,8 +339,24 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// on them (quick scaling, phase maths in f64) far from overflow.
 const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// Placeholders a target env value may use; the runner replaces them with the fakes' addresses.
-pub const PLACEHOLDERS: &[&str] = &["llm", "llm_key", "tool.weather", "redis"];
+/// The reference target's `--flaw` names, as its command line spells them.
+pub fn known_flaws() -> Vec<String> {
+    use clap::ValueEnum;
+    crate::reference::Flaw::value_variants()
+        .iter()
+        .filter_map(|flaw| flaw.to_possible_value())
+        .map(|value| value.get_name().to_string())
+        .collect()
+}
+
+pub fn is_known_flaw(name: &str) -> bool {
+    use clap::ValueEnum;
+    crate::reference::Flaw::from_str(name, false).is_ok()
+}
+
+/// Placeholders a target env value may use; the runner replaces them with the fakes' addresses
+/// (`{port}`: the port faultline chose for the target to listen on).
+pub const PLACEHOLDERS: &[&str] = &["llm", "llm_key", "tool.weather", "redis", "port"];
 
 const FAULT_KINDS: &[&str] = &["refuse", "status", "delay", "hang"];
 
@@ -527,8 +543,15 @@ fn build_target(raw: Option<RawTarget>, src: &Source) -> Result<TargetSpec, Scen
             ));
         }
         for flaw in given.get_ref() {
-            if flaw.get_ref().trim().is_empty() {
-                return Err(src.error(flaw, "a flaw in `flaws` in [target] is empty; name it"));
+            if !is_known_flaw(flaw.get_ref()) {
+                return Err(src.error(
+                    flaw,
+                    format!(
+                        "unknown flaw `{}` in `flaws` in [target]; known flaws: {}",
+                        flaw.get_ref(),
+                        known_flaws().join(", ")
+                    ),
+                ));
             }
             flaws.push(flaw.get_ref().clone());
         }

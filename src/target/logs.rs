@@ -65,7 +65,11 @@ impl LogCapture {
             *self.dropped.lock().unwrap() += 1;
             return;
         }
-        lines.push(LogLine { at_ms, stream, text });
+        lines.push(LogLine {
+            at_ms,
+            stream,
+            text,
+        });
     }
 
     /// The last `n` lines.

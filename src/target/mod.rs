@@ -35,7 +35,10 @@ pub struct SpawnSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error("could not start the target `{program}`: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
     #[error(
         "the target exited before it was ready ({status}); its last output:\n{tail}\n\
          fix the target's configuration ([target] in the scenario) and run again"
@@ -45,7 +48,12 @@ pub enum TargetError {
         "the target was not ready within {timeout}: GET {url} never answered 2xx (last: {last}); \
          its last output:\n{tail}\nraise [target] ready_timeout or fix [target] ready_path"
     )]
-    NeverReady { timeout: String, url: String, last: String, tail: String },
+    NeverReady {
+        timeout: String,
+        url: String,
+        last: String,
+        tail: String,
+    },
 }
 
 /// A running target process.
@@ -100,7 +108,11 @@ impl TargetProcess {
         })?;
         let logs = Arc::new(LogCapture::new(epoch, LOG_LINE_LIMIT));
         logs.follow(child.stdout.take(), child.stderr.take());
-        Ok(TargetProcess { child, base_url: spec.base_url.clone(), logs })
+        Ok(TargetProcess {
+            child,
+            base_url: spec.base_url.clone(),
+            logs,
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -112,7 +124,11 @@ impl TargetProcess {
     }
 
     /// Polls `GET ready_path` until it answers 2xx, the process exits, or the timeout passes.
-    pub async fn wait_ready(&mut self, ready_path: &str, timeout: Duration) -> Result<(), TargetError> {
+    pub async fn wait_ready(
+        &mut self,
+        ready_path: &str,
+        timeout: Duration,
+    ) -> Result<(), TargetError> {
         let url = format!("{}{}", self.base_url, ready_path);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
@@ -124,7 +140,10 @@ impl TargetProcess {
             if let Some(status) = self.child.try_wait().ok().flatten() {
                 // Give the readers a moment to take the last lines off the pipes.
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                return Err(TargetError::ExitedEarly { status: status.to_string(), tail: self.tail() });
+                return Err(TargetError::ExitedEarly {
+                    status: status.to_string(),
+                    tail: self.tail(),
+                });
             }
             let last = match client.get(&url).send().await {
                 Ok(response) if response.status().is_success() => return Ok(()),
@@ -148,7 +167,10 @@ impl TargetProcess {
     pub async fn stop(mut self) -> TargetExit {
         if let Ok(Some(status)) = self.child.try_wait() {
             self.logs.finish().await;
-            return TargetExit { status: status.to_string(), killed: false };
+            return TargetExit {
+                status: status.to_string(),
+                killed: false,
+            };
         }
         let mut killed = false;
         if let Some(pid) = self.child.id() {
@@ -167,7 +189,9 @@ impl TargetProcess {
             }
         };
         self.logs.finish().await;
-        let status = status.map(|s| s.to_string()).unwrap_or_else(|e| format!("unknown ({e})"));
+        let status = status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|e| format!("unknown ({e})"));
         TargetExit { status, killed }
     }
 
@@ -176,7 +200,11 @@ impl TargetProcess {
         if lines.is_empty() {
             return "  (no output)".into();
         }
-        lines.iter().map(|line| format!("  {}", line.text)).collect::<Vec<_>>().join("\n")
+        lines
+            .iter()
+            .map(|line| format!("  {}", line.text))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
