@@ -347,6 +347,7 @@ async fn play_timeline(
                 fault: window.fault.clone(),
                 route: window.route.clone(),
                 rate: window.rate,
+                first_attempts: None,
             });
         } else {
             board.deactivate(id);

@@ -120,6 +120,30 @@ fn a_target_without_an_llm_timeout_fails_the_gate_and_names_the_hanging_requests
 }
 
 #[test]
+#[serial]
+fn leaked_internals_and_missing_request_ids_fail_error_honesty() {
+    let out = tempfile::tempdir().unwrap();
+    let output = faultline()
+        .args(["scenario", "outage", "--quick"])
+        .args(["--flaw", "stack-trace-errors", "--flaw", "no-request-id"])
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "stdout:\n{stdout}");
+
+    let report = read_report(out.path());
+    let honest = verdict(&report, "errors.honest");
+    assert_eq!(honest["outcome"], "fail", "{honest:#}");
+    let summary = honest["summary"].as_str().unwrap();
+    assert!(summary.contains("leaked"), "{summary}");
+    assert!(summary.contains("request id"), "{summary}");
+    // The latency gates still pass: only honesty is broken.
+    assert_eq!(verdict(&report, "sla.p95.fault")["outcome"], "pass");
+}
+
+#[test]
 fn a_malformed_scenario_exits_2_and_says_where() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.toml");

@@ -38,6 +38,7 @@ fn always(fault: Fault) -> FaultRule {
         fault,
         route: None,
         rate: 1.0,
+        first_attempts: None,
     }
 }
 
@@ -255,10 +256,8 @@ async fn embeddings_in_base64_decode_to_the_float_vector() {
 #[tokio::test]
 async fn a_503_fault_answers_openais_overloaded_error() {
     let fake = start_llm().await;
-    fake.switchboard().activate(always(Fault::Status {
-        code: 503,
-        retry_after: None,
-    }));
+    fake.switchboard()
+        .activate(always(Fault::status(503, None)));
 
     let response = chat(&client(), &fake, "hello").await;
 
@@ -276,10 +275,10 @@ async fn a_503_fault_answers_openais_overloaded_error() {
 #[tokio::test]
 async fn a_429_fault_carries_retry_after_and_retry_after_ms() {
     let fake = start_llm().await;
-    fake.switchboard().activate(always(Fault::Status {
-        code: 429,
-        retry_after: Some(Duration::from_millis(1500)),
-    }));
+    fake.switchboard().activate(always(Fault::status(
+        429,
+        Some(Duration::from_millis(1500)),
+    )));
 
     let response = chat(&client(), &fake, "hello").await;
 
@@ -300,6 +299,7 @@ async fn a_delay_fault_delays_the_answer() {
     let fake = start_llm().await;
     fake.switchboard().activate(always(Fault::Delay {
         delay: Duration::from_millis(300),
+        distribution: Default::default(),
     }));
 
     let started = Instant::now();
@@ -442,10 +442,8 @@ async fn the_journal_records_key_fault_status_and_usage() {
         .json()
         .await
         .unwrap();
-    fake.switchboard().activate(always(Fault::Status {
-        code: 503,
-        retry_after: None,
-    }));
+    fake.switchboard()
+        .activate(always(Fault::status(503, None)));
     chat(&client, &fake, "hello [fl-33334444]").await;
     let unkeyed = client
         .post(format!("{}/v1/embeddings", fake.base_url()))

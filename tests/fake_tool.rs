@@ -81,12 +81,10 @@ async fn a_503_fault_answers_a_json_error_with_retry_after() {
     let fake = start_weather().await;
     fake.switchboard().activate(FaultRule {
         id: 1,
-        fault: Fault::Status {
-            code: 503,
-            retry_after: Some(Duration::from_secs(2)),
-        },
+        fault: Fault::status(503, Some(Duration::from_secs(2))),
         route: Some("/weather".into()),
         rate: 1.0,
+        first_attempts: None,
     });
 
     let response = weather(&fake, "?city=Paris").await;
@@ -166,6 +164,7 @@ async fn a_keep_alive_connection_serves_several_requests_until_a_refuse_drops_it
         fault: Fault::Refuse,
         route: None,
         rate: 1.0,
+        first_attempts: None,
     });
     let mut buf = [0u8; 64];
     let read = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf))

@@ -129,10 +129,7 @@ fn full_plan() -> Plan {
                 start: Duration::from_secs(20),
                 end: Duration::from_secs(30),
                 rate: 0.5,
-                fault: Fault::Status {
-                    code: 429,
-                    retry_after: Some(Duration::from_secs(2)),
-                },
+                fault: Fault::status(429, Some(Duration::from_secs(2))),
             },
             FaultWindow {
                 fake: FakeName::Weather,
@@ -142,6 +139,7 @@ fn full_plan() -> Plan {
                 rate: 1.0,
                 fault: Fault::Delay {
                     delay: Duration::from_secs(3),
+                    distribution: Default::default(),
                 },
             },
             FaultWindow {

@@ -1,10 +1,15 @@
 //! The one fault model every fake shares: what to inject ([`Fault`]), where (a route prefix),
-//! how often (a rate drawn from one seeded RNG), and a [`Switchboard`] that the timeline turns
-//! rules on and off at.
+//! how often (a rate drawn from one seeded RNG, or the first N attempts of each client
+//! request), and a [`Switchboard`] that the timeline (or a control API) turns rules on and off at.
 //!
-//! Fakes ask the switchboard once per attempt ([`Switchboard::pick`]); the answer is data, and the
-//! fake decides how to act it out on its own wire protocol.
+//! Fakes ask the switchboard once per attempt ([`Switchboard::pick`]); the answer is data, and
+//! the fake decides how to act it out on its own wire protocol. Not every fake can act out
+//! every fault ([`Fault::supported_by`]); the scenario parser refuses the rest up front.
+//!
+//! Durations read from `"250ms"`-style strings or integer milliseconds and are written as
+//! strings, so the same JSON works in scenario files, the control API and reports.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -13,76 +18,332 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-/// What a fake does instead of (or before) answering normally.
+/// What a fake does instead of (or before, or while) answering normally.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
-    /// The port is closed while the rule is on: new connections are refused and open ones dropped.
+    /// The port is closed while the rule is on: new connections are refused, open ones dropped.
     Refuse,
-    /// Answer with this HTTP status (provider-shaped error body), optionally with `retry-after`.
+    /// Answer with this HTTP status and the provider's own error body.
     Status {
         code: u16,
+        /// Sent as `retry-after` (whole seconds, rounded up).
         #[serde(
             default,
-            with = "opt_duration_ms",
+            with = "opt_duration",
             skip_serializing_if = "Option::is_none"
         )]
         retry_after: Option<Duration>,
+        /// Also send `retry-after-ms` (OpenAI's millisecond hint) when `retry_after` is set.
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        retry_after_ms: bool,
+        /// Send `x-should-retry: true|false`, which the official SDKs obey over the status.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        should_retry: Option<bool>,
+        /// The provider's error code in the body: `rate_limit_exceeded` vs `insufficient_quota`
+        /// for a 429, `context_length_exceeded` for a 400. Default: the usual one for the status.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_code: Option<String>,
     },
-    /// Wait this long, then answer normally.
+    /// Wait, then answer normally. `distribution` spreads the wait around `delay`.
     Delay {
-        #[serde(with = "duration_ms")]
+        #[serde(with = "duration")]
         delay: Duration,
+        #[serde(default, skip_serializing_if = "Distribution::is_fixed")]
+        distribution: Distribution,
     },
     /// Accept the request and never answer (until the client gives up or the fake stops).
     Hang,
+    /// Reset the TCP connection (RST) instead of answering.
+    Reset,
+    /// Close the connection without a response.
+    Drop,
+    /// Stream slowly: time to first token, then a delay between tokens (`jitter` is the
+    /// fraction, 0..=1, by which each inter-token delay may vary).
+    SlowStream {
+        #[serde(with = "duration")]
+        first_token: Duration,
+        #[serde(with = "duration")]
+        inter_token: Duration,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        jitter: f64,
+    },
+    /// Stream normally, then stall for `stall` after `after_chunks` chunks, then go on.
+    Stall {
+        after_chunks: u32,
+        #[serde(with = "duration")]
+        stall: Duration,
+    },
+    /// Cut the stream (close the connection mid-body) after `after_chunks` chunks or `after`
+    /// time, whichever comes first; at least one must be given.
+    StreamCut {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_chunks: Option<u32>,
+        #[serde(
+            default,
+            with = "opt_duration",
+            skip_serializing_if = "Option::is_none"
+        )]
+        after: Option<Duration>,
+    },
+    /// Answer 200 with a broken body (see [`Malformation`]).
+    Malformed { what: Malformation },
+    /// Answer normally but end with this `finish_reason` (`length`, `content_filter`).
+    FinishReason { reason: FinishReason },
+    /// Agents: ask for the same tool call on every turn, forever.
+    ToolLoop,
+    /// Agents: ask for a tool call whose `arguments` are not valid JSON.
+    InvalidToolArgs,
+    /// Rate limiting as state: per-API-key buckets refilled per minute; a load above the quota
+    /// gets 429s with realistic `x-ratelimit-*` headers, as a real account would.
+    RateLimit {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requests_per_minute: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens_per_minute: Option<u32>,
+    },
+    /// Redis: answer every command with this error reply, e.g. `LOADING Redis is loading the
+    /// dataset in memory` (the first word is the error's kind, as Redis sends it).
+    RedisError { reply: String },
+}
+
+/// How a delay varies around its nominal value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Distribution {
+    /// Exactly the delay.
+    #[default]
+    Fixed,
+    /// Uniform between zero and twice the delay (mean: the delay).
+    Uniform,
+    /// Log-normal with the delay as median (sigma 0.5): the long tail real providers show.
+    LogNormal,
+}
+
+impl Distribution {
+    fn is_fixed(&self) -> bool {
+        *self == Distribution::Fixed
+    }
+}
+
+/// Ways an answer can be broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Malformation {
+    /// A body that is not JSON at all.
+    InvalidJson,
+    /// Valid JSON cut off halfway.
+    TruncatedJson,
+    /// JSON served as `text/html`.
+    WrongContentType,
+    /// A completion with `choices: []`.
+    EmptyChoices,
+    /// Streams: an error event after the 200 and some chunks.
+    ErrorFrame,
+    /// Streams: no `data: [DONE]` at the end.
+    NoDone,
+    /// Streams: no usage chunk even when `stream_options.include_usage` asked for one.
+    NoUsage,
+}
+
+/// A `finish_reason` other than `stop`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    Length,
+    ContentFilter,
 }
 
 impl Fault {
+    /// A status fault with the provider's usual body and headers.
+    pub fn status(code: u16, retry_after: Option<Duration>) -> Fault {
+        Fault::Status {
+            code,
+            retry_after,
+            retry_after_ms: true,
+            should_retry: None,
+            error_code: None,
+        }
+    }
+
+    /// Every kind, as scenario files and the control API spell it.
+    pub const KINDS: &'static [&'static str] = &[
+        "refuse",
+        "status",
+        "delay",
+        "hang",
+        "reset",
+        "drop",
+        "slow_stream",
+        "stall",
+        "stream_cut",
+        "malformed",
+        "finish_reason",
+        "tool_loop",
+        "invalid_tool_args",
+        "rate_limit",
+        "redis_error",
+    ];
+
+    /// The kind, as scenario files spell it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Refuse => "refuse",
+            Fault::Status { .. } => "status",
+            Fault::Delay { .. } => "delay",
+            Fault::Hang => "hang",
+            Fault::Reset => "reset",
+            Fault::Drop => "drop",
+            Fault::SlowStream { .. } => "slow_stream",
+            Fault::Stall { .. } => "stall",
+            Fault::StreamCut { .. } => "stream_cut",
+            Fault::Malformed { .. } => "malformed",
+            Fault::FinishReason { .. } => "finish_reason",
+            Fault::ToolLoop => "tool_loop",
+            Fault::InvalidToolArgs => "invalid_tool_args",
+            Fault::RateLimit { .. } => "rate_limit",
+            Fault::RedisError { .. } => "redis_error",
+        }
+    }
+
+    /// The fakes that can act this fault out (`llm`, `weather`, `tickets`, `redis`, …).
+    /// HTTP tool fakes answer to the names of their tools; `tool` stands for all of them.
+    pub fn supported_by(&self) -> &'static [&'static str] {
+        const EVERY: &[&str] = &["llm", "tool", "redis"];
+        const HTTP: &[&str] = &["llm", "tool"];
+        match self {
+            Fault::Refuse | Fault::Hang | Fault::Reset | Fault::Drop | Fault::Delay { .. } => EVERY,
+            Fault::Status { .. } => HTTP,
+            Fault::Malformed {
+                what:
+                    Malformation::InvalidJson
+                    | Malformation::TruncatedJson
+                    | Malformation::WrongContentType,
+            } => HTTP,
+            Fault::Malformed { .. }
+            | Fault::SlowStream { .. }
+            | Fault::Stall { .. }
+            | Fault::StreamCut { .. }
+            | Fault::FinishReason { .. }
+            | Fault::ToolLoop
+            | Fault::InvalidToolArgs
+            | Fault::RateLimit { .. } => &["llm"],
+            Fault::RedisError { .. } => &["redis"],
+        }
+    }
+
     /// A short label for journals, timelines and reports: `status 503`, `delay 2s`, `hang`.
     pub fn label(&self) -> String {
+        let d = |d: &Duration| humantime::format_duration(*d).to_string();
         match self {
-            Fault::Refuse => "refuse".into(),
             Fault::Status {
                 code,
                 retry_after: None,
+                ..
             } => format!("status {code}"),
             Fault::Status {
                 code,
                 retry_after: Some(after),
+                ..
+            } => {
+                format!("status {code} retry-after {}", d(after))
+            }
+            Fault::Delay {
+                delay,
+                distribution: Distribution::Fixed,
+            } => format!("delay {}", d(delay)),
+            Fault::Delay {
+                delay,
+                distribution,
+            } => {
+                format!("delay {} {}", d(delay), serde_plain(distribution))
+            }
+            Fault::SlowStream {
+                first_token,
+                inter_token,
+                ..
             } => {
                 format!(
-                    "status {code} retry-after {}",
-                    humantime::format_duration(*after)
+                    "slow_stream first {} then {}",
+                    d(first_token),
+                    d(inter_token)
                 )
             }
-            Fault::Delay { delay } => format!("delay {}", humantime::format_duration(*delay)),
-            Fault::Hang => "hang".into(),
+            Fault::Stall {
+                after_chunks,
+                stall,
+            } => format!("stall {} after {after_chunks} chunks", d(stall)),
+            Fault::StreamCut {
+                after_chunks,
+                after,
+            } => match (after_chunks, after) {
+                (Some(n), _) => format!("stream_cut after {n} chunks"),
+                (None, Some(t)) => format!("stream_cut after {}", d(t)),
+                (None, None) => "stream_cut".into(),
+            },
+            Fault::Malformed { what } => format!("malformed {}", serde_plain(what)),
+            Fault::FinishReason { reason } => format!("finish_reason {}", serde_plain(reason)),
+            Fault::RateLimit {
+                requests_per_minute,
+                tokens_per_minute,
+            } => {
+                let mut label = "rate_limit".to_string();
+                if let Some(rpm) = requests_per_minute {
+                    label.push_str(&format!(" {rpm} rpm"));
+                }
+                if let Some(tpm) = tokens_per_minute {
+                    label.push_str(&format!(" {tpm} tpm"));
+                }
+                label
+            }
+            Fault::RedisError { reply } => {
+                format!(
+                    "redis_error {}",
+                    reply.split_whitespace().next().unwrap_or("")
+                )
+            }
+            other => other.kind().to_string(),
         }
     }
 }
 
-/// A fault with its scope: which routes of the fake it touches and on what share of attempts.
+/// A unit enum's serde name (`log_normal`), for labels.
+fn serde_plain<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A fault with its scope: which routes of the fake it touches and on which attempts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FaultRule {
-    /// Stable id, so the timeline can switch this rule off again.
+    /// Stable id, so the timeline (or a control API user) can switch this rule off again.
     pub id: usize,
     pub fault: Fault,
-    /// Route prefix (`/v1/chat/completions`); `None` means every route.
+    /// Route prefix (`/v1/chat/completions`) or, for Redis, a command (`GET`); `None`: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
     /// Share of matching attempts that get the fault, 0.0..=1.0.
+    #[serde(default = "one")]
     pub rate: f64,
+    /// Only the first N attempts of each client request (grouped by correlation key) get the
+    /// fault: `1` fails the first try and lets the retry through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_attempts: Option<u32>,
 }
 
 impl FaultRule {
     fn applies_to(&self, route: &str) -> bool {
         self.route
             .as_deref()
-            .is_none_or(|prefix| route.starts_with(prefix))
+            .is_none_or(|prefix| route.starts_with(prefix) || route.eq_ignore_ascii_case(prefix))
     }
 }
 
-/// The faults a fake injects right now. Shared between the fake (reads) and the timeline (writes).
+/// The faults a fake injects right now. Shared between the fake (reads) and the timeline or
+/// control API (writes).
 pub struct Switchboard {
     state: Mutex<State>,
     /// True while a `refuse` rule is on; the fake's accept loop watches it to close its port.
@@ -92,7 +353,13 @@ pub struct Switchboard {
 struct State {
     active: Vec<FaultRule>,
     rng: ChaCha8Rng,
+    /// Attempts seen per (rule id, correlation key), for `first_attempts`.
+    attempts: HashMap<(usize, String), u32>,
 }
+
+/// Keys remembered for `first_attempts` per rule; past this the oldest are forgotten (bounded
+/// memory over a long soak; a forgotten key's next attempt counts as a first).
+const ATTEMPT_KEYS_LIMIT: usize = 100_000;
 
 impl Switchboard {
     /// A switchboard with nothing on, drawing rates from `seed`.
@@ -101,6 +368,7 @@ impl Switchboard {
             state: Mutex::new(State {
                 active: Vec::new(),
                 rng: ChaCha8Rng::seed_from_u64(seed),
+                attempts: HashMap::new(),
             }),
             refusing: watch::Sender::new(false),
         }
@@ -109,22 +377,28 @@ impl Switchboard {
     /// Turns a rule on (replacing one with the same id).
     pub fn activate(&self, rule: FaultRule) {
         let mut state = self.state.lock().unwrap();
-        state.active.retain(|r| r.id != rule.id);
+        let id = rule.id;
+        state.active.retain(|r| r.id != id);
+        state.attempts.retain(|(rule, _), _| *rule != id);
         state.active.push(rule);
         self.publish_refusing(&state.active);
     }
 
-    /// Turns a rule off; unknown ids are ignored.
-    pub fn deactivate(&self, id: usize) {
+    /// Turns a rule off; unknown ids are ignored. Returns whether one was on.
+    pub fn deactivate(&self, id: usize) -> bool {
         let mut state = self.state.lock().unwrap();
+        let before = state.active.len();
         state.active.retain(|r| r.id != id);
+        state.attempts.retain(|(rule, _), _| *rule != id);
         self.publish_refusing(&state.active);
+        state.active.len() != before
     }
 
     /// Turns every rule off.
     pub fn clear(&self) {
         let mut state = self.state.lock().unwrap();
         state.active.clear();
+        state.attempts.clear();
         self.publish_refusing(&state.active);
     }
 
@@ -133,14 +407,30 @@ impl Switchboard {
         self.state.lock().unwrap().active.clone()
     }
 
-    /// The fault for one attempt at `route`: the first active rule that matches the route and
-    /// wins its rate draw. `Refuse` is not returned here; watch [`Switchboard::refusing`] instead.
-    pub fn pick(&self, route: &str) -> Option<Fault> {
+    /// The fault for one attempt at `route` by the client request `key` (its correlation key,
+    /// if the fake found one): the first active rule that matches the route, is within its
+    /// `first_attempts` for this key, and wins its rate draw. `Refuse` is not returned here;
+    /// watch [`Switchboard::refusing`] instead.
+    pub fn pick(&self, route: &str, key: Option<&str>) -> Option<Fault> {
         let mut state = self.state.lock().unwrap();
-        let State { active, rng } = &mut *state;
+        let State {
+            active,
+            rng,
+            attempts,
+        } = &mut *state;
         for rule in active.iter() {
             if rule.fault == Fault::Refuse || !rule.applies_to(route) {
                 continue;
+            }
+            if let (Some(limit), Some(key)) = (rule.first_attempts, key) {
+                if attempts.len() >= ATTEMPT_KEYS_LIMIT {
+                    attempts.clear();
+                }
+                let seen = attempts.entry((rule.id, key.to_string())).or_insert(0);
+                *seen += 1;
+                if *seen > limit {
+                    continue;
+                }
             }
             // Draw only for partial rates so a rate of 1.0 does not move the seeded sequence.
             if rule.rate >= 1.0 || (rule.rate > 0.0 && rng.random_bool(rule.rate)) {
@@ -148,6 +438,36 @@ impl Switchboard {
             }
         }
         None
+    }
+
+    /// One wait drawn from `distribution` around `delay`, from the switchboard's seeded RNG.
+    pub fn sample_delay(&self, delay: Duration, distribution: Distribution) -> Duration {
+        let mut state = self.state.lock().unwrap();
+        let rng = &mut state.rng;
+        match distribution {
+            Distribution::Fixed => delay,
+            Distribution::Uniform => delay.mul_f64(rng.random_range(0.0..=2.0)),
+            Distribution::LogNormal => {
+                // Box-Muller: one standard normal draw, then exp(sigma * z) around the median.
+                let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+                let u2: f64 = rng.random_range(0.0..1.0);
+                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+                delay.mul_f64((0.5 * z).exp().min(50.0))
+            }
+        }
+    }
+
+    /// A factor in `1 ± jitter`, for inter-token delays.
+    pub fn sample_jitter(&self, jitter: f64) -> f64 {
+        if jitter <= 0.0 {
+            return 1.0;
+        }
+        let jitter = jitter.min(1.0);
+        self.state
+            .lock()
+            .unwrap()
+            .rng
+            .random_range(1.0 - jitter..=1.0 + jitter)
     }
 
     /// A receiver that reads `true` while the fake must keep its port closed.
@@ -162,30 +482,62 @@ impl Switchboard {
     }
 }
 
-mod duration_ms {
-    use serde::{Deserialize, Deserializer, Serializer};
+fn yes() -> bool {
+    true
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
+}
+
+/// A duration as `"250ms"` (humantime) or integer milliseconds; written as a string.
+mod duration {
+    use serde::{de, Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
+        s.serialize_str(&humantime::format_duration(*d).to_string())
     }
+
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Millis(u64),
+            Text(String),
+        }
+        match Given::deserialize(d)? {
+            Given::Millis(ms) => Ok(Duration::from_millis(ms)),
+            Given::Text(text) => humantime::parse_duration(&text).map_err(|e| {
+                de::Error::custom(format!(
+                    "`{text}` is not a duration ({e}); write it like \"250ms\" or \"2s\""
+                ))
+            }),
+        }
     }
 }
 
-mod opt_duration_ms {
-    use serde::{Deserialize, Deserializer, Serializer};
+mod opt_duration {
+    use serde::{Deserializer, Serializer};
     use std::time::Duration;
 
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
-            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            Some(d) => super::duration::serialize(d, s),
             None => s.serialize_none(),
         }
     }
+
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+        super::duration::deserialize(d).map(Some)
     }
 }
 
@@ -199,29 +551,30 @@ mod tests {
             fault,
             route: route.map(String::from),
             rate,
+            first_attempts: None,
         }
+    }
+
+    fn busy() -> Fault {
+        Fault::status(503, None)
     }
 
     #[test]
     fn nothing_is_injected_until_a_rule_is_on() {
         let board = Switchboard::new(1);
-        assert_eq!(board.pick("/v1/chat/completions"), None);
+        assert_eq!(board.pick("/v1/chat/completions", None), None);
         board.activate(rule(0, Fault::Hang, None, 1.0));
-        assert_eq!(board.pick("/v1/chat/completions"), Some(Fault::Hang));
-        board.deactivate(0);
-        assert_eq!(board.pick("/v1/chat/completions"), None);
+        assert_eq!(board.pick("/v1/chat/completions", None), Some(Fault::Hang));
+        assert!(board.deactivate(0));
+        assert_eq!(board.pick("/v1/chat/completions", None), None);
     }
 
     #[test]
     fn a_route_scoped_rule_leaves_other_routes_alone() {
         let board = Switchboard::new(1);
-        let busy = Fault::Status {
-            code: 503,
-            retry_after: None,
-        };
-        board.activate(rule(0, busy.clone(), Some("/v1/chat"), 1.0));
-        assert_eq!(board.pick("/v1/embeddings"), None);
-        assert_eq!(board.pick("/v1/chat/completions"), Some(busy));
+        board.activate(rule(0, busy(), Some("/v1/chat"), 1.0));
+        assert_eq!(board.pick("/v1/embeddings", None), None);
+        assert_eq!(board.pick("/v1/chat/completions", None), Some(busy()));
     }
 
     #[test]
@@ -230,7 +583,7 @@ mod tests {
             let board = Switchboard::new(seed);
             board.activate(rule(0, Fault::Hang, None, 0.3));
             (0..1000)
-                .map(|_| board.pick("/").is_some())
+                .map(|_| board.pick("/", None).is_some())
                 .collect::<Vec<_>>()
         };
         let hits = draw(7).iter().filter(|hit| **hit).count();
@@ -242,13 +595,80 @@ mod tests {
     }
 
     #[test]
+    fn first_attempts_fails_each_request_n_times_then_lets_it_through() {
+        let board = Switchboard::new(1);
+        board.activate(FaultRule {
+            first_attempts: Some(2),
+            ..rule(0, busy(), None, 1.0)
+        });
+        let tries = |key| {
+            (0..4)
+                .map(|_| board.pick("/", Some(key)).is_some())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(tries("fl-00000001"), [true, true, false, false]);
+        assert_eq!(tries("fl-00000002"), [true, true, false, false]);
+    }
+
+    #[test]
     fn refuse_is_published_on_the_watch_not_picked() {
         let board = Switchboard::new(1);
         let refusing = board.refusing();
         board.activate(rule(3, Fault::Refuse, None, 1.0));
         assert!(*refusing.borrow());
-        assert_eq!(board.pick("/"), None);
+        assert_eq!(board.pick("/", None), None);
         board.clear();
         assert!(!*refusing.borrow());
+    }
+
+    #[test]
+    fn faults_read_durations_as_text_or_milliseconds_and_reject_unknown_fields() {
+        let delay: Fault = serde_json::from_str(r#"{"kind":"delay","delay":"1500ms"}"#).unwrap();
+        assert_eq!(
+            delay,
+            Fault::Delay {
+                delay: Duration::from_millis(1500),
+                distribution: Distribution::Fixed
+            }
+        );
+        let delay: Fault = serde_json::from_str(r#"{"kind":"delay","delay":250}"#).unwrap();
+        assert_eq!(delay.label(), "delay 250ms");
+        let written = serde_json::to_string(&busy()).unwrap();
+        assert_eq!(written, r#"{"kind":"status","code":503}"#);
+        // (serde cannot deny unknown fields on unit variants such as `hang`; the scenario
+        // parser checks each kind's fields itself.)
+        assert!(
+            serde_json::from_str::<Fault>(r#"{"kind":"delay","delay":"1s","code":1}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn a_lognormal_delay_has_the_delay_as_median_and_a_longer_tail() {
+        let board = Switchboard::new(3);
+        let mut waits: Vec<Duration> = (0..2001)
+            .map(|_| board.sample_delay(Duration::from_millis(100), Distribution::LogNormal))
+            .collect();
+        waits.sort();
+        let median = waits[1000].as_millis();
+        assert!((85..=115).contains(&median), "median {median} ms");
+        assert!(
+            waits[1900] > Duration::from_millis(180),
+            "p95 {:?}",
+            waits[1900]
+        );
+    }
+
+    #[test]
+    fn every_kind_is_named_in_kinds() {
+        for fault in [
+            Fault::Refuse,
+            busy(),
+            Fault::Hang,
+            Fault::Reset,
+            Fault::Drop,
+            Fault::ToolLoop,
+        ] {
+            assert!(Fault::KINDS.contains(&fault.kind()));
+        }
     }
 }

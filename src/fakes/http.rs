@@ -354,10 +354,14 @@ impl<R: Responder> Shared<R> {
             arrival,
         };
 
-        let fault = self.switchboard.pick(&entry.attempt.route);
+        let fault = self
+            .switchboard
+            .pick(&entry.attempt.route, entry.attempt.key.as_deref());
         entry.attempt.fault = fault.as_ref().map(Fault::label);
         let reply = match fault {
-            Some(Fault::Status { code, retry_after }) => match StatusCode::from_u16(code) {
+            Some(Fault::Status {
+                code, retry_after, ..
+            }) => match StatusCode::from_u16(code) {
                 // A "fault" with a success code is no error to shape: answer normally.
                 Ok(status) if status.is_success() => self.responder.answer(&request),
                 // hyper treats 1xx as interim answers; a fault must be a final one.
@@ -370,15 +374,20 @@ impl<R: Responder> Shared<R> {
                     retry_after,
                 ),
             },
-            Some(Fault::Delay { delay }) => {
+            Some(Fault::Delay {
+                delay,
+                distribution,
+            }) => {
+                let delay = self.switchboard.sample_delay(delay, distribution);
                 tokio::time::sleep(delay).await;
                 self.responder.answer(&request)
             }
             // Never answer: this future is dropped when the client goes or the fake stops,
             // and `entry` then records the attempt with no status.
             Some(Fault::Hang) => std::future::pending().await,
-            // `pick` never returns `Refuse`; the accept loop acts it out.
-            Some(Fault::Refuse) | None => self.responder.answer(&request),
+            // `pick` never returns `Refuse`; the accept loop acts it out. Faults this fake
+            // cannot act out yet were refused by the scenario parser; answer normally.
+            Some(_) | None => self.responder.answer(&request),
         };
         entry.finish(reply)
     }

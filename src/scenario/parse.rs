@@ -808,10 +808,7 @@ fn build_fault(
                 &format!("`retry_after` {table}"),
                 src,
             )?;
-            Fault::Status {
-                code: code_value,
-                retry_after,
-            }
+            Fault::status(code_value, retry_after)
         }
         _ => {
             let Some(delay) = &raw.delay else {
@@ -825,6 +822,7 @@ fn build_fault(
             };
             Fault::Delay {
                 delay: positive_duration(delay, &format!("`delay` {table}"), src)?,
+                distribution: Default::default(),
             }
         }
     };
