@@ -129,6 +129,7 @@ fn full_plan() -> Plan {
                 start: Duration::from_secs(20),
                 end: Duration::from_secs(30),
                 rate: 0.5,
+                first_attempts: None,
                 fault: Fault::status(429, Some(Duration::from_secs(2))),
             },
             FaultWindow {
@@ -137,6 +138,7 @@ fn full_plan() -> Plan {
                 start: Duration::from_secs(30),
                 end: Duration::from_secs(40),
                 rate: 1.0,
+                first_attempts: None,
                 fault: Fault::Delay {
                     delay: Duration::from_secs(3),
                     distribution: Default::default(),
@@ -148,6 +150,7 @@ fn full_plan() -> Plan {
                 start: Duration::from_secs(40),
                 end: Duration::from_secs(50),
                 rate: 1.0,
+                first_attempts: None,
                 fault: Fault::Refuse,
             },
             FaultWindow {
@@ -156,6 +159,7 @@ fn full_plan() -> Plan {
                 start: Duration::from_secs(50),
                 end: Duration::from_secs(90),
                 rate: 1.0,
+                first_attempts: None,
                 fault: Fault::Hang,
             },
         ],
@@ -502,7 +506,7 @@ fn a_code_on_a_hang_is_a_mistake() {
         &text,
         55,
         8,
-        &["`code`", "only for kind = \"status\"", "\"hang\""],
+        &["`code`", "not a setting of kind = \"hang\"", "no settings"],
     );
 }
 
@@ -549,7 +553,7 @@ fn an_unknown_fake_lists_the_valid_fakes() {
         &full_with("fake = \"redis\"", "fake = \"postgres\""),
         45,
         8,
-        &["unknown fake `postgres`", "llm, weather, redis"],
+        &["unknown fake `postgres`", "llm, weather, tickets, redis"],
     );
 }
 
@@ -713,4 +717,83 @@ fn odd_inputs_give_errors_not_panics() {
     for (at, _) in FULL.char_indices() {
         let _ = parse_scenario(&FULL[..at], "cut");
     }
+}
+
+/// A scenario with one fault table (on `fake`) made of `lines`, at line 12.
+fn with_fault(fake: &str, lines: &str) -> String {
+    format!(
+        "name = \"f\"\n[load]\nusers = 1\nduration = \"60s\"\n[[load.flows]]\nname = \"ask\"\n\
+         messages = [\"hi\"]\n\n[[faults]]\nfake = \"{fake}\"\nstart = \"1s\"\nend = \"2s\"\n{lines}\n"
+    )
+}
+
+#[test]
+fn every_fault_kind_parses_with_its_settings() {
+    let cases = [
+        ("llm", "kind = \"reset\"", "reset"),
+        ("llm", "kind = \"drop\"", "drop"),
+        ("llm", "kind = \"slow_stream\"\nfirst_token = \"1s\"\ninter_token = \"80ms\"\njitter = 0.2", "slow_stream first 1s then 80ms"),
+        ("llm", "kind = \"stall\"\nafter_chunks = 3\nstall = \"2s\"", "stall 2s after 3 chunks"),
+        ("llm", "kind = \"stream_cut\"\nafter_chunks = 5", "stream_cut after 5 chunks"),
+        ("llm", "kind = \"malformed\"\nwhat = \"truncated_json\"", "malformed truncated_json"),
+        ("llm", "kind = \"finish_reason\"\nreason = \"content_filter\"", "finish_reason content_filter"),
+        ("llm", "kind = \"tool_loop\"", "tool_loop"),
+        ("llm", "kind = \"rate_limit\"\nrequests_per_minute = 60", "rate_limit 60 rpm"),
+        ("llm", "kind = \"delay\"\ndelay = \"1s\"\ndistribution = \"log_normal\"", "delay 1s log_normal"),
+        ("llm", "kind = \"status\"\ncode = 429\nretry_after = \"2s\"\nshould_retry = false\nerror_code = \"insufficient_quota\"", "status 429 retry-after 2s"),
+        ("redis", "kind = \"redis_error\"\nreply = \"LOADING Redis is loading the dataset in memory\"", "redis_error LOADING"),
+        ("tickets", "kind = \"malformed\"\nwhat = \"invalid_json\"", "malformed invalid_json"),
+    ];
+    for (fake, lines, label) in cases {
+        let plan = parse_scenario(&with_fault(fake, lines), "s.toml")
+            .unwrap_or_else(|e| panic!("{lines}: {e}"));
+        assert_eq!(plan.faults[0].fault.label(), label);
+    }
+}
+
+#[test]
+fn first_attempts_limits_a_fault_to_the_first_tries_of_each_request() {
+    let text = with_fault("llm", "kind = \"status\"\ncode = 503\nfirst_attempts = 1");
+    let plan = parse_scenario(&text, "s.toml").unwrap();
+    assert_eq!(plan.faults[0].first_attempts, Some(1));
+    let text = with_fault("llm", "kind = \"status\"\ncode = 503\nfirst_attempts = 0");
+    assert_error(&text, 15, 18, &["`first_attempts`", "from 1 to 1000"]);
+}
+
+#[test]
+fn a_fault_the_fake_cannot_act_out_is_refused() {
+    let text = with_fault("llm", "kind = \"redis_error\"\nreply = \"LOADING x\"");
+    assert_error(
+        &text,
+        13,
+        8,
+        &["cannot be acted out by fake `llm`", "redis"],
+    );
+    let text = with_fault("redis", "kind = \"status\"\ncode = 503");
+    assert_error(&text, 13, 8, &["fake `redis`", "llm, tool"]);
+}
+
+#[test]
+fn a_stream_cut_needs_to_know_when_to_cut() {
+    let text = with_fault("llm", "kind = \"stream_cut\"");
+    assert_error(&text, 13, 8, &["`after_chunks` or `after`"]);
+}
+
+#[test]
+fn a_bad_choice_lists_the_choices() {
+    let text = with_fault("llm", "kind = \"malformed\"\nwhat = \"garbage\"");
+    assert_error(&text, 14, 8, &["\"garbage\"", "invalid_json", "no_usage"]);
+}
+
+#[test]
+fn a_redis_route_is_a_command() {
+    let text = with_fault("redis", "kind = \"hang\"\nroute = \"get\"");
+    assert_eq!(
+        parse_scenario(&text, "s.toml").unwrap().faults[0]
+            .route
+            .as_deref(),
+        Some("GET")
+    );
+    let text = with_fault("redis", "kind = \"hang\"\nroute = \"/x\"");
+    assert_error(&text, 14, 9, &["command name"]);
 }

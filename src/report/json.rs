@@ -155,6 +155,7 @@ pub(crate) mod tests {
                 start: Duration::from_secs(10),
                 end: Duration::from_secs(20),
                 rate: 1.0,
+                first_attempts: None,
                 fault: Fault::status(503, None),
             }],
             expect: Expectations {

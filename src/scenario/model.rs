@@ -60,16 +60,33 @@ pub struct Flow {
 pub enum FakeName {
     Llm,
     Weather,
+    Tickets,
     Redis,
 }
 
 impl FakeName {
-    pub const ALL: [FakeName; 3] = [FakeName::Llm, FakeName::Weather, FakeName::Redis];
+    pub const ALL: [FakeName; 4] = [
+        FakeName::Llm,
+        FakeName::Weather,
+        FakeName::Tickets,
+        FakeName::Redis,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             FakeName::Llm => "llm",
             FakeName::Weather => "weather",
+            FakeName::Tickets => "tickets",
+            FakeName::Redis => "redis",
+        }
+    }
+
+    /// The kind of fake, as [`crate::fakes::fault::Fault::supported_by`] names it: `llm`,
+    /// `tool` (the HTTP tool fakes) or `redis`.
+    pub fn category(self) -> &'static str {
+        match self {
+            FakeName::Llm => "llm",
+            FakeName::Weather | FakeName::Tickets => "tool",
             FakeName::Redis => "redis",
         }
     }
@@ -87,6 +104,8 @@ pub struct FaultWindow {
     pub end: Duration,
     /// Share of matching attempts that get the fault.
     pub rate: f64,
+    /// Only the first N attempts of each client request get the fault.
+    pub first_attempts: Option<u32>,
     pub fault: Fault,
 }
 

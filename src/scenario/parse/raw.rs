@@ -68,10 +68,65 @@ pub struct RawFault {
     pub start: Text,
     pub end: Text,
     pub rate: Option<Spanned<f64>>,
+    pub first_attempts: Option<Spanned<i64>>,
     pub kind: Text,
+    // status
     pub code: Option<Spanned<i64>>,
     pub retry_after: Option<Text>,
+    pub retry_after_ms: Option<Spanned<bool>>,
+    pub should_retry: Option<Spanned<bool>>,
+    pub error_code: Option<Text>,
+    // delay
     pub delay: Option<Text>,
+    pub distribution: Option<Text>,
+    // slow_stream
+    pub first_token: Option<Text>,
+    pub inter_token: Option<Text>,
+    pub jitter: Option<Spanned<f64>>,
+    // stall, stream_cut
+    pub after_chunks: Option<Spanned<i64>>,
+    pub stall: Option<Text>,
+    pub after: Option<Text>,
+    // malformed, finish_reason
+    pub what: Option<Text>,
+    pub reason: Option<Text>,
+    // rate_limit
+    pub requests_per_minute: Option<Spanned<i64>>,
+    pub tokens_per_minute: Option<Spanned<i64>>,
+    // redis_error
+    pub reply: Option<Text>,
+}
+
+impl RawFault {
+    /// The kind-specific fields given, with where each starts.
+    pub fn kind_fields(&self) -> Vec<(&'static str, usize)> {
+        fn at<T>(field: &Option<Spanned<T>>) -> Option<usize> {
+            field.as_ref().map(|f| f.span().start)
+        }
+        [
+            ("code", at(&self.code)),
+            ("retry_after", at(&self.retry_after)),
+            ("retry_after_ms", at(&self.retry_after_ms)),
+            ("should_retry", at(&self.should_retry)),
+            ("error_code", at(&self.error_code)),
+            ("delay", at(&self.delay)),
+            ("distribution", at(&self.distribution)),
+            ("first_token", at(&self.first_token)),
+            ("inter_token", at(&self.inter_token)),
+            ("jitter", at(&self.jitter)),
+            ("after_chunks", at(&self.after_chunks)),
+            ("stall", at(&self.stall)),
+            ("after", at(&self.after)),
+            ("what", at(&self.what)),
+            ("reason", at(&self.reason)),
+            ("requests_per_minute", at(&self.requests_per_minute)),
+            ("tokens_per_minute", at(&self.tokens_per_minute)),
+            ("reply", at(&self.reply)),
+        ]
+        .into_iter()
+        .filter_map(|(name, at)| at.map(|at| (name, at)))
+        .collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]
