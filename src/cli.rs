@@ -65,6 +65,13 @@ pub enum Command {
         /// Path to a scenario file (or a built-in name).
         scenario: String,
     },
+    /// Run one fake on a fixed loopback port, for a service you start by hand.
+    #[command(subcommand)]
+    Fake(crate::fakes::standalone::FakeCommand),
+    /// Render a run's reports again from its report.json.
+    Report(crate::report::cli::ReportArgs),
+    /// Show what changed between two runs, per check and per phase.
+    Compare(crate::report::cli::CompareArgs),
     /// Serve the reference target: a chat service that follows every practice faultline checks.
     /// Configured by environment (PORT, OPENAI_BASE_URL, OPENAI_API_KEY, WEATHER_API_URL, ...).
     ReferenceTarget(crate::reference::ReferenceArgs),
@@ -102,6 +109,15 @@ pub fn execute(cli: Cli) -> i32 {
                 EXIT_NOT_RUN
             }
         },
+        Command::Fake(command) => match runtime.block_on(crate::fakes::standalone::run(command)) {
+            Ok(()) => EXIT_PASSED,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                EXIT_NOT_RUN
+            }
+        },
+        Command::Report(args) => exit_code_of(crate::report::cli::run_report(args)),
+        Command::Compare(args) => exit_code_of(crate::report::cli::run_compare(args)),
         Command::Scenario {
             scenario,
             quick,
@@ -115,6 +131,14 @@ pub fn execute(cli: Cli) -> i32 {
             ))
         }
     }
+}
+
+/// A command's own exit code, or 2 with the error.
+fn exit_code_of(result: anyhow::Result<i32>) -> i32 {
+    result.unwrap_or_else(|error| {
+        eprintln!("error: {error:#}");
+        EXIT_NOT_RUN
+    })
 }
 
 fn list() {

@@ -342,6 +342,39 @@ impl FaultRule {
     }
 }
 
+/// A fault rule as written on a command line (`faultline fake llm --fault '{…}'`): the fault's
+/// own JSON with optional `route`, `rate` and `first_attempts` beside `kind`.
+pub fn parse_rule(text: &str, id: usize) -> Result<FaultRule, String> {
+    #[derive(Deserialize)]
+    struct Given {
+        #[serde(flatten)]
+        fault: Fault,
+        route: Option<String>,
+        rate: Option<f64>,
+        first_attempts: Option<u32>,
+    }
+    let given: Given = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "--fault {text}: {e}; write a JSON fault such as \
+             '{{\"kind\":\"status\",\"code\":503,\"retry_after\":\"1s\"}}' (kinds: {})",
+            Fault::KINDS.join(", ")
+        )
+    })?;
+    let rate = given.rate.unwrap_or(1.0);
+    if !(rate > 0.0 && rate <= 1.0) {
+        return Err(format!(
+            "--fault {text}: rate {rate} must be more than 0 and at most 1"
+        ));
+    }
+    Ok(FaultRule {
+        id,
+        fault: given.fault,
+        route: given.route,
+        rate,
+        first_attempts: given.first_attempts,
+    })
+}
+
 /// The faults a fake injects right now. Shared between the fake (reads) and the timeline or
 /// control API (writes).
 pub struct Switchboard {
@@ -656,6 +689,22 @@ mod tests {
             "p95 {:?}",
             waits[1900]
         );
+    }
+
+    #[test]
+    fn a_command_line_fault_reads_its_scope_beside_its_kind() {
+        let rule = parse_rule(
+            r#"{"kind":"status","code":429,"route":"/v1/chat","rate":0.5}"#,
+            4,
+        )
+        .unwrap();
+        assert_eq!(rule.fault, Fault::status(429, None));
+        assert_eq!(
+            (rule.id, rule.route.as_deref(), rule.rate),
+            (4, Some("/v1/chat"), 0.5)
+        );
+        let error = parse_rule(r#"{"kind":"explode"}"#, 0).unwrap_err();
+        assert!(error.contains("kinds: refuse, status"), "{error}");
     }
 
     #[test]

@@ -14,6 +14,8 @@
 pub mod fault;
 pub mod journal;
 pub mod llm;
+pub mod redis;
+pub mod standalone;
 pub mod tool;
 
 mod http;

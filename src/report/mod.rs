@@ -5,6 +5,7 @@
 //! (the whole [`Evidence`], so a run can be debugged or re-rendered later). The schema is
 //! documented in `reports/README.md`.
 
+pub mod cli;
 pub mod console;
 pub mod json;
 pub mod markdown;

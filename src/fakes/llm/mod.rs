@@ -12,6 +12,7 @@
 mod answers;
 mod chat;
 mod embeddings;
+pub mod standalone;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,6 +5,8 @@
 //! Errors, injected or not, are `{"error": "..."}` with the status, the shape of a typical
 //! small JSON API. Faults, journaling and serving come from `fakes::http`.
 
+pub mod standalone;
+
 use std::sync::Arc;
 use std::time::Duration;
 

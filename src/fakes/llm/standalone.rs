@@ -1,0 +1,13 @@
+//! STUB: `faultline fake llm`, filled in by the llm fake's issue.
+
+/// Arguments of `faultline fake llm`.
+#[derive(Debug, clap::Args)]
+pub struct StandaloneArgs {
+    /// Loopback port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+}
+
+pub async fn run(_args: StandaloneArgs) -> anyhow::Result<()> {
+    anyhow::bail!("faultline fake llm is not built yet")
+}

@@ -1,0 +1,24 @@
+//! `faultline fake <llm|redis|tool>`: one fake on a fixed loopback port, for a service started
+//! by hand. Each fake's own module owns its arguments and its serving loop; this file only
+//! dispatches.
+
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum FakeCommand {
+    /// The OpenAI- and Anthropic-compatible fake LLM.
+    Llm(super::llm::standalone::StandaloneArgs),
+    /// The fake Redis (RESP2/RESP3), or a fault proxy in front of a real redis-server.
+    Redis(super::redis::standalone::StandaloneArgs),
+    /// An HTTP tool fake (weather, tickets, or stubs from a mocks/*.toml file).
+    Tool(super::tool::standalone::StandaloneArgs),
+}
+
+/// Runs one fake until Ctrl-C.
+pub async fn run(command: FakeCommand) -> anyhow::Result<()> {
+    match command {
+        FakeCommand::Llm(args) => super::llm::standalone::run(args).await,
+        FakeCommand::Redis(args) => super::redis::standalone::run(args).await,
+        FakeCommand::Tool(args) => super::tool::standalone::run(args).await,
+    }
+}
