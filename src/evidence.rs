@@ -47,12 +47,15 @@ pub struct PhaseSpan {
 }
 
 /// One client request the load sent to the target, and what came back.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// When the request was sent.
     pub at_ms: f64,
     /// The flow (scenario `[[load.flows]]` name) it belongs to.
     pub flow: String,
+    /// What kind of request the flow sends.
+    #[serde(default)]
+    pub kind: FlowKind,
     /// The id faultline sent in `x-request-id`.
     pub request_id: String,
     /// The nonce faultline put in the user text, for finding the request in fakes' journals.
@@ -67,6 +70,76 @@ pub struct Record {
     pub body_excerpt: String,
     /// Why the request failed on the client side: `timeout`, `connect`, `unfinished`, …
     pub error: Option<String>,
+    /// The target's degraded-mode marker in the answer (`degraded: true`, a banner), if the
+    /// answer had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<bool>,
+    /// The target's cache marker in the answer (`cacheHit`), if the answer had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_hit: Option<bool>,
+    /// For streamed answers: how the stream went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamTiming>,
+}
+
+/// What a flow asks the target to do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowKind {
+    /// A question answered in one JSON body.
+    #[default]
+    Chat,
+    /// A question answered as a stream (SSE).
+    Stream,
+    /// An agent request: the LLM may call tools in a loop.
+    Agent,
+    /// A write through a tool (e.g. creating a ticket): must not be duplicated by retries.
+    Write,
+}
+
+/// How one streamed answer arrived.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamTiming {
+    /// Milliseconds from send to the first content event; `None` if none came.
+    pub first_token_ms: Option<f64>,
+    /// Gaps between consecutive content events, in milliseconds (bounded: the first 1000).
+    pub gaps_ms: Vec<f64>,
+    /// Content events received.
+    pub events: u32,
+    /// How the stream ended.
+    pub end: StreamEnd,
+}
+
+/// The way a stream ended, as the client saw it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamEnd {
+    /// A final event (or `[DONE]`) closed it properly.
+    #[default]
+    Complete,
+    /// An explicit error event told the user what went wrong.
+    ErrorEvent,
+    /// The connection closed mid-stream with no final or error event.
+    Cut,
+    /// Nothing more came until the client gave up (or the run ended).
+    Stalled,
+}
+
+/// One write a tool fake received (e.g. `POST /tickets`), for duplicate side effects.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WriteAttempt {
+    pub at_ms: f64,
+    /// Which fake: `tickets`.
+    pub fake: String,
+    /// Correlation key (the client request's nonce), if found.
+    pub key: Option<String>,
+    /// The `Idempotency-Key` header sent, if any.
+    pub idempotency_key: Option<String>,
+    /// A hash of the payload, so the same write under another key can be spotted.
+    pub payload_hash: u64,
+    /// True when the fake created something new (a side effect), false for a replay it
+    /// recognised by its idempotency key.
+    pub side_effect: bool,
 }
 
 impl Record {
@@ -101,6 +174,9 @@ pub struct TimelineEvent {
     pub at_ms: f64,
     /// Which fake: `llm`, `weather`, `redis`.
     pub fake: String,
+    /// The fault's kind (`status`, `hang`, …).
+    #[serde(default)]
+    pub kind: String,
     /// The fault, as `Fault::label` writes it.
     pub fault: String,
     /// The route it is scoped to, if any.
@@ -133,6 +209,17 @@ pub struct Evidence {
     pub logs: Vec<LogLine>,
     /// Metrics endpoint snapshots (empty when the target has none).
     pub metrics: Vec<MetricsSnapshot>,
+    /// Writes the tool fakes received (empty when no write flow ran).
+    #[serde(default)]
+    pub writes: Vec<WriteAttempt>,
+    /// Secrets planted for the run (the fake LLM's API key, passwords and card numbers put in
+    /// user text) that must never show up in logs, answers or reports.
+    #[serde(default)]
+    pub canaries: Vec<String>,
+    /// Why some evidence is missing (e.g. "logs not captured: attached target"), so checks
+    /// that need it say "not applicable" with the reason.
+    #[serde(default)]
+    pub gaps: Vec<String>,
     /// How long the run lasted on the load's clock.
     pub duration_ms: f64,
     /// True when the run was cut short (Ctrl-C): what is here is what was measured.
@@ -217,9 +304,7 @@ mod tests {
             nonce: "n".into(),
             status: Some(200),
             latency_ms,
-            response_request_id: None,
-            body_excerpt: String::new(),
-            error: None,
+            ..Record::default()
         }
     }
 

@@ -156,6 +156,9 @@ async fn run_with_fakes(
         attempts_dropped: fakes.dropped(),
         logs: logs.snapshot(),
         metrics: metrics.into_iter().collect(),
+        writes: Vec::new(),
+        canaries: vec![FAKE_LLM_KEY.to_string()],
+        gaps: Vec::new(),
         duration_ms,
         interrupted,
     };
@@ -355,6 +358,7 @@ async fn play_timeline(
         events.push(TimelineEvent {
             at_ms: load_start.elapsed().as_secs_f64() * 1000.0,
             fake: window.fake.as_str().to_string(),
+            kind: window.fault.kind().to_string(),
             fault: window.fault.label(),
             route: window.route.clone(),
             on,

@@ -85,6 +85,7 @@ fn record(i: usize, at_ms: f64, status: Option<u16>, latency_ms: f64, body: &str
         response_request_id: status.map(|_| format!("req-{i}")),
         body_excerpt: body.into(),
         error: status.is_none().then(|| "timeout".into()),
+        ..Record::default()
     }
 }
 
@@ -111,6 +112,7 @@ fn evidence(plan: &Plan) -> Evidence {
             TimelineEvent {
                 at_ms: 10_000.0,
                 fake: "llm".into(),
+                kind: "status".into(),
                 fault: "status 503".into(),
                 route: Some("/v1/chat/completions".into()),
                 on: true,
@@ -118,6 +120,7 @@ fn evidence(plan: &Plan) -> Evidence {
             TimelineEvent {
                 at_ms: 20_000.0,
                 fake: "llm".into(),
+                kind: "status".into(),
                 fault: "status 503".into(),
                 route: Some("/v1/chat/completions".into()),
                 on: false,

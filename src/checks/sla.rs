@@ -383,6 +383,7 @@ pub(crate) mod tests {
                 } else {
                     None
                 },
+                ..Record::default()
             });
             self
         }

@@ -156,8 +156,7 @@ impl FlowContext {
             status: None,
             latency_ms: 0.0,
             response_request_id: None,
-            body_excerpt: String::new(),
-            error: None,
+            ..Record::default()
         };
         let builder = match user.get_request_builder(&GooseMethod::Post, &self.chat_path) {
             Ok(builder) => builder,
@@ -190,6 +189,8 @@ impl FlowContext {
             Some(Ok(answer)) => {
                 record.status = Some(answer.status);
                 record.response_request_id = answer.request_id;
+                record.degraded = answer.degraded;
+                record.cache_hit = answer.cache_hit;
                 record.body_excerpt = answer.excerpt;
             }
             Some(Err(kind)) => record.error = Some(kind),
@@ -202,6 +203,8 @@ impl FlowContext {
 struct Answer {
     status: u16,
     request_id: Option<String>,
+    degraded: Option<bool>,
+    cache_hit: Option<bool>,
     excerpt: String,
 }
 
@@ -216,23 +219,49 @@ async fn read_answer(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let body = response.text().await.map_err(|e| error_kind(&e))?;
-    let request_id = header_id.or_else(|| body_request_id(&body));
+    let markers = Markers::read(&body);
     Ok(Answer {
         status,
-        request_id,
+        request_id: header_id.or(markers.request_id),
+        degraded: markers.degraded,
+        cache_hit: markers.cache_hit,
         excerpt: excerpt(&body),
     })
 }
 
-/// The request id an answer carries in its JSON body (`requestId` or `request_id`).
-fn body_request_id(body: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(body).ok()?;
-    ["requestId", "request_id"].iter().find_map(|field| {
-        value
-            .get(field)
+/// What an answer's JSON body says about itself: its request id (`requestId` or
+/// `request_id`), whether it is degraded (`degraded`, or a non-empty `banner`), and whether
+/// it came from a cache (`cacheHit`).
+#[derive(Debug, Default, PartialEq)]
+struct Markers {
+    request_id: Option<String>,
+    degraded: Option<bool>,
+    cache_hit: Option<bool>,
+}
+
+impl Markers {
+    fn read(body: &str) -> Markers {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
+            return Markers::default();
+        };
+        let request_id = ["requestId", "request_id"].iter().find_map(|field| {
+            value
+                .get(field)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        });
+        let banner = value
+            .get("banner")
             .and_then(|v| v.as_str())
-            .map(str::to_string)
-    })
+            .map(|b| !b.is_empty());
+        let degraded = value.get("degraded").and_then(|v| v.as_bool()).or(banner);
+        let cache_hit = value.get("cacheHit").and_then(|v| v.as_bool());
+        Markers {
+            request_id,
+            degraded,
+            cache_hit,
+        }
+    }
 }
 
 fn error_kind(error: &reqwest::Error) -> String {
@@ -274,15 +303,21 @@ mod tests {
 
     #[test]
     fn the_request_id_is_read_from_either_json_spelling() {
+        let id = |body| Markers::read(body).request_id;
+        assert_eq!(id(r#"{"requestId":"a"}"#).as_deref(), Some("a"));
+        assert_eq!(id(r#"{"request_id":"b"}"#).as_deref(), Some("b"));
+        assert_eq!(Markers::read("not json"), Markers::default());
+    }
+
+    #[test]
+    fn a_banner_marks_an_answer_degraded_and_cache_hits_are_read() {
+        let markers = Markers::read(r#"{"banner":"live data unavailable","cacheHit":true}"#);
         assert_eq!(
-            body_request_id(r#"{"requestId":"a"}"#).as_deref(),
-            Some("a")
+            (markers.degraded, markers.cache_hit),
+            (Some(true), Some(true))
         );
-        assert_eq!(
-            body_request_id(r#"{"request_id":"b"}"#).as_deref(),
-            Some("b")
-        );
-        assert_eq!(body_request_id("not json"), None);
+        let markers = Markers::read(r#"{"degraded":false,"banner":null}"#);
+        assert_eq!(markers.degraded, Some(false));
     }
 
     #[test]

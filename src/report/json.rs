@@ -175,7 +175,7 @@ pub(crate) mod tests {
             latency_ms,
             response_request_id: None,
             body_excerpt: "{}".into(),
-            error: None,
+            ..Record::default()
         };
         Evidence {
             phases: plan.phases(),
