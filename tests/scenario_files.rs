@@ -101,16 +101,23 @@ fn full_plan() -> Plan {
                         "How do I reset my password?".into(),
                         "What plans do you offer?".into(),
                     ],
+                    kind: Default::default(),
+                    request: Default::default(),
                 },
                 Flow {
                     name: "weather".into(),
                     weight: 1,
                     messages: vec!["What's the weather in Paris today?".into()],
+                    kind: Default::default(),
+                    request: Default::default(),
                 },
             ],
         },
         target: TargetSpec {
             command: None,
+            url: None,
+            cwd: None,
+            log_file: None,
             flaws: vec!["no-retry".into()],
             env: BTreeMap::from([
                 ("OPENAI_BASE_URL".into(), "{llm}/v1".into()),
@@ -122,6 +129,7 @@ fn full_plan() -> Plan {
             ready_timeout: Duration::from_secs(5),
             metrics_path: Some("/admin/metrics".into()),
         },
+        api: Default::default(),
         faults: vec![
             FaultWindow {
                 fake: FakeName::Llm,

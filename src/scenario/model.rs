@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::evidence::{Phase, PhaseSpan};
+use super::api::{Api, RequestOverride};
+use crate::evidence::{FlowKind, Phase, PhaseSpan};
 use crate::fakes::fault::Fault;
 
 /// A parsed, validated scenario.
@@ -22,6 +23,8 @@ pub struct Plan {
     pub quick: bool,
     pub load: Load,
     pub target: TargetSpec,
+    /// How to talk to the target (request shapes, where answers keep their markers).
+    pub api: Api,
     pub faults: Vec<FaultWindow>,
     pub expect: Expectations,
 }
@@ -52,6 +55,10 @@ pub struct Flow {
     pub weight: u32,
     /// Questions the users ask; one is picked per request (round robin per user).
     pub messages: Vec<String>,
+    /// What the flow asks of the target; picks the request shape in [`Api`].
+    pub kind: FlowKind,
+    /// The flow's own changes to that request shape.
+    pub request: RequestOverride,
 }
 
 /// The fakes a fault can be aimed at.
@@ -112,8 +119,15 @@ pub struct FaultWindow {
 /// The service under test and how to reach it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TargetSpec {
-    /// The command to spawn; `None` means the reference target shipped in this binary.
+    /// The command to spawn; `None` (and no `url`) means the reference target shipped in
+    /// this binary.
     pub command: Option<Vec<String>>,
+    /// Attach to a target that is already running at this URL instead of starting one.
+    pub url: Option<String>,
+    /// Working directory for `command` (relative paths are from the config file's folder).
+    pub cwd: Option<std::path::PathBuf>,
+    /// Read the target's log lines from this file (as it grows) instead of its stdout/stderr.
+    pub log_file: Option<std::path::PathBuf>,
     /// `--flaw` switches for the reference target (each breaks one practice).
     pub flaws: Vec<String>,
     /// Environment for the target; values may use `{llm}`, `{llm_key}`, `{tool.weather}`, `{redis}`.

@@ -9,6 +9,7 @@
 //! [`load_scenario`] picks a built-in by name or reads a file. Nothing here panics on any input:
 //! every check returns a [`ScenarioError`].
 
+mod api;
 mod raw;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,6 +21,7 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use super::catalog;
+use super::config::Config;
 use super::model::{
     ErrorExpectations, Expectations, FakeName, FaultWindow, Flow, Load, PhaseLimits, Plan,
     TargetSpec,
@@ -75,6 +77,43 @@ pub fn parse_scenario(text: &str, origin: &str) -> Result<Plan, ScenarioError> {
     let raw = RawScenario::deserialize(toml::de::Deserializer::from(table))
         .map_err(|e| src.shape_error(&e))?;
     build(raw, &src)
+}
+
+/// Parses a `faultline.toml`: a user's target and its API. Relative `cwd` and `log_file`
+/// are taken from `dir`, the file's folder.
+pub fn parse_config(text: &str, origin: &str, dir: &Path) -> Result<Config, ScenarioError> {
+    let src = Source { text, origin };
+    let table = toml::de::DeTable::parse(text).map_err(|e| src.syntax_error(&e))?;
+    let raw = raw::RawConfig::deserialize(toml::de::Deserializer::from(table))
+        .map_err(|e| src.shape_error(&e))?;
+    let target = match raw.target {
+        Some(target) => {
+            let mut target = build_target(Some(target), &src)?;
+            target.cwd = target.cwd.map(|cwd| dir.join(cwd));
+            target.log_file = target.log_file.map(|file| dir.join(file));
+            Some(target)
+        }
+        None => None,
+    };
+    let api = raw
+        .api
+        .map(|api| api::build_api(Some(api), &src))
+        .transpose()?;
+    Ok(Config {
+        source: origin.to_string(),
+        target,
+        api,
+    })
+}
+
+/// Reads a `faultline.toml`.
+pub fn load_config(path: &Path) -> Result<Config, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    parse_config(&text, &path.display().to_string(), dir)
 }
 
 /// Loads a scenario by built-in name (see [`catalog::BUILT_IN`]) or by path.
@@ -365,6 +404,7 @@ fn build(raw: RawScenario, src: &Source) -> Result<Plan, ScenarioError> {
     }
     let load = build_load(raw.load, src)?;
     let target = build_target(raw.target, src)?;
+    let api = api::build_api(raw.api, src)?;
     let faults = raw
         .faults
         .into_iter()
@@ -380,6 +420,7 @@ fn build(raw: RawScenario, src: &Source) -> Result<Plan, ScenarioError> {
         quick: false,
         load,
         target,
+        api,
         faults,
         expect,
     })
@@ -486,10 +527,13 @@ fn build_load(raw: RawLoad, src: &Source) -> Result<Load, ScenarioError> {
             }
             messages.push(message.get_ref().clone());
         }
+        let (kind, request) = api::flow_request(&flow, name, src)?;
         flows.push(Flow {
             name: name.to_string(),
             weight,
             messages,
+            kind,
+            request,
         });
     }
 
@@ -531,9 +575,36 @@ fn build_target(raw: Option<RawTarget>, src: &Source) -> Result<TargetSpec, Scen
             None => None,
         };
 
+    let url = match &raw.url {
+        Some(url) if command.is_some() => {
+            return Err(src.error(
+                url,
+                "`url` and `command` in [target] are exclusive: `command` starts the target, \
+                 `url` attaches to one already running; keep one",
+            ))
+        }
+        Some(url) => Some(loopback_url(url, src)?),
+        None => None,
+    };
+    let cwd = match &raw.cwd {
+        Some(cwd) if command.is_none() => {
+            return Err(src.error(
+                cwd,
+                "`cwd` in [target] is the working directory of `command`, and there is no \
+                 `command`; remove `cwd` or add `command`",
+            ))
+        }
+        Some(cwd) => Some(std::path::PathBuf::from(cwd.get_ref())),
+        None => None,
+    };
+    let log_file = raw
+        .log_file
+        .as_ref()
+        .map(|f| std::path::PathBuf::from(f.get_ref()));
+
     let mut flaws = Vec::new();
     if let Some(given) = &raw.flaws {
-        if command.is_some() {
+        if command.is_some() || url.is_some() {
             return Err(src.error(
                 given,
                 "`flaws` in [target] switches flaws of the reference target, but `command` runs \
@@ -588,12 +659,15 @@ fn build_target(raw: Option<RawTarget>, src: &Source) -> Result<TargetSpec, Scen
     let metrics_path = match &raw.metrics_path {
         Some(path) => Some(url_path(path, "`metrics_path` in [target]", src)?),
         // The reference target serves its metrics there; another program has none unless told.
-        None if command.is_none() => Some("/admin/metrics".to_string()),
+        None if command.is_none() && url.is_none() => Some("/admin/metrics".to_string()),
         None => None,
     };
 
     let mut target = reference_target(env, flaws);
     target.command = command;
+    target.url = url;
+    target.cwd = cwd;
+    target.log_file = log_file;
     target.ready_path = ready_path;
     target.ready_timeout = ready_timeout;
     target.metrics_path = metrics_path;
@@ -604,6 +678,9 @@ fn build_target(raw: Option<RawTarget>, src: &Source) -> Result<TargetSpec, Scen
 fn reference_target(env: BTreeMap<String, String>, flaws: Vec<String>) -> TargetSpec {
     TargetSpec {
         command: None,
+        url: None,
+        cwd: None,
+        log_file: None,
         flaws,
         env,
         ready_path: "/healthz".into(),
@@ -1232,6 +1309,37 @@ fn optional_duration(
     src: &Source,
 ) -> Result<Option<Duration>, ScenarioError> {
     text.map(|t| duration(&t, what, src)).transpose()
+}
+
+/// A target URL to attach to: `http://` on a loopback address (faultline sends load to this
+/// machine only), without a trailing slash.
+fn loopback_url(text: &Text, src: &Source) -> Result<String, ScenarioError> {
+    let url = text.get_ref().trim().trim_end_matches('/');
+    let host = url
+        .strip_prefix("http://")
+        .map(|rest| rest.split(['/', '?']).next().unwrap_or(""))
+        .map(|authority| match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or("").to_string(),
+            None => authority.split(':').next().unwrap_or("").to_string(),
+        });
+    let loopback = match host.as_deref() {
+        Some("localhost") => true,
+        Some(host) => host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false),
+        None => false,
+    };
+    if !loopback {
+        return Err(src.error(
+            text,
+            format!(
+                "`url` in [target] is \"{url}\"; faultline sends load only to this machine: \
+                 use http:// with 127.0.0.1, localhost or [::1], e.g. \"http://127.0.0.1:3000\""
+            ),
+        ));
+    }
+    Ok(url.to_string())
 }
 
 /// A Redis command name as a fault's route (`GET`, `set`), upper-cased as Redis spells it.

@@ -22,6 +22,7 @@ pub struct RawScenario {
     pub seed: Option<u64>,
     pub load: RawLoad,
     pub target: Option<RawTarget>,
+    pub api: Option<RawApi>,
     #[serde(default)]
     pub faults: Vec<RawFault>,
     pub expect: Option<RawExpect>,
@@ -44,12 +45,60 @@ pub struct RawFlow {
     pub name: Text,
     pub weight: Option<Spanned<i64>>,
     pub messages: Spanned<Vec<Text>>,
+    /// chat | stream | agent | write
+    pub kind: Option<Text>,
+    pub method: Option<Text>,
+    pub path: Option<Text>,
+    #[serde(default)]
+    pub headers: BTreeMap<Text, Text>,
+    pub body: Option<Spanned<toml::Value>>,
+}
+
+/// `[api]`: how to talk to the target (see `scenario::api`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    #[serde(default)]
+    pub headers: BTreeMap<Text, Text>,
+    pub chat: Option<RawRequestShape>,
+    pub stream: Option<RawRequestShape>,
+    pub agent: Option<RawRequestShape>,
+    pub write: Option<RawRequestShape>,
+    pub request_id_header: Option<Text>,
+    pub request_id_pointer: Option<Text>,
+    pub answer_pointer: Option<Text>,
+    pub degraded_pointer: Option<Text>,
+    pub cache_hit_pointer: Option<Text>,
+    pub error_pointer: Option<Text>,
+}
+
+/// `[api.chat]` and its siblings: one kind of flow's request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequestShape {
+    pub method: Option<Text>,
+    pub path: Option<Text>,
+    #[serde(default)]
+    pub headers: BTreeMap<Text, Text>,
+    pub body: Option<Spanned<toml::Value>>,
+}
+
+/// A `faultline.toml` kept in a user's repository: their target and its API, picked up by
+/// every scenario run from there.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub target: Option<RawTarget>,
+    pub api: Option<RawApi>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
     pub command: Option<Spanned<Vec<Text>>>,
+    pub url: Option<Text>,
+    pub cwd: Option<Text>,
+    pub log_file: Option<Text>,
     pub flaws: Option<Spanned<Vec<Text>>>,
     #[serde(default)]
     pub env: BTreeMap<Text, Text>,
