@@ -39,31 +39,42 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `faultline scenario`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ScenarioArgs {
+    /// Built-in scenario name (see `faultline list`) or path to a scenario file.
+    pub scenario: String,
+    /// Scale the timeline down (by the scenario's quick_scale) for CI; limits stay the same.
+    #[arg(long)]
+    pub quick: bool,
+    /// Seed for every random draw (fault rates, ids); overrides the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Directory for the reports (default: reports/<scenario>-<UTC time>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Switch on a flaw in the reference target (repeatable), to see a gate fail.
+    #[arg(long = "flaw", value_name = "NAME")]
+    pub flaws: Vec<String>,
+    /// Your target's description: how to start or reach it and its API (default:
+    /// ./faultline.toml when it exists; the reference target otherwise).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a scenario (a built-in name, or a path to a .toml file) and gate on its verdicts.
-    Scenario {
-        /// Built-in scenario name (see `faultline list`) or path to a scenario file.
-        scenario: String,
-        /// Scale the timeline down (by the scenario's quick_scale) for CI; limits stay the same.
-        #[arg(long)]
-        quick: bool,
-        /// Seed for every random draw (fault rates, ids); overrides the scenario's seed.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Directory for the reports (default: reports/<scenario>-<UTC time>/).
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// Switch on a flaw in the reference target (repeatable), to see a gate fail.
-        #[arg(long = "flaw", value_name = "NAME")]
-        flaws: Vec<String>,
-    },
+    Scenario(ScenarioArgs),
     /// List the built-in scenarios.
     List,
-    /// Check a scenario file without running it.
+    /// Check a scenario file (and the faultline.toml it would use) without running it.
     Validate {
         /// Path to a scenario file (or a built-in name).
         scenario: String,
+        /// Your target's description (default: ./faultline.toml when it exists).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
     },
     /// Run one fake on a fixed loopback port, for a service you start by hand.
     #[command(subcommand)]
@@ -101,7 +112,7 @@ pub fn execute(cli: Cli) -> i32 {
             list();
             EXIT_PASSED
         }
-        Command::Validate { scenario } => validate(&scenario),
+        Command::Validate { scenario, config } => validate(&scenario, config),
         Command::ReferenceTarget(args) => match runtime.block_on(crate::reference::serve(args)) {
             Ok(()) => 0,
             Err(error) => {
@@ -118,17 +129,9 @@ pub fn execute(cli: Cli) -> i32 {
         },
         Command::Report(args) => exit_code_of(crate::report::cli::run_report(args)),
         Command::Compare(args) => exit_code_of(crate::report::cli::run_compare(args)),
-        Command::Scenario {
-            scenario,
-            quick,
-            seed,
-            out,
-            flaws,
-        } => {
+        Command::Scenario(args) => {
             let interrupt = install_interrupt_handler();
-            runtime.block_on(scenario_command(
-                &scenario, quick, seed, out, flaws, interrupt,
-            ))
+            runtime.block_on(scenario_command(args, interrupt))
         }
     }
 }
@@ -154,16 +157,17 @@ fn list() {
     }
 }
 
-fn validate(name_or_path: &str) -> i32 {
-    match scenario::load_scenario(name_or_path) {
+fn validate(name_or_path: &str, config: Option<PathBuf>) -> i32 {
+    match load_plan(name_or_path, config) {
         Ok(plan) => {
             println!(
-                "{}: ok: scenario `{}`, {} users for {}, {} fault window(s)",
+                "{}: ok: scenario `{}`, {} users for {}, {} fault window(s), target: {}",
                 plan.source,
                 plan.name,
                 plan.load.users,
                 humantime::format_duration(plan.load.duration),
-                plan.faults.len()
+                plan.faults.len(),
+                plan.target.describe(),
             );
             EXIT_PASSED
         }
@@ -171,6 +175,24 @@ fn validate(name_or_path: &str) -> i32 {
             eprintln!("error: {error}");
             EXIT_NOT_RUN
         }
+    }
+}
+
+/// The scenario, with the user's faultline.toml (given, or found in the working directory).
+fn load_plan(name_or_path: &str, config: Option<PathBuf>) -> Result<scenario::Plan, String> {
+    let plan = scenario::load_scenario(name_or_path).map_err(|e| e.to_string())?;
+    let found = std::path::Path::new(scenario::config::FILE_NAME);
+    let config = match config {
+        Some(path) => Some(path),
+        None if found.exists() => Some(found.to_path_buf()),
+        None => None,
+    };
+    match config {
+        Some(path) => {
+            let config = scenario::load_config(&path).map_err(|e| e.to_string())?;
+            plan.with_config(&config)
+        }
+        None => Ok(plan),
     }
 }
 
@@ -187,52 +209,42 @@ fn check_flaw_names(flaws: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-async fn scenario_command(
-    name_or_path: &str,
-    quick: bool,
-    seed: Option<u64>,
-    out: Option<PathBuf>,
-    flaws: Vec<String>,
-    interrupt: watch::Receiver<bool>,
-) -> i32 {
-    let plan = match scenario::load_scenario(name_or_path) {
+async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) -> i32 {
+    let plan = match load_plan(&args.scenario, args.config) {
         Ok(plan) => plan,
         Err(error) => {
             eprintln!("error: {error}");
             return EXIT_NOT_RUN;
         }
     };
-    let mut plan = if quick { plan.quick() } else { plan };
-    if let Some(seed) = seed {
+    let mut plan = if args.quick { plan.quick() } else { plan };
+    if let Some(seed) = args.seed {
         plan.seed = seed;
     }
-    if let Err(error) = check_flaw_names(&flaws) {
+    if let Err(error) = check_flaw_names(&args.flaws) {
         eprintln!("error: {error}");
         return EXIT_NOT_RUN;
     }
-    if !flaws.is_empty() {
-        if plan.target.command.is_some() {
+    if !args.flaws.is_empty() {
+        if plan.target.command.is_some() || plan.target.url.is_some() {
             eprintln!(
-                "error: --flaw switches on flaws of the reference target, but scenario `{}` runs \
-                 its own target ([target] command); drop --flaw",
-                plan.name
+                "error: --flaw switches on flaws of the reference target, but this run tests {}; \
+                 drop --flaw",
+                plan.target.describe()
             );
             return EXIT_NOT_RUN;
         }
-        plan.target.flaws.extend(flaws);
+        plan.target.flaws.extend(args.flaws);
     }
     eprintln!(
-        "faultline: running `{}`{} against the {}: {} users for {}",
+        "faultline: running `{}`{} against {}: {} users for {}",
         plan.name,
         if plan.quick { " (quick)" } else { "" },
-        if plan.target.command.is_some() {
-            "target command"
-        } else {
-            "reference target"
-        },
+        plan.target.describe(),
         plan.load.users,
         humantime::format_duration(plan.load.duration),
     );
+    let out = args.out;
     let options = RunOptions {
         out_dir: out,
         reference_exe: None,

@@ -158,6 +158,8 @@ impl Record {
 pub enum LogStream {
     Stdout,
     Stderr,
+    /// A log file the target writes (`[target] log_file`).
+    File,
 }
 
 /// One line the target wrote.

@@ -125,7 +125,7 @@ async fn run_with_fakes(
     };
     let load_spec = LoadSpec {
         base_url: target.base_url().to_string(),
-        chat_path: "/api/chat".into(),
+        api: plan.api.clone(),
         users: plan.load.users,
         duration: plan.load.duration,
         think_time: plan.load.think_time,
@@ -169,7 +169,7 @@ async fn run_with_fakes(
     let verdicts: Vec<Verdict> = checks::evaluate(&evidence, &plan.expect);
     let meta = RunMeta {
         started_at,
-        target: describe_target(plan),
+        target: plan.target.describe(),
     };
     let report = report::build(plan, &meta, &evidence, verdicts);
     let dir = options
@@ -297,7 +297,12 @@ fn spawn_spec(
             }
             (exe, args)
         }
-        Some(command) => (PathBuf::from(&command[0]), command[1..].to_vec()),
+        Some(command) => {
+            // `{port}` and the fakes' addresses may appear in the command too.
+            let mut words = command.iter().map(|word| render(word, &values));
+            let program = PathBuf::from(words.next().unwrap_or_default());
+            (program, words.collect())
+        }
     };
     env.extend(plan.target.env.clone());
     let env = env
@@ -308,6 +313,8 @@ fn spawn_spec(
         program,
         args,
         env,
+        cwd: plan.target.cwd.clone(),
+        log_file: plan.target.log_file.clone(),
         base_url: format!("http://127.0.0.1:{port}"),
         ready_path: plan.target.ready_path.clone(),
         ready_timeout: plan.target.ready_timeout,
@@ -394,17 +401,6 @@ fn shift_onto_load_clock(evidence: &mut Evidence, offset_ms: f64) {
     }
     for snapshot in &mut evidence.metrics {
         snapshot.at_ms -= offset_ms;
-    }
-}
-
-fn describe_target(plan: &Plan) -> String {
-    match &plan.target.command {
-        None if plan.target.flaws.is_empty() => "reference target".into(),
-        None => format!(
-            "reference target with --flaw {}",
-            plan.target.flaws.join(", --flaw ")
-        ),
-        Some(command) => command.join(" "),
     }
 }
 

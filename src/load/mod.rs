@@ -8,6 +8,7 @@
 //! Correlation: every request carries a fresh `x-request-id` and a nonce (`[fl-1a2b3c4d]`)
 //! at the end of the user text, which fakes find in prompts and embedding inputs.
 
+mod answer;
 mod correlation;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +22,8 @@ use tokio::sync::{mpsc, watch};
 
 pub use correlation::Correlation;
 
-use crate::evidence::Record;
+use crate::evidence::{FlowKind, Record};
+use crate::scenario::api::{fill_template, fill_text, Api, RequestShape, ResponseShape};
 use crate::scenario::Flow;
 
 /// What the load needs to know, taken from the plan.
@@ -29,8 +31,8 @@ use crate::scenario::Flow;
 pub struct LoadSpec {
     /// The target's base URL (`http://127.0.0.1:PORT`).
     pub base_url: String,
-    /// Path the chat requests go to.
-    pub chat_path: String,
+    /// How to talk to the target.
+    pub api: Api,
     pub users: usize,
     pub duration: Duration,
     pub think_time: Duration,
@@ -65,9 +67,11 @@ pub async fn drive(
     for flow in &spec.flows {
         let context = Arc::new(FlowContext {
             flow: flow.name.clone(),
+            kind: flow.kind,
             messages: flow.messages.clone(),
             asked: AtomicU64::new(0),
-            chat_path: spec.chat_path.clone(),
+            request: spec.api.request_for(flow.kind, &flow.request),
+            response: spec.api.response.clone(),
             request_timeout: spec.request_timeout,
             correlation: correlation.clone(),
             epoch,
@@ -126,10 +130,12 @@ fn goose_error(error: goose::GooseError) -> LoadError {
 /// What one flow's transactions share.
 struct FlowContext {
     flow: String,
+    kind: FlowKind,
     messages: Vec<String>,
     /// Round-robin position in `messages`.
     asked: AtomicU64,
-    chat_path: String,
+    request: RequestShape,
+    response: ResponseShape,
     request_timeout: Duration,
     correlation: Arc<Correlation>,
     epoch: Instant,
@@ -138,7 +144,7 @@ struct FlowContext {
 }
 
 impl FlowContext {
-    /// Sends one chat request and records what came back.
+    /// Sends one request of this flow and records what came back.
     async fn ask(&self, user: &mut goose::goose::GooseUser) {
         let turn = self.asked.fetch_add(1, Ordering::Relaxed) as usize;
         let ids = self.correlation.next();
@@ -151,14 +157,12 @@ impl FlowContext {
         let mut record = Record {
             at_ms: ms_between(self.epoch, sent),
             flow: self.flow.clone(),
+            kind: self.kind,
             request_id: ids.request_id.clone(),
             nonce: ids.nonce.clone(),
-            status: None,
-            latency_ms: 0.0,
-            response_request_id: None,
             ..Record::default()
         };
-        let builder = match user.get_request_builder(&GooseMethod::Post, &self.chat_path) {
+        let builder = match self.build(user, &message, &ids.request_id) {
             Ok(builder) => builder,
             Err(error) => {
                 record.error = Some(format!("request not built: {error}"));
@@ -166,25 +170,26 @@ impl FlowContext {
                 return;
             }
         };
-        let builder = builder
-            .header("x-request-id", &ids.request_id)
-            .json(&serde_json::json!({ "message": message }))
-            .timeout(self.request_timeout);
         let request = GooseRequest::builder()
             .set_request_builder(builder)
             .name(self.flow.as_str())
             .build();
+        let timing: Option<answer::SharedTiming> =
+            (self.kind == FlowKind::Stream).then(Default::default);
         let mut stop = self.stop.clone();
         let answered = tokio::select! {
             answered = async {
                 match user.request(request).await {
-                    Ok(goose_response) => read_answer(goose_response.response).await,
+                    Ok(goose_response) => {
+                        answer::read(goose_response.response, &self.response, sent, timing.as_ref()).await
+                    }
                     Err(error) => Err(format!("transport: {error}")),
                 }
             } => Some(answered),
             _ = stop.wait_for(|stop| *stop) => None,
         };
         record.latency_ms = sent.elapsed().as_secs_f64() * 1000.0;
+        record.stream = timing.and_then(|timing| timing.lock().unwrap().take());
         match answered {
             Some(Ok(answer)) => {
                 record.status = Some(answer.status);
@@ -198,91 +203,34 @@ impl FlowContext {
         }
         let _ = self.sink.send(record);
     }
-}
 
-struct Answer {
-    status: u16,
-    request_id: Option<String>,
-    degraded: Option<bool>,
-    cache_hit: Option<bool>,
-    excerpt: String,
-}
-
-async fn read_answer(
-    response: Result<reqwest::Response, reqwest::Error>,
-) -> Result<Answer, String> {
-    let response = response.map_err(|e| error_kind(&e))?;
-    let status = response.status().as_u16();
-    let header_id = response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = response.text().await.map_err(|e| error_kind(&e))?;
-    let markers = Markers::read(&body);
-    Ok(Answer {
-        status,
-        request_id: header_id.or(markers.request_id),
-        degraded: markers.degraded,
-        cache_hit: markers.cache_hit,
-        excerpt: excerpt(&body),
-    })
-}
-
-/// What an answer's JSON body says about itself: its request id (`requestId` or
-/// `request_id`), whether it is degraded (`degraded`, or a non-empty `banner`), and whether
-/// it came from a cache (`cacheHit`).
-#[derive(Debug, Default, PartialEq)]
-struct Markers {
-    request_id: Option<String>,
-    degraded: Option<bool>,
-    cache_hit: Option<bool>,
-}
-
-impl Markers {
-    fn read(body: &str) -> Markers {
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
-            return Markers::default();
+    /// The flow's request with the question and ids filled in.
+    fn build(
+        &self,
+        user: &goose::goose::GooseUser,
+        message: &str,
+        request_id: &str,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let method = match self.request.method.as_str() {
+            "GET" => GooseMethod::Get,
+            "PUT" => GooseMethod::Put,
+            "PATCH" => GooseMethod::Patch,
+            "DELETE" => GooseMethod::Delete,
+            _ => GooseMethod::Post,
         };
-        let request_id = ["requestId", "request_id"].iter().find_map(|field| {
-            value
-                .get(field)
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        });
-        let banner = value
-            .get("banner")
-            .and_then(|v| v.as_str())
-            .map(|b| !b.is_empty());
-        let degraded = value.get("degraded").and_then(|v| v.as_bool()).or(banner);
-        let cache_hit = value.get("cacheHit").and_then(|v| v.as_bool());
-        Markers {
-            request_id,
-            degraded,
-            cache_hit,
+        let mut builder = user
+            .get_request_builder(&method, &self.request.path)
+            .map_err(|e| e.to_string())?
+            .header("x-request-id", request_id)
+            .timeout(self.request_timeout);
+        for (name, value) in &self.request.headers {
+            builder = builder.header(name, fill_text(value, message, request_id));
         }
+        if method != GooseMethod::Get {
+            builder = builder.json(&fill_template(&self.request.body, message, request_id));
+        }
+        Ok(builder)
     }
-}
-
-fn error_kind(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        "timeout".into()
-    } else if error.is_connect() {
-        "connect".into()
-    } else if error.is_body() || error.is_decode() {
-        "broken body".into()
-    } else {
-        "transport".into()
-    }
-}
-
-/// The body cut to [`Record::EXCERPT_LIMIT`] bytes on a character boundary.
-fn excerpt(body: &str) -> String {
-    let mut end = body.len().min(Record::EXCERPT_LIMIT);
-    while !body.is_char_boundary(end) {
-        end -= 1;
-    }
-    body[..end].to_string()
 }
 
 fn ms_between(earlier: Instant, later: Instant) -> f64 {
@@ -292,33 +240,6 @@ fn ms_between(earlier: Instant, later: Instant) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_excerpt_never_splits_a_character() {
-        let body = "é".repeat(Record::EXCERPT_LIMIT);
-        let cut = excerpt(&body);
-        assert!(cut.len() <= Record::EXCERPT_LIMIT);
-        assert!(cut.chars().all(|c| c == 'é'));
-    }
-
-    #[test]
-    fn the_request_id_is_read_from_either_json_spelling() {
-        let id = |body| Markers::read(body).request_id;
-        assert_eq!(id(r#"{"requestId":"a"}"#).as_deref(), Some("a"));
-        assert_eq!(id(r#"{"request_id":"b"}"#).as_deref(), Some("b"));
-        assert_eq!(Markers::read("not json"), Markers::default());
-    }
-
-    #[test]
-    fn a_banner_marks_an_answer_degraded_and_cache_hits_are_read() {
-        let markers = Markers::read(r#"{"banner":"live data unavailable","cacheHit":true}"#);
-        assert_eq!(
-            (markers.degraded, markers.cache_hit),
-            (Some(true), Some(true))
-        );
-        let markers = Markers::read(r#"{"degraded":false,"banner":null}"#);
-        assert_eq!(markers.degraded, Some(false));
-    }
 
     #[test]
     fn requests_still_in_flight_get_at_most_ten_seconds() {

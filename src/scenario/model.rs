@@ -141,6 +141,21 @@ pub struct TargetSpec {
     pub metrics_path: Option<String>,
 }
 
+impl TargetSpec {
+    /// The target in a few words, for the console and reports.
+    pub fn describe(&self) -> String {
+        match (&self.command, &self.url) {
+            (Some(command), _) => format!("`{}`", command.join(" ")),
+            (None, Some(url)) => format!("the service at {url}"),
+            (None, None) if self.flaws.is_empty() => "the reference target".into(),
+            (None, None) => format!(
+                "the reference target with --flaw {}",
+                self.flaws.join(" --flaw ")
+            ),
+        }
+    }
+}
+
 /// Limits a run is judged against.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Expectations {

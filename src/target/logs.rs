@@ -43,6 +43,35 @@ impl LogCapture {
         }
     }
 
+    /// Follows a log file the target writes, from its current end (older lines belong to
+    /// earlier runs), polling for new lines until [`LogCapture::finish`].
+    pub fn follow_file(self: &std::sync::Arc<Self>, path: std::path::PathBuf) {
+        let capture = self.clone();
+        let reader = tokio::spawn(async move {
+            use tokio::io::AsyncSeekExt;
+            let mut file = loop {
+                // The target may create the file only once it starts.
+                match tokio::fs::File::open(&path).await {
+                    Ok(file) => break file,
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                }
+            };
+            if file.seek(std::io::SeekFrom::End(0)).await.is_err() {
+                return;
+            }
+            let mut lines = BufReader::new(file).lines();
+            loop {
+                match lines.next_line().await {
+                    Ok(Some(text)) => capture.push(LogStream::File, text),
+                    // At the end for now: the target may write more.
+                    Ok(None) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                    Err(_) => break,
+                }
+            }
+        });
+        self.readers.lock().unwrap().push(reader);
+    }
+
     async fn read(self: std::sync::Arc<Self>, stream: impl AsyncRead + Unpin, which: LogStream) {
         let mut lines = BufReader::new(stream).lines();
         // A line that is not UTF-8 ends the reader with an error; the rest is lost, so read on.
@@ -91,9 +120,15 @@ impl LogCapture {
     /// Waits until the readers have read to the end of the streams (after the process ended).
     pub async fn finish(&self) {
         let readers: Vec<_> = std::mem::take(&mut *self.readers.lock().unwrap());
-        for reader in readers {
-            // Bounded: a grandchild holding the pipe open must not hold up the run.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), reader).await;
+        for mut reader in readers {
+            // Bounded: a grandchild holding the pipe open, or a log file that never ends,
+            // must not hold up the run.
+            if tokio::time::timeout(std::time::Duration::from_secs(2), &mut reader)
+                .await
+                .is_err()
+            {
+                reader.abort();
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The service under test: spawning it with its environment, waiting until it is ready,
-//! capturing its output as evidence, and stopping it so that nothing is left behind.
+//! The service under test: spawning it with its environment (or attaching to one already
+//! running), waiting until it is ready, capturing its output (or its log file) as evidence,
+//! and stopping it so that nothing is left behind.
 //!
 //! A spawned target runs in its own process group (so a terminal's Ctrl-C reaches faultline,
 //! which then stops the target in order) and with `PR_SET_PDEATHSIG` (so it dies with
@@ -25,6 +26,10 @@ pub struct SpawnSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// Working directory; faultline's own when `None`.
+    pub cwd: Option<PathBuf>,
+    /// A log file the target writes, followed instead of relying on stdout alone.
+    pub log_file: Option<PathBuf>,
     /// Where it will listen: `http://127.0.0.1:PORT`.
     pub base_url: String,
     /// Path polled with GET until it answers 2xx.
@@ -34,9 +39,12 @@ pub struct SpawnSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("could not start the target `{program}`: {source}")]
+    #[error(
+        "could not start the target `{program}`{cwd}: {source}; check [target] command and cwd"
+    )]
     Spawn {
         program: String,
+        cwd: String,
         source: std::io::Error,
     },
     #[error(
@@ -56,9 +64,9 @@ pub enum TargetError {
     },
 }
 
-/// A running target process.
+/// A running target: a process faultline started, or one it attached to (`child` is `None`).
 pub struct TargetProcess {
-    child: Child,
+    child: Option<Child>,
     base_url: String,
     logs: Arc<LogCapture>,
 }
@@ -102,17 +110,46 @@ impl TargetProcess {
                 Ok(())
             });
         }
+        if let Some(cwd) = &spec.cwd {
+            command.current_dir(cwd);
+        }
         let mut child = command.spawn().map_err(|source| TargetError::Spawn {
             program: spec.program.display().to_string(),
+            cwd: spec
+                .cwd
+                .as_ref()
+                .map(|cwd| format!(" in {}", cwd.display()))
+                .unwrap_or_default(),
             source,
         })?;
         let logs = Arc::new(LogCapture::new(epoch, LOG_LINE_LIMIT));
         logs.follow(child.stdout.take(), child.stderr.take());
+        if let Some(file) = &spec.log_file {
+            logs.follow_file(file.clone());
+        }
         Ok(TargetProcess {
-            child,
+            child: Some(child),
             base_url: spec.base_url.clone(),
             logs,
         })
+    }
+
+    /// A target already running at `base_url`; its logs come from `log_file`, if any.
+    pub fn attach(base_url: &str, log_file: Option<PathBuf>, epoch: Instant) -> TargetProcess {
+        let logs = Arc::new(LogCapture::new(epoch, LOG_LINE_LIMIT));
+        if let Some(file) = log_file {
+            logs.follow_file(file);
+        }
+        TargetProcess {
+            child: None,
+            base_url: base_url.to_string(),
+            logs,
+        }
+    }
+
+    /// True when faultline started the target (and so sees its output).
+    pub fn spawned(&self) -> bool {
+        self.child.is_some()
     }
 
     pub fn base_url(&self) -> &str {
@@ -137,7 +174,11 @@ impl TargetProcess {
             .expect("a plain HTTP client always builds");
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = self.child.try_wait().ok().flatten() {
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
                 // Give the readers a moment to take the last lines off the pipes.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 return Err(TargetError::ExitedEarly {
@@ -164,35 +205,18 @@ impl TargetProcess {
     }
 
     /// Stops the target: SIGTERM to its process group, then SIGKILL after a grace period.
-    pub async fn stop(mut self) -> TargetExit {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            self.logs.finish().await;
-            return TargetExit {
-                status: status.to_string(),
+    /// An attached target is left running.
+    pub async fn stop(self) -> TargetExit {
+        let TargetProcess { child, logs, .. } = self;
+        let exit = match child {
+            Some(child) => stop_child(child).await,
+            None => TargetExit {
+                status: "attached: left running".into(),
                 killed: false,
-            };
-        }
-        let mut killed = false;
-        if let Some(pid) = self.child.id() {
-            // SAFETY: plain syscall; the negative pid names the group the child leads.
-            unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
-        }
-        let status = match tokio::time::timeout(STOP_GRACE, self.child.wait()).await {
-            Ok(status) => status,
-            Err(_) => {
-                killed = true;
-                if let Some(pid) = self.child.id() {
-                    // SAFETY: as above.
-                    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-                }
-                self.child.wait().await
-            }
+            },
         };
-        self.logs.finish().await;
-        let status = status
-            .map(|s| s.to_string())
-            .unwrap_or_else(|e| format!("unknown ({e})"));
-        TargetExit { status, killed }
+        logs.finish().await;
+        exit
     }
 
     fn tail(&self) -> String {
@@ -206,6 +230,35 @@ impl TargetProcess {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+async fn stop_child(mut child: Child) -> TargetExit {
+    if let Ok(Some(status)) = child.try_wait() {
+        return TargetExit {
+            status: status.to_string(),
+            killed: false,
+        };
+    }
+    let mut killed = false;
+    if let Some(pid) = child.id() {
+        // SAFETY: plain syscall; the negative pid names the group the child leads.
+        unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
+    }
+    let status = match tokio::time::timeout(STOP_GRACE, child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            killed = true;
+            if let Some(pid) = child.id() {
+                // SAFETY: as above.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            }
+            child.wait().await
+        }
+    };
+    let status = status
+        .map(|s| s.to_string())
+        .unwrap_or_else(|e| format!("unknown ({e})"));
+    TargetExit { status, killed }
 }
 
 /// A free loopback port for a target to listen on. The port is released before the target

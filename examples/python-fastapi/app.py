@@ -1,0 +1,142 @@
+"""A small FastAPI chat service, the kind faultline is built to test.
+
+It uses the official `openai` SDK for embeddings and chat, `redis` (redis-py) as a cache, and
+`httpx` for a weather tool; everything it depends on comes from environment variables, so
+faultline can point it at its fakes without changing a line:
+
+    OPENAI_BASE_URL, OPENAI_API_KEY   the LLM provider
+    REDIS_URL                         the cache (optional)
+    WEATHER_API_URL                   the weather tool (optional)
+    LLM_TIMEOUT_S                     per-call timeout (default 4)
+
+It follows the practices faultline checks: one JSON log line per request, the request id in
+every answer, timeouts on every upstream call, retries with backoff (the SDK's), graceful
+degradation when the cache or the tool is down, and honest error messages.
+"""
+
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+import uuid
+
+import httpx
+import openai
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+LLM_TIMEOUT_S = float(os.environ.get("LLM_TIMEOUT_S", "4"))
+MODEL = os.environ.get("LLM_MODEL", "gpt-4o-mini")
+
+llm = openai.AsyncOpenAI(timeout=LLM_TIMEOUT_S, max_retries=1)
+cache = aioredis.from_url(os.environ["REDIS_URL"], socket_timeout=0.2) if os.environ.get("REDIS_URL") else None
+weather_url = os.environ.get("WEATHER_API_URL")
+http = httpx.AsyncClient(timeout=1.5)
+
+app = FastAPI()
+NONCE = re.compile(r"\s*\[fl-[0-9a-f]{8}\]")
+
+
+def log(**fields):
+    """One JSON line on stdout; never API keys or raw user text."""
+    fields.setdefault("level", "info")
+    fields["ts"] = time.time()
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+def request_id_of(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    return given if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", given) else uuid.uuid4().hex
+
+
+def fail(status: int, message: str, request_id: str) -> JSONResponse:
+    return JSONResponse({"error": message, "requestId": request_id}, status_code=status,
+                        headers={"x-request-id": request_id})
+
+
+@app.get("/healthz")
+async def healthz():
+    return {"ok": True}
+
+
+@app.post("/api/chat")
+async def chat(request: Request):
+    started = time.monotonic()
+    request_id = request_id_of(request)
+    totals = {"inputTokens": 0, "outputTokens": 0, "cacheHit": False, "degraded": False}
+
+    def done(status: int, error: str | None = None):
+        log(level="error" if error else "info", requestId=request_id, route="/api/chat",
+            model=MODEL, status=status, latencyMs=round((time.monotonic() - started) * 1000),
+            error=error, **totals)
+
+    try:
+        body = await request.json()
+        message = str(body["message"]).strip()
+        assert message
+    except Exception:
+        done(400, "bad_request")
+        return fail(400, 'Please send a JSON body with a non-empty "message".', request_id)
+
+    key = "answer:" + hashlib.sha256(NONCE.sub("", message).lower().encode()).hexdigest()
+    if cache is not None:
+        try:
+            cached = await cache.get(key)
+            if cached:
+                totals["cacheHit"] = True
+                done(200)
+                return JSONResponse({"answer": cached.decode(), "requestId": request_id,
+                                     "cacheHit": True, "degraded": False, "banner": None},
+                                    headers={"x-request-id": request_id})
+        except Exception as error:  # Redis down: skip the cache, say so, go on.
+            log(level="warn", requestId=request_id, event="cache_unavailable", reason=type(error).__name__)
+
+    banner = None
+    context = ""
+    if weather_url and re.search(r"weather|temperature|rain|warm", message, re.I):
+        city = (re.search(r"in ([A-Z][a-z]+)", message) or [None, "London"])[1]
+        try:
+            reply = await http.get(f"{weather_url}/weather", params={"city": city},
+                                   headers={"x-request-id": request_id})
+            reply.raise_for_status()
+            context = "Live weather: " + reply.text
+        except Exception as error:  # Tool down: answer without live data, and say so.
+            banner = "live data unavailable"
+            totals["degraded"] = True
+            log(level="warn", requestId=request_id, event="tool_unavailable", tool="weather",
+                reason=type(error).__name__)
+
+    try:
+        completion = await llm.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "system", "content": "You are a helpful support assistant. " + context},
+                      {"role": "user", "content": message}],
+            extra_headers={"x-request-id": request_id},
+        )
+    except openai.APITimeoutError:
+        done(504, "llm_timeout")
+        return fail(504, "The AI service timed out. Please try a shorter question.", request_id)
+    except openai.RateLimitError:
+        done(429, "llm_rate_limited")
+        return fail(429, "The AI service is busy right now. Please try again in a minute.", request_id)
+    except (openai.APIConnectionError, openai.InternalServerError, openai.APIStatusError):
+        done(503, "llm_unavailable")
+        return fail(503, "The AI service is unavailable right now. Please try again shortly.", request_id)
+
+    answer = completion.choices[0].message.content or ""
+    if completion.usage:
+        totals["inputTokens"] = completion.usage.prompt_tokens
+        totals["outputTokens"] = completion.usage.completion_tokens
+    if cache is not None:
+        try:
+            await cache.set(key, answer, ex=300)
+        except Exception:
+            pass  # Already warned on read when Redis is down.
+    done(200)
+    return JSONResponse({"answer": answer, "requestId": request_id, "cacheHit": False,
+                         "degraded": totals["degraded"], "banner": banner},
+                        headers={"x-request-id": request_id})

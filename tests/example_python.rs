@@ -1,0 +1,68 @@
+//! The Python FastAPI example (examples/python-fastapi), a service built on the official
+//! openai SDK, tested by faultline through its own faultline.toml: proof that a service in
+//! another language is tested unchanged.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+use serial_test::serial;
+
+/// The virtualenv that scripts/test provisions with tests/python/requirements-*.txt.
+fn venv_bin() -> PathBuf {
+    let python = std::env::var("FAULTLINE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test, which installs the example's requirements",
+        python.display()
+    );
+    python.parent().unwrap().to_path_buf()
+}
+
+#[test]
+#[serial]
+fn the_outage_scenario_passes_against_the_python_example_through_its_config() {
+    let bin = venv_bin();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::cargo_bin("faultline")
+        .unwrap()
+        .args(["scenario", "outage", "--quick", "--config"])
+        .arg("examples/python-fastapi/faultline.toml")
+        .arg("--out")
+        .arg(out.path())
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("uvicorn app:app"),
+        "not the example that ran: {stderr}"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["passed"], true);
+    let honest = report["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == "errors.honest")
+        .unwrap();
+    // The outage made the service fail requests, and it failed them honestly.
+    assert_eq!(honest["outcome"], "pass", "{honest:#}");
+    assert!(report["counts"]["failures"].as_u64().unwrap() > 0);
+}
