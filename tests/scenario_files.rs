@@ -805,3 +805,103 @@ fn a_redis_route_is_a_command() {
     let text = with_fault("redis", "kind = \"hang\"\nroute = \"/x\"");
     assert_error(&text, 14, 9, &["command name"]);
 }
+
+/// A scenario with a `[target]`/`[api]` tail appended.
+fn with_tail(tail: &str) -> String {
+    format!(
+        "name = \"t\"\n[load]\nusers = 1\nduration = \"10s\"\n[[load.flows]]\nname = \"ask\"\n\
+         messages = [\"hi\"]\n{tail}"
+    )
+}
+
+#[test]
+fn an_api_table_describes_requests_and_where_answers_keep_their_markers() {
+    let text = with_tail(
+        "kind = \"stream\"\npath = \"/v1/ask\"\n\n[api]\nheaders = { Authorization = \"Bearer t\" }\n\
+         request_id_pointer = \"/meta/id\"\ndegraded_pointer = \"\"\n\n[api.stream]\nmethod = \"post\"\n\
+         body = { q = \"{message}\", stream = true }\n",
+    );
+    let plan = parse_scenario(&text, "s.toml").unwrap();
+    let flow = &plan.load.flows[0];
+    assert_eq!(flow.kind, faultline::evidence::FlowKind::Stream);
+    let request = plan.api.request_for(flow.kind, &flow.request);
+    assert_eq!(request.path, "/v1/ask");
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.headers["authorization"], "Bearer t");
+    assert_eq!(request.body["q"], "{message}");
+    assert_eq!(
+        plan.api.response.request_id_pointer.as_deref(),
+        Some("/meta/id")
+    );
+    assert_eq!(plan.api.response.degraded_pointer, None);
+}
+
+#[test]
+fn a_body_without_the_message_is_refused() {
+    let text = with_tail("\n[api.chat]\nbody = { q = \"hello\" }\n");
+    assert_error(&text, 10, 8, &["no \"{message}\"", "correlation nonce"]);
+}
+
+#[test]
+fn a_pointer_must_start_with_a_slash() {
+    let text = with_tail("\n[api]\nerror_pointer = \"error\"\n");
+    assert_error(&text, 10, 17, &["JSON pointer", "\"/error\""]);
+}
+
+#[test]
+fn an_attached_target_must_be_on_this_machine() {
+    let plan = parse_scenario(
+        &with_tail("[target]\nurl = \"http://127.0.0.1:3000/\"\n"),
+        "s.toml",
+    )
+    .unwrap();
+    assert_eq!(plan.target.url.as_deref(), Some("http://127.0.0.1:3000"));
+    assert_eq!(plan.target.metrics_path, None);
+    let text = with_tail("[target]\nurl = \"http://10.0.0.5:3000\"\n");
+    assert_error(&text, 9, 7, &["only to this machine", "127.0.0.1"]);
+    let text = with_tail("[target]\nurl = \"http://[::1]:3000\"\n");
+    assert!(parse_scenario(&text, "s.toml").is_ok());
+}
+
+#[test]
+fn url_and_command_are_exclusive() {
+    let text = with_tail("[target]\ncommand = [\"x\"]\nurl = \"http://localhost:1\"\n");
+    assert_error(&text, 10, 7, &["exclusive"]);
+}
+
+#[test]
+fn a_config_gives_a_reference_scenario_the_users_target_and_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = faultline::scenario::parse_config(
+        "[target]\ncommand = [\"python\", \"app.py\"]\ncwd = \"svc\"\nenv = { A = \"1\" }\n\n[api.chat]\npath = \"/chat\"\n",
+        "faultline.toml",
+        dir.path(),
+    )
+    .unwrap();
+    let plan = load_scenario("outage")
+        .unwrap()
+        .with_config(&config)
+        .unwrap();
+    assert_eq!(
+        plan.target.command.as_deref(),
+        Some(&["python".to_string(), "app.py".to_string()][..])
+    );
+    assert_eq!(plan.target.cwd, Some(dir.path().join("svc")));
+    assert_eq!(plan.target.env["A"], "1");
+    // The scenario's own env rides along where the config is silent.
+    assert_eq!(plan.target.env["LLM_TIMEOUT_MS"], "2500");
+    assert_eq!(plan.api.chat.path, "/chat");
+}
+
+#[test]
+fn a_config_error_names_the_config_file() {
+    let error = faultline::scenario::parse_config(
+        "[target]\ncomand = []\n",
+        "faultline.toml",
+        std::path::Path::new("."),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.starts_with("faultline.toml:2:1:"), "{error}");
+    assert!(error.contains("comand"), "{error}");
+}
