@@ -66,6 +66,30 @@ pub struct ScenarioArgs {
 pub enum Command {
     /// Run a scenario (a built-in name, or a path to a .toml file) and gate on its verdicts.
     Scenario(ScenarioArgs),
+    /// Run several scenarios (default: every built-in) one after another, with one verdict.
+    Suite {
+        /// Scenarios to run (built-in names or paths); default: every built-in scenario.
+        scenarios: Vec<String>,
+        /// Scale each timeline down for CI; limits stay the same.
+        #[arg(long)]
+        quick: bool,
+        /// Directory for the reports (default: reports/suite-<UTC time>/).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Your target's description (default: ./faultline.toml when it exists).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+    /// Prove the gates honest: every flaw of the reference target must fail the check named
+    /// for the practice it breaks, and the healthy reference target must pass. Prints the matrix.
+    Selftest {
+        /// Scale each timeline down for CI; limits stay the same.
+        #[arg(long)]
+        quick: bool,
+        /// Directory for the reports (default: reports/selftest-<UTC time>/).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// List the built-in scenarios.
     List,
     /// Check a scenario file (and the faultline.toml it would use) without running it.
@@ -129,6 +153,19 @@ pub fn execute(cli: Cli) -> i32 {
         },
         Command::Report(args) => exit_code_of(crate::report::cli::run_report(args)),
         Command::Compare(args) => exit_code_of(crate::report::cli::run_compare(args)),
+        Command::Suite {
+            scenarios,
+            quick,
+            out,
+            config,
+        } => {
+            let interrupt = install_interrupt_handler();
+            runtime.block_on(suite_command(scenarios, quick, out, config, interrupt))
+        }
+        Command::Selftest { quick, out } => {
+            let interrupt = install_interrupt_handler();
+            runtime.block_on(selftest_command(quick, out, interrupt))
+        }
         Command::Scenario(args) => {
             let interrupt = install_interrupt_handler();
             runtime.block_on(scenario_command(args, interrupt))
@@ -266,6 +303,78 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
             eprintln!("error: {error}");
             EXIT_NOT_RUN
         }
+    }
+}
+
+async fn suite_command(
+    scenarios: Vec<String>,
+    quick: bool,
+    out: Option<PathBuf>,
+    config: Option<PathBuf>,
+    interrupt: watch::Receiver<bool>,
+) -> i32 {
+    let names: Vec<String> = if scenarios.is_empty() {
+        scenario::catalog::names()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    } else {
+        scenarios
+    };
+    let mut plans = Vec::new();
+    for name in &names {
+        match load_plan(name, config.clone()) {
+            Ok(plan) => plans.push((plan.name.clone(), if quick { plan.quick() } else { plan })),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return EXIT_NOT_RUN;
+            }
+        }
+    }
+    let root = out.unwrap_or_else(|| run::stamped_dir("suite", time::OffsetDateTime::now_utc()));
+    let entries = crate::suite::run_all(plans, &root, interrupt).await;
+    println!("{}", crate::suite::suite_table(&entries));
+    println!("reports written to {}", root.display());
+    crate::suite::suite_exit_code(&entries)
+}
+
+async fn selftest_command(
+    quick: bool,
+    out: Option<PathBuf>,
+    interrupt: watch::Receiver<bool>,
+) -> i32 {
+    let rows = crate::suite::MATRIX;
+    let mut plans = Vec::new();
+    for row in rows {
+        let plan = match scenario::load_scenario(row.scenario) {
+            Ok(plan) => plan,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return EXIT_NOT_RUN;
+            }
+        };
+        let mut plan = if quick { plan.quick() } else { plan };
+        plan.target.flaws.extend(row.flaw.map(String::from));
+        plans.push((row.label(), plan));
+    }
+    let root = out.unwrap_or_else(|| run::stamped_dir("selftest", time::OffsetDateTime::now_utc()));
+    let entries = crate::suite::run_all(plans, &root, interrupt).await;
+    println!("{}", crate::suite::matrix_table(rows, &entries));
+    println!("reports written to {}", root.display());
+    let dishonest = rows
+        .iter()
+        .zip(&entries)
+        .filter(|(row, entry)| row.judge(&entry.outcome).is_some())
+        .count();
+    if dishonest == 0 {
+        println!("PASS: every gate caught its flaw and the healthy target passed");
+        EXIT_PASSED
+    } else {
+        println!(
+            "FAIL: {dishonest} of {} rows did not come out as they must",
+            rows.len()
+        );
+        EXIT_GATE_FAILED
     }
 }
 

@@ -13,6 +13,7 @@
 //! - `target`: spawning the service under test, readiness, log capture, clean stop.
 //! - `load`: Goose users and the `Record` each client request becomes.
 //! - `run`: the orchestrator and the fault timeline.
+//! - `suite`: several runs with one verdict: the pre-release suite and the selftest matrix.
 //! - `evidence`: everything a run observed, in one value.
 //! - `checks`: pure functions from evidence to verdicts.
 //! - `report`: report.json, summary.md and the console verdict table.
@@ -27,4 +28,5 @@ pub mod reference;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod suite;
 pub mod target;

@@ -175,7 +175,7 @@ async fn run_with_fakes(
     let dir = options
         .out_dir
         .clone()
-        .unwrap_or_else(|| default_out_dir(plan, started_at));
+        .unwrap_or_else(|| stamped_dir(&plan.name, started_at));
     let written =
         report::write_all(&report, &evidence, &dir).map_err(|source| RunError::Write {
             dir: dir.display().to_string(),
@@ -404,13 +404,14 @@ fn shift_onto_load_clock(evidence: &mut Evidence, offset_ms: f64) {
     }
 }
 
-fn default_out_dir(plan: &Plan, started_at: time::OffsetDateTime) -> PathBuf {
-    let stamp = started_at
+/// `reports/<what>-<UTC time>/`, where runs write by default.
+pub fn stamped_dir(what: &str, at: time::OffsetDateTime) -> PathBuf {
+    let stamp = at
         .format(time::macros::format_description!(
             "[year][month][day]T[hour][minute][second]Z"
         ))
         .unwrap_or_else(|_| "run".into());
-    PathBuf::from("reports").join(format!("{}-{stamp}", plan.name))
+    PathBuf::from("reports").join(format!("{what}-{stamp}"))
 }
 
 #[cfg(test)]

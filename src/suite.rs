@@ -1,0 +1,312 @@
+//! Several runs, one verdict.
+//!
+//! - `faultline suite`: the pre-release set of scenarios, one after another, against the same
+//!   target, with a combined table and exit code.
+//! - `faultline selftest`: the gate-honesty matrix. The healthy reference target must pass
+//!   every scenario in it, and each flaw of the reference target must make the check named
+//!   for the practice it breaks fail. A gate that no flaw can fail would prove nothing.
+//!
+//! Runs go one after another: Goose's killswitch is process-wide, and two loads at once on
+//! two cores would measure each other.
+
+use std::path::{Path, PathBuf};
+
+use tokio::sync::watch;
+
+use crate::checks::Outcome;
+use crate::run::{self, RunOptions};
+use crate::scenario::Plan;
+
+/// How one run of a suite ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EntryOutcome {
+    Passed,
+    /// The gates that failed.
+    GateFailed(Vec<String>),
+    /// Why the run could not be made.
+    NotRun(String),
+}
+
+/// One run of a suite or a selftest.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// What ran: the scenario, with the flaw for selftest rows.
+    pub label: String,
+    pub outcome: EntryOutcome,
+    /// Where its reports are.
+    pub dir: Option<PathBuf>,
+}
+
+/// Runs each plan in turn, writing each one's reports under `out_root/<label>/`.
+/// Stops early (marking the rest not run) when `interrupt` turns true.
+pub async fn run_all(
+    plans: Vec<(String, Plan)>,
+    out_root: &Path,
+    interrupt: watch::Receiver<bool>,
+) -> Vec<Entry> {
+    let mut entries = Vec::with_capacity(plans.len());
+    for (label, plan) in plans {
+        if *interrupt.borrow() {
+            entries.push(Entry {
+                label,
+                outcome: EntryOutcome::NotRun("interrupted".into()),
+                dir: None,
+            });
+            continue;
+        }
+        eprintln!("faultline: running {label} ({})", plan.target.describe());
+        let dir = out_root.join(label.replace([' ', '/', '+'], "-"));
+        let options = RunOptions {
+            out_dir: Some(dir.clone()),
+            reference_exe: None,
+        };
+        let outcome = match run::run(&plan, &options, interrupt.clone()).await {
+            Ok(outcome) if outcome.report.interrupted => EntryOutcome::NotRun("interrupted".into()),
+            Ok(outcome) => {
+                let failed: Vec<String> = outcome
+                    .report
+                    .verdicts
+                    .iter()
+                    .filter(|v| v.outcome == Outcome::Fail)
+                    .map(|v| v.id.clone())
+                    .collect();
+                if failed.is_empty() {
+                    EntryOutcome::Passed
+                } else {
+                    EntryOutcome::GateFailed(failed)
+                }
+            }
+            Err(error) => EntryOutcome::NotRun(error.to_string()),
+        };
+        entries.push(Entry {
+            label,
+            outcome,
+            dir: Some(dir),
+        });
+    }
+    entries
+}
+
+/// The suite's exit code: 2 if any run could not be made, else 1 if any gate failed, else 0.
+pub fn suite_exit_code(entries: &[Entry]) -> i32 {
+    if entries
+        .iter()
+        .any(|e| matches!(e.outcome, EntryOutcome::NotRun(_)))
+    {
+        2
+    } else if entries
+        .iter()
+        .any(|e| matches!(e.outcome, EntryOutcome::GateFailed(_)))
+    {
+        1
+    } else {
+        0
+    }
+}
+
+/// The suite as a table: one line per run, then the combined verdict.
+pub fn suite_table(entries: &[Entry]) -> String {
+    let width = entries
+        .iter()
+        .map(|e| e.label.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let mut out = format!("{:width$}  RESULT  DETAIL\n", "SCENARIO");
+    for entry in entries {
+        let (result, detail) = match &entry.outcome {
+            EntryOutcome::Passed => ("PASS", String::new()),
+            EntryOutcome::GateFailed(ids) => ("FAIL", ids.join(", ")),
+            EntryOutcome::NotRun(why) => ("NOT RUN", why.clone()),
+        };
+        out.push_str(&format!("{:width$}  {result:6}  {detail}\n", entry.label));
+    }
+    let failed = entries
+        .iter()
+        .filter(|e| e.outcome != EntryOutcome::Passed)
+        .count();
+    if failed == 0 {
+        out.push_str(&format!("PASS: all {} scenarios passed\n", entries.len()));
+    } else {
+        out.push_str(&format!(
+            "FAIL: {failed} of {} scenarios did not pass\n",
+            entries.len()
+        ));
+    }
+    out
+}
+
+/// One row of the gate-honesty matrix: a scenario run against the reference target with
+/// `flaw` switched on (or healthy), and the checks that must fail (none for healthy rows).
+#[derive(Clone, Copy, Debug)]
+pub struct MatrixRow {
+    pub scenario: &'static str,
+    pub flaw: Option<&'static str>,
+    /// Every one of these must fail; for a healthy row, nothing may fail.
+    pub must_fail: &'static [&'static str],
+}
+
+/// The gate-honesty matrix.
+pub const MATRIX: &[MatrixRow] = &[
+    MatrixRow {
+        scenario: "outage",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
+        scenario: "baseline",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
+        scenario: "outage",
+        flaw: Some("no-timeout"),
+        must_fail: &["errors.honest", "sla.p95.fault"],
+    },
+    MatrixRow {
+        scenario: "outage",
+        flaw: Some("no-request-id"),
+        must_fail: &["errors.honest"],
+    },
+    MatrixRow {
+        scenario: "outage",
+        flaw: Some("stack-trace-errors"),
+        must_fail: &["errors.honest"],
+    },
+];
+
+impl MatrixRow {
+    pub fn label(&self) -> String {
+        match self.flaw {
+            Some(flaw) => format!("{}+{flaw}", self.scenario),
+            None => format!("{} (healthy)", self.scenario),
+        }
+    }
+
+    /// Did the run come out as this row demands? `None` when it did; else why not.
+    pub fn judge(&self, outcome: &EntryOutcome) -> Option<String> {
+        match (outcome, self.must_fail) {
+            (EntryOutcome::NotRun(why), _) => Some(format!("could not run: {why}")),
+            (EntryOutcome::Passed, []) => None,
+            (EntryOutcome::GateFailed(failed), []) => {
+                Some(format!("the healthy target failed {}", failed.join(", ")))
+            }
+            (EntryOutcome::Passed, expected) => {
+                Some(format!("nothing failed; expected {}", expected.join(", ")))
+            }
+            (EntryOutcome::GateFailed(failed), expected) => {
+                let missed: Vec<&str> = expected
+                    .iter()
+                    .copied()
+                    .filter(|id| !failed.iter().any(|f| f == id))
+                    .collect();
+                (!missed.is_empty()).then(|| {
+                    format!(
+                        "{} did not fail (failed: {})",
+                        missed.join(", "),
+                        failed.join(", ")
+                    )
+                })
+            }
+        }
+    }
+}
+
+/// The matrix as a table: flaw × scenario, what had to fail, what failed, and whether the
+/// gate told the truth.
+pub fn matrix_table(rows: &[MatrixRow], entries: &[Entry]) -> String {
+    let mut out =
+        String::from("| flaw | scenario | must fail | failed | honest |\n|---|---|---|---|---|\n");
+    for (row, entry) in rows.iter().zip(entries) {
+        let failed = match &entry.outcome {
+            EntryOutcome::Passed => "-".to_string(),
+            EntryOutcome::GateFailed(ids) => ids.join(", "),
+            EntryOutcome::NotRun(why) => format!("not run: {why}"),
+        };
+        let verdict = match row.judge(&entry.outcome) {
+            None => "yes".to_string(),
+            Some(why) => format!("NO: {why}"),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {failed} | {verdict} |\n",
+            row.flaw.unwrap_or("(healthy)"),
+            row.scenario,
+            if row.must_fail.is_empty() {
+                "nothing".to_string()
+            } else {
+                row.must_fail.join(", ")
+            },
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(ids: &[&str]) -> EntryOutcome {
+        EntryOutcome::GateFailed(ids.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn a_flaw_row_holds_only_when_its_checks_fail() {
+        let row = MatrixRow {
+            scenario: "outage",
+            flaw: Some("no-timeout"),
+            must_fail: &["errors.honest"],
+        };
+        assert_eq!(
+            row.judge(&failed(&["errors.honest", "sla.p95.fault"])),
+            None
+        );
+        assert!(row
+            .judge(&failed(&["sla.p95.fault"]))
+            .unwrap()
+            .contains("errors.honest did not fail"));
+        assert!(row.judge(&EntryOutcome::Passed).is_some());
+    }
+
+    #[test]
+    fn a_healthy_row_holds_only_when_nothing_fails() {
+        let row = MatrixRow {
+            scenario: "outage",
+            flaw: None,
+            must_fail: &[],
+        };
+        assert_eq!(row.judge(&EntryOutcome::Passed), None);
+        assert!(row.judge(&failed(&["errors.honest"])).is_some());
+    }
+
+    #[test]
+    fn every_matrix_row_names_a_built_in_scenario_and_a_known_flaw() {
+        for row in MATRIX {
+            assert!(
+                crate::scenario::catalog::get(row.scenario).is_some(),
+                "{}",
+                row.scenario
+            );
+            if let Some(flaw) = row.flaw {
+                assert!(crate::scenario::parse::is_known_flaw(flaw), "{flaw}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_suite_exit_code_puts_not_run_above_failed() {
+        let entry = |outcome| Entry {
+            label: "x".into(),
+            outcome,
+            dir: None,
+        };
+        assert_eq!(suite_exit_code(&[entry(EntryOutcome::Passed)]), 0);
+        assert_eq!(suite_exit_code(&[entry(failed(&["a"]))]), 1);
+        assert_eq!(
+            suite_exit_code(&[
+                entry(failed(&["a"])),
+                entry(EntryOutcome::NotRun("x".into()))
+            ]),
+            2
+        );
+    }
+}
