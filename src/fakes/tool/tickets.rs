@@ -261,7 +261,8 @@ impl Responder for Tickets {
         // A faulted write created nothing, but a check needs to see it was tried (and with
         // which key) to tell a retry from a duplicate.
         if request.method == Method::POST && request.uri.path() == "/tickets" {
-            let write = self.write(request, None, WriteOutcome::Faulted, status, false);
+            let hash = payload_hash(request);
+            let write = self.write(request, hash, None, WriteOutcome::Faulted, status, false);
             let mut state = self.ledger.state.lock().unwrap();
             self.ledger.record(&mut state, write);
         }
@@ -272,6 +273,10 @@ impl Responder for Tickets {
 impl Tickets {
     fn create(&self, request: &Request) -> Reply {
         let payload: Option<Value> = serde_json::from_slice(&request.body).ok();
+        let payload_hash = match &payload {
+            Some(value) => hash(0, &canonical(value)),
+            None => payload_hash(request),
+        };
         let mut state = self.ledger.state.lock().unwrap();
         let fields = payload.as_ref().and_then(|p| {
             let subject = p.get("subject")?.as_str()?.trim();
@@ -280,21 +285,34 @@ impl Tickets {
         });
         let Some((subject, body)) = fields else {
             let status = StatusCode::BAD_REQUEST;
-            let write = self.write(request, None, WriteOutcome::Invalid, status, false);
+            let write = self.write(
+                request,
+                payload_hash,
+                None,
+                WriteOutcome::Invalid,
+                status,
+                false,
+            );
             self.ledger.record(&mut state, write);
             return error(
                 status,
                 "expected a JSON object with non-empty string fields 'subject' and 'body'",
             );
         };
-        let payload_hash = payload_hash(request);
         let idempotency_key = idempotency_key(request);
 
         if let Some(key) = &idempotency_key {
             if let Some((earlier_hash, id)) = state.keys.get(key).cloned() {
                 if earlier_hash != payload_hash {
                     let status = StatusCode::BAD_REQUEST;
-                    let write = self.write(request, None, WriteOutcome::KeyReused, status, false);
+                    let write = self.write(
+                        request,
+                        payload_hash,
+                        None,
+                        WriteOutcome::KeyReused,
+                        status,
+                        false,
+                    );
                     self.ledger.record(&mut state, write);
                     return error(
                         status,
@@ -308,6 +326,7 @@ impl Tickets {
                 let ticket = state.tickets[&id].json.clone();
                 let write = self.write(
                     request,
+                    payload_hash,
                     Some(id),
                     WriteOutcome::Replayed,
                     StatusCode::CREATED,
@@ -336,6 +355,7 @@ impl Tickets {
         });
         let write = self.write(
             request,
+            payload_hash,
             Some(id),
             WriteOutcome::Created,
             StatusCode::CREATED,
@@ -348,6 +368,7 @@ impl Tickets {
     fn write(
         &self,
         request: &Request,
+        payload_hash: u64,
         ticket_id: Option<String>,
         outcome: WriteOutcome,
         status: StatusCode,
@@ -357,7 +378,7 @@ impl Tickets {
             at_ms: self.journal.offset_ms(request.arrival),
             key: correlation_key(request),
             idempotency_key: idempotency_key(request),
-            payload_hash: payload_hash(request),
+            payload_hash,
             ticket_id,
             outcome,
             status: status.as_u16(),
