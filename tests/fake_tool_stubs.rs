@@ -31,7 +31,7 @@ json = { hits = 0 }
 name = "authorised order"
 method = "GET"
 path_regex = "^/orders/[0-9]+$"
-headers = { x-api-key = "k1" }
+headers = { x-api-key = "k1", accept = "application/json, text/plain" }
 [stub.response]
 status = 200
 headers = { x-source = "stub", cache-control = "no-store" }
@@ -134,6 +134,7 @@ async fn a_stub_matches_by_header_and_answers_its_status_headers_and_json() {
     let authorised = client()
         .get(format!("{}/orders/42", fake.base_url()))
         .header("x-api-key", "k1")
+        .header("accept", "application/json,text/plain")
         .send()
         .await
         .unwrap();
@@ -303,6 +304,7 @@ async fn a_503_fault_answers_a_json_error_with_retry_after_instead_of_the_stub()
     let other_route = client()
         .get(format!("{}/orders/1", fake.base_url()))
         .header("x-api-key", "k1")
+        .header("accept", "application/json, text/plain")
         .send()
         .await
         .unwrap();

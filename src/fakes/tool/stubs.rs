@@ -232,7 +232,15 @@ fn build(raw: RawStub, index: usize) -> Result<Stub, At> {
     }
     if let Some(headers) = &raw.headers {
         for (name, value) in header_list(headers)? {
-            matchers.push(Box::new(matchers::header(name, value)));
+            // wiremock splits the request's values at commas before comparing, so a value
+            // written with commas ("no-cache, no-store") must be split the same way to match.
+            let values: Vec<HeaderValue> = value
+                .to_str()
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|part| HeaderValue::from_str(part.trim()).ok())
+                .collect();
+            matchers.push(Box::new(matchers::headers(name, values)));
         }
     }
     if let Some(body) = &raw.body_json {
