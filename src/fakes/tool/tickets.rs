@@ -74,7 +74,7 @@ pub enum WriteOutcome {
 pub struct TicketWrite {
     /// Milliseconds from the journal's epoch to the write's arrival (as `Attempt::at_ms`).
     pub at_ms: f64,
-    /// Correlation key, found as the journal finds it: the nonce in the body, else `x-request-id`.
+    /// Correlation key, found as the journal finds it: the nonce in the body or query, else `x-request-id`.
     pub key: Option<String>,
     /// The `Idempotency-Key` header, if sent.
     pub idempotency_key: Option<String>,
@@ -393,12 +393,15 @@ fn idempotency_key(request: &Request) -> Option<String> {
 }
 
 /// The same key the journal gives the attempt (`fakes::http` keeps its helper private): the
-/// last nonce in the body, else a propagated `x-request-id`.
+/// last nonce in the body or the query, else a propagated `x-request-id`.
 fn correlation_key(request: &Request) -> Option<String> {
-    last_nonce(&request.body).map(str::to_owned).or_else(|| {
-        let id = request.header("x-request-id")?.trim();
-        (!id.is_empty()).then(|| id.to_owned())
-    })
+    last_nonce(&request.body)
+        .or_else(|| last_nonce(request.uri.query()?.as_bytes()))
+        .map(str::to_owned)
+        .or_else(|| {
+            let id = request.header("x-request-id")?.trim();
+            (!id.is_empty()).then(|| id.to_owned())
+        })
 }
 
 /// A hash of the payload that ignores JSON key order and whitespace, so a client that
