@@ -74,7 +74,8 @@ pub enum WriteOutcome {
 pub struct TicketWrite {
     /// Milliseconds from the journal's epoch to the write's arrival (as `Attempt::at_ms`).
     pub at_ms: f64,
-    /// Correlation key, found as the journal finds it: the nonce in the body or query, else `x-request-id`.
+    /// Correlation key, found as the journal finds it: the nonce in the body or query, else
+    /// `x-request-id`.
     pub key: Option<String>,
     /// The `Idempotency-Key` header, if sent.
     pub idempotency_key: Option<String>,
