@@ -1,0 +1,194 @@
+//! `faultline fake tool` end to end: the built binary as a child process on a loopback port,
+//! driven with reqwest, stopped with SIGINT as Ctrl-C would.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::{json, Value};
+
+/// A running `faultline fake tool …`; killed if a test fails before stopping it.
+struct Fake {
+    child: Child,
+    base_url: String,
+}
+
+impl Fake {
+    /// Starts `faultline fake tool <args>` and waits for the base URL it prints first.
+    fn start(args: &[&str]) -> Fake {
+        let mut child = Command::cargo_bin("faultline")
+            .expect("the faultline binary is built")
+            .args(["fake", "tool"])
+            .args(args)
+            .env_remove("FAULTLINE_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("faultline starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("the base URL is printed");
+        let base_url = line.trim().to_owned();
+        assert!(
+            base_url.starts_with("http://127.0.0.1:"),
+            "printed {base_url:?}"
+        );
+        Fake { child, base_url }
+    }
+
+    fn port(&self) -> u16 {
+        self.base_url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Sends SIGINT (what Ctrl-C sends) and waits for a clean exit.
+    fn interrupt(mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the fake did not stop on SIGINT");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+#[tokio::test]
+async fn weather_on_port_zero_prints_its_real_port_and_stops_on_ctrl_c() {
+    let fake = Fake::start(&["weather", "--port", "0"]);
+
+    assert_ne!(fake.port(), 0);
+    let response = client()
+        .get(format!("{}/weather?city=Lisbon", fake.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["city"], "Lisbon");
+
+    assert!(fake.interrupt().success());
+}
+
+#[tokio::test]
+async fn tickets_listens_on_the_port_it_is_given() {
+    // A port that was free a moment ago; the fake must take exactly it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fake = Fake::start(&["tickets", "--port", &port.to_string()]);
+
+    assert_eq!(fake.base_url, format!("http://127.0.0.1:{port}"));
+    let response = client()
+        .post(format!("{}/tickets", fake.base_url))
+        .header("Idempotency-Key", "k")
+        .json(&json!({ "subject": "s", "body": "b" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn a_fault_flag_is_applied_from_the_first_request() {
+    let fake = Fake::start(&[
+        "tickets",
+        "--fault",
+        r#"{"kind":"status","code":503,"retry_after":"2s","route":"/tickets"}"#,
+    ]);
+
+    let response = client()
+        .post(format!("{}/tickets", fake.base_url))
+        .json(&json!({ "subject": "s", "body": "b" }))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "2");
+}
+
+#[tokio::test]
+async fn a_refuse_fault_flag_closes_the_printed_port() {
+    let fake = Fake::start(&["weather", "--fault", r#"{"kind":"refuse"}"#]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let result = client()
+        .get(format!("{}/weather?city=Oslo", fake.base_url))
+        .send()
+        .await;
+
+    assert!(result.unwrap_err().is_connect());
+}
+
+#[tokio::test]
+async fn stubs_are_served_from_the_file_given() {
+    let fake = Fake::start(&["stubs", "--stubs", "mocks/stubs.example.toml"]);
+
+    let response = client()
+        .get(format!("{}/orders?customer=c_1", fake.base_url))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["orders"][0]["id"], 42);
+}
+
+#[test]
+fn a_bad_stub_file_fails_with_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[[stub]]\npath = \"/a\"\n[stub.response]\nstatus = \"ok\"\n",
+    )
+    .unwrap();
+
+    let output = Command::cargo_bin("faultline")
+        .unwrap()
+        .args(["fake", "tool", "stubs", "--stubs"])
+        .arg(&file)
+        .output()
+        .unwrap();
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!("{}:4:10:", file.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+}
+
+#[test]
+fn stubs_without_a_file_and_a_bad_fault_are_refused() {
+    let run = |args: &[&str]| {
+        let output = Command::cargo_bin("faultline")
+            .unwrap()
+            .args(["fake", "tool"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+
+    assert!(run(&["stubs"]).contains("needs --stubs FILE"));
+    assert!(run(&["weather", "--fault", r#"{"kind":"explode"}"#]).contains("kinds: refuse"));
+}
