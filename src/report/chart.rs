@@ -149,7 +149,7 @@ pub fn line_chart(
         svg,
         r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#ffffff" stroke="#c8c8c8"/>"##
     );
-    for band in bands {
+    for (i, band) in bands.iter().enumerate() {
         let (x0, x1) = (x(band.start_ms / 1000.0), x(band.end_ms / 1000.0));
         let _ = write!(
             svg,
@@ -161,7 +161,8 @@ pub fn line_chart(
             svg,
             r##"<text x="{:.1}" y="{:.1}" font-size="11" fill="#a33">{}</text>"##,
             x0 + 3.0,
-            TOP + 12.0,
+            // Back-to-back windows would print their labels over each other: alternate rows.
+            TOP + 12.0 + 13.0 * (i % 2) as f64,
             escape(&band.label)
         );
     }

@@ -126,7 +126,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}\
 pre,code{font-family:'DejaVu Sans Mono',monospace;font-size:.82rem}\
 pre{background:#fff;border:1px solid #ddd;padding:6px 8px;white-space:pre-wrap;word-break:break-all}\
 .check{background:#fff;border:1px solid #ddd;border-radius:6px;padding:4px 14px 10px;margin:10px 0}\
-.check.fail{border-left:5px solid #d62728}.check.pass{border-left:5px solid #5aa55a}.check.na{border-left:5px solid #aaa}";
+.check.fail,.check.pass,.check.na{color:#1d1d1d}.check.fail{border-left:5px solid #b03a2e}.check.pass{border-left:5px solid #5aa55a}.check.na{border-left:5px solid #aaa}";
 
 fn header(h: &mut String, report: &Report) {
     let _ = write!(
