@@ -148,11 +148,16 @@ fn header(h: &mut String, report: &Report) {
 
 fn verdict_banner(h: &mut String, report: &Report) {
     let class = if report.passed { "pass" } else { "fail" };
+    // The banner says PASS or FAIL in large type; the gate line's own prefix would repeat it.
+    let gate = gate_line(report);
+    let detail = gate
+        .split_once(": ")
+        .map_or(gate.as_str(), |(_, rest)| rest);
     let _ = write!(
         h,
         "<section id=\"verdict\" class=\"banner {class}\"><strong>{}</strong>{}",
         if report.passed { "PASS" } else { "FAIL" },
-        escape(&gate_line(report))
+        escape(detail)
     );
     if report.interrupted {
         h.push_str(
@@ -580,7 +585,7 @@ mod tests {
         let html = report_html(&report, Some(&evidence(&plan())));
         let verdict = html.find("id=\"verdict\"").unwrap();
         assert!(verdict < html.find("id=\"charts\"").unwrap());
-        assert!(html.contains("<strong>FAIL</strong>FAIL: 1 of 2 gates failed (sla.p95.fault)"));
+        assert!(html.contains("<strong>FAIL</strong>1 of 2 gates failed (sla.p95.fault)"));
         assert!(html.contains(
             "<li><a href=\"#check-sla.p95.fault\"><code>sla.p95.fault</code></a>: sla.p95.fault summary | with a pipe</li>"
         ));
