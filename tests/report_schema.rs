@@ -163,7 +163,16 @@ fn report_json_round_trips_with_its_schema_phases_and_verdicts() {
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["report.json", "summary.md", "evidence.json"]);
+    assert_eq!(
+        names,
+        [
+            "report.json",
+            "summary.md",
+            "report.html",
+            "junit.xml",
+            "evidence.json"
+        ]
+    );
     for path in &written {
         assert!(path.starts_with(&out) && path.is_file(), "{path:?}");
     }

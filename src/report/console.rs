@@ -86,13 +86,42 @@ pub fn console_table(report: &Report) -> String {
     out
 }
 
+/// The verdict as JSON for scripts (`--json`): `passed`, `scenario`, `seed`, the gate line and
+/// each verdict's id, outcome, figure, limit and unit. The caller adds where the reports went.
+pub fn verdict_json(report: &Report) -> String {
+    let verdicts: Vec<serde_json::Value> = report
+        .verdicts
+        .iter()
+        .map(|v| {
+            serde_json::json!({
+                "id": v.id,
+                "outcome": v.outcome,
+                "figure": v.figure,
+                "limit": v.limit,
+                "unit": v.unit,
+                "summary": v.summary,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "schema": super::SCHEMA,
+        "scenario": report.scenario,
+        "seed": report.seed,
+        "passed": report.passed,
+        "interrupted": report.interrupted,
+        "gate": gate_line(report),
+        "verdicts": verdicts,
+    })
+    .to_string()
+}
+
 fn row<const N: usize>(cells: [&str; N]) -> Vec<String> {
     cells.iter().map(|c| c.to_string()).collect()
 }
 
 /// Rows as left-aligned columns two spaces apart; the last column is not padded, so a long
 /// summary does not push trailing spaces onto every line.
-fn align(rows: &[Vec<String>]) -> String {
+pub(crate) fn align(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -145,5 +174,21 @@ mod tests {
             lines.last().unwrap(),
             &"FAIL: 1 of 2 gates failed (sla.p95.fault); 1 not applicable"
         );
+    }
+
+    #[test]
+    fn the_json_verdict_is_one_line_a_script_can_read() {
+        let text = verdict_json(&report(&[("sla.p95.fault", Fail), ("errors.honest", Pass)]));
+        assert!(!text.contains('\n'));
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["passed"], false);
+        assert_eq!(json["scenario"], "outage");
+        assert_eq!(json["seed"], 7);
+        assert_eq!(json["gate"], "FAIL: 1 of 2 gates failed (sla.p95.fault)");
+        assert_eq!(json["verdicts"][0]["id"], "sla.p95.fault");
+        assert_eq!(json["verdicts"][0]["outcome"], "fail");
+        assert_eq!(json["verdicts"][0]["figure"], 9800.0);
+        assert_eq!(json["verdicts"][0]["limit"], 9000.0);
+        assert_eq!(json["verdicts"][1]["outcome"], "pass");
     }
 }

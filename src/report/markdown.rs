@@ -2,6 +2,8 @@
 //! (`cat summary.md >> "$GITHUB_STEP_SUMMARY"`): verdicts, phases, then why each failure failed.
 
 use std::fmt::Write;
+use std::io::Write as _;
+use std::path::Path;
 
 use super::{format_figure, format_ms, format_ratio, format_window, gate_line, Report};
 use crate::checks::{Outcome, Verdict};
@@ -102,6 +104,22 @@ pub fn summary_markdown(report: &Report) -> String {
     md
 }
 
+/// Appends the summary to the file at `path` (the value of `$GITHUB_STEP_SUMMARY`), creating
+/// it. A blank line first, so it does not run into what an earlier step wrote.
+pub fn append_step_summary(report: &Report, path: &Path) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let needs_gap = file.metadata()?.len() > 0;
+    let mut text = String::new();
+    if needs_gap {
+        text.push('\n');
+    }
+    text.push_str(&summary_markdown(report));
+    file.write_all(text.as_bytes())
+}
+
 fn outcome(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Pass => "✅ pass",
@@ -160,6 +178,21 @@ mod tests {
         assert!(md.starts_with("# faultline: outage — ✅ PASS\n"));
         assert!(md.contains("**PASS: all 1 gate passed**"));
         assert!(!md.contains("Why it failed"));
+    }
+
+    #[test]
+    fn the_step_summary_is_appended_after_what_earlier_steps_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("step_summary.md");
+        std::fs::write(&path, "## build\nok\n").unwrap();
+        let report = report(&[("sla.p95.fault", Pass)]);
+
+        append_step_summary(&report, &path).unwrap();
+        append_step_summary(&report, &path).unwrap();
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        let summary = summary_markdown(&report);
+        assert_eq!(text, format!("## build\nok\n\n{summary}\n{summary}"));
     }
 
     #[test]

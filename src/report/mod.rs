@@ -1,29 +1,44 @@
-//! Reports: one model ([`Report`], written as `report.json`) and its renderers: `summary.md`
-//! for people and CI step summaries ([`markdown`]), and the terminal verdict table ([`console`]).
+//! Reports: one model ([`Report`], written as `report.json`) and its renderers: `report.html`
+//! for a person at a laptop ([`html`], charts from [`chart`]), `summary.md` for CI step
+//! summaries ([`markdown`]), `junit.xml` for CI test tabs ([`junit`]), and the terminal
+//! verdict table, JSON verdict and live progress line ([`console`], [`progress`]).
 //!
-//! [`write_all`] writes a report directory: `report.json`, `summary.md`, and `evidence.json`
-//! (the whole [`Evidence`], so a run can be debugged or re-rendered later). The schema is
-//! documented in `reports/README.md`.
+//! [`write_all`] writes a report directory: `report.json`, `summary.md`, `report.html`,
+//! `junit.xml` and `evidence.json` (the whole [`Evidence`], so a run can be debugged or
+//! re-rendered later by `faultline report`). The schema is documented in `reports/README.md`.
 
+pub mod chart;
 pub mod cli;
+pub mod compare;
 pub mod console;
+pub mod html;
 pub mod json;
+pub mod junit;
 pub mod markdown;
+pub mod progress;
+pub mod redact;
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-pub use console::console_table;
+pub use console::{console_table, verdict_json};
+pub use html::report_html;
 pub use json::{build, Counts, Report, RunMeta, SCHEMA};
-pub use markdown::summary_markdown;
+pub use junit::junit_xml;
+pub use markdown::{append_step_summary, summary_markdown};
+pub use progress::{LiveStatus, Progress};
 
 use crate::checks::sla::{format_ms, format_ratio};
 use crate::checks::Outcome;
 use crate::evidence::Evidence;
 
-/// Writes `report.json` (pretty), `summary.md` and `evidence.json` into `dir`, creating it;
-/// returns the paths written, in that order.
+/// Writes `report.json` (pretty), `summary.md`, `report.html`, `junit.xml` and `evidence.json`
+/// into `dir`, creating it; returns the paths written, in that order.
+///
+/// Also appends the summary to `$GITHUB_STEP_SUMMARY` when that is set, and points
+/// `reports/latest` at `dir` when `dir` sits directly in a folder named `reports`. Neither is
+/// worth failing a finished run for: trouble with them is logged, not returned.
 pub fn write_all(
     report: &Report,
     evidence: &Evidence,
@@ -33,15 +48,88 @@ pub fn write_all(
 
     let report_path = dir.join("report.json");
     write_json(&report_path, report, true)?;
-
-    let summary_path = dir.join("summary.md");
-    fs::write(&summary_path, summary_markdown(report))?;
+    let mut written = vec![report_path];
+    written.extend(write_renderings(report, Some(evidence), dir)?);
 
     // Compact: evidence holds every record and attempt, and is read by programs, not people.
     let evidence_path = dir.join("evidence.json");
     write_json(&evidence_path, evidence, false)?;
+    written.push(evidence_path);
 
-    Ok(vec![report_path, summary_path, evidence_path])
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        if let Err(error) = append_step_summary(report, Path::new(&path)) {
+            tracing::warn!("could not append to GITHUB_STEP_SUMMARY: {error}");
+        }
+    }
+    if dir.parent().and_then(Path::file_name) == Some("reports".as_ref()) {
+        if let Err(error) = update_latest(dir) {
+            tracing::warn!(
+                "could not point reports/latest at {}: {error}",
+                dir.display()
+            );
+        }
+    }
+    Ok(written)
+}
+
+/// Writes what is rendered from the report: `summary.md`, `report.html` (charts only with
+/// `evidence`) and `junit.xml`; returns their paths in that order. `faultline report` calls
+/// this to render a run again.
+pub fn write_renderings(
+    report: &Report,
+    evidence: Option<&Evidence>,
+    dir: &Path,
+) -> std::io::Result<Vec<PathBuf>> {
+    let summary_path = dir.join("summary.md");
+    fs::write(&summary_path, summary_markdown(report))?;
+    let html_path = dir.join("report.html");
+    fs::write(&html_path, report_html(report, evidence))?;
+    let junit_path = dir.join("junit.xml");
+    fs::write(&junit_path, junit_xml(&[report]))?;
+    Ok(vec![summary_path, html_path, junit_path])
+}
+
+/// Points `latest`, beside `dir`, at `dir` with a relative symlink (so the reports folder can
+/// move), replacing any older link atomically: a reader never finds `latest` missing.
+pub fn update_latest(dir: &Path) -> std::io::Result<()> {
+    let name = dir.file_name().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a run directory needs a name",
+        )
+    })?;
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let latest = parent.join("latest");
+    // A real directory named latest is someone's data, not our link: leave it and say so.
+    if latest.is_dir() && !latest.is_symlink() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} is a directory, not a link", latest.display()),
+        ));
+    }
+    let temporary = parent.join(format!(".latest.{}.tmp", std::process::id()));
+    let _ = fs::remove_file(&temporary);
+    symlink(Path::new(name), &temporary)?;
+    // rename(2) over an existing link replaces it in one step.
+    fs::rename(&temporary, &latest).inspect_err(|_| {
+        let _ = fs::remove_file(&temporary);
+    })
+}
+
+#[cfg(unix)]
+fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(not(unix))]
+fn symlink(_target: &Path, _link: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "reports/latest is a symlink, made only on Unix",
+    ))
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T, pretty: bool) -> std::io::Result<()> {
@@ -118,6 +206,42 @@ pub fn gate_line(report: &Report) -> String {
 mod tests {
     use super::*;
     use crate::checks::Outcome::{Fail, NotApplicable, Pass};
+
+    #[test]
+    fn latest_points_at_the_newest_run_with_a_relative_link() {
+        let root = tempfile::tempdir().unwrap();
+        let reports = root.path().join("reports");
+        let first = reports.join("outage-1");
+        let second = reports.join("outage-2");
+        fs::create_dir_all(&first).unwrap();
+        fs::create_dir_all(&second).unwrap();
+        fs::write(second.join("report.json"), "{}").unwrap();
+
+        update_latest(&first).unwrap();
+        update_latest(&second).unwrap();
+
+        let latest = reports.join("latest");
+        assert_eq!(fs::read_link(&latest).unwrap(), Path::new("outage-2"));
+        assert_eq!(
+            fs::read_to_string(latest.join("report.json")).unwrap(),
+            "{}"
+        );
+        let leftovers: Vec<_> = fs::read_dir(&reports)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().starts_with(".latest"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn a_real_directory_named_latest_is_left_alone() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("latest")).unwrap();
+        fs::create_dir_all(root.path().join("run")).unwrap();
+        assert!(update_latest(&root.path().join("run")).is_err());
+        assert!(root.path().join("latest").is_dir());
+    }
 
     #[test]
     fn figures_are_shown_in_their_unit() {
