@@ -60,6 +60,12 @@ pub struct ScenarioArgs {
     /// ./faultline.toml when it exists; the reference target otherwise).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// No live progress line and no chatter on stderr; errors and the verdict still show.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print the verdict as JSON on stdout (for scripts) instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,23 +279,30 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
         }
         plan.target.flaws.extend(args.flaws);
     }
-    eprintln!(
-        "faultline: running `{}`{} against {}: {} users for {}",
-        plan.name,
-        if plan.quick { " (quick)" } else { "" },
-        plan.target.describe(),
-        plan.load.users,
-        humantime::format_duration(plan.load.duration),
-    );
-    let out = args.out;
+    if !args.quiet {
+        eprintln!(
+            "faultline: running `{}`{} against {}: {} users for {}",
+            plan.name,
+            if plan.quick { " (quick)" } else { "" },
+            plan.target.describe(),
+            plan.load.users,
+            humantime::format_duration(plan.load.duration),
+        );
+    }
     let options = RunOptions {
-        out_dir: out,
+        out_dir: args.out,
         reference_exe: None,
+        progress: !args.quiet,
     };
     match run::run(&plan, &options, interrupt).await {
         Ok(outcome) => {
-            println!("{}", report::console_table(&outcome.report));
-            println!("reports written to {}", outcome.dir.display());
+            if args.json {
+                println!("{}", report::verdict_json(&outcome.report));
+                eprintln!("reports written to {}", outcome.dir.display());
+            } else {
+                println!("{}", report::console_table(&outcome.report));
+                println!("reports written to {}", outcome.dir.display());
+            }
             if outcome.report.interrupted {
                 eprintln!("interrupted: the reports hold what was measured before Ctrl-C");
                 EXIT_NOT_RUN

@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::checks::{self, Verdict};
-use crate::evidence::{Evidence, MetricsSnapshot, TimelineEvent};
+use crate::evidence::{Evidence, MetricsSnapshot, TimelineEvent, WriteAttempt};
 use crate::fakes::fault::{FaultRule, Switchboard};
 use crate::fakes::journal::Journal;
 use crate::fakes::llm::LlmOptions;
+use crate::fakes::tool::{TicketLedger, WriteOutcome};
 use crate::fakes::{self, FakeError, FakeHandle};
 use crate::load::{self, LoadError, LoadSpec};
 use crate::report::{self, Report, RunMeta};
@@ -36,6 +37,8 @@ pub struct RunOptions {
     pub out_dir: Option<PathBuf>,
     /// The binary that serves the reference target (`faultline reference-target`).
     pub reference_exe: Option<PathBuf>,
+    /// Draw a live progress line on the terminal (never when stderr is not a terminal).
+    pub progress: bool,
 }
 
 /// A finished run: its report, where it was written, and the evidence behind it.
@@ -133,7 +136,17 @@ async fn run_with_fakes(
         flows: plan.load.flows.clone(),
         seed: plan.seed,
     };
-    let records = load::drive(&load_spec, load_start, stop_rx).await;
+    let live = Arc::new(load::Live::default());
+    let progress = tokio::spawn(show_progress(
+        plan.clone(),
+        fakes.boards(),
+        live.clone(),
+        load_start,
+        options.progress,
+    ));
+    let records = load::drive(&load_spec, load_start, stop_rx, live).await;
+    progress.abort();
+    let _ = progress.await;
     let duration_ms = load_start.elapsed().as_secs_f64() * 1000.0;
     stopper.abort();
     timeline.abort();
@@ -156,7 +169,7 @@ async fn run_with_fakes(
         attempts_dropped: fakes.dropped(),
         logs: logs.snapshot(),
         metrics: metrics.into_iter().collect(),
-        writes: Vec::new(),
+        writes: fakes.writes(),
         canaries: vec![FAKE_LLM_KEY.to_string()],
         gaps: Vec::new(),
         duration_ms,
@@ -207,6 +220,9 @@ fn refuse_what_is_not_built(plan: &Plan) -> Result<(), RunError> {
 struct Fakes {
     llm: FakeHandle,
     weather: FakeHandle,
+    tickets: FakeHandle,
+    /// Every write the tickets fake received, for duplicate side effects.
+    ledger: Arc<TicketLedger>,
 }
 
 impl Fakes {
@@ -222,35 +238,55 @@ impl Fakes {
             journal(),
         )
         .await?;
+        // On an error, the fakes already started stop as their handles drop.
         let weather =
-            match fakes::tool::start_weather(Arc::new(Switchboard::new(seed ^ 0x22)), journal())
-                .await
-            {
-                Ok(weather) => weather,
-                Err(error) => {
-                    llm.shutdown().await;
-                    return Err(error);
-                }
-            };
-        Ok(Fakes { llm, weather })
+            fakes::tool::start_weather(Arc::new(Switchboard::new(seed ^ 0x22)), journal()).await?;
+        let (tickets, ledger) =
+            fakes::tool::start_tickets(Arc::new(Switchboard::new(seed ^ 0x33)), journal()).await?;
+        Ok(Fakes {
+            llm,
+            weather,
+            tickets,
+            ledger,
+        })
     }
 
     fn boards(&self) -> BTreeMap<FakeName, Arc<Switchboard>> {
         BTreeMap::from([
             (FakeName::Llm, self.llm.switchboard().clone()),
             (FakeName::Weather, self.weather.switchboard().clone()),
+            (FakeName::Tickets, self.tickets.switchboard().clone()),
         ])
     }
 
     fn attempts(&self) -> Vec<crate::fakes::journal::Attempt> {
         let mut all = self.llm.journal().snapshot();
         all.extend(self.weather.journal().snapshot());
+        all.extend(self.tickets.journal().snapshot());
         all.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
         all
     }
 
+    /// The tickets fake's writes, as evidence.
+    fn writes(&self) -> Vec<WriteAttempt> {
+        self.ledger
+            .writes()
+            .into_iter()
+            .map(|write| WriteAttempt {
+                at_ms: write.at_ms,
+                fake: "tickets".into(),
+                key: write.key,
+                idempotency_key: write.idempotency_key,
+                payload_hash: write.payload_hash,
+                side_effect: write.outcome == WriteOutcome::Created,
+            })
+            .collect()
+    }
+
     fn dropped(&self) -> u64 {
-        self.llm.journal().dropped() + self.weather.journal().dropped()
+        self.llm.journal().dropped()
+            + self.weather.journal().dropped()
+            + self.tickets.journal().dropped()
     }
 
     /// Placeholder values for the target's environment.
@@ -259,12 +295,17 @@ impl Fakes {
             ("{llm}", self.llm.base_url()),
             ("{llm_key}", FAKE_LLM_KEY.to_string()),
             ("{tool.weather}", self.weather.base_url()),
+            ("{tool.tickets}", self.tickets.base_url()),
             ("{port}", port.to_string()),
         ])
     }
 
     async fn shutdown(self) {
-        tokio::join!(self.llm.shutdown(), self.weather.shutdown());
+        tokio::join!(
+            self.llm.shutdown(),
+            self.weather.shutdown(),
+            self.tickets.shutdown()
+        );
     }
 }
 
@@ -284,6 +325,7 @@ fn spawn_spec(
                 ("OPENAI_BASE_URL", "{llm}/v1"),
                 ("OPENAI_API_KEY", "{llm_key}"),
                 ("WEATHER_API_URL", "{tool.weather}"),
+                ("TICKETS_API_URL", "{tool.tickets}"),
             ] {
                 env.insert(key.to_string(), value.to_string());
             }
@@ -374,6 +416,57 @@ async fn play_timeline(
     events
 }
 
+/// Redraws the progress line a few times a second until aborted.
+async fn show_progress(
+    plan: Plan,
+    boards: BTreeMap<FakeName, Arc<Switchboard>>,
+    live: Arc<load::Live>,
+    load_start: Instant,
+    enabled: bool,
+) {
+    let progress = report::Progress::start(plan.load.duration, enabled);
+    // Finish the bar however this task ends (aborted at the end of the load).
+    struct Finish(report::Progress);
+    impl Drop for Finish {
+        fn drop(&mut self) {
+            self.0.finish();
+        }
+    }
+    let progress = Finish(progress);
+    if !progress.0.is_drawn() {
+        return;
+    }
+    let phases = plan.phases();
+    loop {
+        let elapsed = load_start.elapsed();
+        let at_ms = elapsed.as_secs_f64() * 1000.0;
+        let phase = phases
+            .iter()
+            .find(|span| at_ms >= span.start_ms && at_ms < span.end_ms)
+            .map(|span| span.phase.name())
+            .unwrap_or("draining");
+        let requests = live.requests.load(std::sync::atomic::Ordering::Relaxed);
+        let active_faults = boards
+            .iter()
+            .flat_map(|(fake, board)| {
+                board
+                    .active()
+                    .into_iter()
+                    .map(move |rule| format!("{}: {}", fake.as_str(), rule.fault.label()))
+            })
+            .collect();
+        progress.0.update(&report::LiveStatus {
+            phase: phase.to_string(),
+            elapsed,
+            requests,
+            errors: live.failures.load(std::sync::atomic::Ordering::Relaxed),
+            requests_per_sec: requests as f64 / elapsed.as_secs_f64().max(0.001),
+            active_faults,
+        });
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Reads the target's JSON metrics endpoint once; `None` when it has none or it did not answer.
 async fn read_metrics(target: &TargetProcess, plan: &Plan, at_ms: f64) -> Option<MetricsSnapshot> {
     let path = plan.target.metrics_path.as_ref()?;
@@ -395,6 +488,9 @@ async fn read_metrics(target: &TargetProcess, plan: &Plan, at_ms: f64) -> Option
 fn shift_onto_load_clock(evidence: &mut Evidence, offset_ms: f64) {
     for attempt in &mut evidence.attempts {
         attempt.at_ms -= offset_ms;
+    }
+    for write in &mut evidence.writes {
+        write.at_ms -= offset_ms;
     }
     for line in &mut evidence.logs {
         line.at_ms -= offset_ms;

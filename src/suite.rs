@@ -59,6 +59,7 @@ pub async fn run_all(
         let options = RunOptions {
             out_dir: Some(dir.clone()),
             reference_exe: None,
+            progress: true,
         };
         let outcome = match run::run(&plan, &options, interrupt.clone()).await {
             Ok(outcome) if outcome.report.interrupted => EntryOutcome::NotRun("interrupted".into()),

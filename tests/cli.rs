@@ -33,7 +33,7 @@ fn verdict<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value
 fn quick_outage_against_the_reference_target_passes_every_gate() {
     let out = tempfile::tempdir().unwrap();
     let output = faultline()
-        .args(["scenario", "outage", "--quick", "--out"])
+        .args(["scenario", "outage", "--quick", "--json", "--out"])
         .arg(out.path())
         .output()
         .unwrap();
@@ -44,7 +44,10 @@ fn quick_outage_against_the_reference_target_passes_every_gate() {
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("PASS"), "{stdout}");
+    // --json: the verdict for scripts is the last line of stdout (Goose may print above it).
+    let verdict: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("a JSON verdict");
+    assert_eq!(verdict["passed"], true, "{verdict:#}");
 
     let report = read_report(out.path());
     assert_eq!(report["schema"], "faultline.report/v1");

@@ -45,16 +45,22 @@ fn plan() -> Plan {
                 name: "chat".into(),
                 weight: 1,
                 messages: vec!["What is the weather in Paris?".into()],
+                kind: Default::default(),
+                request: Default::default(),
             }],
         },
         target: TargetSpec {
             command: None,
+            url: None,
+            cwd: None,
+            log_file: None,
             flaws: vec![],
             env: BTreeMap::new(),
             ready_path: "/health".into(),
             ready_timeout: Duration::from_secs(5),
             metrics_path: None,
         },
+        api: Default::default(),
         faults: vec![FaultWindow {
             fake: FakeName::Llm,
             route: None,
@@ -129,12 +135,13 @@ fn evidence(plan: &Plan) -> Evidence {
             latency_ms,
             response_request_id: None,
             body_excerpt: body.into(),
-            error: None,
+            ..Record::default()
         });
     }
     let switch = |at_ms, on| TimelineEvent {
         at_ms,
         fake: "llm".into(),
+        kind: "status".into(),
         fault: "status 503".into(),
         route: None,
         on,

@@ -47,6 +47,13 @@ pub enum LoadError {
     Goose(String),
 }
 
+/// Counts the run shows live (requests answered so far, and how many failed).
+#[derive(Debug, Default)]
+pub struct Live {
+    pub requests: AtomicU64,
+    pub failures: AtomicU64,
+}
+
 /// How long requests still in flight when the run time is up may take before they are
 /// recorded as unfinished. Bounded so a hanging target cannot hold the run open.
 pub fn drain_time(request_timeout: Duration) -> Duration {
@@ -59,6 +66,7 @@ pub async fn drive(
     spec: &LoadSpec,
     epoch: Instant,
     stop: watch::Receiver<bool>,
+    live: Arc<Live>,
 ) -> Result<Vec<Record>, LoadError> {
     let (sink, mut records) = mpsc::unbounded_channel();
     let correlation = Arc::new(Correlation::new(spec.seed));
@@ -111,6 +119,10 @@ pub async fn drive(
     let collector = tokio::spawn(async move {
         let mut all = Vec::new();
         while let Some(record) = records.recv().await {
+            live.requests.fetch_add(1, Ordering::Relaxed);
+            if !record.succeeded() {
+                live.failures.fetch_add(1, Ordering::Relaxed);
+            }
             all.push(record);
         }
         all

@@ -319,8 +319,7 @@ mod tests {
             status: Some(status),
             latency_ms,
             response_request_id: None,
-            body_excerpt: String::new(),
-            error: None,
+            ..Record::default()
         }
     }
 

@@ -644,6 +644,7 @@ mod tests {
         let event = |at_ms, on| TimelineEvent {
             at_ms,
             fake: "llm".into(),
+            kind: "hang".into(),
             fault: "hang".into(),
             route: None,
             on,

@@ -395,7 +395,14 @@ pub fn is_known_flaw(name: &str) -> bool {
 
 /// Placeholders a target env value may use; the runner replaces them with the fakes' addresses
 /// (`{port}`: the port faultline chose for the target to listen on).
-pub const PLACEHOLDERS: &[&str] = &["llm", "llm_key", "tool.weather", "redis", "port"];
+pub const PLACEHOLDERS: &[&str] = &[
+    "llm",
+    "llm_key",
+    "tool.weather",
+    "tool.tickets",
+    "redis",
+    "port",
+];
 
 /// Turns the raw file into a [`Plan`], checking what serde cannot.
 fn build(raw: RawScenario, src: &Source) -> Result<Plan, ScenarioError> {
