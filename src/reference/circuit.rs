@@ -1,6 +1,7 @@
 //! The circuit breaker on the LLM provider, and the retry budget beside it.
 //!
-//! Breaker: closed → open after `CIRCUIT_FAILURE_THRESHOLD` consecutive failed attempts
+//! Breaker (one for chat completions, one for embeddings: an outage of one endpoint must not
+//! be hidden by successes of the other): closed → open after `CIRCUIT_FAILURE_THRESHOLD` consecutive failed attempts
 //! (timeouts, 5xx, refused connections) → every call fails fast for `CIRCUIT_COOLDOWN_MS` →
 //! half-open: one probe goes through → closed if it succeeds, open again if it fails. During
 //! a long outage users hear "unavailable" at once instead of after a timeout, and the provider
@@ -51,6 +52,8 @@ struct Inner {
 }
 
 pub struct CircuitBreaker {
+    /// Which upstream this guards, for the log lines: `chat` or `embeddings`.
+    upstream: &'static str,
     /// `None` under `no-circuit-breaker`: every call goes through.
     threshold: Option<u32>,
     cooldown: Duration,
@@ -65,8 +68,14 @@ pub struct Open {
 }
 
 impl CircuitBreaker {
-    pub fn new(threshold: Option<u32>, cooldown: Duration, log: Logger) -> Self {
+    pub fn new(
+        upstream: &'static str,
+        threshold: Option<u32>,
+        cooldown: Duration,
+        log: Logger,
+    ) -> Self {
         CircuitBreaker {
+            upstream,
             threshold,
             cooldown,
             inner: Mutex::new(Inner {
@@ -103,7 +112,7 @@ impl CircuitBreaker {
                     drop(inner);
                     self.log.warn(
                         "circuit_half_open",
-                        json!({"upstream": "llm", "cooldownMs": self.cooldown.as_millis() as u64}),
+                        json!({"upstream": self.upstream, "cooldownMs": self.cooldown.as_millis() as u64}),
                     );
                     Ok(())
                 } else {
@@ -136,7 +145,7 @@ impl CircuitBreaker {
             drop(inner);
             self.log.warn(
                 "circuit_closed",
-                json!({"upstream": "llm", "reason": "probe succeeded"}),
+                json!({"upstream": self.upstream, "reason": "probe succeeded"}),
             );
         }
     }
@@ -163,7 +172,7 @@ impl CircuitBreaker {
             self.log.warn(
                 "circuit_open",
                 json!({
-                    "upstream": "llm",
+                    "upstream": self.upstream,
                     "consecutiveFailures": failures,
                     "reason": reason,
                     "cooldownMs": self.cooldown.as_millis() as u64,
@@ -254,6 +263,7 @@ mod tests {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         (
             CircuitBreaker::new(
+                "chat",
                 Some(threshold),
                 Duration::from_millis(cooldown_ms),
                 Logger::new(Arc::new(tx)),

@@ -230,7 +230,9 @@ pub struct LlmClient {
     policy: RetryPolicy,
     metrics: Arc<Metrics>,
     log: Logger,
+    /// Guards chat completions; shared with the app, which reports its state.
     breaker: Arc<CircuitBreaker>,
+    embeddings_breaker: CircuitBreaker,
     budget: RetryBudget,
     log_per_attempt: bool,
 }
@@ -252,6 +254,12 @@ impl LlmClient {
             model: config.model.clone(),
             policy: RetryPolicy::new(config, flaws),
             metrics,
+            embeddings_breaker: CircuitBreaker::new(
+                "embeddings",
+                (!flaws.has(Flaw::NoCircuitBreaker)).then_some(config.circuit_failure_threshold),
+                config.circuit_cooldown,
+                log.clone(),
+            ),
             log,
             breaker,
             budget: RetryBudget::new(
@@ -430,6 +438,10 @@ impl LlmClient {
         Fut: std::future::Future<Output = Result<T, LlmError>>,
     {
         let guarded = traffic == Traffic::User;
+        let breaker = match kind {
+            CallKind::Chat => &*self.breaker,
+            CallKind::Embeddings => &self.embeddings_breaker,
+        };
         let deadline = self.policy.deadline.map(|d| Instant::now() + d);
         if guarded {
             self.budget.record_call();
@@ -437,7 +449,7 @@ impl LlmClient {
         let mut retries = 0;
         loop {
             if guarded {
-                if let Err(open) = self.breaker.allow() {
+                if let Err(open) = breaker.allow() {
                     return Err(LlmError::CircuitOpen {
                         retry_in: open.retry_in,
                     });
@@ -468,7 +480,7 @@ impl LlmClient {
             let err = match outcome {
                 Ok(answer) => {
                     if guarded {
-                        self.breaker.record_success();
+                        breaker.record_success();
                     }
                     return Ok(answer);
                 }
@@ -477,10 +489,10 @@ impl LlmClient {
             self.metrics.count_llm_error();
             if guarded {
                 if err.is_outage() {
-                    self.breaker.record_failure(err.kind());
+                    breaker.record_failure(err.kind());
                 } else if !matches!(err, LlmError::RateLimited { .. }) {
                     // It answered, if not as hoped: the provider is up.
-                    self.breaker.record_success();
+                    breaker.record_success();
                 }
             }
             if !err.retryable() || retries >= self.policy.max_retries {

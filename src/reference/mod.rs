@@ -165,6 +165,7 @@ impl Server {
         };
         let metrics = Arc::new(Metrics::new(flaws.has(Flaw::LyingMetrics)));
         let breaker = Arc::new(CircuitBreaker::new(
+            "chat",
             (!flaws.has(Flaw::NoCircuitBreaker)).then_some(config.circuit_failure_threshold),
             config.circuit_cooldown,
             log.clone(),
