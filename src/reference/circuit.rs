@@ -1,11 +1,16 @@
 //! The circuit breaker on the LLM provider, and the retry budget beside it.
 //!
 //! Breaker (one for chat completions, one for embeddings: an outage of one endpoint must not
-//! be hidden by successes of the other): closed → open after `CIRCUIT_FAILURE_THRESHOLD` consecutive failed attempts
-//! (timeouts, 5xx, refused connections) → every call fails fast for `CIRCUIT_COOLDOWN_MS` →
-//! half-open: one probe goes through → closed if it succeeds, open again if it fails. During
-//! a long outage users hear "unavailable" at once instead of after a timeout, and the provider
-//! is not hammered while it recovers. State changes are logged as warn lines.
+//! be hidden by successes of the other): closed → open after `CIRCUIT_FAILURE_THRESHOLD`
+//! consecutive failed attempts (timeouts, 5xx, refused connections) → calls fail fast →
+//! after each `CIRCUIT_COOLDOWN_MS` one call goes through as a probe (half-open) → closed when
+//! a probe succeeds. During a long outage users hear "unavailable" at once instead of after a
+//! timeout, and the provider gets one call per cool-down instead of the full load plus retries.
+//! State changes are logged as warn lines (open, first probe, closed).
+//!
+//! The cool-down defaults to a short 100 ms: that is how long users keep failing after the
+//! provider is back, and faultline's outage scenario asks for recovery within a fraction of a
+//! second; one probe per 100 ms is still next to nothing for a provider under real load.
 //!
 //! Retry budget: retries are allowed only while they stay under `RETRY_BUDGET_RATIO` of the
 //! calls in a sliding window (plus a small floor), so an outage cannot triple the load.
@@ -46,9 +51,8 @@ impl CircuitState {
 struct Inner {
     state: CircuitState,
     consecutive_failures: u32,
+    /// When the circuit opened, or when the last probe went out.
     opened_at: Option<Instant>,
-    /// In half-open, whether the one probe is out.
-    probing: bool,
 }
 
 pub struct CircuitBreaker {
@@ -82,7 +86,6 @@ impl CircuitBreaker {
                 state: CircuitState::Closed,
                 consecutive_failures: 0,
                 opened_at: None,
-                probing: false,
             }),
             log,
         }
@@ -96,7 +99,9 @@ impl CircuitBreaker {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// May an attempt go out now? In half-open, only the first caller gets through.
+    /// May an attempt go out now? While open, one request per cool-down goes through as a
+    /// probe. Probes are not exclusive: a probe hanging on a black-holed provider must not
+    /// keep the circuit from noticing, one cool-down later, that the provider is back.
     pub fn allow(&self) -> Result<(), Open> {
         if self.threshold.is_none() {
             return Ok(());
@@ -104,30 +109,26 @@ impl CircuitBreaker {
         let mut inner = self.lock();
         match inner.state {
             CircuitState::Closed => Ok(()),
-            CircuitState::Open => {
+            CircuitState::Open | CircuitState::HalfOpen => {
                 let since = inner.opened_at.map(|t| t.elapsed()).unwrap_or_default();
-                if since >= self.cooldown {
-                    inner.state = CircuitState::HalfOpen;
-                    inner.probing = true;
-                    drop(inner);
+                if since < self.cooldown {
+                    return Err(Open {
+                        retry_in: self.cooldown - since,
+                    });
+                }
+                let first_probe = inner.state == CircuitState::Open;
+                inner.state = CircuitState::HalfOpen;
+                // The next probe waits another cool-down.
+                inner.opened_at = Some(std::time::Instant::now());
+                drop(inner);
+                if first_probe {
                     self.log.warn(
                         "circuit_half_open",
                         json!({"upstream": self.upstream, "cooldownMs": self.cooldown.as_millis() as u64}),
                     );
-                    Ok(())
-                } else {
-                    Err(Open {
-                        retry_in: self.cooldown - since,
-                    })
                 }
-            }
-            CircuitState::HalfOpen if !inner.probing => {
-                inner.probing = true;
                 Ok(())
             }
-            CircuitState::HalfOpen => Err(Open {
-                retry_in: Duration::from_millis(100),
-            }),
         }
     }
 
@@ -138,7 +139,6 @@ impl CircuitBreaker {
         }
         let mut inner = self.lock();
         inner.consecutive_failures = 0;
-        inner.probing = false;
         if inner.state != CircuitState::Closed {
             inner.state = CircuitState::Closed;
             inner.opened_at = None;
@@ -157,10 +157,15 @@ impl CircuitBreaker {
         };
         let mut inner = self.lock();
         inner.consecutive_failures += 1;
-        inner.probing = false;
         let opens = match inner.state {
-            CircuitState::HalfOpen => true,
             CircuitState::Closed => inner.consecutive_failures >= threshold,
+            // A failed probe: back to open (logged once per outage, not once per probe), and
+            // the cool-down starts over.
+            CircuitState::HalfOpen => {
+                inner.state = CircuitState::Open;
+                inner.opened_at = Some(Instant::now());
+                false
+            }
             // A call let through before the circuit opened failed late: already open.
             CircuitState::Open => false,
         };
@@ -275,6 +280,7 @@ mod tests {
     #[test]
     fn opens_after_consecutive_failures_and_fails_fast() {
         let (b, mut logs) = breaker(3, 10_000);
+        assert_eq!(b.state(), CircuitState::Closed);
         b.record_failure("x");
         b.record_failure("x");
         b.record_success();
@@ -288,12 +294,20 @@ mod tests {
     }
 
     #[test]
-    fn half_open_lets_one_probe_through_then_closes_or_reopens() {
+    fn only_one_probe_per_cooldown() {
+        let (b, _logs) = breaker(1, 10_000);
+        b.record_failure("x");
+        b.lock().opened_at = Some(Instant::now() - Duration::from_secs(11));
+        assert!(b.allow().is_ok());
+        assert!(b.allow().is_err(), "the next probe waits a cool-down");
+    }
+
+    #[test]
+    fn probes_go_through_after_each_cooldown_then_close_or_reopen() {
         let (b, _logs) = breaker(1, 0);
         b.record_failure("x");
         assert!(b.allow().is_ok(), "the cool-down is over: a probe");
         assert_eq!(b.state(), CircuitState::HalfOpen);
-        assert!(b.allow().is_err(), "only one probe at a time");
         b.record_failure("x");
         assert_eq!(b.state(), CircuitState::Open);
         assert!(b.allow().is_ok());

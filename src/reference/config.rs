@@ -80,7 +80,7 @@ pub struct Config {
     pub retry_budget_min: u32,
     /// Consecutive failed LLM attempts that open the circuit.
     pub circuit_failure_threshold: u32,
-    /// How long an open circuit fails fast before letting one probe through.
+    /// How long an open circuit fails fast between probes (see `circuit` for the short default).
     pub circuit_cooldown: Duration,
     /// Most LLM calls one `/api/agent` request may make.
     pub agent_max_steps: u32,
@@ -234,7 +234,7 @@ impl Config {
                 5,
                 1..=10_000,
             )? as u32,
-            circuit_cooldown: millis("CIRCUIT_COOLDOWN_MS", get("CIRCUIT_COOLDOWN_MS"), 5000)?,
+            circuit_cooldown: millis("CIRCUIT_COOLDOWN_MS", get("CIRCUIT_COOLDOWN_MS"), 100)?,
             agent_max_steps: whole("AGENT_MAX_STEPS", get("AGENT_MAX_STEPS"), 5, 1..=40)? as u32,
             otlp_endpoint,
             otlp_interval: millis(
@@ -352,7 +352,7 @@ mod tests {
         assert_eq!(config.cache_ttl, Duration::from_secs(300));
         assert_eq!(config.agent_max_steps, 5);
         assert_eq!(config.circuit_failure_threshold, 5);
-        assert_eq!(config.circuit_cooldown, Duration::from_secs(5));
+        assert_eq!(config.circuit_cooldown, Duration::from_millis(100));
         assert_eq!(config.retry_budget_ratio, 0.2);
         assert_eq!(config.otlp_endpoint, None);
     }
