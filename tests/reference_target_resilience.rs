@@ -530,6 +530,16 @@ async fn cache_miss_then_hit_skips_the_llm_and_sets_a_ttl() {
     let m = target.metrics().await;
     assert_eq!(m["cache_hit_ratio"], 0.5);
     assert!(target.events("cache_unavailable").is_empty());
+
+    // A streamed request hits the same entry: one delta, then the final event says so.
+    let (status, events) = target
+        .ask_streamed("How long do refunds take? [fl-0000abcd]", "req-sc")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0].1["delta"], ANSWER);
+    assert_eq!(events[1].1["cacheHit"], true);
+    assert_eq!(llm.seen().len(), 1);
 }
 
 #[tokio::test]
@@ -819,6 +829,32 @@ async fn ticket_writes_are_retried_only_with_the_same_idempotency_key() {
     // The same client request id again: the same key, so the tool can deduplicate.
     target.post("/api/tickets", ticket, Some("req-t1")).await;
     assert_eq!(tickets.seen()[3].key, seen[0].key);
+}
+
+#[tokio::test]
+async fn tickets_without_a_tool_answer_503_honestly_with_the_request_id() {
+    let llm = StubLlm::start(|_| Reply::Ok).await;
+    let target = start_target(&llm, &[], &[]).await;
+
+    let response = target
+        .http
+        .post(format!("{}/api/tickets", target.url))
+        .header("x-request-id", "req-t0")
+        .json(&json!({"subject": "a", "body": "b"}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["x-request-id"], "req-t0");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["requestId"], "req-t0");
+    assert_eq!(body["error"], "Ticket creation is not available right now.");
+    let (status, body) = target
+        .post("/api/tickets", json!({"subject": " "}), Some("req-t00"))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["requestId"], "req-t00");
 }
 
 #[tokio::test]
