@@ -926,7 +926,7 @@ async fn the_circuit_opens_fails_fast_and_closes_when_the_llm_is_back() {
         body["error"],
         "The AI service is unavailable right now. Please try again shortly."
     );
-    assert!(started.elapsed() < Duration::from_millis(100), "fails fast");
+    assert!(started.elapsed() < Duration::from_millis(200), "fails fast");
     assert_eq!(llm.seen().len(), 3, "no call while open");
     assert_eq!(target.events("circuit_open")[0]["level"], "warn");
     assert_eq!(target.metrics().await["circuit_state"], "open");
@@ -996,7 +996,7 @@ async fn retry_storm_flaw_retries_at_once_many_times() {
     let seen = llm.seen();
     assert_eq!(seen.len(), 11, "one attempt and ten retries");
     assert!(
-        gaps(&seen).iter().all(|g| *g < Duration::from_millis(50)),
+        gaps(&seen).iter().all(|g| *g < Duration::from_millis(100)),
         "{:?}",
         gaps(&seen)
     );

@@ -35,7 +35,7 @@ pub enum Flaw {
     LyingMetrics,
     /// No circuit breaker: a long LLM outage is hammered by every request.
     NoCircuitBreaker,
-    /// A log line per upstream attempt and no per-request line with the totals.
+    /// A log line per LLM attempt and no per-request line with the totals.
     LogPerAttempt,
 }
 
