@@ -45,9 +45,9 @@ fn quick_outage_against_the_reference_target_passes_every_gate() {
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     // --json: the verdict for scripts is the last line of stdout (Goose may print above it).
-    let verdict: serde_json::Value =
+    let printed: serde_json::Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("a JSON verdict");
-    assert_eq!(verdict["passed"], true, "{verdict:#}");
+    assert_eq!(printed["passed"], true, "{printed:#}");
 
     let report = read_report(out.path());
     assert_eq!(report["schema"], "faultline.report/v1");

@@ -1,37 +1,41 @@
-//! `POST /api/chat`: one RAG chat request from body to answer, and its one log line.
+//! `POST /api/chat`: one RAG chat request from body to answer.
 //!
-//! Steps: embed the message, retrieve the top chunks, call the weather tool if asked (degrading
-//! on failure), ask the model, answer. Every response carries the request id; every failure
-//! becomes an honest sentence with a status that says whose problem it is.
+//! Steps: look the normalised question up in the cache (skipping the cache if Redis is down or
+//! slow); on a miss embed the message, retrieve the top chunks, call the weather tool if asked
+//! (degrading on failure), ask the model, cache the answer. With `"stream": true` the answer
+//! is relayed as server-sent events ([`super::stream`]). Every response carries the request
+//! id; every failure becomes an honest sentence with a status that says whose problem it is.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::flaws::{fake_panic_text, Flaw};
-use super::llm_client::{CallStats, LlmError};
-use super::log::{now_rfc3339, RequestLine};
+use super::cache::cache_key;
+use super::flaws::Flaw;
+use super::llm_client::{ChatStream, Traffic};
 use super::rag::{Chunk, TOP_K};
-use super::tool::{extract_city, is_weather_question, ToolError};
+use super::request::{error_response, request_id_from, with_request_id, Failure, RequestLog};
+use super::stream;
+use super::tool::{extract_city, is_weather_question};
 use super::App;
 
 pub const ROUTE: &str = "/api/chat";
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-const REQUEST_ID_MAX: usize = 64;
 pub const BANNER_LIVE_DATA_UNAVAILABLE: &str = "live data unavailable";
+const BAD_REQUEST: &str = "Please send a JSON body with a non-empty \"message\".";
 
 #[derive(Deserialize)]
 struct ChatRequest {
     message: String,
     #[serde(default)]
     user: Option<String>,
+    #[serde(default)]
+    stream: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -44,141 +48,12 @@ pub struct ChatAnswer {
     pub banner: Option<&'static str>,
 }
 
-/// Why a request could not be answered.
-#[derive(Debug)]
-enum Failure {
-    BadRequest,
-    /// The corpus is not indexed yet.
-    NotReady,
-    Llm(LlmError),
-    /// Only under `no-tool-fallback`: normally a tool failure degrades the answer instead.
-    Tool(ToolError),
-}
-
-impl Failure {
-    fn status(&self) -> StatusCode {
-        match self {
-            Failure::BadRequest => StatusCode::BAD_REQUEST,
-            Failure::NotReady => StatusCode::SERVICE_UNAVAILABLE,
-            Failure::Llm(LlmError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
-            Failure::Llm(LlmError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
-            Failure::Llm(LlmError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
-            // Our request or key was refused, or the answer made no sense: our problem.
-            Failure::Llm(LlmError::Rejected { .. } | LlmError::Malformed { .. }) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-            Failure::Tool(_) => StatusCode::BAD_GATEWAY,
-        }
-    }
-
-    /// The sentence the user sees.
-    fn message(&self) -> &'static str {
-        match self {
-            Failure::BadRequest => "Please send a JSON body with a non-empty \"message\".",
-            Failure::NotReady => "The service is starting up. Please try again shortly.",
-            Failure::Llm(LlmError::Timeout) => {
-                "The AI service timed out. Please try a shorter question."
-            }
-            Failure::Llm(LlmError::RateLimited { .. }) => {
-                "The AI service is busy right now. Please try again in a minute."
-            }
-            Failure::Llm(LlmError::Unavailable { .. }) => {
-                "The AI service is unavailable right now. Please try again shortly."
-            }
-            Failure::Llm(_) => "Something went wrong.",
-            Failure::Tool(_) => "The weather service is unavailable.",
-        }
-    }
-
-    /// The short kind for the log line.
-    fn kind(&self) -> &'static str {
-        match self {
-            Failure::BadRequest => "bad_request",
-            Failure::NotReady => "not_ready",
-            Failure::Llm(e) => e.kind(),
-            Failure::Tool(_) => "tool_unavailable",
-        }
-    }
-
-    /// Internal detail and upstream body, for the `stack-trace-errors` flaw only.
-    fn raw(&self) -> (String, Option<String>) {
-        match self {
-            Failure::Llm(e) => (e.raw(), e.upstream_body().map(str::to_string)),
-            Failure::Tool(e) => (format!("ToolError::{e:?}"), None),
-            other => (format!("{other:?}"), None),
-        }
-    }
-}
-
-/// Keeps the `[A-Za-z0-9_-]` characters of an incoming id, up to 64; `None` if nothing is left.
-pub fn sanitize_request_id(raw: &[u8]) -> Option<String> {
-    let id: String = raw
-        .iter()
-        .filter(|b| b.is_ascii_alphanumeric() || **b == b'-' || **b == b'_')
-        .take(REQUEST_ID_MAX)
-        .map(|b| *b as char)
-        .collect();
-    (!id.is_empty()).then_some(id)
-}
-
-fn request_id_from(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| sanitize_request_id(v.as_bytes()))
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-}
-
-/// Collects what the request's log line needs and writes it exactly once: when the handler
-/// finishes, or on drop if the client went away first (axum then drops the handler's future),
-/// so an abandoned request still leaves a line (status 499).
-struct RequestLog {
-    app: Arc<App>,
-    request_id: String,
-    started: Instant,
-    user_id: Option<String>,
-    /// The raw message, kept only under `leak-secrets`.
-    leaked_message: Option<String>,
-    stats: CallStats,
-    degraded: bool,
-    written: bool,
-}
-
-impl RequestLog {
-    fn finish(&mut self, status: u16, error: Option<&'static str>) {
-        if std::mem::replace(&mut self.written, true) {
-            return;
-        }
-        self.app.metrics.count_request(status);
-        let leak = self.app.flaws.has(Flaw::LeakSecrets);
-        self.app.log.request(&RequestLine {
-            level: if status == 429 || status == 499 || status >= 500 {
-                "error"
-            } else {
-                "info"
-            },
-            ts: now_rfc3339(),
-            request_id: self.request_id.clone(),
-            route: ROUTE,
-            model: self.app.config.model.clone(),
-            status,
-            latency_ms: self.started.elapsed().as_millis() as u64,
-            input_tokens: self.stats.input_tokens,
-            output_tokens: self.stats.output_tokens,
-            cache_hit: false,
-            degraded: self.degraded,
-            llm_attempts: self.stats.attempts,
-            user_id: self.user_id.clone(),
-            error,
-            api_key: leak.then(|| self.app.config.openai_api_key.clone()),
-            message: self.leaked_message.take(),
-        });
-    }
-}
-
-impl Drop for RequestLog {
-    fn drop(&mut self) {
-        self.finish(499, Some("client_closed"));
-    }
+/// How a request that got past its failures goes on.
+pub enum Prepared {
+    Answer(ChatAnswer),
+    /// A streamed answer: either the upstream stream with its first delta already read (so a
+    /// failure before the first token still gets an honest status), or a cached answer.
+    Stream(Box<stream::Pending>),
 }
 
 pub(crate) async fn handle(
@@ -186,60 +61,69 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request_id = request_id_from(&headers);
-    let mut log = RequestLog {
-        app: app.clone(),
-        request_id: request_id.clone(),
-        started: Instant::now(),
-        user_id: None,
-        leaked_message: None,
-        stats: CallStats::default(),
-        degraded: false,
-        written: false,
-    };
-
-    let mut response = match answer(&app, &request_id, &body, &mut log).await {
-        Ok(answer) => {
+    let (request_id, _) = request_id_from(&headers);
+    let mut log = RequestLog::new(app.clone(), ROUTE, request_id.clone());
+    let response = match prepare(&app, &body, &mut log).await {
+        Ok(Prepared::Answer(answer)) => {
             log.finish(200, None);
             Json(answer).into_response()
         }
+        Ok(Prepared::Stream(pending)) => stream::respond(log, *pending),
         Err(failure) => {
             log.finish(failure.status().as_u16(), Some(failure.kind()));
             error_response(&app, &request_id, &failure)
         }
     };
-    if !app.flaws.has(Flaw::NoRequestId) {
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
-            response.headers_mut().insert(REQUEST_ID_HEADER, value);
-        }
-    }
-    response
+    with_request_id(&app, &request_id, response)
 }
 
-async fn answer(
-    app: &App,
-    request_id: &str,
-    body: &[u8],
-    log: &mut RequestLog,
-) -> Result<ChatAnswer, Failure> {
-    let request: ChatRequest = serde_json::from_slice(body).map_err(|_| Failure::BadRequest)?;
+async fn prepare(app: &App, body: &[u8], log: &mut RequestLog) -> Result<Prepared, Failure> {
+    let request: ChatRequest =
+        serde_json::from_slice(body).map_err(|_| Failure::BadRequest(BAD_REQUEST))?;
     if request.message.trim().is_empty() {
-        return Err(Failure::BadRequest);
+        return Err(Failure::BadRequest(BAD_REQUEST));
     }
+    log.stream = request.stream;
     // The message itself goes upstream untouched: faultline hides its correlation nonce in it.
     let message = request.message;
+    let request_id = log.request_id.clone();
+    let request_id = request_id.as_str();
     log.user_id = request.user.as_deref().map(|u| app.pseudonyms.user_id(u));
     if app.flaws.has(Flaw::LeakSecrets) {
         log.leaked_message = Some(message.clone());
     }
     let index = app.index.get().ok_or(Failure::NotReady)?;
 
+    // Live data is not cached: a weather answer is stale long before the TTL.
+    let key = (!is_weather_question(&message)).then(|| cache_key(&message));
+    if let Some(key) = &key {
+        if let Some(answer) = cache_get(app, log, key).await? {
+            log.cache_hit = true;
+            return Ok(if request.stream {
+                Prepared::Stream(Box::new(stream::Pending::cached(answer)))
+            } else {
+                Prepared::Answer(ChatAnswer {
+                    answer,
+                    request_id: request_id.to_string(),
+                    cache_hit: true,
+                    degraded: false,
+                    banner: None,
+                })
+            });
+        }
+    }
+
+    let span = log.trace.span("embed");
     let query = app
         .llm
-        .embed(&message, Some(request_id), &mut log.stats)
-        .await
-        .map_err(Failure::Llm)?;
+        .embed(&message, Some(request_id), Traffic::User, &mut log.stats)
+        .await;
+    end_span(span, query.is_ok());
+    let query = query.map_err(Failure::Llm)?;
+    let mut span = log.trace.span("retrieve");
     let chunks = index.top_k(&query, TOP_K);
+    span.set("rag.chunks", chunks.len() as u64);
+    span.end();
     app.metrics.count_chunks(chunks.len());
 
     let weather = if is_weather_question(&message) {
@@ -247,7 +131,11 @@ async fn answer(
         if app.weather_configured() {
             app.metrics.count_agent_step();
         }
-        match app.weather.fetch(&city, Some(request_id)).await {
+        let mut span = log.trace.span("tool_weather");
+        span.set("weather.city", city.clone());
+        let fetched = app.weather.fetch(&city, Some(request_id)).await;
+        end_span(span, fetched.is_ok());
+        match fetched {
             Ok(data) => Weather::Live(data),
             Err(err) => {
                 app.log.warn(
@@ -268,22 +156,109 @@ async fn answer(
     } else {
         Weather::NotAsked
     };
+    // A degraded answer is not cached: it would outlive the outage that caused it.
+    let key = key.filter(|_| !log.degraded);
 
     let system = system_prompt(&app.product, &chunks, &weather);
     app.metrics.count_agent_step();
+    if request.stream {
+        let span = log.trace.span("llm_call");
+        let mut upstream: ChatStream = match app
+            .llm
+            .chat_stream(&system, &message, Some(request_id), &mut log.stats)
+            .await
+        {
+            Ok(upstream) => upstream,
+            Err(err) => {
+                end_span(span, false);
+                return Err(Failure::Llm(err));
+            }
+        };
+        let first = match upstream.next_delta().await {
+            Ok(first) => first,
+            Err(err) => {
+                end_span(span, false);
+                app.llm.stream_failed(&err);
+                return Err(Failure::Llm(err));
+            }
+        };
+        return Ok(Prepared::Stream(Box::new(stream::Pending::upstream(
+            upstream, first, key, span,
+        ))));
+    }
+
+    let span = log.trace.span("llm_call");
     let answer = app
         .llm
         .chat(&system, &message, Some(request_id), &mut log.stats)
-        .await
-        .map_err(Failure::Llm)?;
+        .await;
+    end_span(span, answer.is_ok());
+    let answer = answer.map_err(Failure::Llm)?;
+    if let Some(key) = &key {
+        cache_set(app, log, key, &answer).await;
+    }
 
-    Ok(ChatAnswer {
+    Ok(Prepared::Answer(ChatAnswer {
         answer,
         request_id: request_id.to_string(),
         cache_hit: false,
         degraded: log.degraded,
         banner: log.degraded.then_some(BANNER_LIVE_DATA_UNAVAILABLE),
-    })
+    }))
+}
+
+fn end_span(mut span: super::otel::Span, ok: bool) {
+    if !ok {
+        span.fail();
+    }
+    span.end();
+}
+
+/// A cache lookup; `Ok(None)` on a miss and, unless `no-cache-fallback`, when Redis fails.
+async fn cache_get(app: &App, log: &mut RequestLog, key: &str) -> Result<Option<String>, Failure> {
+    let Some(cache) = &app.cache else {
+        return Ok(None);
+    };
+    let mut span = log.trace.span("cache");
+    span.set("cache.op", "get");
+    let result = cache.get(key).await;
+    match result {
+        Ok(hit) => {
+            span.set("cache.hit", hit.is_some());
+            span.end();
+            app.metrics.count_cache(hit.is_some());
+            Ok(hit)
+        }
+        Err(err) => {
+            end_span(span, false);
+            app.metrics.count_cache_error();
+            app.log.warn(
+                "cache_unavailable",
+                json!({"requestId": log.request_id, "op": "get", "reason": err.kind()}),
+            );
+            if app.flaws.has(Flaw::NoCacheFallback) {
+                return Err(Failure::Cache(err));
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Stores an answer with the TTL; a failure only costs a warning.
+pub(crate) async fn cache_set(app: &App, log: &RequestLog, key: &str, answer: &str) {
+    let Some(cache) = &app.cache else {
+        return;
+    };
+    let mut span = log.trace.span("cache");
+    span.set("cache.op", "set");
+    if let Err(err) = cache.set(key, answer).await {
+        span.fail();
+        app.metrics.count_cache_error();
+        app.log.warn(
+            "cache_unavailable",
+            json!({"requestId": log.request_id, "op": "set", "reason": err.kind()}),
+        );
+    }
 }
 
 enum Weather {
@@ -313,88 +288,9 @@ fn system_prompt(product: &str, chunks: &[&Chunk], weather: &Weather) -> String 
     prompt
 }
 
-fn error_response(app: &App, request_id: &str, failure: &Failure) -> Response {
-    let mut body = json!({ "error": failure.message() });
-    if !app.flaws.has(Flaw::NoRequestId) {
-        // Shown so users can quote it to support, and support can grep the logs for it.
-        body["requestId"] = json!(request_id);
-    }
-    if app.flaws.has(Flaw::StackTraceErrors) {
-        let (raw, upstream) = failure.raw();
-        body["error"] = json!(fake_panic_text(&raw));
-        body["upstream"] = json!(upstream);
-    }
-    let mut response = (failure.status(), Json(body)).into_response();
-    if let Failure::Llm(err @ LlmError::RateLimited { .. }) = failure {
-        // Whole seconds, rounded up; a minute when the provider gave no hint (as the message says).
-        let secs = err
-            .client_retry_after()
-            .map(|d| d.as_secs_f64().ceil().max(1.0) as u64)
-            .unwrap_or(60);
-        response
-            .headers_mut()
-            .insert("retry-after", HeaderValue::from(secs));
-    }
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_ids_keep_only_safe_characters_up_to_64() {
-        assert_eq!(
-            sanitize_request_id(b"abc-123_XYZ").as_deref(),
-            Some("abc-123_XYZ")
-        );
-        assert_eq!(
-            sanitize_request_id(b"a b\r\nc<script>").as_deref(),
-            Some("abcscript")
-        );
-        assert_eq!(sanitize_request_id(&[b'x'; 100]).unwrap().len(), 64);
-        assert_eq!(sanitize_request_id(b" !@#"), None);
-    }
-
-    #[test]
-    fn a_missing_request_id_is_generated() {
-        let id = request_id_from(&HeaderMap::new());
-        assert_eq!(id.len(), 36);
-    }
-
-    #[test]
-    fn failures_map_to_honest_statuses() {
-        let cases = [
-            (Failure::Llm(LlmError::Timeout), 504),
-            (
-                Failure::Llm(LlmError::RateLimited {
-                    retry_after: None,
-                    raw: String::new(),
-                }),
-                429,
-            ),
-            (
-                Failure::Llm(LlmError::Unavailable {
-                    status: None,
-                    retry_after: None,
-                    raw: String::new(),
-                }),
-                503,
-            ),
-            (
-                Failure::Llm(LlmError::Rejected {
-                    status: 401,
-                    raw: String::new(),
-                }),
-                500,
-            ),
-            (Failure::BadRequest, 400),
-            (Failure::Tool(ToolError::Timeout), 502),
-        ];
-        for (failure, status) in cases {
-            assert_eq!(failure.status().as_u16(), status, "{failure:?}");
-        }
-    }
 
     #[test]
     fn system_prompt_lists_chunks_and_weather_state() {

@@ -12,16 +12,27 @@ use std::time::Duration;
 use super::log::{LogSink, StdoutSink};
 
 /// Every variable the target reads, for [`Config::from_env`].
-pub const ENV_VARS: [&str; 10] = [
+pub const ENV_VARS: [&str; 21] = [
     "PORT",
     "OPENAI_BASE_URL",
     "OPENAI_API_KEY",
     "LLM_MODEL",
     "WEATHER_API_URL",
+    "TICKETS_API_URL",
     "REDIS_URL",
+    "REDIS_TIMEOUT_MS",
+    "CACHE_TTL_SECS",
     "LLM_TIMEOUT_MS",
     "TOOL_TIMEOUT_MS",
     "LLM_MAX_RETRIES",
+    "RETRY_BUDGET_RATIO",
+    "RETRY_BUDGET_MIN",
+    "CIRCUIT_FAILURE_THRESHOLD",
+    "CIRCUIT_COOLDOWN_MS",
+    "AGENT_MAX_STEPS",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_SERVICE_NAME",
     "FAULTLINE_CORPUS",
 ];
 
@@ -52,12 +63,32 @@ pub struct Config {
     pub model: String,
     /// Base URL of the weather tool; `None` means weather questions are answered degraded.
     pub weather_api_url: Option<String>,
-    /// Accepted and ignored: the cache comes later.
+    /// Base URL of the tickets tool (`POST {url}/tickets`); `None`: ticket creation answers 503.
+    pub tickets_api_url: Option<String>,
+    /// The answer cache; `None` runs without one.
     pub redis_url: Option<String>,
+    /// Bound on each cache operation (connect included): a slow Redis must not slow answers.
+    pub redis_timeout: Duration,
+    pub cache_ttl: Duration,
     /// Per-attempt timeout of each LLM call; the whole call (retries included) gets twice this.
     pub llm_timeout: Duration,
     pub tool_timeout: Duration,
     pub llm_max_retries: u32,
+    /// Retries may be at most this share of LLM calls over the budget window (plus the floor).
+    pub retry_budget_ratio: f64,
+    /// Retries always allowed per budget window, so a quiet service can still retry at all.
+    pub retry_budget_min: u32,
+    /// Consecutive failed LLM attempts that open the circuit.
+    pub circuit_failure_threshold: u32,
+    /// How long an open circuit fails fast between probes (see `circuit` for the short default).
+    pub circuit_cooldown: Duration,
+    /// Most LLM calls one `/api/agent` request may make.
+    pub agent_max_steps: u32,
+    /// OTLP/HTTP base URL (`{url}/v1/traces`); `None` exports no spans.
+    pub otlp_endpoint: Option<String>,
+    /// How often batched spans are sent.
+    pub otlp_interval: Duration,
+    pub service_name: String,
     /// A corpus file to use instead of the embedded `mocks/corpus.json`.
     pub corpus_path: Option<PathBuf>,
     /// Where log lines go: stdout in the binary, a channel in tests.
@@ -77,6 +108,15 @@ impl std::fmt::Debug for Config {
             .field("llm_timeout", &self.llm_timeout)
             .field("tool_timeout", &self.tool_timeout)
             .field("llm_max_retries", &self.llm_max_retries)
+            .field("tickets_api_url", &self.tickets_api_url)
+            .field("redis_timeout", &self.redis_timeout)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("retry_budget_ratio", &self.retry_budget_ratio)
+            .field("retry_budget_min", &self.retry_budget_min)
+            .field("circuit_failure_threshold", &self.circuit_failure_threshold)
+            .field("circuit_cooldown", &self.circuit_cooldown)
+            .field("agent_max_steps", &self.agent_max_steps)
+            .field("otlp_endpoint", &self.otlp_endpoint)
             .field("corpus_path", &self.corpus_path)
             .finish_non_exhaustive()
     }
@@ -155,8 +195,54 @@ impl Config {
                 })?,
             };
 
+        let tickets_api_url = get("TICKETS_API_URL")
+            .map(|v| http_url("TICKETS_API_URL", v))
+            .transpose()?;
+        let otlp_endpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .map(|v| http_url("OTEL_EXPORTER_OTLP_ENDPOINT", v))
+            .transpose()?;
+        let retry_budget_ratio = match get("RETRY_BUDGET_RATIO") {
+            None => 0.2,
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=10.0).contains(r))
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "RETRY_BUDGET_RATIO",
+                    value: v.clone(),
+                    reason: "expected a number 0-10, e.g. 0.2 for retries up to 20% of calls"
+                        .into(),
+                })?,
+        };
+
         Ok(Config {
             port,
+            tickets_api_url,
+            redis_timeout: millis("REDIS_TIMEOUT_MS", get("REDIS_TIMEOUT_MS"), 200)?,
+            cache_ttl: Duration::from_secs(whole(
+                "CACHE_TTL_SECS",
+                get("CACHE_TTL_SECS"),
+                300,
+                1..=86_400 * 30,
+            )?),
+            retry_budget_ratio,
+            retry_budget_min: whole("RETRY_BUDGET_MIN", get("RETRY_BUDGET_MIN"), 10, 0..=100_000)?
+                as u32,
+            circuit_failure_threshold: whole(
+                "CIRCUIT_FAILURE_THRESHOLD",
+                get("CIRCUIT_FAILURE_THRESHOLD"),
+                5,
+                1..=10_000,
+            )? as u32,
+            circuit_cooldown: millis("CIRCUIT_COOLDOWN_MS", get("CIRCUIT_COOLDOWN_MS"), 100)?,
+            agent_max_steps: whole("AGENT_MAX_STEPS", get("AGENT_MAX_STEPS"), 5, 1..=40)? as u32,
+            otlp_endpoint,
+            otlp_interval: millis(
+                "OTEL_BSP_SCHEDULE_DELAY",
+                get("OTEL_BSP_SCHEDULE_DELAY"),
+                1000,
+            )?,
+            service_name: get("OTEL_SERVICE_NAME").unwrap_or_else(|| "faultline-reference".into()),
             openai_base_url,
             openai_api_key,
             model: get("LLM_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
@@ -188,6 +274,27 @@ fn http_url(name: &'static str, value: String) -> Result<String, ConfigError> {
             value,
             reason: "expected an http:// or https:// URL".into(),
         }),
+    }
+}
+
+/// A whole number within `range`, or `default` when unset.
+fn whole(
+    name: &'static str,
+    value: Option<String>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| ConfigError::Invalid {
+                name,
+                value: v,
+                reason: format!("expected a whole number {}-{}", range.start(), range.end()),
+            }),
     }
 }
 
@@ -241,6 +348,13 @@ mod tests {
         assert_eq!(config.llm_max_retries, 2);
         assert_eq!(config.weather_api_url, None);
         assert_eq!(config.corpus_path, None);
+        assert_eq!(config.redis_timeout, Duration::from_millis(200));
+        assert_eq!(config.cache_ttl, Duration::from_secs(300));
+        assert_eq!(config.agent_max_steps, 5);
+        assert_eq!(config.circuit_failure_threshold, 5);
+        assert_eq!(config.circuit_cooldown, Duration::from_millis(100));
+        assert_eq!(config.retry_budget_ratio, 0.2);
+        assert_eq!(config.otlp_endpoint, None);
     }
 
     #[test]
@@ -261,6 +375,13 @@ mod tests {
             ("LLM_TIMEOUT_MS", "0"),
             ("TOOL_TIMEOUT_MS", "1.5s"),
             ("LLM_MAX_RETRIES", "-1"),
+            ("REDIS_TIMEOUT_MS", "fast"),
+            ("CACHE_TTL_SECS", "0"),
+            ("AGENT_MAX_STEPS", "1000"),
+            ("RETRY_BUDGET_RATIO", "-0.5"),
+            ("CIRCUIT_COOLDOWN_MS", "x"),
+            ("TICKETS_API_URL", "tickets"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
         ] {
             let mut pairs = minimal();
             pairs.push((name, value));

@@ -21,6 +21,22 @@ pub enum Flaw {
     LeakSecrets,
     /// A weather tool failure fails the request (502) instead of answering degraded.
     NoToolFallback,
+    /// LLM retries at once, with no backoff and no cap beyond 10, ignoring the retry budget.
+    RetryStorm,
+    /// Backoff ignores the provider's `retry-after` / `retry-after-ms`.
+    IgnoreRetryAfter,
+    /// Ticket writes are retried with a new idempotency key per attempt (duplicates).
+    RetryWrites,
+    /// Redis down fails the request (500) instead of skipping the cache.
+    NoCacheFallback,
+    /// The agent loop has no step limit (bounded only internally, far above the limit).
+    UnboundedAgent,
+    /// `/admin/metrics` and `/metrics` count tokens wrong (input doubled, output ignored).
+    LyingMetrics,
+    /// No circuit breaker: a long LLM outage is hammered by every request.
+    NoCircuitBreaker,
+    /// A log line per LLM attempt and no per-request line with the totals.
+    LogPerAttempt,
 }
 
 impl Flaw {
@@ -33,6 +49,14 @@ impl Flaw {
             Flaw::StackTraceErrors => "stack-trace-errors",
             Flaw::LeakSecrets => "leak-secrets",
             Flaw::NoToolFallback => "no-tool-fallback",
+            Flaw::RetryStorm => "retry-storm",
+            Flaw::IgnoreRetryAfter => "ignore-retry-after",
+            Flaw::RetryWrites => "retry-writes",
+            Flaw::NoCacheFallback => "no-cache-fallback",
+            Flaw::UnboundedAgent => "unbounded-agent",
+            Flaw::LyingMetrics => "lying-metrics",
+            Flaw::NoCircuitBreaker => "no-circuit-breaker",
+            Flaw::LogPerAttempt => "log-per-attempt",
         }
     }
 
@@ -45,8 +69,30 @@ impl Flaw {
             Flaw::StackTraceErrors => "error messages are honest and leak no internals",
             Flaw::LeakSecrets => "logs carry no API keys or raw user text",
             Flaw::NoToolFallback => "a failed tool degrades the answer instead of failing it",
+            Flaw::RetryStorm => {
+                "retries back off exponentially with jitter, capped, within a budget"
+            }
+            Flaw::IgnoreRetryAfter => "retries wait at least as long as retry-after asks",
+            Flaw::RetryWrites => "writes are retried only with the same idempotency key",
+            Flaw::NoCacheFallback => "a Redis outage skips the cache instead of failing requests",
+            Flaw::UnboundedAgent => "agent loops stop at a maximum step count",
+            Flaw::LyingMetrics => "metrics report the tokens actually used",
+            Flaw::NoCircuitBreaker => {
+                "a circuit breaker fails fast during a long LLM outage and recovers after it"
+            }
+            Flaw::LogPerAttempt => "one log line per request, with its totals",
         }
     }
+}
+
+/// `--list-flaws`: one line per flaw, its name padded, then the practice it breaks.
+pub fn list() -> String {
+    use clap::ValueEnum;
+    let mut out = String::new();
+    for flaw in Flaw::value_variants() {
+        out.push_str(&format!("{:<20} breaks: {}\n", flaw.name(), flaw.breaks()));
+    }
+    out
 }
 
 /// The set of flaws switched on for one run of the target.
@@ -109,7 +155,15 @@ mod tests {
                 "no-request-id",
                 "stack-trace-errors",
                 "leak-secrets",
-                "no-tool-fallback"
+                "no-tool-fallback",
+                "retry-storm",
+                "ignore-retry-after",
+                "retry-writes",
+                "no-cache-fallback",
+                "unbounded-agent",
+                "lying-metrics",
+                "no-circuit-breaker",
+                "log-per-attempt",
             ]
         );
         for flaw in Flaw::value_variants() {

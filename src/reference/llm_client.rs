@@ -1,9 +1,9 @@
-//! The client for the OpenAI-compatible provider: embeddings and (non-streaming) chat
-//! completions, with a per-attempt timeout, an overall deadline, and retries of 429/503 and
-//! refused connections with capped exponential backoff and full jitter that honour
-//! `retry-after-ms` / `retry-after`.
+//! The client for the OpenAI-compatible provider: embeddings, chat completions (plain, with
+//! tools, and streamed), with a per-attempt timeout, an overall deadline, retries of 429/503
+//! and refused connections with capped exponential backoff and full jitter that honour
+//! `retry-after-ms` / `retry-after`, a retry budget, and a circuit breaker ([`super::circuit`]).
 //!
-//! Errors come back classified ([`LlmError`]) so the chat handler can pick an honest status;
+//! Errors come back classified ([`LlmError`]) so the handlers can pick an honest status;
 //! the raw upstream body is kept only for the `stack-trace-errors` flaw to leak.
 
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use rand::Rng;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 
+use super::circuit::{CircuitBreaker, RetryBudget};
 use super::config::Config;
 use super::flaws::{Flaw, Flaws};
 use super::log::Logger;
@@ -24,6 +25,9 @@ pub const EMBEDDING_MODEL: &str = "text-embedding-3-small";
 /// How much of an upstream error body is kept (for the flawed error bodies only).
 const RAW_BODY_LIMIT: usize = 2048;
 
+/// Retries under `retry-storm`: "no cap" in spirit, bounded so a test run ends.
+const STORM_RETRIES: u32 = 10;
+
 /// When to give up and how long to wait between attempts.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RetryPolicy {
@@ -34,11 +38,16 @@ pub struct RetryPolicy {
     pub max_retries: u32,
     pub base: Duration,
     pub cap: Duration,
+    /// Wait at least what `retry-after` asks (off under `ignore-retry-after` and `retry-storm`).
+    pub honour_retry_after: bool,
+    /// Back off between attempts (off under `retry-storm`).
+    pub backoff: bool,
 }
 
 impl RetryPolicy {
     pub fn new(config: &Config, flaws: &Flaws) -> Self {
         let timed = !flaws.has(Flaw::NoTimeout);
+        let storm = flaws.has(Flaw::RetryStorm);
         RetryPolicy {
             attempt_timeout: timed.then_some(config.llm_timeout),
             // Twice the attempt timeout: room for one slow attempt plus quick retries, while
@@ -46,11 +55,15 @@ impl RetryPolicy {
             deadline: timed.then_some(config.llm_timeout * 2),
             max_retries: if flaws.has(Flaw::NoRetry) {
                 0
+            } else if storm {
+                STORM_RETRIES
             } else {
                 config.llm_max_retries
             },
             base: Duration::from_millis(200),
             cap: Duration::from_secs(2),
+            honour_retry_after: !storm && !flaws.has(Flaw::IgnoreRetryAfter),
+            backoff: !storm,
         }
     }
 
@@ -88,6 +101,10 @@ pub enum LlmError {
     Rejected { status: u16, raw: String },
     /// A 2xx whose body is not what the API promises.
     Malformed { raw: String },
+    /// The circuit breaker is open: no call was made.
+    CircuitOpen { retry_in: Duration },
+    /// A stream ended or broke before it finished.
+    Interrupted { raw: String },
 }
 
 impl LlmError {
@@ -99,6 +116,8 @@ impl LlmError {
             LlmError::Unavailable { .. } => "llm_unavailable",
             LlmError::Rejected { .. } => "llm_rejected",
             LlmError::Malformed { .. } => "llm_malformed",
+            LlmError::CircuitOpen { .. } => "llm_circuit_open",
+            LlmError::Interrupted { .. } => "llm_stream_interrupted",
         }
     }
 
@@ -110,6 +129,14 @@ impl LlmError {
             LlmError::Unavailable { status, .. } => matches!(status, None | Some(503)),
             _ => false,
         }
+    }
+
+    /// Does this outcome say the provider is unhealthy (for the circuit breaker)?
+    fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            LlmError::Timeout | LlmError::Unavailable { .. } | LlmError::Interrupted { .. }
+        )
     }
 
     fn retry_after(&self) -> Option<Duration> {
@@ -138,6 +165,8 @@ impl LlmError {
             }
             LlmError::Rejected { status, raw } => format!("LlmError::Rejected({status}, {raw:?})"),
             LlmError::Malformed { raw } => format!("LlmError::Malformed({raw:?})"),
+            LlmError::CircuitOpen { retry_in } => format!("LlmError::CircuitOpen({retry_in:?})"),
+            LlmError::Interrupted { raw } => format!("LlmError::Interrupted({raw:?})"),
         }
     }
 
@@ -148,14 +177,15 @@ impl LlmError {
             | LlmError::Unavailable { raw, .. }
             | LlmError::Rejected { raw, .. }
             | LlmError::Malformed { raw } => Some(raw),
-            LlmError::Timeout => None,
+            _ => None,
         }
     }
 
-    /// The provider's hint for the client, for the 429 we pass on.
+    /// The hint for the client, for the 429 or 503 we pass on.
     pub fn client_retry_after(&self) -> Option<Duration> {
         match self {
             LlmError::RateLimited { retry_after, .. } => *retry_after,
+            LlmError::CircuitOpen { retry_in } => Some(*retry_in),
             _ => None,
         }
     }
@@ -184,6 +214,14 @@ impl CallKind {
     }
 }
 
+/// Whether a call is user traffic (breaker and budget apply) or startup indexing (they don't:
+/// indexing has its own slow retry loop, and must not open the circuit before the first user).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Traffic {
+    User,
+    Startup,
+}
+
 pub struct LlmClient {
     http: reqwest::Client,
     base_url: String,
@@ -192,10 +230,22 @@ pub struct LlmClient {
     policy: RetryPolicy,
     metrics: Arc<Metrics>,
     log: Logger,
+    /// Guards chat completions; shared with the app, which reports its state.
+    breaker: Arc<CircuitBreaker>,
+    embeddings_breaker: CircuitBreaker,
+    budget: RetryBudget,
+    log_per_attempt: bool,
 }
 
 impl LlmClient {
-    pub fn new(config: &Config, flaws: &Flaws, metrics: Arc<Metrics>, log: Logger) -> Self {
+    pub fn new(
+        config: &Config,
+        flaws: &Flaws,
+        metrics: Arc<Metrics>,
+        log: Logger,
+        breaker: Arc<CircuitBreaker>,
+    ) -> Self {
+        let storm = flaws.has(Flaw::RetryStorm);
         LlmClient {
             // No client-wide timeout: each attempt gets its own, and `no-timeout` needs none.
             http: reqwest::Client::new(),
@@ -204,8 +254,24 @@ impl LlmClient {
             model: config.model.clone(),
             policy: RetryPolicy::new(config, flaws),
             metrics,
+            embeddings_breaker: CircuitBreaker::new(
+                "embeddings",
+                (!flaws.has(Flaw::NoCircuitBreaker)).then_some(config.circuit_failure_threshold),
+                config.circuit_cooldown,
+                log.clone(),
+            ),
             log,
+            breaker,
+            budget: RetryBudget::new(
+                (!storm).then_some(config.retry_budget_ratio),
+                config.retry_budget_min,
+            ),
+            log_per_attempt: flaws.has(Flaw::LogPerAttempt),
         }
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
     }
 
     /// Embeds `input`; the text is sent verbatim (faultline finds its nonce there).
@@ -213,11 +279,12 @@ impl LlmClient {
         &self,
         input: &str,
         request_id: Option<&str>,
+        traffic: Traffic,
         stats: &mut CallStats,
     ) -> Result<Vec<f32>, LlmError> {
         let body = json!({"model": EMBEDDING_MODEL, "input": input});
         let answer = self
-            .call(CallKind::Embeddings, &body, request_id, stats)
+            .call(CallKind::Embeddings, &body, request_id, traffic, stats)
             .await?;
         answer["data"][0]["embedding"]
             .as_array()
@@ -240,26 +307,106 @@ impl LlmClient {
         request_id: Option<&str>,
         stats: &mut CallStats,
     ) -> Result<String, LlmError> {
+        let messages = json!([
+            {"role": "system", "content": system},
+            {"role": "user", "content": user_message},
+        ]);
+        let message = self.complete(&messages, None, request_id, stats).await?;
+        message["content"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| LlmError::Malformed {
+                raw: truncate(&message.to_string()),
+            })
+    }
+
+    /// One chat completion over `messages` (offering `tools` if given); returns the assistant
+    /// message (`content` and maybe `tool_calls`).
+    pub async fn complete(
+        &self,
+        messages: &Value,
+        tools: Option<&Value>,
+        request_id: Option<&str>,
+        stats: &mut CallStats,
+    ) -> Result<Value, LlmError> {
+        let mut body = json!({"model": self.model, "messages": messages});
+        if let Some(tools) = tools {
+            body["tools"] = tools.clone();
+        }
+        let answer = self
+            .call(CallKind::Chat, &body, request_id, Traffic::User, stats)
+            .await?;
+        self.count_usage(&answer["usage"], stats);
+        let message = &answer["choices"][0]["message"];
+        if message.is_object() {
+            Ok(message.clone())
+        } else {
+            Err(LlmError::Malformed {
+                raw: truncate(&answer.to_string()),
+            })
+        }
+    }
+
+    fn count_usage(&self, usage: &Value, stats: &mut CallStats) {
+        let input = usage["prompt_tokens"].as_u64().unwrap_or(0);
+        let output = usage["completion_tokens"].as_u64().unwrap_or(0);
+        stats.input_tokens += input;
+        stats.output_tokens += output;
+        self.metrics.count_tokens(input, output);
+    }
+
+    /// A streamed chat completion (`stream: true`, usage requested in the last chunk). Retries
+    /// happen only before the stream starts; the first delta must come within the attempt
+    /// timeout, each later chunk within it too.
+    pub async fn chat_stream(
+        &self,
+        system: &str,
+        user_message: &str,
+        request_id: Option<&str>,
+        stats: &mut CallStats,
+    ) -> Result<ChatStream, LlmError> {
         let body = json!({
             "model": self.model,
             "messages": [
                 {"role": "system", "content": system},
                 {"role": "user", "content": user_message},
             ],
+            "stream": true,
+            "stream_options": {"include_usage": true},
         });
-        let answer = self.call(CallKind::Chat, &body, request_id, stats).await?;
-        let usage = &answer["usage"];
-        let input = usage["prompt_tokens"].as_u64().unwrap_or(0);
-        let output = usage["completion_tokens"].as_u64().unwrap_or(0);
-        stats.input_tokens += input;
-        stats.output_tokens += output;
-        self.metrics.count_tokens(input, output);
-        answer["choices"][0]["message"]["content"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| LlmError::Malformed {
-                raw: truncate(&answer.to_string()),
-            })
+        let started = Instant::now();
+        let response = self
+            .with_retries(
+                CallKind::Chat,
+                request_id,
+                Traffic::User,
+                stats,
+                |timeout| self.open_stream(&body, request_id, timeout),
+            )
+            .await?;
+        Ok(ChatStream {
+            response,
+            buf: Vec::new(),
+            first_token_by: self.policy.attempt_timeout.map(|t| started + t),
+            idle: self.policy.attempt_timeout,
+            finished: false,
+            usage: None,
+        })
+    }
+
+    /// Counts a finished stream's usage (tokens, metrics).
+    pub fn finish_stream(&self, stream: &ChatStream, stats: &mut CallStats) {
+        if let Some(usage) = &stream.usage {
+            self.count_usage(usage, stats);
+        }
+    }
+
+    /// A stream broke after it started: an LLM error, and maybe a sign of an outage.
+    pub fn stream_failed(&self, err: &LlmError) {
+        self.metrics.count_llm_error();
+        if err.is_outage() {
+            self.breaker.record_failure(err.kind());
+        }
     }
 
     /// Attempts until success, a final error, the retry limit or the deadline.
@@ -268,60 +415,139 @@ impl LlmClient {
         kind: CallKind,
         body: &Value,
         request_id: Option<&str>,
+        traffic: Traffic,
         stats: &mut CallStats,
     ) -> Result<Value, LlmError> {
+        self.with_retries(kind, request_id, traffic, stats, |timeout| {
+            self.attempt(kind, body, request_id, timeout)
+        })
+        .await
+    }
+
+    /// The retry loop shared by plain and streamed calls: breaker, budget, backoff, deadline.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        kind: CallKind,
+        request_id: Option<&str>,
+        traffic: Traffic,
+        stats: &mut CallStats,
+        mut attempt: F,
+    ) -> Result<T, LlmError>
+    where
+        F: FnMut(Option<Duration>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, LlmError>>,
+    {
+        let guarded = traffic == Traffic::User;
+        let breaker = match kind {
+            CallKind::Chat => &*self.breaker,
+            CallKind::Embeddings => &self.embeddings_breaker,
+        };
         let deadline = self.policy.deadline.map(|d| Instant::now() + d);
+        if guarded {
+            self.budget.record_call();
+        }
         let mut retries = 0;
         loop {
+            if guarded {
+                if let Err(open) = breaker.allow() {
+                    return Err(LlmError::CircuitOpen {
+                        retry_in: open.retry_in,
+                    });
+                }
+            }
             let timeout = match (self.policy.attempt_timeout, deadline) {
                 (Some(t), Some(d)) => Some(t.min(d.saturating_duration_since(Instant::now()))),
                 (t, _) => t,
             };
             stats.attempts += 1;
             let started = Instant::now();
-            let outcome = self.attempt(kind, body, request_id, timeout).await;
+            let outcome = attempt(timeout).await;
             if kind == CallKind::Chat {
                 self.metrics.record_llm_latency(started.elapsed());
             }
+            if self.log_per_attempt {
+                self.log.info(
+                    "llm_attempt",
+                    json!({
+                        "requestId": request_id,
+                        "call": kind.name(),
+                        "attempt": stats.attempts,
+                        "outcome": outcome.as_ref().map(|_| "ok").unwrap_or_else(|e| e.kind()),
+                        "latencyMs": started.elapsed().as_millis() as u64,
+                    }),
+                );
+            }
             let err = match outcome {
-                Ok(answer) => return Ok(answer),
+                Ok(answer) => {
+                    if guarded {
+                        breaker.record_success();
+                    }
+                    return Ok(answer);
+                }
                 Err(err) => err,
             };
             self.metrics.count_llm_error();
+            if guarded {
+                if err.is_outage() {
+                    breaker.record_failure(err.kind());
+                } else if !matches!(err, LlmError::RateLimited { .. }) {
+                    // It answered, if not as hoped: the provider is up.
+                    breaker.record_success();
+                }
+            }
             if !err.retryable() || retries >= self.policy.max_retries {
                 return Err(err);
             }
-            let jitter = self.policy.backoff(retries, &mut rand::rng());
+            let jitter = if self.policy.backoff {
+                self.policy.backoff(retries, &mut rand::rng())
+            } else {
+                Duration::ZERO
+            };
             // The provider's hint is a floor: retrying sooner would only earn another 429.
-            let wait = jitter.max(err.retry_after().unwrap_or_default());
+            let wait = if self.policy.honour_retry_after {
+                jitter.max(err.retry_after().unwrap_or_default())
+            } else {
+                jitter
+            };
+            let fields = json!({
+                "requestId": request_id,
+                "call": kind.name(),
+                "attempt": retries + 1,
+                "reason": err.kind(),
+                "waitMs": wait.as_millis() as u64,
+            });
             if let Some(deadline) = deadline {
                 if Instant::now() + wait >= deadline {
-                    self.log.warn(
-                        "llm_retry_abandoned",
-                        json!({
-                            "requestId": request_id,
-                            "call": kind.name(),
-                            "attempt": retries + 1,
-                            "reason": err.kind(),
-                            "waitMs": wait.as_millis() as u64,
-                        }),
-                    );
+                    self.log.warn("llm_retry_abandoned", fields);
                     return Err(err);
                 }
             }
-            self.log.warn(
-                "llm_retry",
-                json!({
-                    "requestId": request_id,
-                    "call": kind.name(),
-                    "attempt": retries + 1,
-                    "reason": err.kind(),
-                    "waitMs": wait.as_millis() as u64,
-                }),
-            );
+            if guarded && !self.budget.try_retry() {
+                self.log.warn("retry_budget_exhausted", fields);
+                return Err(err);
+            }
+            self.log.warn("llm_retry", fields);
             tokio::time::sleep(wait).await;
             retries += 1;
         }
+    }
+
+    fn request(
+        &self,
+        path: &str,
+        body: &Value,
+        request_id: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .post(format!("{}/{path}", self.base_url))
+            .bearer_auth(&self.api_key)
+            .json(body);
+        if let Some(id) = request_id {
+            // Propagated so the provider's (and faultline's) logs can be joined to ours.
+            request = request.header("x-request-id", id);
+        }
+        request
     }
 
     async fn attempt(
@@ -335,15 +561,7 @@ impl LlmClient {
             CallKind::Embeddings => "embeddings",
             CallKind::Chat => "chat/completions",
         };
-        let mut request = self
-            .http
-            .post(format!("{}/{path}", self.base_url))
-            .bearer_auth(&self.api_key)
-            .json(body);
-        if let Some(id) = request_id {
-            // Propagated so the provider's (and faultline's) logs can be joined to ours.
-            request = request.header("x-request-id", id);
-        }
+        let request = self.request(path, body, request_id);
         let exchange = async {
             let response = request.send().await?;
             let status = response.status().as_u16();
@@ -357,32 +575,144 @@ impl LlmClient {
                 .map_err(|_| LlmError::Timeout)?,
             None => exchange.await,
         };
-        let (status, headers, bytes) = result.map_err(|e| {
-            if e.is_timeout() {
-                LlmError::Timeout
-            } else {
-                LlmError::Unavailable {
-                    status: None,
-                    retry_after: None,
-                    raw: e.to_string(),
+        let (status, headers, bytes) = result.map_err(transport_error)?;
+        classify(status, &headers, &bytes).and_then(|()| {
+            serde_json::from_slice(&bytes).map_err(|_| LlmError::Malformed {
+                raw: truncate(&String::from_utf8_lossy(&bytes)),
+            })
+        })
+    }
+
+    /// One streamed attempt, up to the response headers; an error status reads the body.
+    async fn open_stream(
+        &self,
+        body: &Value,
+        request_id: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, LlmError> {
+        let request = self.request("chat/completions", body, request_id);
+        let exchange = async {
+            let response = request.send().await?;
+            if response.status().is_success() {
+                return Ok(Ok(response));
+            }
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let bytes = response.bytes().await?;
+            Ok::<_, reqwest::Error>(Err((status, headers, bytes)))
+        };
+        let result = match timeout {
+            Some(t) => tokio::time::timeout(t, exchange)
+                .await
+                .map_err(|_| LlmError::Timeout)?,
+            None => exchange.await,
+        };
+        match result.map_err(transport_error)? {
+            Ok(response) => Ok(response),
+            Err((status, headers, bytes)) => {
+                classify(status, &headers, &bytes)?;
+                Err(LlmError::Malformed {
+                    raw: "unexpected status".into(),
+                })
+            }
+        }
+    }
+}
+
+fn transport_error(e: reqwest::Error) -> LlmError {
+    if e.is_timeout() {
+        LlmError::Timeout
+    } else {
+        LlmError::Unavailable {
+            status: None,
+            retry_after: None,
+            raw: e.to_string(),
+        }
+    }
+}
+
+/// `Ok` for a 2xx; otherwise the error its status means.
+fn classify(status: u16, headers: &HeaderMap, bytes: &[u8]) -> Result<(), LlmError> {
+    let raw = || truncate(&String::from_utf8_lossy(bytes));
+    match status {
+        200..=299 => Ok(()),
+        429 => Err(LlmError::RateLimited {
+            retry_after: retry_after(headers),
+            raw: raw(),
+        }),
+        500..=599 => Err(LlmError::Unavailable {
+            status: Some(status),
+            retry_after: retry_after(headers),
+            raw: raw(),
+        }),
+        _ => Err(LlmError::Rejected { status, raw: raw() }),
+    }
+}
+
+/// A chat completion arriving as server-sent events (`data: {chunk}` lines, then
+/// `data: [DONE]`), read delta by delta.
+pub struct ChatStream {
+    response: reqwest::Response,
+    buf: Vec<u8>,
+    /// The first delta must arrive by then (time to first token is bounded).
+    first_token_by: Option<Instant>,
+    /// Longest wait for each later chunk.
+    idle: Option<Duration>,
+    finished: bool,
+    usage: Option<Value>,
+}
+
+impl ChatStream {
+    /// The next piece of the answer; `Ok(None)` once the stream finished properly.
+    pub async fn next_delta(&mut self) -> Result<Option<String>, LlmError> {
+        loop {
+            while let Some(at) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=at).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim();
+                let Some(data) = line.strip_prefix("data:") else {
+                    continue;
+                };
+                let data = data.trim();
+                if data == "[DONE]" {
+                    self.finished = true;
+                    return Ok(None);
+                }
+                let chunk: Value = serde_json::from_str(data).map_err(|_| LlmError::Malformed {
+                    raw: truncate(data),
+                })?;
+                if chunk["usage"].is_object() {
+                    self.usage = Some(chunk["usage"].clone());
+                }
+                if let Some(text) = chunk["choices"][0]["delta"]["content"].as_str() {
+                    if !text.is_empty() {
+                        self.first_token_by = None;
+                        return Ok(Some(text.to_string()));
+                    }
                 }
             }
-        })?;
-        let raw = || truncate(&String::from_utf8_lossy(&bytes));
-        match status {
-            200..=299 => {
-                serde_json::from_slice(&bytes).map_err(|_| LlmError::Malformed { raw: raw() })
+            if self.finished {
+                return Ok(None);
             }
-            429 => Err(LlmError::RateLimited {
-                retry_after: retry_after(&headers),
-                raw: raw(),
-            }),
-            500..=599 => Err(LlmError::Unavailable {
-                status: Some(status),
-                retry_after: retry_after(&headers),
-                raw: raw(),
-            }),
-            _ => Err(LlmError::Rejected { status, raw: raw() }),
+            let wait = match self.first_token_by {
+                Some(by) => Some(by.saturating_duration_since(Instant::now())),
+                None => self.idle,
+            };
+            let chunk = match wait {
+                Some(wait) => tokio::time::timeout(wait, self.response.chunk())
+                    .await
+                    .map_err(|_| LlmError::Timeout)?,
+                None => self.response.chunk().await,
+            };
+            match chunk {
+                Ok(Some(bytes)) => self.buf.extend_from_slice(&bytes),
+                Ok(None) => {
+                    return Err(LlmError::Interrupted {
+                        raw: "the stream ended before [DONE]".into(),
+                    })
+                }
+                Err(e) => return Err(LlmError::Interrupted { raw: e.to_string() }),
+            }
         }
     }
 }
@@ -427,6 +757,8 @@ mod tests {
             max_retries: 2,
             base: Duration::from_millis(200),
             cap: Duration::from_secs(2),
+            honour_retry_after: true,
+            backoff: true,
         }
     }
 

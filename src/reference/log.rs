@@ -2,11 +2,15 @@
 //!
 //! Owns the [`LogSink`] seam (stdout in the binary, a channel in tests), the per-request line
 //! ([`RequestLine`]) and the pseudonymous user id. Never given the API key or user text unless
-//! the `leak-secrets` flaw asks for it.
+//! the `leak-secrets` flaw asks for it; as a second line of defence, string fields of event
+//! lines are masked ([`mask_secrets`]): card-number-like digit runs and `password: …` values,
+//! since tool arguments and upstream errors can carry user text we did not choose to log.
 
 use std::hash::{BuildHasher, RandomState};
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use regex::Regex;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -49,6 +53,9 @@ pub struct RequestLine {
     pub ts: String,
     pub request_id: String,
     pub route: &'static str,
+    /// Whether the answer was streamed (SSE).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
     pub model: String,
     pub status: u16,
     pub latency_ms: u64,
@@ -57,6 +64,9 @@ pub struct RequestLine {
     pub cache_hit: bool,
     pub degraded: bool,
     pub llm_attempts: u32,
+    /// LLM calls made by an `/api/agent` request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_steps: Option<u32>,
     pub user_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
@@ -72,11 +82,18 @@ pub struct RequestLine {
 #[derive(Clone)]
 pub struct Logger {
     sink: Arc<dyn LogSink>,
+    /// Off only under `leak-secrets`, whose point is to leak.
+    mask: bool,
 }
 
 impl Logger {
     pub fn new(sink: Arc<dyn LogSink>) -> Self {
-        Logger { sink }
+        Logger { sink, mask: true }
+    }
+
+    /// A logger that writes string fields as they are (the `leak-secrets` flaw).
+    pub fn unmasked(sink: Arc<dyn LogSink>) -> Self {
+        Logger { sink, mask: false }
     }
 
     pub fn request(&self, line: &RequestLine) {
@@ -95,7 +112,10 @@ impl Logger {
             Value::from(event)
         );
         if let Value::Object(map) = fields {
-            for (key, value) in map {
+            for (key, mut value) in map {
+                if self.mask {
+                    mask_value(&key, &mut value);
+                }
                 line.push(',');
                 line.push_str(&Value::from(key).to_string());
                 line.push(':');
@@ -145,6 +165,70 @@ impl Pseudonymizer {
     }
 }
 
+/// Ids and times are not user text, and a UUID segment can look like a card number.
+fn is_id_key(key: &str) -> bool {
+    key == "ts" || key.ends_with("Id") || key.ends_with("id") || key.ends_with("Key")
+}
+
+fn mask_value(key: &str, value: &mut Value) {
+    match value {
+        Value::String(text) if !is_id_key(key) => {
+            if let std::borrow::Cow::Owned(masked) = mask_secrets(text) {
+                *text = masked;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_value(key, v)),
+        Value::Object(map) => map.iter_mut().for_each(|(k, v)| mask_value(k, v)),
+        _ => {}
+    }
+}
+
+static CARD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b\d(?:[ -]?\d){12,18}\b").expect("static regex"));
+static PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)\b(password|passwd|pwd|pass)(\\?["']?\s*[:=]\s*\\?["']?)([^\s"'\\,;}]+)"#)
+        .expect("static regex")
+});
+
+/// Replaces card-number-like digit runs (13-19 digits, spaces or dashes allowed between them,
+/// passing the Luhn check) with `[card]` and the value after `password:` / `password=` with
+/// `[redacted]`. Borrowed when nothing matched.
+pub fn mask_secrets(text: &str) -> std::borrow::Cow<'_, str> {
+    let cards = CARD.replace_all(text, |caps: &regex::Captures| {
+        let digits: Vec<u32> = caps[0].chars().filter_map(|c| c.to_digit(10)).collect();
+        if luhn(&digits) {
+            "[card]".to_string()
+        } else {
+            caps[0].to_string()
+        }
+    });
+    match PASSWORD.replace_all(&cards, "$1$2[redacted]") {
+        std::borrow::Cow::Borrowed(_) => cards,
+        std::borrow::Cow::Owned(masked) => std::borrow::Cow::Owned(masked),
+    }
+}
+
+fn luhn(digits: &[u32]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                *d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
 /// Keeps an empty map from being written as `null` by callers that have no fields.
 pub fn no_fields() -> Value {
     Value::Object(Map::new())
@@ -166,6 +250,45 @@ mod tests {
         assert_eq!(value["event"], "tool_unavailable");
         assert_eq!(value["tool"], "weather");
         assert_eq!(value["n"], 1);
+    }
+
+    #[test]
+    fn card_numbers_and_passwords_are_masked() {
+        assert_eq!(
+            mask_secrets("card 4111 1111 1111 1111, ok"),
+            "card [card], ok"
+        );
+        assert_eq!(mask_secrets("4111-1111-1111-1111"), "[card]");
+        assert_eq!(
+            mask_secrets("password: hunter2 and more"),
+            "password: [redacted] and more"
+        );
+        assert_eq!(
+            mask_secrets("{\"Password\"=\"s3cret\"}"),
+            "{\"Password\"=\"[redacted]\"}"
+        );
+        // Not a card: fails Luhn; too short.
+        assert_eq!(mask_secrets("order 1234567890123"), "order 1234567890123");
+        assert_eq!(mask_secrets("latency 1840"), "latency 1840");
+    }
+
+    #[test]
+    fn event_fields_are_masked_but_ids_are_not() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let logger = Logger::new(Arc::new(tx));
+        logger.info(
+            "x",
+            json!({"requestId": "4111111111111111", "args": {"body": "pay with 4111111111111111"}}),
+        );
+        let line = rx.try_recv().unwrap();
+        assert!(
+            line.contains("\"requestId\":\"4111111111111111\""),
+            "{line}"
+        );
+        assert!(line.contains("pay with [card]"), "{line}");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        Logger::unmasked(Arc::new(tx)).info("x", json!({"m": "4111111111111111"}));
+        assert!(rx.try_recv().unwrap().contains("4111111111111111"));
     }
 
     #[test]

@@ -6,21 +6,36 @@
 //! - this file: [`ReferenceArgs`], [`serve`] / [`serve_with`] / [`Server`], routes, readiness
 //!   (the corpus is embedded once at startup; `/healthz` answers 503 until then), shutdown.
 //! - `config`: [`Config`], from environment variables only.
-//! - `chat`: `POST /api/chat`, its error mapping and its one log line.
-//! - `llm_client`: embeddings and chat completions with timeouts, retries and backoff.
+//! - `request`: request ids, the one log line per request, failures and honest error bodies.
+//! - `chat`: `POST /api/chat` (cache → embed → retrieve → weather → LLM → cache).
+//! - `stream`: the SSE relay for `"stream": true`.
+//! - `agent`: `POST /api/agent`, the bounded tool-calling loop.
+//! - `tickets`: `POST /api/tickets` and the tickets tool (idempotency keys, safe retries).
+//! - `llm_client`: embeddings and chat completions (plain, tools, streamed) with timeouts,
+//!   retries with backoff, the retry budget and the circuit breaker.
+//! - `circuit`: the circuit breaker and the retry budget.
+//! - `cache`: the Redis answer cache (redis-rs), bounded and skippable.
 //! - `rag`: the corpus and cosine top-k retrieval.
 //! - `tool`: the weather tool call.
-//! - `metrics`: `GET /admin/metrics`.
-//! - `log`: JSON log lines and the [`LogSink`] seam.
+//! - `metrics`: `GET /admin/metrics` (JSON) and `GET /metrics` (Prometheus text).
+//! - `otel`: spans exported as OTLP/HTTP JSON.
+//! - `log`: JSON log lines, masking, and the [`LogSink`] seam.
 //! - `flaws`: [`Flaw`].
 
+mod agent;
+mod cache;
 mod chat;
+mod circuit;
 mod config;
 mod flaws;
 mod llm_client;
 mod log;
 mod metrics;
+mod otel;
 mod rag;
+mod request;
+mod stream;
+mod tickets;
 mod tool;
 
 use std::future::{Future, IntoFuture};
@@ -38,16 +53,22 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use chat::{sanitize_request_id, BANNER_LIVE_DATA_UNAVAILABLE};
+pub use cache::cache_key;
+pub use chat::BANNER_LIVE_DATA_UNAVAILABLE;
 pub use config::{Config, ConfigError, ENV_VARS};
 pub use flaws::{Flaw, Flaws};
 pub use llm_client::RetryPolicy;
-pub use log::{LogSink, StdoutSink};
+pub use log::{mask_secrets, LogSink, StdoutSink};
+pub use request::sanitize_request_id;
 
-use llm_client::{CallStats, LlmClient};
+use cache::Cache;
+use circuit::CircuitBreaker;
+use llm_client::{CallStats, LlmClient, Traffic};
 use log::{Logger, Pseudonymizer};
 use metrics::Metrics;
+use otel::Tracer;
 use rag::{Corpus, Index};
+use tickets::TicketsTool;
 use tool::WeatherTool;
 
 /// How long shutdown waits for requests in flight before abandoning them.
@@ -57,17 +78,32 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const INDEX_TRIES: u32 = 5;
 
 /// Run the reference chat service. Configured by environment variables only: PORT,
-/// OPENAI_BASE_URL and OPENAI_API_KEY (required), LLM_MODEL, WEATHER_API_URL, REDIS_URL,
-/// LLM_TIMEOUT_MS, TOOL_TIMEOUT_MS, LLM_MAX_RETRIES, FAULTLINE_CORPUS.
+/// OPENAI_BASE_URL and OPENAI_API_KEY (required), LLM_MODEL, WEATHER_API_URL, TICKETS_API_URL,
+/// REDIS_URL, REDIS_TIMEOUT_MS, CACHE_TTL_SECS, LLM_TIMEOUT_MS, TOOL_TIMEOUT_MS,
+/// LLM_MAX_RETRIES, RETRY_BUDGET_RATIO, RETRY_BUDGET_MIN, CIRCUIT_FAILURE_THRESHOLD,
+/// CIRCUIT_COOLDOWN_MS, AGENT_MAX_STEPS, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_BSP_SCHEDULE_DELAY,
+/// OTEL_SERVICE_NAME, FAULTLINE_CORPUS.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ReferenceArgs {
     /// Break one practice on purpose (repeatable), to prove faultline's checks catch it.
     #[arg(long = "flaw", value_enum)]
     pub flaws: Vec<Flaw>,
+    /// Print each flaw with the practice it breaks, and exit.
+    #[arg(long)]
+    pub list_flaws: bool,
+}
+
+/// Each flaw with the practice it breaks, one per line (`--list-flaws`).
+pub fn flaw_list() -> String {
+    flaws::list()
 }
 
 /// Runs the reference target configured from the environment until SIGTERM or SIGINT.
 pub async fn serve(args: ReferenceArgs) -> anyhow::Result<()> {
+    if args.list_flaws {
+        print!("{}", flaws::list());
+        return Ok(());
+    }
     let config = Config::from_env()?;
     serve_with(config, args.flaws, shutdown_signal()).await
 }
@@ -88,6 +124,11 @@ pub(crate) struct App {
     product: String,
     llm: LlmClient,
     weather: WeatherTool,
+    tickets: TicketsTool,
+    /// `None` without REDIS_URL.
+    cache: Option<Cache>,
+    breaker: Arc<CircuitBreaker>,
+    tracer: Tracer,
     /// Set once the corpus is embedded; until then the service is not ready.
     index: OnceLock<Index>,
     metrics: Arc<Metrics>,
@@ -117,11 +158,52 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {addr} (PORT={})", config.port))?;
         let flaws = Flaws::new(flaws);
-        let log = Logger::new(config.log_sink.clone());
-        let metrics = Arc::new(Metrics::default());
+        let log = if flaws.has(Flaw::LeakSecrets) {
+            Logger::unmasked(config.log_sink.clone())
+        } else {
+            Logger::new(config.log_sink.clone())
+        };
+        let metrics = Arc::new(Metrics::new(flaws.has(Flaw::LyingMetrics)));
+        let breaker = Arc::new(CircuitBreaker::new(
+            "chat",
+            (!flaws.has(Flaw::NoCircuitBreaker)).then_some(config.circuit_failure_threshold),
+            config.circuit_cooldown,
+            log.clone(),
+        ));
+        let cache = match &config.redis_url {
+            None => None,
+            Some(url) => Some(
+                Cache::new(url, config.cache_ttl, config.redis_timeout)
+                    .map_err(|e| anyhow::anyhow!("REDIS_URL is not a usable Redis URL: {e}"))?,
+            ),
+        };
+        let tracer = match &config.otlp_endpoint {
+            Some(endpoint) => Tracer::start(
+                endpoint,
+                &config.service_name,
+                config.otlp_interval,
+                log.clone(),
+            ),
+            None => Tracer::disabled(),
+        };
         let app = App {
-            llm: LlmClient::new(&config, &flaws, metrics.clone(), log.clone()),
+            llm: LlmClient::new(
+                &config,
+                &flaws,
+                metrics.clone(),
+                log.clone(),
+                breaker.clone(),
+            ),
             weather: WeatherTool::new(config.weather_api_url.clone(), config.tool_timeout),
+            tickets: TicketsTool::new(
+                config.tickets_api_url.clone(),
+                config.tool_timeout,
+                flaws.has(Flaw::RetryWrites),
+                log.clone(),
+            ),
+            cache,
+            breaker,
+            tracer,
             product: corpus.product.clone(),
             index: OnceLock::new(),
             pseudonyms: Pseudonymizer::default(),
@@ -208,7 +290,10 @@ impl Server {
 fn router(app: Arc<App>) -> Router {
     Router::new()
         .route(chat::ROUTE, post(chat::handle))
+        .route(agent::ROUTE, post(agent::handle))
+        .route(tickets::ROUTE, post(tickets::handle))
         .route("/admin/metrics", get(admin_metrics))
+        .route("/metrics", get(prometheus_metrics))
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .with_state(app)
@@ -226,7 +311,18 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn admin_metrics(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
-    Json(app.metrics.snapshot())
+    Json(app.metrics.snapshot(app.breaker.state()))
+}
+
+async fn prometheus_metrics(State(app): State<Arc<App>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.prometheus(app.breaker.state()),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {
@@ -245,7 +341,7 @@ async fn index_corpus(app: &App, corpus: Corpus) -> anyhow::Result<()> {
             let mut stats = CallStats::default();
             match app
                 .llm
-                .embed(&text, Some("startup-index"), &mut stats)
+                .embed(&text, Some("startup-index"), Traffic::Startup, &mut stats)
                 .await
             {
                 Ok(vector) => break vector,
@@ -286,12 +382,22 @@ fn log_startup(app: &App, addr: SocketAddr) {
             "toolTimeoutMs": c.tool_timeout.as_millis() as u64,
             "llmMaxRetries": c.llm_max_retries,
             "weather": if c.weather_api_url.is_some() { "configured" } else { "not configured: weather questions answer degraded" },
+            "tickets": if c.tickets_api_url.is_some() { "configured" } else { "not configured: /api/tickets answers 503" },
+            "agentMaxSteps": c.agent_max_steps,
+            "circuitFailureThreshold": c.circuit_failure_threshold,
+            "circuitCooldownMs": c.circuit_cooldown.as_millis() as u64,
+            "otlp": c.otlp_endpoint.as_deref().unwrap_or("off"),
         }),
     );
-    app.log.info(
-        "cache_disabled",
-        json!({"reason": if c.redis_url.is_some() { "REDIS_URL is set but the cache is not implemented yet" } else { "REDIS_URL is not set" }}),
-    );
+    if c.redis_url.is_some() {
+        app.log.info(
+            "cache_enabled",
+            json!({"ttlSecs": c.cache_ttl.as_secs(), "timeoutMs": c.redis_timeout.as_millis() as u64}),
+        );
+    } else {
+        app.log
+            .info("cache_disabled", json!({"reason": "REDIS_URL is not set"}));
+    }
     if !app.flaws.is_empty() {
         let names: Vec<&str> = app.flaws.iter().map(Flaw::name).collect();
         app.log.warn("flaws_enabled", json!({"flaws": names}));
