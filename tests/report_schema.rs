@@ -70,6 +70,7 @@ fn plan() -> Plan {
                 ),
             ]),
             errors: ErrorExpectations::default(),
+            ..Expectations::default()
         },
     }
 }

@@ -184,6 +184,7 @@ fn full_plan() -> Plan {
                 allowed_statuses: vec![502, 503],
                 within: Duration::from_secs(10),
             },
+            ..Expectations::default()
         },
     }
 }
