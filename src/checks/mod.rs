@@ -3,7 +3,9 @@
 //!
 //! Families: [`sla`] (latency and error rate per phase), [`errors`] (honest failures).
 
+mod common;
 pub mod errors;
+pub mod retries;
 pub mod sla;
 pub mod verdict;
 

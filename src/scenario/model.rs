@@ -187,7 +187,7 @@ impl Default for RetryExpectations {
         RetryExpectations {
             max_attempts: 4,
             amplification: 4.0,
-            min_growth: 1.3,
+            min_growth: 1.2,
             min_jitter: 0.1,
             non_retryable: vec![400, 401, 403, 404, 422],
             retryable: vec![429, 500, 502, 503, 504],
