@@ -215,6 +215,29 @@ pub(crate) fn retry_after_ms(label: &str) -> Option<f64> {
         .map(|d| d.as_secs_f64() * 1000.0)
 }
 
+/// A log line as JSON, when it is a JSON object (a prefix before the `{`, such as a timestamp
+/// a process manager adds, is skipped).
+pub(crate) fn json_line(text: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let at = text.find('{')?;
+    match serde_json::from_str::<serde_json::Value>(text[at..].trim_end()) {
+        Ok(serde_json::Value::Object(map)) => Some(map),
+        _ => None,
+    }
+}
+
+/// Is this JSON log line a warning? `level`/`severity` of `warn`/`warning`, or pino's 40.
+pub(crate) fn is_warning(line: &serde_json::Map<String, serde_json::Value>) -> bool {
+    ["level", "severity", "lvl", "log.level"]
+        .iter()
+        .any(|k| match line.get(*k) {
+            Some(serde_json::Value::String(s)) => {
+                matches!(s.to_ascii_lowercase().as_str(), "warn" | "warning")
+            }
+            Some(serde_json::Value::Number(n)) => n.as_u64() == Some(40),
+            _ => false,
+        })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

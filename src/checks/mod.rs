@@ -5,9 +5,11 @@
 
 mod common;
 pub mod errors;
+pub mod fallback;
 pub mod retries;
 pub mod sla;
 pub mod verdict;
+pub mod writes;
 
 pub use verdict::{Outcome, Verdict};
 
