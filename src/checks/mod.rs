@@ -6,6 +6,7 @@
 mod common;
 pub mod errors;
 pub mod fallback;
+pub mod logs;
 pub mod recovery;
 pub mod retries;
 pub mod sla;
