@@ -63,7 +63,7 @@ pub fn check(evidence: &Evidence, expect: &AgentExpectations) -> Verdict {
         .iter()
         .filter(|(_, n)| *n > expect.max_llm_calls as usize)
         .collect();
-    over.sort_by(|a, b| b.1.cmp(&a.1));
+    over.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     if over.is_empty() {
         v.outcome = Outcome::Pass;
         v.summary = format!(

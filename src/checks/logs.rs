@@ -69,7 +69,12 @@ fn summaries<'a>(
 ) -> Vec<&'a Map<String, Value>> {
     lines
         .iter()
-        .filter(|(_, j)| text_of(j, &expect.request_id_field).as_deref() == Some(&r.request_id))
+        // The id faultline sent, or the one the target answered with if it made its own.
+        .filter(|(_, j)| {
+            text_of(j, &expect.request_id_field).is_some_and(|id| {
+                id == r.request_id || r.response_request_id.as_deref() == Some(id.as_str())
+            })
+        })
         .filter(|(_, j)| {
             j.contains_key(&expect.input_tokens_field)
                 && j.contains_key(&expect.output_tokens_field)

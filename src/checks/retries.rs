@@ -88,7 +88,9 @@ fn chains(evidence: &Evidence) -> Vec<Chain<'_>> {
         })
         .collect();
     let mut groups: BTreeMap<(&str, &str, &str), Vec<&Attempt>> = BTreeMap::new();
-    for a in &evidence.attempts {
+    // Redis is left out: a cache miss is skipped, not retried, and its commands are no calls
+    // a user waits on.
+    for a in evidence.attempts.iter().filter(|a| a.fake != "redis") {
         if let Some(key) = a.key.as_deref() {
             groups
                 .entry((key, a.fake.as_str(), a.route.as_str()))
@@ -138,8 +140,9 @@ pub fn check(evidence: &Evidence, expect: &RetryExpectations) -> Vec<Verdict> {
 /// Why no chain could be judged, or `None` when some upstream attempt failed.
 fn nothing_failed(evidence: &Evidence, chains: &[Chain]) -> Option<String> {
     if chains.is_empty() {
-        return Some(if evidence.attempts.is_empty() {
-            "the fakes saw no upstream attempts, so retries could not be judged.".into()
+        return Some(if evidence.attempts.iter().all(|a| a.fake == "redis") {
+            "the LLM and tool fakes saw no upstream attempts, so retries could not be judged."
+                .into()
         } else {
             "the fakes could not link any upstream attempt to a client request (no nonce or \
              request id found), so retries could not be judged."
@@ -205,12 +208,14 @@ fn check_attempts(evidence: &Evidence, chains: &[Chain], expect: &RetryExpectati
     v
 }
 
-/// `retries.retryable`: a retryable failure (429, 5xx, no answer) gets at least one retry.
+/// `retries.retryable`: a retryable LLM failure (429, 5xx, no answer) gets at least one retry.
+/// Only the LLM: the lesson asks retries of "idempotent LLM read calls"; a failed tool is
+/// better degraded than waited on (see `fallback`).
 fn check_retryable(evidence: &Evidence, chains: &[Chain], expect: &RetryExpectations) -> Verdict {
     let mut v = pending(
         "retries.retryable",
         format!(
-            "retryable upstream failures (no answer, {}) are retried",
+            "retryable LLM failures (no answer, {}) are retried",
             expect
                 .retryable
                 .iter()
@@ -226,6 +231,7 @@ fn check_retryable(evidence: &Evidence, chains: &[Chain], expect: &RetryExpectat
     let retryable = |a: &Attempt| a.status.is_none_or(|s| expect.retryable.contains(&s));
     let judged: Vec<&Chain> = chains
         .iter()
+        .filter(|c| c.attempts[0].fake == "llm")
         .filter(|c| attempt_failed(c.attempts[0]) && retryable(c.attempts[0]))
         .filter(|c| {
             let first = c.attempts[0];
@@ -235,14 +241,14 @@ fn check_retryable(evidence: &Evidence, chains: &[Chain], expect: &RetryExpectat
     if judged.is_empty() {
         return not_applicable(
             v,
-            "no upstream attempt failed with a retryable answer, so retrying could not be judged.",
+            "no LLM attempt failed with a retryable answer, so retrying could not be judged.",
         );
     }
     let unretried: Vec<&&Chain> = judged.iter().filter(|c| c.attempts.len() == 1).collect();
     let share = unretried.len() as f64 / judged.len() as f64;
     v.figure = Some(share);
     let counted = format!(
-        "{} of {} requests whose upstream call failed retryably were never retried",
+        "{} of {} requests whose LLM call failed retryably were never retried",
         unretried.len(),
         judged.len()
     );
@@ -850,6 +856,20 @@ mod tests {
         for v in check(&e, &RetryExpectations::default()) {
             assert_eq!(v.outcome, Outcome::NotApplicable, "{v:#?}");
             assert!(!v.summary.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_failed_redis_command_is_not_a_retry_to_judge() {
+        let mut e = EvidenceBuilder::new()
+            .records(Phase::Fault, 6, Some(200), 100.0)
+            .build();
+        for r in e.records.clone() {
+            e.attempts
+                .push(attempt(r.at_ms, "redis", "GET", &r.nonce, None, 1.0));
+        }
+        for v in check(&e, &RetryExpectations::default()) {
+            assert_ne!(v.outcome, Outcome::Fail, "{v:#?}");
         }
     }
 
