@@ -49,7 +49,7 @@ pub fn check(evidence: &Evidence, expect: &CostExpectations) -> Verdict {
             "tokens per successful answer under faults stay within {}x the baseline's",
             expect.ratio
         ),
-        "ratio",
+        "times",
         Some(expect.ratio),
     );
     let base = spend(evidence, Phase::Baseline, expect);
@@ -95,7 +95,7 @@ pub fn check(evidence: &Evidence, expect: &CostExpectations) -> Verdict {
     }
     let fault_per = fault.tokens as f64 / fault.answers as f64;
     let ratio = fault_per / base_per;
-    v.figure = Some(ratio);
+    v.figure = Some((ratio * 100.0).round() / 100.0);
     let seen = format!(
         "a successful answer cost {fault_per:.0} tokens under faults against {base_per:.0} in \
          the baseline ({ratio:.2}x)"

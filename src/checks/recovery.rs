@@ -162,8 +162,8 @@ fn mitigates(r: &Record, fast_ms: f64) -> bool {
     (!r.succeeded() && r.latency_ms <= fast_ms) || (r.succeeded() && r.degraded == Some(true))
 }
 
-/// `recovery.mitigation`: after a fault that hurts users starts, the first fast failure or
-/// degraded answer comes within `mitigate_within`.
+/// `recovery.mitigation`: after an outage of `long_outage` or more that hurts users starts,
+/// the first fast failure or degraded answer comes within `mitigate_within`.
 fn check_mitigation(
     evidence: &Evidence,
     spans: &[FaultSpan],
@@ -174,9 +174,10 @@ fn check_mitigation(
     let mut v = pending(
         "recovery.mitigation",
         format!(
-            "within {} of a fault's start, users get a fast failure (at most {}) or a degraded \
-             answer",
+            "within {} of the start of an outage of {} or more, users get a fast failure (at \
+             most {}) or a degraded answer",
             format_ms(limit),
+            format_ms(ms(expect.long_outage)),
             format_ms(fast)
         ),
         "ms",
@@ -188,9 +189,23 @@ fn check_mitigation(
             "no fault was injected, so mitigation could not be judged.",
         );
     }
+    // In a short blip, retrying through it is the right answer; mitigation (a breaker, a
+    // fallback) is owed when the outage lasts.
+    let long = ms(expect.long_outage);
+    let long_spans: Vec<&FaultSpan> = spans.iter().filter(|s| s.duration_ms() >= long).collect();
+    if long_spans.is_empty() {
+        return not_applicable(
+            v,
+            format!(
+                "no fault lasted {} or more, so mitigation could not be judged (retrying through \
+                 a short fault is fine).",
+                format_ms(long)
+            ),
+        );
+    }
     let mut worst: Option<f64> = None;
     let mut lines = Vec::new();
-    for span in spans {
+    for span in long_spans {
         let during: Vec<&Record> = evidence.records.iter().filter(|r| span.saw(r)).collect();
         let hurt = during
             .iter()
@@ -450,10 +465,14 @@ mod tests {
     }
 
     #[test]
-    fn a_short_fault_is_not_judged_for_fast_fail() {
+    fn a_short_fault_is_not_judged_for_mitigation_or_fast_fail() {
         let mut e = run(5_000.0, 0.0);
         e.timeline = window("llm", "status 503", 10_000.0, 15_000.0);
-        let v = find(&check(&e, &expect()), "recovery.fast_fail");
-        assert_eq!(v.outcome, Outcome::NotApplicable);
+        let verdicts = check(&e, &expect());
+        for id in ["recovery.fast_fail", "recovery.mitigation"] {
+            let v = find(&verdicts, id);
+            assert_eq!(v.outcome, Outcome::NotApplicable, "{v:#?}");
+            assert!(v.summary.starts_with("no fault lasted 10 s or more"));
+        }
     }
 }

@@ -291,7 +291,7 @@ fn check_backoff(chains: &[Chain], expect: &RetryExpectations) -> Verdict {
             "the wait before each retry grows at least {}x over the one before (backoff)",
             expect.min_growth
         ),
-        "ratio",
+        "times",
         Some(expect.min_growth),
     );
     let waits = waits_by_retry(chains);
@@ -327,7 +327,7 @@ fn check_backoff(chains: &[Chain], expect: &RetryExpectations) -> Verdict {
         .min_by(|a, b| growth(a.1, a.2).total_cmp(&growth(b.1, b.2)))
         .expect("judged is not empty");
     let worst = growth(before, after);
-    v.figure = Some(worst);
+    v.figure = Some(round2(worst));
     v.evidence = judged
         .iter()
         .map(|(n, b, a, count)| {
@@ -525,6 +525,15 @@ fn check_non_retryable(chains: &[Chain], expect: &RetryExpectations) -> Verdict 
     v
 }
 
+/// A multiple as reports show it: two decimals.
+fn round2(x: f64) -> f64 {
+    if x.is_finite() {
+        (x * 100.0).round() / 100.0
+    } else {
+        x
+    }
+}
+
 /// `retries.amplification`: upstream attempts per client request while a fault is on, as a
 /// multiple of the baseline's (so a flow that always makes two calls is not counted twice).
 fn check_amplification(evidence: &Evidence, expect: &RetryExpectations) -> Verdict {
@@ -534,7 +543,7 @@ fn check_amplification(evidence: &Evidence, expect: &RetryExpectations) -> Verdi
             "a fault multiplies upstream attempts per client request at most {}x",
             expect.amplification
         ),
-        "ratio",
+        "times",
         Some(expect.amplification),
     );
     let spans = fault_spans(evidence);
@@ -598,7 +607,7 @@ fn check_amplification(evidence: &Evidence, expect: &RetryExpectations) -> Verdi
              attempts, so amplification could not be judged.",
         );
     };
-    v.figure = Some(factor);
+    v.figure = Some(round2(factor));
     v.evidence = bounded(lines);
     let partial = if evidence.attempts_dropped > 0 {
         format!(

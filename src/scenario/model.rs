@@ -239,13 +239,14 @@ pub struct RecoveryExpectations {
     pub success_tolerance: f64,
     /// …and its p95 at most this many times the baseline's p95.
     pub p95_factor: f64,
-    /// Most time from a fault's start to the first fast failure or degraded answer.
+    /// Most time from a long outage's start to the first fast failure or degraded answer.
     #[serde(serialize_with = "ser_ms")]
     pub mitigate_within: Duration,
     /// A failure this quick counts as fast (mitigation; p95 limit in a long outage).
     #[serde(serialize_with = "ser_ms")]
     pub fast_fail: Duration,
-    /// Outages at least this long must fail fast in their second half (a circuit breaker).
+    /// Outages at least this long are owed mitigation, and must fail fast in their second
+    /// half (a circuit breaker); shorter faults may simply be retried through.
     #[serde(serialize_with = "ser_ms")]
     pub long_outage: Duration,
 }
