@@ -18,13 +18,47 @@ use crate::scenario::RecoveryExpectations;
 /// a 5 ms baseline p95 times 1.5 would call ordinary scheduling noise a relapse.
 const P95_FLOOR_MS: f64 = 50.0;
 
+/// Timeline switches land a few milliseconds off plan (a 10 s window measured 9.9999 s), so a
+/// fault this much shorter than `long_outage` still counts as long.
+const LONG_SLACK_MS: f64 = 250.0;
+/// Faults on the same fake and route this close together are one outage to its users.
+const ADJACENT_MS: f64 = 1_000.0;
+
 pub fn check(evidence: &Evidence, expect: &RecoveryExpectations) -> Vec<Verdict> {
     let spans = fault_spans(evidence);
+    let outages = outages(&spans);
     vec![
         check_time(evidence, &spans, expect),
-        check_mitigation(evidence, &spans, expect),
-        check_fast_fail(evidence, &spans, expect),
+        check_mitigation(evidence, &outages, expect),
+        check_fast_fail(evidence, &outages, expect),
     ]
+}
+
+/// Fault windows merged into outages: a 503 window followed at once by a hang on the same
+/// route is one 20 s outage, not two 10 s ones.
+fn outages(spans: &[FaultSpan]) -> Vec<FaultSpan> {
+    let mut merged: Vec<FaultSpan> = Vec::new();
+    for span in spans {
+        let joined = merged.iter_mut().find(|m| {
+            m.fake == span.fake
+                && m.route == span.route
+                && span.start_ms <= m.end_ms + ADJACENT_MS
+                && span.end_ms >= m.start_ms - ADJACENT_MS
+        });
+        match joined {
+            Some(m) => {
+                m.label = format!("{} then {}", m.label, span.label);
+                m.start_ms = m.start_ms.min(span.start_ms);
+                m.end_ms = m.end_ms.max(span.end_ms);
+            }
+            None => merged.push(span.clone()),
+        }
+    }
+    merged
+}
+
+fn is_long(span: &FaultSpan, long_ms: f64) -> bool {
+    span.duration_ms() + LONG_SLACK_MS >= long_ms
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -192,7 +226,7 @@ fn check_mitigation(
     // In a short blip, retrying through it is the right answer; mitigation (a breaker, a
     // fallback) is owed when the outage lasts.
     let long = ms(expect.long_outage);
-    let long_spans: Vec<&FaultSpan> = spans.iter().filter(|s| s.duration_ms() >= long).collect();
+    let long_spans: Vec<&FaultSpan> = spans.iter().filter(|s| is_long(s, long)).collect();
     if long_spans.is_empty() {
         return not_applicable(
             v,
@@ -304,7 +338,7 @@ fn check_fast_fail(
             "no fault was injected, so failing fast could not be judged.",
         );
     }
-    let long_spans: Vec<&FaultSpan> = spans.iter().filter(|s| s.duration_ms() >= long).collect();
+    let long_spans: Vec<&FaultSpan> = spans.iter().filter(|s| is_long(s, long)).collect();
     if long_spans.is_empty() {
         return not_applicable(
             v,
@@ -462,6 +496,22 @@ mod tests {
             assert_eq!(v.outcome, Outcome::NotApplicable, "{v:#?}");
             assert!(v.summary.contains("no fault was injected"));
         }
+    }
+
+    #[test]
+    fn back_to_back_faults_on_one_route_are_one_outage_and_near_misses_count_as_long() {
+        let mut e = run(5_000.0, 0.0);
+        let mut timeline = window("llm", "status 503", 10_000.0, 15_000.0);
+        timeline.extend(window("llm", "hang", 15_000.0, 19_990.0));
+        e.timeline = timeline;
+        let verdicts = check(&e, &expect());
+        let v = find(&verdicts, "recovery.fast_fail");
+        assert_eq!(v.outcome, Outcome::Fail, "{v:#?}");
+        assert!(
+            v.summary.contains("\"status 503 then hang\" 10 s–20 s"),
+            "{}",
+            v.summary
+        );
     }
 
     #[test]
