@@ -79,6 +79,7 @@ fn plan() -> Plan {
                 },
             )]),
             errors: ErrorExpectations::default(),
+            ..Expectations::default()
         },
     }
 }

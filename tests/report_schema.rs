@@ -76,6 +76,13 @@ fn plan() -> Plan {
                 ),
             ]),
             errors: ErrorExpectations::default(),
+            // These tests pin the report's shape on the sla and errors verdicts; the other
+            // families are tested beside their code in src/checks.
+            skip: Expectations::FAMILIES[2..]
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
+            ..Expectations::default()
         },
     }
 }

@@ -192,6 +192,7 @@ fn full_plan() -> Plan {
                 allowed_statuses: vec![502, 503],
                 within: Duration::from_secs(10),
             },
+            ..Expectations::default()
         },
     }
 }
@@ -904,4 +905,254 @@ fn a_config_error_names_the_config_file() {
     .to_string();
     assert!(error.starts_with("faultline.toml:2:1:"), "{error}");
     assert!(error.contains("comand"), "{error}");
+}
+
+// ---- check-family expectations ---------------------------------------------------------------
+
+/// The smallest valid scenario: seven lines, so a table appended to it starts on line 8.
+const MINI: &str = r#"name = "x"
+[load]
+users = 1
+duration = "10s"
+[[load.flows]]
+name = "ask"
+messages = ["hi"]
+"#;
+
+#[test]
+fn every_check_family_gets_defaults_without_expect() {
+    let plan = parse_scenario(MINI, "s.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.expect, Expectations::default());
+    assert_eq!(plan.expect.retries.max_attempts, 4);
+    assert_eq!(plan.expect.recovery.windows, 3);
+    assert_eq!(plan.expect.logs.request_id_field, "requestId");
+    assert_eq!(plan.expect.metrics.llm_errors, "/llm_errors_total");
+    assert!(plan.expect.skip.is_empty());
+}
+
+#[test]
+fn every_check_family_table_is_read() {
+    let text = format!(
+        "{MINI}{}",
+        r#"[expect]
+skip = ["cost", "retries.jitter"]
+[expect.retries]
+max_attempts = 3
+amplification = 2.5
+min_growth = 1.5
+min_jitter = 0.2
+non_retryable = [400]
+retryable = [429, 503]
+max_unretried = 0.1
+[expect.writes]
+max_duplicates = 0
+[expect.fallback]
+tool_flows = ["weather"]
+tool_success_rate = 0.9
+redis_success_rate = 0.99
+[expect.recovery]
+p95 = "2s"
+within = "5s"
+window = "500ms"
+windows = 4
+success_tolerance = 0.1
+p95_factor = 2
+mitigate_within = "3s"
+fast_fail = "300ms"
+long_outage = "20s"
+[expect.logs]
+request_id_field = "request_id"
+input_tokens_field = "prompt_tokens"
+output_tokens_field = "completion_tokens"
+tokens_route = "/v1/messages"
+tokens_tolerance = 0
+[expect.metrics]
+llm_errors = "/llm/errors"
+tokens_input = "/tokens/in"
+tokens_output = "/tokens/out"
+cache_hit_ratio = ""
+agent_steps = "/agent/steps"
+tokens_route = "/v1/messages"
+tolerance = 0.1
+[expect.cost]
+ratio = 1.5
+tokens_route = "/v1/messages"
+[expect.agent]
+max_llm_calls = 5
+llm_route = "/v1/messages"
+[expect.stream]
+first_token_p95 = "1500ms"
+inter_token_p95 = "200ms"
+"#
+    );
+    let e = parse_scenario(&text, "s.toml")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect;
+    assert_eq!(e.skip, ["cost", "retries.jitter"]);
+    assert_eq!(e.retries.max_attempts, 3);
+    assert_eq!(e.retries.amplification, 2.5);
+    assert_eq!(e.retries.min_growth, 1.5);
+    assert_eq!(e.retries.min_jitter, 0.2);
+    assert_eq!(e.retries.non_retryable, [400]);
+    assert_eq!(e.retries.retryable, [429, 503]);
+    assert_eq!(e.retries.max_unretried, 0.1);
+    assert_eq!(e.writes.max_duplicates, 0);
+    assert_eq!(e.fallback.tool_flows, ["weather"]);
+    assert_eq!(e.fallback.tool_success_rate, 0.9);
+    assert_eq!(e.fallback.redis_success_rate, 0.99);
+    // [expect.recovery] holds both the phase's limits and the recovery check's settings.
+    assert_eq!(e.phases[&Phase::Recovery].p95, Some(Duration::from_secs(2)));
+    assert_eq!(e.recovery.within, Duration::from_secs(5));
+    assert_eq!(e.recovery.window, Duration::from_millis(500));
+    assert_eq!(e.recovery.windows, 4);
+    assert_eq!(e.recovery.success_tolerance, 0.1);
+    assert_eq!(e.recovery.p95_factor, 2.0);
+    assert_eq!(e.recovery.mitigate_within, Duration::from_secs(3));
+    assert_eq!(e.recovery.fast_fail, Duration::from_millis(300));
+    assert_eq!(e.recovery.long_outage, Duration::from_secs(20));
+    assert_eq!(e.logs.request_id_field, "request_id");
+    assert_eq!(e.logs.input_tokens_field, "prompt_tokens");
+    assert_eq!(e.logs.output_tokens_field, "completion_tokens");
+    assert_eq!(e.logs.tokens_route, "/v1/messages");
+    assert_eq!(e.logs.tokens_tolerance, 0.0);
+    assert_eq!(e.metrics.llm_errors, "/llm/errors");
+    assert_eq!(e.metrics.tokens_input, "/tokens/in");
+    assert_eq!(e.metrics.tokens_output, "/tokens/out");
+    assert_eq!(e.metrics.cache_hit_ratio, "");
+    assert_eq!(e.metrics.agent_steps, "/agent/steps");
+    assert_eq!(e.metrics.tokens_route, "/v1/messages");
+    assert_eq!(e.metrics.tolerance, 0.1);
+    assert_eq!(e.cost.ratio, 1.5);
+    assert_eq!(e.cost.tokens_route, "/v1/messages");
+    assert_eq!(e.agent.max_llm_calls, 5);
+    assert_eq!(e.agent.llm_route, "/v1/messages");
+    assert_eq!(e.stream.first_token_p95, Duration::from_millis(1500));
+    assert_eq!(e.stream.inter_token_p95, Duration::from_millis(200));
+}
+
+/// `table` appended to MINI: its first line is line 8 of the file.
+fn mini_with(table: &str) -> String {
+    format!("{MINI}{table}")
+}
+
+#[test]
+fn bad_values_in_check_family_tables_are_pointed_at() {
+    let cases: [(&str, usize, usize, &[&str]); 12] = [
+        (
+            "[expect.retries]\nmax_attempts = 0\n",
+            9,
+            16,
+            &["`max_attempts` in [expect.retries] is 0", "from 1 to 1000"],
+        ),
+        (
+            "[expect.retries]\nnon_retryable = [400, 4010]\n",
+            9,
+            23,
+            &["`non_retryable` in [expect.retries] holds 4010"],
+        ),
+        (
+            "[expect.writes]\nmax_duplicates = -1\n",
+            9,
+            18,
+            &["`max_duplicates` in [expect.writes] is -1"],
+        ),
+        (
+            "[expect.fallback]\nredis_success_rate = 1.5\n",
+            9,
+            22,
+            &[
+                "`redis_success_rate` in [expect.fallback] is 1.5",
+                "from 0 to 1",
+            ],
+        ),
+        (
+            "[expect.recovery]\nwindows = 0\n",
+            9,
+            11,
+            &["`windows` in [expect.recovery] is 0"],
+        ),
+        (
+            "[expect.recovery]\nwithin = \"soon\"\n",
+            9,
+            10,
+            &["`within` in [expect.recovery] is not a duration"],
+        ),
+        (
+            "[expect.logs]\ntokens_route = \"v1/chat/completions\"\n",
+            9,
+            16,
+            &["`tokens_route` in [expect.logs]", "must start with \"/\""],
+        ),
+        (
+            "[expect.metrics]\nllm_errors = \"llm_errors_total\"\n",
+            9,
+            14,
+            &[
+                "`llm_errors` in [expect.metrics]",
+                "JSON pointer",
+                "\"/llm_errors_total\"",
+            ],
+        ),
+        (
+            "[expect.cost]\nratio = 0\n",
+            9,
+            9,
+            &["`ratio` in [expect.cost] is 0", "more than 0"],
+        ),
+        (
+            "[expect.agent]\nmax_llm_calls = 0\n",
+            9,
+            17,
+            &["`max_llm_calls` in [expect.agent] is 0"],
+        ),
+        (
+            "[expect.stream]\nfirst_token_p95 = \"0s\"\n",
+            9,
+            19,
+            &["`first_token_p95` in [expect.stream] is zero"],
+        ),
+        (
+            "[expect]\nskip = [\"cost\", \"retires\"]\n",
+            9,
+            17,
+            &[
+                "`skip` in [expect] names \"retires\"",
+                "did you mean `retries`",
+            ],
+        ),
+    ];
+    for (table, line, column, words) in cases {
+        assert_error(&mini_with(table), line, column, words);
+    }
+}
+
+#[test]
+fn unknown_keys_in_check_family_tables_are_named() {
+    assert_error(
+        &mini_with("[expect.stream]\nfirst_token = \"1s\"\n"),
+        9,
+        1,
+        &[
+            "unknown field `first_token` in [expect.stream]",
+            "did you mean `first_token_p95`",
+        ],
+    );
+    assert_error(
+        &mini_with("[expect.retries]\nmax_attempt = 3\n"),
+        9,
+        1,
+        &[
+            "unknown field `max_attempt` in [expect.retries]",
+            "did you mean `max_attempts`",
+        ],
+    );
+    assert_error(
+        &mini_with("[expect.retires]\nmax_attempts = 3\n"),
+        8,
+        9,
+        &[
+            "unknown field `retires` in [expect]",
+            "did you mean `retries`",
+        ],
+    );
 }

@@ -431,6 +431,7 @@ pub(crate) mod tests {
                 },
             )]),
             errors: ErrorExpectations::default(),
+            ..Expectations::default()
         }
     }
 

@@ -167,6 +167,7 @@ pub(crate) mod tests {
             expect: Expectations {
                 phases: BTreeMap::new(),
                 errors: ErrorExpectations::default(),
+                ..Expectations::default()
             },
         }
     }

@@ -156,12 +156,248 @@ impl TargetSpec {
     }
 }
 
-/// Limits a run is judged against.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Limits a run is judged against. Every family has defaults, so a scenario without `[expect]`
+/// still runs every check its evidence allows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Expectations {
     /// Latency and error-rate limits per phase; a phase without an entry is not gated.
     pub phases: BTreeMap<Phase, PhaseLimits>,
     pub errors: ErrorExpectations,
+    pub retries: RetryExpectations,
+    pub writes: WriteExpectations,
+    pub fallback: FallbackExpectations,
+    pub recovery: RecoveryExpectations,
+    pub logs: LogExpectations,
+    pub metrics: MetricsExpectations,
+    pub cost: CostExpectations,
+    pub agent: AgentExpectations,
+    pub stream: StreamExpectations,
+    /// Checks not to run: a family (`cost`) or a verdict id (`retries.backoff`).
+    pub skip: Vec<String>,
+}
+
+impl Expectations {
+    /// The check families [`Expectations::skip`] may name, in report order.
+    pub const FAMILIES: [&'static str; 11] = [
+        "sla", "errors", "retries", "writes", "fallback", "recovery", "logs", "metrics", "cost",
+        "agent", "stream",
+    ];
+
+    /// Whether the verdict `id` was asked to be skipped (by its id or its family).
+    pub fn skips(&self, id: &str) -> bool {
+        self.skip
+            .iter()
+            .any(|s| id == s || (id.starts_with(s.as_str()) && id[s.len()..].starts_with('.')))
+    }
+}
+
+/// How the target retries upstream calls (`[expect.retries]`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RetryExpectations {
+    /// Most attempts (first try included) one client request may make at one fake and route.
+    pub max_attempts: u32,
+    /// Most upstream attempts per client request in a fault window, relative to the baseline's.
+    pub amplification: f64,
+    /// The mean wait before retry n+1 must be at least this many times the wait before retry n.
+    pub min_growth: f64,
+    /// The first waits of different requests must vary at least this much (coefficient of
+    /// variation), or clients that failed together retry together.
+    pub min_jitter: f64,
+    /// Answers that must never be retried (the request itself is wrong).
+    pub non_retryable: Vec<u16>,
+    /// Answers worth retrying (plus no answer at all).
+    pub retryable: Vec<u16>,
+    /// Most share of requests whose retryable failure was never retried.
+    pub max_unretried: f64,
+}
+
+impl Default for RetryExpectations {
+    fn default() -> Self {
+        RetryExpectations {
+            max_attempts: 4,
+            amplification: 4.0,
+            min_growth: 1.2,
+            min_jitter: 0.1,
+            non_retryable: vec![400, 401, 403, 404, 422],
+            retryable: vec![429, 500, 502, 503, 504],
+            max_unretried: 0.5,
+        }
+    }
+}
+
+/// Writes through tools (`[expect.writes]`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct WriteExpectations {
+    /// Most client requests allowed to have created their side effect more than once.
+    pub max_duplicates: u32,
+}
+
+/// Graceful degradation (`[expect.fallback]`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FallbackExpectations {
+    /// Flows that need a tool; empty: the requests the tool fakes saw during their outage.
+    pub tool_flows: Vec<String>,
+    /// Least share of requests that must still succeed during a tool outage.
+    pub tool_success_rate: f64,
+    /// Least share of requests that must still succeed during a Redis outage.
+    pub redis_success_rate: f64,
+}
+
+impl Default for FallbackExpectations {
+    fn default() -> Self {
+        FallbackExpectations {
+            tool_flows: Vec::new(),
+            tool_success_rate: 0.95,
+            redis_success_rate: 0.95,
+        }
+    }
+}
+
+/// Recovery after faults (`[expect.recovery]`, next to the recovery phase's own limits).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecoveryExpectations {
+    /// Most time from the last fault's end until the service is back to its baseline.
+    #[serde(serialize_with = "ser_ms")]
+    pub within: Duration,
+    /// Width of one judged window.
+    #[serde(serialize_with = "ser_ms")]
+    pub window: Duration,
+    /// Consecutive healthy windows that count as recovered.
+    pub windows: u32,
+    /// A window is healthy when its success rate is at most this far below the baseline's…
+    pub success_tolerance: f64,
+    /// …and its p95 at most this many times the baseline's p95.
+    pub p95_factor: f64,
+    /// Most time from a long outage's start to the first fast failure or degraded answer.
+    #[serde(serialize_with = "ser_ms")]
+    pub mitigate_within: Duration,
+    /// A failure this quick counts as fast (mitigation; p95 limit in a long outage).
+    #[serde(serialize_with = "ser_ms")]
+    pub fast_fail: Duration,
+    /// Outages at least this long are owed mitigation, and must fail fast in their second
+    /// half (a circuit breaker); shorter faults may simply be retried through.
+    #[serde(serialize_with = "ser_ms")]
+    pub long_outage: Duration,
+}
+
+impl Default for RecoveryExpectations {
+    fn default() -> Self {
+        RecoveryExpectations {
+            within: Duration::from_secs(10),
+            window: Duration::from_secs(1),
+            windows: 3,
+            success_tolerance: 0.05,
+            p95_factor: 1.5,
+            mitigate_within: Duration::from_secs(10),
+            fast_fail: Duration::from_secs(1),
+            long_outage: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Structured logs (`[expect.logs]`); field names are the lesson's.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LogExpectations {
+    pub request_id_field: String,
+    pub input_tokens_field: String,
+    pub output_tokens_field: String,
+    /// The LLM route whose `usage` the logged token counts add up.
+    pub tokens_route: String,
+    /// Relative difference allowed between logged and real token counts.
+    pub tokens_tolerance: f64,
+}
+
+impl Default for LogExpectations {
+    fn default() -> Self {
+        LogExpectations {
+            request_id_field: "requestId".into(),
+            input_tokens_field: "inputTokens".into(),
+            output_tokens_field: "outputTokens".into(),
+            tokens_route: "/v1/chat/completions".into(),
+            tokens_tolerance: 0.02,
+        }
+    }
+}
+
+/// The target's metrics against ground truth (`[expect.metrics]`). Each figure is a JSON
+/// pointer into the metrics body; an empty pointer leaves that figure out.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MetricsExpectations {
+    pub llm_errors: String,
+    pub tokens_input: String,
+    pub tokens_output: String,
+    pub cache_hit_ratio: String,
+    pub agent_steps: String,
+    /// The LLM route whose `usage` the token metrics add up.
+    pub tokens_route: String,
+    /// Relative difference allowed (counts may also be off by one).
+    pub tolerance: f64,
+}
+
+impl Default for MetricsExpectations {
+    fn default() -> Self {
+        MetricsExpectations {
+            llm_errors: "/llm_errors_total".into(),
+            tokens_input: "/tokens_input".into(),
+            tokens_output: "/tokens_output".into(),
+            cache_hit_ratio: "/cache_hit_ratio".into(),
+            agent_steps: "/agent_steps_count".into(),
+            tokens_route: "/v1/chat/completions".into(),
+            tolerance: 0.05,
+        }
+    }
+}
+
+/// The token cost of faults (`[expect.cost]`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CostExpectations {
+    /// Most tokens per successful answer in the fault phase, as a multiple of the baseline's.
+    pub ratio: f64,
+    pub tokens_route: String,
+}
+
+impl Default for CostExpectations {
+    fn default() -> Self {
+        CostExpectations {
+            ratio: 2.0,
+            tokens_route: "/v1/chat/completions".into(),
+        }
+    }
+}
+
+/// Agent loops (`[expect.agent]`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AgentExpectations {
+    /// Most LLM calls one agent request may make.
+    pub max_llm_calls: u32,
+    pub llm_route: String,
+}
+
+impl Default for AgentExpectations {
+    fn default() -> Self {
+        AgentExpectations {
+            max_llm_calls: 8,
+            llm_route: "/v1/chat/completions".into(),
+        }
+    }
+}
+
+/// Streamed answers (`[expect.stream]`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StreamExpectations {
+    #[serde(serialize_with = "ser_ms")]
+    pub first_token_p95: Duration,
+    #[serde(serialize_with = "ser_ms")]
+    pub inter_token_p95: Duration,
+}
+
+impl Default for StreamExpectations {
+    fn default() -> Self {
+        StreamExpectations {
+            first_token_p95: Duration::from_secs(3),
+            inter_token_p95: Duration::from_millis(500),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

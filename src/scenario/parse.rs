@@ -1191,17 +1191,19 @@ fn whole_number(
 }
 
 fn build_expect(raw: Option<raw::RawExpect>, src: &Source) -> Result<Expectations, ScenarioError> {
-    let mut expect = Expectations {
-        phases: BTreeMap::new(),
-        errors: ErrorExpectations::default(),
-    };
+    let mut expect = Expectations::default();
     let Some(raw) = raw else {
         return Ok(expect);
     };
+    // [expect.recovery] holds the recovery phase's limits and the recovery check's settings.
+    let recovery_limits = raw.recovery.as_ref().map(|r| RawPhaseLimits {
+        p95: r.p95.clone(),
+        error_rate: r.error_rate.clone(),
+    });
     for (phase, limits) in [
         (Phase::Baseline, raw.baseline),
         (Phase::Fault, raw.fault),
-        (Phase::Recovery, raw.recovery),
+        (Phase::Recovery, recovery_limits),
     ] {
         if let Some(limits) = limits {
             expect
@@ -1212,7 +1214,293 @@ fn build_expect(raw: Option<raw::RawExpect>, src: &Source) -> Result<Expectation
     if let Some(errors) = raw.errors {
         expect.errors = build_errors(errors, src)?;
     }
+    if let Some(r) = raw.recovery {
+        build_recovery(&r, &mut expect.recovery, src)?;
+    }
+    if let Some(r) = raw.retries {
+        build_retries(&r, &mut expect.retries, src)?;
+    }
+    if let Some(r) = raw.writes {
+        if let Some(n) = &r.max_duplicates {
+            let what = "`max_duplicates` in [expect.writes]";
+            expect.writes.max_duplicates =
+                whole_number(n, what, 0, 1_000_000, "max_duplicates = 0", src)? as u32;
+        }
+    }
+    if let Some(r) = raw.fallback {
+        let table = "in [expect.fallback]";
+        if let Some(flows) = &r.tool_flows {
+            expect.fallback.tool_flows = flows.iter().map(|f| f.get_ref().clone()).collect();
+        }
+        if let Some(v) = &r.tool_success_rate {
+            expect.fallback.tool_success_rate =
+                share(v, &format!("`tool_success_rate` {table}"), "0.95", src)?;
+        }
+        if let Some(v) = &r.redis_success_rate {
+            expect.fallback.redis_success_rate =
+                share(v, &format!("`redis_success_rate` {table}"), "0.95", src)?;
+        }
+    }
+    if let Some(r) = raw.logs {
+        build_logs(&r, &mut expect.logs, src)?;
+    }
+    if let Some(r) = raw.metrics {
+        build_metrics(&r, &mut expect.metrics, src)?;
+    }
+    if let Some(r) = raw.cost {
+        if let Some(v) = &r.ratio {
+            expect.cost.ratio = positive(v, "`ratio` in [expect.cost]", "ratio = 2.0", src)?;
+        }
+        if let Some(t) = &r.tokens_route {
+            expect.cost.tokens_route = url_path(t, "`tokens_route` in [expect.cost]", src)?;
+        }
+    }
+    if let Some(r) = raw.agent {
+        if let Some(n) = &r.max_llm_calls {
+            let what = "`max_llm_calls` in [expect.agent]";
+            expect.agent.max_llm_calls =
+                whole_number(n, what, 1, 1_000_000, "max_llm_calls = 8", src)? as u32;
+        }
+        if let Some(t) = &r.llm_route {
+            expect.agent.llm_route = url_path(t, "`llm_route` in [expect.agent]", src)?;
+        }
+    }
+    if let Some(r) = raw.stream {
+        if let Some(t) = &r.first_token_p95 {
+            expect.stream.first_token_p95 =
+                positive_duration(t, "`first_token_p95` in [expect.stream]", src)?;
+        }
+        if let Some(t) = &r.inter_token_p95 {
+            expect.stream.inter_token_p95 =
+                positive_duration(t, "`inter_token_p95` in [expect.stream]", src)?;
+        }
+    }
+    if let Some(skip) = raw.skip {
+        for name in &skip {
+            let family = name.get_ref().split('.').next().unwrap_or("");
+            if !Expectations::FAMILIES.contains(&family) {
+                let mut message = format!(
+                    "`skip` in [expect] names \"{}\", which is no check; name a family ({}) or \
+                     a verdict id such as \"retries.backoff\"",
+                    name.get_ref(),
+                    Expectations::FAMILIES.join(", ")
+                );
+                if let Some(close) = closest(family, Expectations::FAMILIES.into_iter()) {
+                    message.push_str(&format!("; did you mean `{close}`?"));
+                }
+                return Err(src.error(name, message));
+            }
+            expect.skip.push(name.get_ref().clone());
+        }
+    }
     Ok(expect)
+}
+
+fn build_recovery(
+    r: &raw::RawRecovery,
+    e: &mut crate::scenario::RecoveryExpectations,
+    src: &Source,
+) -> Result<(), ScenarioError> {
+    let what = |field: &str| format!("`{field}` in [expect.recovery]");
+    if let Some(t) = &r.within {
+        e.within = positive_duration(t, &what("within"), src)?;
+    }
+    if let Some(t) = &r.window {
+        e.window = positive_duration(t, &what("window"), src)?;
+    }
+    if let Some(n) = &r.windows {
+        e.windows = whole_number(n, &what("windows"), 1, 1000, "windows = 3", src)? as u32;
+    }
+    if let Some(v) = &r.success_tolerance {
+        e.success_tolerance = share(v, &what("success_tolerance"), "0.05", src)?;
+    }
+    if let Some(v) = &r.p95_factor {
+        e.p95_factor = positive(v, &what("p95_factor"), "p95_factor = 1.5", src)?;
+    }
+    if let Some(t) = &r.mitigate_within {
+        e.mitigate_within = positive_duration(t, &what("mitigate_within"), src)?;
+    }
+    if let Some(t) = &r.fast_fail {
+        e.fast_fail = positive_duration(t, &what("fast_fail"), src)?;
+    }
+    if let Some(t) = &r.long_outage {
+        e.long_outage = positive_duration(t, &what("long_outage"), src)?;
+    }
+    Ok(())
+}
+
+fn build_retries(
+    r: &raw::RawRetries,
+    e: &mut crate::scenario::RetryExpectations,
+    src: &Source,
+) -> Result<(), ScenarioError> {
+    let what = |field: &str| format!("`{field}` in [expect.retries]");
+    if let Some(n) = &r.max_attempts {
+        e.max_attempts =
+            whole_number(n, &what("max_attempts"), 1, 1000, "max_attempts = 4", src)? as u32;
+    }
+    if let Some(v) = &r.amplification {
+        e.amplification = positive(v, &what("amplification"), "amplification = 3", src)?;
+    }
+    if let Some(v) = &r.min_growth {
+        e.min_growth = positive(v, &what("min_growth"), "min_growth = 1.3", src)?;
+    }
+    if let Some(v) = &r.min_jitter {
+        e.min_jitter = share(v, &what("min_jitter"), "0.1", src)?;
+    }
+    if let Some(list) = &r.non_retryable {
+        e.non_retryable = status_list(list, &what("non_retryable"), src)?;
+    }
+    if let Some(list) = &r.retryable {
+        e.retryable = status_list(list, &what("retryable"), src)?;
+    }
+    if let Some(v) = &r.max_unretried {
+        e.max_unretried = share(v, &what("max_unretried"), "0.5", src)?;
+    }
+    Ok(())
+}
+
+fn build_logs(
+    r: &raw::RawLogs,
+    e: &mut crate::scenario::LogExpectations,
+    src: &Source,
+) -> Result<(), ScenarioError> {
+    let what = |field: &str| format!("`{field}` in [expect.logs]");
+    for (raw, slot, name) in [
+        (
+            &r.request_id_field,
+            &mut e.request_id_field,
+            "request_id_field",
+        ),
+        (
+            &r.input_tokens_field,
+            &mut e.input_tokens_field,
+            "input_tokens_field",
+        ),
+        (
+            &r.output_tokens_field,
+            &mut e.output_tokens_field,
+            "output_tokens_field",
+        ),
+    ] {
+        if let Some(t) = raw {
+            if t.get_ref().trim().is_empty() {
+                return Err(src.error(
+                    t,
+                    format!(
+                        "{} is empty; name a JSON field, e.g. \"requestId\"",
+                        what(name)
+                    ),
+                ));
+            }
+            *slot = t.get_ref().clone();
+        }
+    }
+    if let Some(t) = &r.tokens_route {
+        e.tokens_route = url_path(t, &what("tokens_route"), src)?;
+    }
+    if let Some(v) = &r.tokens_tolerance {
+        e.tokens_tolerance = share(v, &what("tokens_tolerance"), "0.02", src)?;
+    }
+    Ok(())
+}
+
+fn build_metrics(
+    r: &raw::RawMetrics,
+    e: &mut crate::scenario::MetricsExpectations,
+    src: &Source,
+) -> Result<(), ScenarioError> {
+    let what = |field: &str| format!("`{field}` in [expect.metrics]");
+    for (raw, slot, name) in [
+        (&r.llm_errors, &mut e.llm_errors, "llm_errors"),
+        (&r.tokens_input, &mut e.tokens_input, "tokens_input"),
+        (&r.tokens_output, &mut e.tokens_output, "tokens_output"),
+        (
+            &r.cache_hit_ratio,
+            &mut e.cache_hit_ratio,
+            "cache_hit_ratio",
+        ),
+        (&r.agent_steps, &mut e.agent_steps, "agent_steps"),
+    ] {
+        if let Some(t) = raw {
+            let pointer = t.get_ref();
+            // An empty pointer leaves the figure out; anything else is a JSON pointer.
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                return Err(src.error(
+                    t,
+                    format!(
+                        "{} is \"{pointer}\"; it is a JSON pointer into the metrics body, \
+                         e.g. \"/{}\" (or \"\" to leave it out)",
+                        what(name),
+                        pointer.trim_start_matches('/')
+                    ),
+                ));
+            }
+            *slot = pointer.clone();
+        }
+    }
+    if let Some(t) = &r.tokens_route {
+        e.tokens_route = url_path(t, &what("tokens_route"), src)?;
+    }
+    if let Some(v) = &r.tolerance {
+        e.tolerance = share(v, &what("tolerance"), "0.05", src)?;
+    }
+    Ok(())
+}
+
+/// A share from 0 to 1; `example` is a good value.
+fn share(
+    value: &Spanned<f64>,
+    what: &str,
+    example: &str,
+    src: &Source,
+) -> Result<f64, ScenarioError> {
+    let v = *value.get_ref();
+    if !(0.0..=1.0).contains(&v) {
+        return Err(src.error(
+            value,
+            format!("{what} is {v}; it is a share, from 0 to 1, e.g. {example}"),
+        ));
+    }
+    Ok(v)
+}
+
+/// A finite number above zero.
+fn positive(
+    value: &Spanned<f64>,
+    what: &str,
+    example: &str,
+    src: &Source,
+) -> Result<f64, ScenarioError> {
+    let v = *value.get_ref();
+    if !(v.is_finite() && v > 0.0) {
+        return Err(src.error(
+            value,
+            format!("{what} is {v}; it must be more than 0, e.g. {example}"),
+        ));
+    }
+    Ok(v)
+}
+
+/// A list of HTTP statuses.
+fn status_list(list: &[Spanned<i64>], what: &str, src: &Source) -> Result<Vec<u16>, ScenarioError> {
+    list.iter()
+        .map(|status| {
+            let value = *status.get_ref();
+            u16::try_from(value)
+                .ok()
+                .filter(|c| (100..=599).contains(c))
+                .ok_or_else(|| {
+                    src.error(
+                        status,
+                        format!(
+                            "{what} holds {value}; each must be an HTTP status from 100 to 599, \
+                             e.g. [400, 401]"
+                        ),
+                    )
+                })
+        })
+        .collect()
 }
 
 fn build_limits(

@@ -183,8 +183,102 @@ impl RawFault {
 pub struct RawExpect {
     pub baseline: Option<RawPhaseLimits>,
     pub fault: Option<RawPhaseLimits>,
-    pub recovery: Option<RawPhaseLimits>,
+    /// The recovery phase's limits and how the service must recover, in one table.
+    pub recovery: Option<RawRecovery>,
     pub errors: Option<RawErrors>,
+    pub retries: Option<RawRetries>,
+    pub writes: Option<RawWrites>,
+    pub fallback: Option<RawFallback>,
+    pub logs: Option<RawLogs>,
+    pub metrics: Option<RawMetrics>,
+    pub cost: Option<RawCost>,
+    pub agent: Option<RawAgent>,
+    pub stream: Option<RawStream>,
+    pub skip: Option<Vec<Text>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecovery {
+    pub p95: Option<Text>,
+    pub error_rate: Option<Spanned<f64>>,
+    pub within: Option<Text>,
+    pub window: Option<Text>,
+    pub windows: Option<Spanned<i64>>,
+    pub success_tolerance: Option<Spanned<f64>>,
+    pub p95_factor: Option<Spanned<f64>>,
+    pub mitigate_within: Option<Text>,
+    pub fast_fail: Option<Text>,
+    pub long_outage: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetries {
+    pub max_attempts: Option<Spanned<i64>>,
+    pub amplification: Option<Spanned<f64>>,
+    pub min_growth: Option<Spanned<f64>>,
+    pub min_jitter: Option<Spanned<f64>>,
+    pub non_retryable: Option<Vec<Spanned<i64>>>,
+    pub retryable: Option<Vec<Spanned<i64>>>,
+    pub max_unretried: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWrites {
+    pub max_duplicates: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFallback {
+    pub tool_flows: Option<Vec<Text>>,
+    pub tool_success_rate: Option<Spanned<f64>>,
+    pub redis_success_rate: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogs {
+    pub request_id_field: Option<Text>,
+    pub input_tokens_field: Option<Text>,
+    pub output_tokens_field: Option<Text>,
+    pub tokens_route: Option<Text>,
+    pub tokens_tolerance: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub llm_errors: Option<Text>,
+    pub tokens_input: Option<Text>,
+    pub tokens_output: Option<Text>,
+    pub cache_hit_ratio: Option<Text>,
+    pub agent_steps: Option<Text>,
+    pub tokens_route: Option<Text>,
+    pub tolerance: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCost {
+    pub ratio: Option<Spanned<f64>>,
+    pub tokens_route: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgent {
+    pub max_llm_calls: Option<Spanned<i64>>,
+    pub llm_route: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStream {
+    pub first_token_p95: Option<Text>,
+    pub inter_token_p95: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

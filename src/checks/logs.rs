@@ -1,0 +1,526 @@
+//! Structured logs (`logs.*`): what an operator grepping at 2 a.m. will find.
+//!
+//! The lesson: "One JSON line per request — easy to query", with a `requestId`, `inputTokens`
+//! and `outputTokens`; "show request ID in support-facing errors so users can report issues you
+//! can grep"; "Never log: API keys, raw passwords, full credit card numbers." So each answered
+//! request has exactly one JSON summary line (`logs.one_line_per_request`), the id the user was
+//! shown is in the logs (`logs.request_id`), the logged tokens equal the provider's `usage`
+//! (`logs.tokens`), and no planted secret shows up in logs or answers (`logs.no_secrets`).
+
+use serde_json::{Map, Value};
+
+use super::common::{attempts_per_record, bounded, gap_about, json_line, not_applicable, pending};
+use super::sla::format_ratio;
+use super::{Outcome, Verdict};
+use crate::evidence::{Evidence, Record};
+use crate::scenario::LogExpectations;
+
+/// Canaries shorter than this are not searched for: they would match by chance.
+const MIN_CANARY_CHARS: usize = 6;
+
+pub fn check(evidence: &Evidence, expect: &LogExpectations) -> Vec<Verdict> {
+    let lines: Vec<(usize, Map<String, Value>)> = evidence
+        .logs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| json_line(&l.text).map(|j| (i, j)))
+        .collect();
+    vec![
+        check_one_line(evidence, &lines, expect),
+        check_request_id(evidence),
+        check_tokens(evidence, &lines, expect),
+        check_no_secrets(evidence),
+    ]
+}
+
+/// Why log checks cannot be made, when the logs were not captured.
+fn no_logs(evidence: &Evidence) -> Option<String> {
+    evidence
+        .logs
+        .is_empty()
+        .then(|| match gap_about(evidence, "log") {
+            Some(gap) => format!("the target's logs are missing ({gap})"),
+            None => "the target wrote no log lines that were captured".into(),
+        })
+}
+
+/// The field as text, whether the target wrote it as a string or a number.
+fn text_of(line: &Map<String, Value>, field: &str) -> Option<String> {
+    match line.get(field)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn count_of(line: &Map<String, Value>, field: &str) -> Option<u64> {
+    match line.get(field)? {
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The request's summary lines: JSON lines naming its id that carry the token totals.
+fn summaries<'a>(
+    r: &Record,
+    lines: &'a [(usize, Map<String, Value>)],
+    expect: &LogExpectations,
+) -> Vec<&'a Map<String, Value>> {
+    lines
+        .iter()
+        // The id faultline sent, or the one the target answered with if it made its own.
+        .filter(|(_, j)| {
+            text_of(j, &expect.request_id_field).is_some_and(|id| {
+                id == r.request_id || r.response_request_id.as_deref() == Some(id.as_str())
+            })
+        })
+        .filter(|(_, j)| {
+            j.contains_key(&expect.input_tokens_field)
+                && j.contains_key(&expect.output_tokens_field)
+        })
+        .map(|(_, j)| j)
+        .collect()
+}
+
+/// `logs.one_line_per_request`: every answered request has exactly one JSON summary line.
+fn check_one_line(
+    evidence: &Evidence,
+    lines: &[(usize, Map<String, Value>)],
+    expect: &LogExpectations,
+) -> Verdict {
+    let mut v = pending(
+        "logs.one_line_per_request",
+        format!(
+            "each answered request has exactly one JSON log line with its {}, {} and {}",
+            expect.request_id_field, expect.input_tokens_field, expect.output_tokens_field
+        ),
+        "requests",
+        Some(0.0),
+    );
+    if let Some(why) = no_logs(evidence) {
+        return not_applicable(
+            v,
+            format!("{why}, so per-request lines could not be checked."),
+        );
+    }
+    let answered: Vec<&Record> = evidence
+        .records
+        .iter()
+        .filter(|r| r.status.is_some())
+        .collect();
+    if answered.is_empty() {
+        return not_applicable(
+            v,
+            "no request was answered, so per-request lines could not be checked.",
+        );
+    }
+    let mut bad = Vec::new();
+    for r in &answered {
+        let n = summaries(r, lines, expect).len();
+        if n != 1 {
+            let plain = evidence
+                .logs
+                .iter()
+                .find(|l| l.text.contains(&r.request_id) && json_line(&l.text).is_none());
+            let mut line = format!(
+                "{} {}: {n} JSON lines with {}=\"{}\" and token fields",
+                r.request_id,
+                super::sla::outcome_of(r),
+                expect.request_id_field,
+                r.request_id
+            );
+            if let Some(p) = plain {
+                line.push_str(&format!(
+                    "; a plain-text line names it: {}",
+                    super::sla::excerpt(&p.text)
+                ));
+            }
+            bad.push(line);
+        }
+    }
+    v.figure = Some(bad.len() as f64);
+    if bad.is_empty() {
+        v.outcome = Outcome::Pass;
+        v.summary = format!(
+            "each of the {} answered requests has exactly one JSON summary line.",
+            answered.len()
+        );
+    } else {
+        v.outcome = Outcome::Fail;
+        v.summary = format!(
+            "{} of {} answered requests do not have exactly one JSON line with {}, {} and {}: \
+             an operator cannot find a request's cost and outcome with one query.",
+            bad.len(),
+            answered.len(),
+            expect.request_id_field,
+            expect.input_tokens_field,
+            expect.output_tokens_field
+        );
+        v.evidence = bounded(bad);
+    }
+    v
+}
+
+/// `logs.request_id`: the request id the user was shown can be found in the logs.
+fn check_request_id(evidence: &Evidence) -> Verdict {
+    let mut v = pending(
+        "logs.request_id",
+        "the request id a response shows the user appears in the logs".into(),
+        "requests",
+        Some(0.0),
+    );
+    if let Some(why) = no_logs(evidence) {
+        return not_applicable(v, format!("{why}, so request ids could not be looked up."));
+    }
+    let shown: Vec<(&Record, &str)> = evidence
+        .records
+        .iter()
+        .filter_map(|r| {
+            r.response_request_id
+                .as_deref()
+                .filter(|id| !id.trim().is_empty())
+                .map(|id| (r, id))
+        })
+        .collect();
+    if shown.is_empty() {
+        return not_applicable(
+            v,
+            "no response reported a request id, so there was none to look up in the logs.",
+        );
+    }
+    let missing: Vec<String> = shown
+        .iter()
+        .filter(|(_, id)| !evidence.logs.iter().any(|l| l.text.contains(id)))
+        .map(|(r, id)| {
+            format!(
+                "{} {}: id \"{id}\" not in any log line",
+                r.request_id,
+                super::sla::outcome_of(r)
+            )
+        })
+        .collect();
+    v.figure = Some(missing.len() as f64);
+    if missing.is_empty() {
+        v.outcome = Outcome::Pass;
+        v.summary = format!(
+            "all {} request ids shown to users appear in the logs.",
+            shown.len()
+        );
+    } else {
+        v.outcome = Outcome::Fail;
+        v.summary = format!(
+            "{} of {} request ids shown to users appear in no log line: a user reporting one \
+             gives support nothing to grep.",
+            missing.len(),
+            shown.len()
+        );
+        v.evidence = bounded(missing);
+    }
+    v
+}
+
+/// `logs.tokens`: the token counts logged for a request equal the provider's `usage`.
+fn check_tokens(
+    evidence: &Evidence,
+    lines: &[(usize, Map<String, Value>)],
+    expect: &LogExpectations,
+) -> Verdict {
+    let mut v = pending(
+        "logs.tokens",
+        format!(
+            "logged {} and {} equal the provider's usage on {} (within {})",
+            expect.input_tokens_field,
+            expect.output_tokens_field,
+            expect.tokens_route,
+            format_ratio(expect.tokens_tolerance)
+        ),
+        "requests",
+        Some(0.0),
+    );
+    if let Some(why) = no_logs(evidence) {
+        return not_applicable(v, format!("{why}, so logged tokens could not be compared."));
+    }
+    let linked = attempts_per_record(evidence);
+    let mut judged = 0;
+    let mut wrong = Vec::new();
+    for r in &evidence.records {
+        let usage: Vec<_> = linked
+            .get(r.request_id.as_str())
+            .into_iter()
+            .flatten()
+            .filter(|a| a.fake == "llm" && a.route.starts_with(&expect.tokens_route))
+            .filter(|a| a.input_tokens.is_some() || a.output_tokens.is_some())
+            .collect();
+        if usage.is_empty() {
+            continue;
+        }
+        let [line] = summaries(r, lines, expect)[..] else {
+            continue;
+        };
+        let truth_in: u64 = usage.iter().filter_map(|a| a.input_tokens).sum();
+        let truth_out: u64 = usage.iter().filter_map(|a| a.output_tokens).sum();
+        let logged_in = count_of(line, &expect.input_tokens_field);
+        let logged_out = count_of(line, &expect.output_tokens_field);
+        judged += 1;
+        let close = |logged: Option<u64>, truth: u64| {
+            logged.is_some_and(|l| {
+                (l as f64 - truth as f64).abs() <= expect.tokens_tolerance * truth as f64
+            })
+        };
+        if !close(logged_in, truth_in) || !close(logged_out, truth_out) {
+            let shown = |n: Option<u64>| n.map_or("missing".into(), |n| n.to_string());
+            wrong.push(format!(
+                "{}: logged {} in / {} out, the provider's usage over {} attempts was {truth_in} \
+                 in / {truth_out} out",
+                r.request_id,
+                shown(logged_in),
+                shown(logged_out),
+                usage.len()
+            ));
+        }
+    }
+    if judged == 0 {
+        return not_applicable(
+            v,
+            format!(
+                "no request had both a JSON summary line and provider usage on {} linked to it, \
+                 so logged tokens could not be compared.",
+                expect.tokens_route
+            ),
+        );
+    }
+    v.figure = Some(wrong.len() as f64);
+    if wrong.is_empty() {
+        v.outcome = Outcome::Pass;
+        v.summary =
+            format!("logged tokens match the provider's usage for all {judged} requests compared.");
+    } else {
+        v.outcome = Outcome::Fail;
+        v.summary = format!(
+            "logged tokens differ from the provider's usage for {} of {judged} requests: cost \
+             forecasts built on these logs are wrong (retries' tokens are often the ones missed).",
+            wrong.len()
+        );
+        v.evidence = bounded(wrong);
+    }
+    v
+}
+
+/// A canary shown safely: its first four characters and its length.
+fn masked(canary: &str) -> String {
+    let head: String = canary.chars().take(4).collect();
+    format!("{head}… ({} chars)", canary.chars().count())
+}
+
+/// `logs.no_secrets`: no planted secret appears in a log line or a response body.
+fn check_no_secrets(evidence: &Evidence) -> Verdict {
+    let mut v = pending(
+        "logs.no_secrets",
+        "planted secrets (API key, passwords, card numbers) appear in no log line or answer".into(),
+        "leaks",
+        Some(0.0),
+    );
+    let canaries: Vec<&str> = evidence
+        .canaries
+        .iter()
+        .map(String::as_str)
+        .filter(|c| c.chars().count() >= MIN_CANARY_CHARS)
+        .collect();
+    if canaries.is_empty() {
+        return not_applicable(
+            v,
+            "no secrets were planted for the run, so leaks could not be looked for.",
+        );
+    }
+    let mut leaks = Vec::new();
+    for l in &evidence.logs {
+        for c in canaries.iter().filter(|c| l.text.contains(**c)) {
+            leaks.push(format!(
+                "log line at {} ({:?}) holds {}",
+                super::sla::format_ms(l.at_ms),
+                l.stream,
+                masked(c)
+            ));
+        }
+    }
+    for r in &evidence.records {
+        for c in canaries.iter().filter(|c| r.body_excerpt.contains(**c)) {
+            leaks.push(format!("response to {} holds {}", r.request_id, masked(c)));
+        }
+    }
+    v.figure = Some(leaks.len() as f64);
+    let searched = match no_logs(evidence) {
+        Some(why) => format!("response bodies only ({why})"),
+        None => format!(
+            "{} log lines and {} response bodies",
+            evidence.logs.len(),
+            evidence.records.len()
+        ),
+    };
+    if leaks.is_empty() {
+        v.outcome = Outcome::Pass;
+        v.summary = format!(
+            "none of the {} planted secrets appears in {searched}.",
+            canaries.len()
+        );
+    } else {
+        v.outcome = Outcome::Fail;
+        v.summary = format!(
+            "planted secrets appear {} times in {searched}: anyone who can read the logs can \
+             now use the key or see the user's password or card.",
+            leaks.len()
+        );
+        v.evidence = bounded(leaks);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::common::tests::attempt;
+    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::{LogLine, LogStream, Phase};
+
+    const CHAT: &str = "/v1/chat/completions";
+
+    fn log(text: String) -> LogLine {
+        LogLine {
+            at_ms: 1_000.0,
+            stream: LogStream::Stdout,
+            text,
+        }
+    }
+
+    /// Three answered requests, each with a chat attempt using 10 in / 4 out, an embeddings
+    /// attempt using 6 in, and one summary line logging `logged_in` / 4.
+    fn evidence(logged_in: u64) -> Evidence {
+        let mut e = EvidenceBuilder::new()
+            .records(Phase::Baseline, 3, Some(200), 100.0)
+            .build();
+        for r in e.records.clone() {
+            let mut chat = attempt(r.at_ms + 5.0, "llm", CHAT, &r.nonce, Some(200), 50.0);
+            chat.input_tokens = Some(10);
+            chat.output_tokens = Some(4);
+            let mut embed = attempt(
+                r.at_ms + 1.0,
+                "llm",
+                "/v1/embeddings",
+                &r.nonce,
+                Some(200),
+                5.0,
+            );
+            embed.input_tokens = Some(6);
+            e.attempts.extend([embed, chat]);
+            e.logs.push(log(format!(
+                r#"{{"level":"info","requestId":"{}","inputTokens":{logged_in},"outputTokens":4}}"#,
+                r.request_id
+            )));
+            e.logs.push(log(format!(
+                r#"{{"level":"warn","event":"slow","requestId":"{}"}}"#,
+                r.request_id
+            )));
+        }
+        e
+    }
+
+    fn find(e: &Evidence, id: &str) -> Verdict {
+        check(e, &LogExpectations::default())
+            .into_iter()
+            .find(|v| v.id == id)
+            .expect(id)
+    }
+
+    #[test]
+    fn one_summary_line_per_request_with_true_tokens_passes() {
+        let e = evidence(10);
+        for id in [
+            "logs.one_line_per_request",
+            "logs.request_id",
+            "logs.tokens",
+        ] {
+            assert_eq!(find(&e, id).outcome, Outcome::Pass, "{:#?}", find(&e, id));
+        }
+    }
+
+    #[test]
+    fn a_missing_or_doubled_summary_line_fails() {
+        let mut e = evidence(10);
+        e.logs.remove(0);
+        let extra = e.logs[1].clone();
+        e.logs.push(extra);
+        let v = find(&e, "logs.one_line_per_request");
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert_eq!(v.figure, Some(2.0));
+        assert!(
+            v.evidence[0].starts_with("req-1 status=200: 0 JSON lines"),
+            "{:?}",
+            v.evidence
+        );
+        assert!(
+            v.evidence[1].starts_with("req-2 status=200: 2 JSON lines"),
+            "{:?}",
+            v.evidence
+        );
+    }
+
+    #[test]
+    fn a_shown_request_id_missing_from_the_logs_fails() {
+        let mut e = evidence(10);
+        e.records[0].response_request_id = Some("other-id".into());
+        let v = find(&e, "logs.request_id");
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert_eq!(
+            v.evidence,
+            ["req-1 status=200: id \"other-id\" not in any log line"]
+        );
+    }
+
+    #[test]
+    fn tokens_that_differ_from_usage_fail() {
+        // 16 counts the embeddings too: the chat route's usage was 10.
+        let v = find(&evidence(16), "logs.tokens");
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert_eq!(v.figure, Some(3.0));
+        assert!(
+            v.evidence[0].contains("logged 16 in / 4 out"),
+            "{:?}",
+            v.evidence
+        );
+        assert!(v.evidence[0].contains("was 10 in / 4 out"));
+    }
+
+    #[test]
+    fn planted_secrets_in_logs_or_answers_fail_and_are_masked() {
+        let mut e = evidence(10);
+        e.canaries = vec!["sk-canary-0123456789".into(), "hunter2pass".into()];
+        assert_eq!(find(&e, "logs.no_secrets").outcome, Outcome::Pass);
+        e.logs.push(log(
+            r#"{"level":"info","apiKey":"sk-canary-0123456789"}"#.into()
+        ));
+        e.records[1].body_excerpt = "your password hunter2pass".into();
+        let v = find(&e, "logs.no_secrets");
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert_eq!(v.figure, Some(2.0));
+        assert_eq!(
+            v.evidence[0],
+            "log line at 1 s (Stdout) holds sk-c… (20 chars)"
+        );
+        assert_eq!(v.evidence[1], "response to req-2 holds hunt… (11 chars)");
+    }
+
+    #[test]
+    fn without_logs_or_canaries_the_checks_are_not_applicable_with_the_reason() {
+        let mut e = evidence(10);
+        e.logs.clear();
+        e.gaps.push("logs not captured: attached target".into());
+        for v in check(&e, &LogExpectations::default()) {
+            assert_eq!(v.outcome, Outcome::NotApplicable, "{v:#?}");
+        }
+        assert!(find(&e, "logs.tokens").summary.contains("attached target"));
+        assert!(find(&e, "logs.no_secrets")
+            .summary
+            .contains("no secrets were planted"));
+    }
+}

@@ -1,0 +1,323 @@
+//! Honest metrics (`metrics.truth`): the target's own metrics agree with what the fakes saw.
+//!
+//! The lesson's table: `llm_errors_total` (provider outages), `tokens_input`/`tokens_output`
+//! (cost forecasting), `cache_hit_ratio`, `agent_steps_count` (runaway loops), served from
+//! "a /admin/metrics JSON endpoint". A dashboard that reads zero errors during an outage is
+//! worse than none, so each figure is compared with ground truth: the fakes' journals and the
+//! client's records, up to the moment of the target's last snapshot.
+
+use serde_json::Value;
+
+use super::common::{attempt_failed, bounded, gap_about, not_applicable, pending};
+use super::sla::format_ratio;
+use super::{Outcome, Verdict};
+use crate::evidence::{Evidence, FlowKind};
+use crate::scenario::MetricsExpectations;
+
+/// One figure compared: what the target says and what really happened.
+struct Comparison {
+    name: &'static str,
+    pointer: String,
+    reported: Option<f64>,
+    truth: f64,
+    /// `true` for 0..1 ratios, compared by absolute difference rather than relative.
+    ratio: bool,
+}
+
+impl Comparison {
+    fn agrees(&self, tolerance: f64) -> bool {
+        let Some(reported) = self.reported else {
+            return false;
+        };
+        let diff = (reported - self.truth).abs();
+        if self.ratio {
+            diff <= tolerance
+        } else {
+            // Counts may be off by one: an attempt in flight when the snapshot was read.
+            diff <= (tolerance * self.truth).max(1.0)
+        }
+    }
+
+    fn describe(&self, tolerance: f64) -> String {
+        let show = |x: f64| {
+            if self.ratio {
+                format!("{x:.3}")
+            } else {
+                format!("{x:.0}")
+            }
+        };
+        match self.reported {
+            Some(r) => format!(
+                "{} ({}): target says {}, ground truth {}{}",
+                self.name,
+                self.pointer,
+                show(r),
+                show(self.truth),
+                if self.agrees(tolerance) {
+                    ""
+                } else {
+                    " — disagrees"
+                }
+            ),
+            None => format!(
+                "{} ({}): not in the metrics body, ground truth {} (set it in [expect.metrics], \
+                 or \"\" to leave it out)",
+                self.name,
+                self.pointer,
+                show(self.truth)
+            ),
+        }
+    }
+}
+
+fn number_at(body: &Value, pointer: &str) -> Option<f64> {
+    match body.pointer(pointer)? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `metrics.truth`: LLM errors, tokens, cache hit ratio and agent steps match ground truth.
+pub fn check_truth(evidence: &Evidence, expect: &MetricsExpectations) -> Verdict {
+    let mut v = pending(
+        "metrics.truth",
+        format!(
+            "the target's metrics agree with what the fakes saw (within {}, counts ±1)",
+            format_ratio(expect.tolerance)
+        ),
+        "figures",
+        Some(0.0),
+    );
+    let Some(snapshot) = evidence.metrics.last() else {
+        let why = gap_about(evidence, "metric").unwrap_or("the target's metrics were not read");
+        return not_applicable(
+            v,
+            format!("no metrics snapshot ({why}), so metrics could not be checked."),
+        );
+    };
+    if evidence.attempts_dropped > 0 {
+        return not_applicable(
+            v,
+            format!(
+                "the fakes' journals dropped {} attempts, so ground truth is partial and metrics \
+                 could not be checked.",
+                evidence.attempts_dropped
+            ),
+        );
+    }
+    let body = &snapshot.body;
+    // What the target could have counted when it answered the snapshot.
+    let seen: Vec<_> = evidence
+        .attempts
+        .iter()
+        .filter(|a| a.at_ms <= snapshot.at_ms)
+        .collect();
+    let llm = || seen.iter().filter(|a| a.fake == "llm");
+    let chat = || llm().filter(|a| a.route.starts_with(&expect.tokens_route));
+
+    let mut comparisons = Vec::new();
+    let mut compare = |name, pointer: &str, truth: Option<f64>, ratio| {
+        if let (false, Some(truth)) = (pointer.is_empty(), truth) {
+            comparisons.push(Comparison {
+                name,
+                pointer: pointer.to_string(),
+                reported: number_at(body, pointer),
+                truth,
+                ratio,
+            });
+        }
+    };
+    let any_llm = llm().next().is_some();
+    compare(
+        "LLM errors",
+        &expect.llm_errors,
+        any_llm.then(|| llm().filter(|a| attempt_failed(a)).count() as f64),
+        false,
+    );
+    let tokens_in: Option<u64> = chat().filter_map(|a| a.input_tokens).reduce(|a, b| a + b);
+    let tokens_out: Option<u64> = chat().filter_map(|a| a.output_tokens).reduce(|a, b| a + b);
+    compare(
+        "tokens in",
+        &expect.tokens_input,
+        tokens_in.map(|n| n as f64),
+        false,
+    );
+    compare(
+        "tokens out",
+        &expect.tokens_output,
+        tokens_out.map(|n| n as f64),
+        false,
+    );
+    let marked: Vec<bool> = evidence
+        .records
+        .iter()
+        .filter(|r| r.at_ms <= snapshot.at_ms)
+        .filter_map(|r| r.cache_hit)
+        .collect();
+    compare(
+        "cache hit ratio",
+        &expect.cache_hit_ratio,
+        (!marked.is_empty())
+            .then(|| marked.iter().filter(|h| **h).count() as f64 / marked.len() as f64),
+        true,
+    );
+    // Agent steps are known only for agent requests: their LLM calls plus their tool calls.
+    let agents: Vec<_> = evidence
+        .records
+        .iter()
+        .filter(|r| r.kind == FlowKind::Agent)
+        .collect();
+    let steps = seen
+        .iter()
+        .filter(|a| {
+            (a.fake == "llm" && a.route.starts_with(&expect.tokens_route))
+                || !matches!(a.fake.as_str(), "llm" | "redis")
+        })
+        .filter(|a| agents.iter().any(|r| super::common::belongs(a, r)))
+        .count();
+    compare(
+        "agent steps",
+        &expect.agent_steps,
+        (!agents.is_empty() && steps > 0).then_some(steps as f64),
+        false,
+    );
+
+    if comparisons.is_empty() {
+        return not_applicable(
+            v,
+            "the run gave no ground truth for any configured metric (no LLM attempts, usage, \
+             cache markers or agent requests), so metrics could not be checked.",
+        );
+    }
+    let wrong = comparisons
+        .iter()
+        .filter(|c| !c.agrees(expect.tolerance))
+        .count();
+    v.figure = Some(wrong as f64);
+    v.evidence = bounded(
+        comparisons
+            .iter()
+            .map(|c| c.describe(expect.tolerance))
+            .collect(),
+    );
+    if wrong == 0 {
+        v.outcome = Outcome::Pass;
+        v.summary = format!(
+            "all {} metrics compared agree with ground truth (snapshot at {}).",
+            comparisons.len(),
+            super::sla::format_ms(snapshot.at_ms)
+        );
+    } else {
+        v.outcome = Outcome::Fail;
+        let names: Vec<&str> = comparisons
+            .iter()
+            .filter(|c| !c.agrees(expect.tolerance))
+            .map(|c| c.name)
+            .collect();
+        v.summary = format!(
+            "{wrong} of {} metrics disagree with ground truth ({}): dashboards and alerts built \
+             on them would miss what users went through.",
+            comparisons.len(),
+            names.join(", ")
+        );
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::common::tests::attempt;
+    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::{MetricsSnapshot, Phase};
+    use serde_json::json;
+
+    const CHAT: &str = "/v1/chat/completions";
+
+    /// Four requests: chat attempts of 10 in / 5 out, one 503 before a success, and an
+    /// embeddings attempt that timed out; two cache hits of four markers.
+    fn evidence(body: Value) -> Evidence {
+        let mut e = EvidenceBuilder::new()
+            .records(Phase::Baseline, 4, Some(200), 100.0)
+            .build();
+        for (i, r) in e.records.clone().iter().enumerate() {
+            let mut a = attempt(r.at_ms, "llm", CHAT, &r.nonce, Some(200), 10.0);
+            a.input_tokens = Some(10);
+            a.output_tokens = Some(5);
+            e.attempts.push(a);
+            e.records[i].cache_hit = Some(i % 2 == 0);
+        }
+        e.attempts
+            .push(attempt(1.0, "llm", CHAT, "n1", Some(503), 1.0));
+        e.attempts
+            .push(attempt(2.0, "llm", "/v1/embeddings", "n1", None, 1.0));
+        e.metrics.push(MetricsSnapshot {
+            at_ms: 30_000.0,
+            body,
+        });
+        e
+    }
+
+    fn truthful() -> Value {
+        json!({"llm_errors_total": 2, "tokens_input": 40, "tokens_output": 20,
+               "cache_hit_ratio": 0.5, "agent_steps_count": 0})
+    }
+
+    #[test]
+    fn metrics_that_match_the_fakes_pass() {
+        let v = check_truth(&evidence(truthful()), &MetricsExpectations::default());
+        assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
+        assert_eq!(v.evidence.len(), 4, "agent steps have no ground truth here");
+        assert_eq!(
+            v.evidence[0],
+            "LLM errors (/llm_errors_total): target says 2, ground truth 2"
+        );
+    }
+
+    #[test]
+    fn metrics_that_miss_errors_fail_naming_them() {
+        let mut body = truthful();
+        body["llm_errors_total"] = json!(0);
+        body["tokens_input"] = json!(41);
+        let v = check_truth(&evidence(body), &MetricsExpectations::default());
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert_eq!(v.figure, Some(1.0), "41 vs 40 is within a count of one");
+        assert!(
+            v.summary
+                .starts_with("1 of 4 metrics disagree with ground truth (LLM errors)"),
+            "{}",
+            v.summary
+        );
+        assert!(v.evidence[0].ends_with("— disagrees"));
+    }
+
+    #[test]
+    fn a_missing_metric_fails_unless_left_out() {
+        let mut body = truthful();
+        body.as_object_mut().unwrap().remove("cache_hit_ratio");
+        let v = check_truth(&evidence(body.clone()), &MetricsExpectations::default());
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(v.evidence[3].contains("not in the metrics body"));
+        let expect = MetricsExpectations {
+            cache_hit_ratio: String::new(),
+            ..MetricsExpectations::default()
+        };
+        assert_eq!(check_truth(&evidence(body), &expect).outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn no_snapshot_is_not_applicable_with_the_gap() {
+        let mut e = evidence(truthful());
+        e.metrics.clear();
+        e.gaps
+            .push("metrics not read: the target has no metrics path".into());
+        let v = check_truth(&e, &MetricsExpectations::default());
+        assert_eq!(v.outcome, Outcome::NotApplicable);
+        assert!(
+            v.summary.contains("the target has no metrics path"),
+            "{}",
+            v.summary
+        );
+    }
+}
