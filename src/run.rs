@@ -170,7 +170,9 @@ async fn run_with_fakes(
         logs: logs.snapshot(),
         metrics: metrics.into_iter().collect(),
         writes: fakes.writes(),
-        canaries: vec![FAKE_LLM_KEY.to_string()],
+        canaries: std::iter::once(FAKE_LLM_KEY.to_string())
+            .chain(plan.load.secrets.iter().cloned())
+            .collect(),
         gaps: Vec::new(),
         duration_ms,
         interrupted,

@@ -41,6 +41,7 @@ fn plan() -> Plan {
             think_time: Duration::from_millis(200),
             request_timeout: Duration::from_secs(20),
             quick_scale: 0.2,
+            secrets: Vec::new(),
             flows: vec![Flow {
                 name: "chat".into(),
                 weight: 1,
@@ -79,6 +80,12 @@ fn plan() -> Plan {
                 },
             )]),
             errors: ErrorExpectations::default(),
+            // The page is tested on the sla and errors verdicts; the other families have
+            // their own tests in src/checks.
+            skip: Expectations::FAMILIES[2..]
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
             ..Expectations::default()
         },
     }

@@ -29,6 +29,7 @@ fn plan() -> Plan {
             think_time: Duration::from_millis(200),
             request_timeout: Duration::from_secs(20),
             quick_scale: 0.2,
+            secrets: Vec::new(),
             flows: vec![Flow {
                 name: "chat".into(),
                 weight: 1,

@@ -93,6 +93,7 @@ fn full_plan() -> Plan {
             think_time: Duration::from_millis(100),
             request_timeout: Duration::from_secs(10),
             quick_scale: 0.5,
+            secrets: Vec::new(),
             flows: vec![
                 Flow {
                     name: "ask".into(),

@@ -135,6 +135,7 @@ pub(crate) mod tests {
                 think_time: Duration::from_millis(100),
                 request_timeout: Duration::from_secs(20),
                 quick_scale: 0.2,
+                secrets: Vec::new(),
                 flows: vec![Flow {
                     name: "chat".into(),
                     weight: 1,

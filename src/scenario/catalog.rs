@@ -7,6 +7,30 @@ use super::parse::parse_scenario;
 pub const BUILT_IN: &[(&str, &str)] = &[
     ("outage", include_str!("../../scenarios/outage.toml")),
     ("baseline", include_str!("../../scenarios/baseline.toml")),
+    (
+        "rate-limit",
+        include_str!("../../scenarios/rate-limit.toml"),
+    ),
+    (
+        "llm-timeout",
+        include_str!("../../scenarios/llm-timeout.toml"),
+    ),
+    ("slow-llm", include_str!("../../scenarios/slow-llm.toml")),
+    ("flaky", include_str!("../../scenarios/flaky.toml")),
+    ("tool-down", include_str!("../../scenarios/tool-down.toml")),
+    (
+        "tool-writes",
+        include_str!("../../scenarios/tool-writes.toml"),
+    ),
+    (
+        "stream-cut",
+        include_str!("../../scenarios/stream-cut.toml"),
+    ),
+    ("malformed", include_str!("../../scenarios/malformed.toml")),
+    (
+        "runaway-agent",
+        include_str!("../../scenarios/runaway-agent.toml"),
+    ),
 ];
 
 /// The TOML text of the built-in scenario `name`.

@@ -45,6 +45,9 @@ pub struct Load {
     pub request_timeout: Duration,
     /// The factor `--quick` multiplies the timeline by (durations, fault windows), 0 < f <= 1.
     pub quick_scale: f64,
+    /// Secrets planted in the users' messages (a password, a card number): they must never
+    /// show up in the target's logs, answers or faultline's reports.
+    pub secrets: Vec<String>,
     pub flows: Vec<Flow>,
 }
 

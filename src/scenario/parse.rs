@@ -544,6 +544,24 @@ fn build_load(raw: RawLoad, src: &Source) -> Result<Load, ScenarioError> {
         });
     }
 
+    let mut secrets = Vec::with_capacity(raw.secrets.len());
+    for secret in &raw.secrets {
+        let text = secret.get_ref();
+        let in_a_message = flows
+            .iter()
+            .any(|f| f.messages.iter().any(|m| m.contains(text.as_str())));
+        if text.trim().len() < 6 || !in_a_message {
+            return Err(src.error(
+                secret,
+                format!(
+                    "secret \"{text}\" in [load] secrets must be at least 6 characters and \
+                     appear in a flow's messages, where users type it; plant it in a message"
+                ),
+            ));
+        }
+        secrets.push(text.clone());
+    }
+
     Ok(Load {
         users,
         duration,
@@ -551,6 +569,7 @@ fn build_load(raw: RawLoad, src: &Source) -> Result<Load, ScenarioError> {
         request_timeout,
         quick_scale,
         flows,
+        secrets,
     })
 }
 

@@ -36,6 +36,8 @@ pub struct RawLoad {
     pub think_time: Option<Text>,
     pub request_timeout: Option<Text>,
     pub quick_scale: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub secrets: Vec<Text>,
     pub flows: Spanned<Vec<RawFlow>>,
 }
 
