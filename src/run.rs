@@ -401,7 +401,7 @@ async fn play_timeline(
                 fault: window.fault.clone(),
                 route: window.route.clone(),
                 rate: window.rate,
-                first_attempts: None,
+                first_attempts: window.first_attempts,
             });
         } else {
             board.deactivate(id);
