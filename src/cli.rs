@@ -92,6 +92,9 @@ pub enum Command {
         /// Scale each timeline down for CI; limits stay the same.
         #[arg(long)]
         quick: bool,
+        /// Runs at a time (each is light: a few users, mostly waiting on timers).
+        #[arg(long, default_value_t = 3)]
+        jobs: usize,
         /// Directory for the reports (default: reports/selftest-<UTC time>/).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
@@ -168,9 +171,9 @@ pub fn execute(cli: Cli) -> i32 {
             let interrupt = install_interrupt_handler();
             runtime.block_on(suite_command(scenarios, quick, out, config, interrupt))
         }
-        Command::Selftest { quick, out } => {
+        Command::Selftest { quick, jobs, out } => {
             let interrupt = install_interrupt_handler();
-            runtime.block_on(selftest_command(quick, out, interrupt))
+            runtime.block_on(selftest_command(quick, jobs, out, interrupt))
         }
         Command::Scenario(args) => {
             let interrupt = install_interrupt_handler();
@@ -353,25 +356,17 @@ async fn suite_command(
 
 async fn selftest_command(
     quick: bool,
+    jobs: usize,
     out: Option<PathBuf>,
     interrupt: watch::Receiver<bool>,
 ) -> i32 {
     let rows = crate::suite::MATRIX;
-    let mut plans = Vec::new();
-    for row in rows {
-        let plan = match scenario::load_scenario(row.scenario) {
-            Ok(plan) => plan,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return EXIT_NOT_RUN;
-            }
-        };
-        let mut plan = if quick { plan.quick() } else { plan };
-        plan.target.flaws.extend(row.flaw.map(String::from));
-        plans.push((row.label(), plan));
-    }
+    let runs = rows
+        .iter()
+        .map(|row| (row.label(), row.args(quick)))
+        .collect();
     let root = out.unwrap_or_else(|| run::stamped_dir("selftest", time::OffsetDateTime::now_utc()));
-    let entries = crate::suite::run_all(plans, &root, interrupt).await;
+    let entries = crate::suite::run_in_processes(runs, &root, jobs, interrupt).await;
     println!("{}", crate::suite::matrix_table(rows, &entries));
     println!("reports written to {}", root.display());
     let dishonest = rows

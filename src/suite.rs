@@ -6,8 +6,9 @@
 //!   every scenario in it, and each flaw of the reference target must make the check named
 //!   for the practice it breaks fail. A gate that no flaw can fail would prove nothing.
 //!
-//! Runs go one after another: Goose's killswitch is process-wide, and two loads at once on
-//! two cores would measure each other.
+//! A suite's runs go one after another in this process: Goose's killswitch is process-wide.
+//! The selftest runs its rows as child `faultline scenario` processes, a few at a time: each
+//! run is light (a handful of users, mostly waiting on timers), and the matrix is long.
 
 use std::path::{Path, PathBuf};
 
@@ -86,6 +87,116 @@ pub async fn run_all(
         });
     }
     entries
+}
+
+/// Runs each `(label, args)` as a child `faultline <args> --out <root>/<label>`, `jobs` at a
+/// time, and reads each run's report.json for its failed gates.
+pub async fn run_in_processes(
+    runs: Vec<(String, Vec<String>)>,
+    root: &Path,
+    jobs: usize,
+    interrupt: watch::Receiver<bool>,
+) -> Vec<Entry> {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(error) => {
+            return runs
+                .into_iter()
+                .map(|(label, _)| Entry {
+                    label,
+                    outcome: EntryOutcome::NotRun(format!("faultline's own binary: {error}")),
+                    dir: None,
+                })
+                .collect()
+        }
+    };
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let mut tasks = Vec::with_capacity(runs.len());
+    for (label, args) in runs {
+        let dir = root.join(label.replace([' ', '/', '+', '(', ')'], "-"));
+        let (exe, slots, interrupt) = (exe.clone(), slots.clone(), interrupt.clone());
+        tasks.push(tokio::spawn(async move {
+            let _slot = slots
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let outcome = if *interrupt.borrow() {
+                EntryOutcome::NotRun("interrupted".into())
+            } else {
+                run_child(&exe, &args, &dir, interrupt).await
+            };
+            Entry {
+                label,
+                outcome,
+                dir: Some(dir),
+            }
+        }));
+    }
+    let mut entries = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        entries.push(task.await.expect("a selftest row never panics"));
+    }
+    entries
+}
+
+/// One child run; its children die with it (kill on drop, and the target's death signal).
+async fn run_child(
+    exe: &Path,
+    args: &[String],
+    dir: &Path,
+    mut interrupt: watch::Receiver<bool>,
+) -> EntryOutcome {
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .args(args)
+        .arg("--out")
+        .arg(dir)
+        .arg("--quiet")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = match command.spawn() {
+        Ok(child) => child,
+        Err(error) => return EntryOutcome::NotRun(format!("could not start a run: {error}")),
+    };
+    let output = tokio::select! {
+        output = child.wait_with_output() => output,
+        _ = interrupt.wait_for(|stop| *stop) => {
+            return EntryOutcome::NotRun("interrupted".into());
+        }
+    };
+    let output = match output {
+        Ok(output) => output,
+        Err(error) => return EntryOutcome::NotRun(error.to_string()),
+    };
+    let report = std::fs::read_to_string(dir.join("report.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<crate::report::Report>(&text).ok());
+    match (output.status.code(), report) {
+        (Some(0 | 1), Some(report)) => {
+            let failed: Vec<String> = report
+                .verdicts
+                .iter()
+                .filter(|v| v.outcome == Outcome::Fail)
+                .map(|v| v.id.clone())
+                .collect();
+            if failed.is_empty() {
+                EntryOutcome::Passed
+            } else {
+                EntryOutcome::GateFailed(failed)
+            }
+        }
+        _ => {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            EntryOutcome::NotRun(format!("{} ({})", last.trim(), output.status))
+        }
+    }
 }
 
 /// The suite's exit code: 2 if any run could not be made, else 1 if any gate failed, else 0.
@@ -177,6 +288,18 @@ pub const MATRIX: &[MatrixRow] = &[
 ];
 
 impl MatrixRow {
+    /// The `faultline` arguments that run this row.
+    pub fn args(&self, quick: bool) -> Vec<String> {
+        let mut args = vec!["scenario".to_string(), self.scenario.to_string()];
+        if quick {
+            args.push("--quick".into());
+        }
+        if let Some(flaw) = self.flaw {
+            args.extend(["--flaw".to_string(), flaw.to_string()]);
+        }
+        args
+    }
+
     pub fn label(&self) -> String {
         match self.flaw {
             Some(flaw) => format!("{}+{flaw}", self.scenario),
