@@ -1,3 +1,78 @@
-//! STUB: the fake Redis (RESP2/RESP3), built by its own issue.
+//! The fake Redis: a RESP2/RESP3 server that ordinary clients (redis-rs, redis-py, ioredis,
+//! redis-cli, redis-benchmark) use unchanged, for the commands caches and sessions use, with
+//! the shared fault model acted out per command and a journal of every command.
+//!
+//! # Layout
+//! - `frame`: the wire format (parse requests and replies, encode RESP2 or RESP3).
+//! - `command`: requests as values, with Redis's own error replies; keyspace commands' effects.
+//! - `db`: the keyspace (strings, hashes, lists; lazy expiry plus a periodic sweep).
+//! - `server`: accept loop (closed while refusing), connections, faults, journal.
+//! - `standalone`: `faultline fake redis`.
+//!
+//! # Faults
+//! Rules match on the upper-cased command name (`route = "GET"`; no route: every command,
+//! HELLO and AUTH included, as a loading Redis answers everything with `-LOADING`):
+//! `refuse` closes the port, `hang` stops answering on that connection, `delay` waits before
+//! running the command, `reset` sends half the reply then an RST, `drop` closes the connection
+//! without a reply, `redis_error` answers `-<reply>` (`LOADING …`, `OOM …`, `READONLY …`,
+//! `MISCONF …`, `BUSY …`) without running the command.
+//!
+//! # Journal
+//! One [`Attempt`](crate::fakes::journal::Attempt) per command: `route` is the command name,
+//! `key` the `fl-xxxxxxxx` nonce found in any argument, else the Redis key (first argument of
+//! keyspace commands). The outcome is the `status`, mapped as an HTTP-minded reader expects:
+//! `200` a normal reply (or a hit), `404` a nil reply (GET/HGET/GETEX of a missing key, a SET
+//! NX that did not set: a cache miss), `500` an error reply (injected or not), `None` no reply
+//! at all (hang, reset, drop).
 
+pub mod command;
+pub mod db;
+pub mod frame;
+mod server;
 pub mod standalone;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::fault::Switchboard;
+use super::journal::Journal;
+use super::{FakeError, FakeHandle};
+pub use server::VERSION;
+
+/// How to start the fake Redis.
+#[derive(Clone, Debug, Default)]
+pub struct RedisOptions {
+    /// Loopback port; 0 picks a free one (what tests and runs want).
+    pub port: u16,
+    /// `requirepass`: when set, clients must AUTH (or HELLO … AUTH) as `default` first.
+    pub password: Option<String>,
+}
+
+/// Starts the fake Redis on `127.0.0.1:<port>`. Its [`FakeHandle::base_url`] is
+/// `redis://127.0.0.1:PORT`.
+pub async fn start(
+    options: RedisOptions,
+    switchboard: Arc<Switchboard>,
+    journal: Arc<Journal>,
+) -> Result<FakeHandle, FakeError> {
+    let wanted = SocketAddr::from((Ipv4Addr::LOCALHOST, options.port));
+    let bind_error = |source| FakeError::Bind {
+        name: "redis".into(),
+        addr: wanted,
+        source,
+    };
+    let listener = server::bind(wanted).map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    let shared = Arc::new(server::Shared::new(
+        Arc::default(),
+        switchboard.clone(),
+        journal.clone(),
+        options.password.map(Bytes::from),
+    ));
+    let (stop, stopping) = watch::channel(false);
+    let task = tokio::spawn(server::serve(listener, addr, shared, stopping));
+    Ok(FakeHandle::new("redis", addr, switchboard, journal, stop, task).with_scheme("redis"))
+}
