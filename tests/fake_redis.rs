@@ -751,6 +751,47 @@ async fn the_fake_answers_resp3_and_protocol_errors_as_a_real_redis_server_does(
     }
 }
 
+#[tokio::test]
+async fn proxy_mode_passes_real_redis_replies_through_with_faults_in_between() {
+    let real = start_real_redis().await;
+    let fake = start_fake_with(RedisOptions {
+        upstream: Some(format!("redis://{}", real.addr)),
+        ..RedisOptions::default()
+    })
+    .await;
+    let mut con = redis_rs(&fake).await;
+
+    let _: () = con.set_ex("k", "value", 100).await.unwrap();
+    let hit: Option<String> = con.get("k").await.unwrap();
+    let miss: Option<String> = con.get("nope").await.unwrap();
+    // STRLEN is not a command the fake knows itself: the real server answers it.
+    let len: i64 = redis::cmd("STRLEN")
+        .arg("k")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let stored = Raw::connect(real.addr).await.call(&["GET", "k"]).await;
+    fake.switchboard().activate(rule(0, loading(), Some("GET")));
+    let loading = con.get::<_, Option<String>>("k").await.unwrap_err();
+
+    assert_eq!(hit.as_deref(), Some("value"));
+    assert_eq!(miss, None);
+    assert_eq!(len, 5);
+    assert_eq!(stored, Frame::bulk(&b"value"[..]));
+    assert_eq!(
+        loading.kind(),
+        redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+    );
+    let gets: Vec<_> = fake
+        .journal()
+        .snapshot()
+        .into_iter()
+        .filter(|a| a.route == "GET")
+        .map(|a| a.status)
+        .collect();
+    assert_eq!(gets, vec![Some(200), Some(404), Some(500)]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // redis-py
 

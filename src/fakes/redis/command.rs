@@ -643,11 +643,11 @@ impl DataCommand {
                 };
                 let current_ms = current.map(|left| now_ms + left.as_millis() as i64);
                 // No deadline counts as infinite: GT never beats it, LT always does.
-                let allowed = !(only.nx && current_ms.is_some())
-                    && !(only.xx && current_ms.is_none())
-                    && !(only.gt && current_ms.is_none_or(|c| at_ms <= c))
-                    && !(only.lt && current_ms.is_some_and(|c| at_ms >= c));
-                if !allowed {
+                let refused = (only.nx && current_ms.is_some())
+                    || (only.xx && current_ms.is_none())
+                    || (only.gt && current_ms.is_none_or(|c| at_ms <= c))
+                    || (only.lt && current_ms.is_some_and(|c| at_ms >= c));
+                if refused {
                     return Ok(Frame::Integer(0));
                 }
                 if at_ms <= now_ms {

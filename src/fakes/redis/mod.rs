@@ -9,6 +9,11 @@
 //! - `server`: accept loop (closed while refusing), connections, faults, journal.
 //! - `standalone`: `faultline fake redis`.
 //!
+//! # Proxy mode
+//! With [`RedisOptions::upstream`], the fake answers nothing itself: each command goes to a real
+//! redis-server over the client's own upstream connection and the real reply comes back, so
+//! teams get real Redis semantics with the same faults and journal in between.
+//!
 //! # Faults
 //! Rules match on the upper-cased command name (`route = "GET"`; no route: every command,
 //! HELLO and AUTH included, as a loading Redis answers everything with `-LOADING`):
@@ -49,6 +54,11 @@ pub struct RedisOptions {
     pub port: u16,
     /// `requirepass`: when set, clients must AUTH (or HELLO … AUTH) as `default` first.
     pub password: Option<String>,
+    /// Proxy mode: `redis://host:port` (or `host:port`) of a real redis-server. Every command
+    /// is forwarded to it (one upstream connection per client connection) and its replies
+    /// passed back, with the same faults and journal; `password` is then unused (clients'
+    /// AUTH goes to the real server).
+    pub upstream: Option<String>,
 }
 
 /// Starts the fake Redis on `127.0.0.1:<port>`. Its [`FakeHandle::base_url`] is
@@ -64,6 +74,18 @@ pub async fn start(
         addr: wanted,
         source,
     };
+    let upstream = match &options.upstream {
+        None => None,
+        Some(url) => Some(
+            resolve_upstream(url)
+                .await
+                .map_err(|source| FakeError::Bind {
+                    name: "redis".into(),
+                    addr: wanted,
+                    source,
+                })?,
+        ),
+    };
     let listener = server::bind(wanted).map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
     let shared = Arc::new(server::Shared::new(
@@ -71,8 +93,31 @@ pub async fn start(
         switchboard.clone(),
         journal.clone(),
         options.password.map(Bytes::from),
+        upstream,
     ));
     let (stop, stopping) = watch::channel(false);
     let task = tokio::spawn(server::serve(listener, addr, shared, stopping));
     Ok(FakeHandle::new("redis", addr, switchboard, journal, stop, task).with_scheme("redis"))
+}
+
+/// The address of `redis://host:port` (credentials and a `/db` suffix are not supported: the
+/// client's own AUTH and SELECT go through).
+async fn resolve_upstream(url: &str) -> std::io::Result<SocketAddr> {
+    let invalid = |why: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("upstream `{url}` {why}; write it as redis://127.0.0.1:6379"),
+        )
+    };
+    let rest = url.strip_prefix("redis://").unwrap_or(url);
+    if rest.contains('@') || rest.contains('/') {
+        return Err(invalid("has credentials or a path"));
+    }
+    let host_port = if rest.contains(':') {
+        rest.to_string()
+    } else {
+        format!("{rest}:6379")
+    };
+    let first = tokio::net::lookup_host(host_port).await?.next();
+    first.ok_or_else(|| invalid("does not resolve"))
 }

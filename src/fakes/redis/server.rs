@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub journal: Arc<Journal>,
     /// `requirepass`: `None` lets every client in, as a default Redis does.
     pub password: Option<Bytes>,
+    /// Proxy mode: forward every command to this real redis-server instead of answering it.
+    pub upstream: Option<SocketAddr>,
     pub started: Instant,
     next_client_id: AtomicU64,
     clients: AtomicUsize,
@@ -62,12 +64,14 @@ impl Shared {
         switchboard: Arc<Switchboard>,
         journal: Arc<Journal>,
         password: Option<Bytes>,
+        upstream: Option<SocketAddr>,
     ) -> Self {
         Shared {
             keyspace,
             switchboard,
             journal,
             password,
+            upstream,
             started: Instant::now(),
             next_client_id: AtomicU64::new(1),
             clients: AtomicUsize::new(0),
@@ -204,6 +208,7 @@ async fn connection(
         stream,
         input: BytesMut::with_capacity(4096),
         output: BytesMut::with_capacity(4096),
+        upstream: None,
         session,
         shared: shared.clone(),
     };
@@ -221,10 +226,19 @@ async fn connection(
 
 struct Connection {
     stream: TcpStream,
+    /// Proxy mode: this client's own connection to the real server (so SELECT, AUTH, HELLO and
+    /// CLIENT SETNAME keep their per-connection meaning), opened at the first command.
+    upstream: Option<Upstream>,
     input: BytesMut,
     output: BytesMut,
     session: Session,
     shared: Arc<Shared>,
+}
+
+/// A proxied connection's link to the real server.
+struct Upstream {
+    stream: TcpStream,
+    buf: BytesMut,
 }
 
 /// What a command leaves the connection to do.
@@ -361,9 +375,27 @@ impl Connection {
             _ => {}
         }
         let reset = matches!(fault, Some(Fault::Reset));
-        let (reply, next) = match parsed {
-            Err(message) => (Frame::error(message), Next::Continue),
-            Ok(command) => self.execute(command),
+        let (reply, next) = match (shared.upstream, parsed) {
+            (Some(addr), _) => match self.forward(addr, &args).await {
+                Ok(reply) => {
+                    // Track HELLO's switch so faults' own replies use the client's protocol.
+                    if args[0].eq_ignore_ascii_case(b"hello") && matches!(reply, Frame::Map(_)) {
+                        self.session.resp3 = args.get(1).is_some_and(|v| &v[..] == b"3");
+                    }
+                    let quit = args[0].eq_ignore_ascii_case(b"quit");
+                    (reply, if quit { Next::Close } else { Next::Continue })
+                }
+                Err(error) => {
+                    // The real server is gone: answer as a proxy would, then close, so the
+                    // client reconnects (and meets the real server's state) next time.
+                    tracing::debug!(fake = "redis", %addr, %error, "upstream failed");
+                    self.upstream = None;
+                    let message = format!("ERR faultline proxy: upstream {addr}: {error}");
+                    (Frame::error(message), Next::Close)
+                }
+            },
+            (None, Err(message)) => (Frame::error(message), Next::Continue),
+            (None, Ok(command)) => self.execute(command),
         };
         if reset {
             let bytes = reply.to_bytes(self.session.resp3);
@@ -374,6 +406,43 @@ impl Connection {
         entry.finish(&reply);
         reply.encode(&mut self.output, self.session.resp3);
         Ok(next)
+    }
+
+    /// Proxy mode: sends the request to this connection's upstream and reads its one reply.
+    /// (Commands that answer more than once, SUBSCRIBE and MONITOR, are not proxied faithfully.)
+    async fn forward(&mut self, addr: SocketAddr, args: &[Bytes]) -> std::io::Result<Frame> {
+        if self.upstream.is_none() {
+            let stream = TcpStream::connect(addr).await?;
+            let _ = stream.set_nodelay(true);
+            self.upstream = Some(Upstream {
+                stream,
+                buf: BytesMut::with_capacity(4096),
+            });
+        }
+        let upstream = self.upstream.as_mut().expect("just connected");
+        let request = Frame::Array(args.iter().cloned().map(Frame::Bulk).collect());
+        upstream.stream.write_all(&request.to_bytes(false)).await?;
+        loop {
+            match Frame::parse(&upstream.buf) {
+                Ok((frame, used)) => {
+                    upstream.buf.advance(used);
+                    return Ok(frame);
+                }
+                Err(FrameError::Incomplete) => {}
+                Err(FrameError::Protocol(message)) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        message,
+                    ))
+                }
+            }
+            if upstream.buf.len() >= MAX_QUERY_BUFFER {
+                return Err(std::io::Error::other("upstream reply too large"));
+            }
+            if upstream.stream.read_buf(&mut upstream.buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
     }
 
     fn execute(&mut self, command: Command) -> (Frame, Next) {

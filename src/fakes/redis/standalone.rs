@@ -30,6 +30,10 @@ pub struct StandaloneArgs {
     /// Require this password (AUTH), as `requirepass` does.
     #[arg(long)]
     pub password: Option<String>,
+    /// Proxy mode: forward every command to this real redis-server (redis://127.0.0.1:6379),
+    /// with the same faults in between.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
 }
 
 pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
@@ -41,6 +45,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     let options = RedisOptions {
         port: args.port,
         password: args.password,
+        upstream: args.upstream,
     };
     let fake = start(options, switchboard, journal)
         .await
