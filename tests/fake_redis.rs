@@ -12,9 +12,10 @@ use bytes::{Buf, BytesMut};
 use faultline::fakes::fault::{Fault, FaultRule, Switchboard};
 use faultline::fakes::journal::Journal;
 use faultline::fakes::redis::frame::{Frame, FrameError};
-use faultline::fakes::redis::{start, RedisOptions};
+use faultline::fakes::redis::{start, start_upstash, Keyspace, RedisOptions};
 use faultline::fakes::FakeHandle;
 use redis::AsyncCommands;
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -790,6 +791,93 @@ async fn proxy_mode_passes_real_redis_replies_through_with_faults_in_between() {
         .map(|a| a.status)
         .collect();
     assert_eq!(gets, vec![Some(200), Some(404), Some(500)]);
+}
+
+#[tokio::test]
+async fn the_upstash_rest_api_serves_the_same_keyspace_with_bearer_auth_and_faults() {
+    let keyspace = Arc::new(Keyspace::default());
+    let journal = Arc::new(Journal::new(Instant::now(), 100));
+    let resp = start_fake_with(RedisOptions {
+        keyspace: Some(keyspace.clone()),
+        ..RedisOptions::default()
+    })
+    .await;
+    let rest = start_upstash(
+        "tok".into(),
+        keyspace,
+        Arc::new(Switchboard::new(1)),
+        journal,
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: serde_json::Value| {
+        http.post(format!("{}{path}", rest.base_url()))
+            .bearer_auth("tok")
+            .json(&body)
+            .send()
+    };
+    Raw::connect(resp.addr())
+        .await
+        .call(&["SET", "from-resp", "1"])
+        .await;
+
+    let get = post("/", json!(["GET", "from-resp"])).await.unwrap();
+    let (get_status, get_body) = (get.status(), get.json::<serde_json::Value>().await.unwrap());
+    let pipeline = post(
+        "/pipeline",
+        json!([
+            ["SET", "n", 1, "EX", 100],
+            ["INCR", "n"],
+            ["HGET", "n", "f"]
+        ]),
+    )
+    .await
+    .unwrap()
+    .json::<serde_json::Value>()
+    .await
+    .unwrap();
+    let multi = post(
+        "/multi-exec",
+        json!([["RPUSH", "l", "a", "b"], ["LRANGE", "l", 0, -1]]),
+    )
+    .await
+    .unwrap()
+    .json::<serde_json::Value>()
+    .await
+    .unwrap();
+    let wrong = post("/", json!(["GET"])).await.unwrap();
+    let wrong_status = wrong.status();
+    let unauthorized = http
+        .post(format!("{}/", rest.base_url()))
+        .json(&json!(["GET", "k"]))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    rest.switchboard()
+        .activate(rule(0, Fault::status(503, None), None));
+    let faulted = post("/", json!(["GET", "n"])).await.unwrap().status();
+    let from_rest = Raw::connect(resp.addr()).await.call(&["GET", "n"]).await;
+
+    assert_eq!(
+        (get_status.as_u16(), get_body),
+        (200, json!({"result": "1"}))
+    );
+    assert_eq!(
+        pipeline,
+        json!([
+            {"result": "OK"},
+            {"result": 2},
+            {"error": "WRONGTYPE Operation against a key holding the wrong kind of value"}
+        ])
+    );
+    assert_eq!(multi, json!([{"result": 2}, {"result": ["a", "b"]}]));
+    assert_eq!(wrong_status.as_u16(), 400);
+    assert_eq!(unauthorized.as_u16(), 401);
+    assert_eq!(faulted.as_u16(), 503);
+    assert_eq!(from_rest, Frame::bulk(&b"2"[..]));
+    assert_eq!(rest.journal().snapshot().len(), 6);
 }
 
 // ---------------------------------------------------------------------------------------------

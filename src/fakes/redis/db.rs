@@ -233,6 +233,12 @@ pub struct Keyspace {
     dbs: Vec<Mutex<Db>>,
 }
 
+impl std::fmt::Debug for Keyspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyspace").finish_non_exhaustive()
+    }
+}
+
 impl Default for Keyspace {
     fn default() -> Self {
         Keyspace {

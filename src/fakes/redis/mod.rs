@@ -7,6 +7,7 @@
 //! - `command`: requests as values, with Redis's own error replies; keyspace commands' effects.
 //! - `db`: the keyspace (strings, hashes, lists; lazy expiry plus a periodic sweep).
 //! - `server`: accept loop (closed while refusing), connections, faults, journal.
+//! - `upstash`: the same keyspace over the Upstash REST API.
 //! - `standalone`: `faultline fake redis`.
 //!
 //! # Proxy mode
@@ -35,6 +36,7 @@ pub mod db;
 pub mod frame;
 mod server;
 pub mod standalone;
+mod upstash;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -45,7 +47,9 @@ use tokio::sync::watch;
 use super::fault::Switchboard;
 use super::journal::Journal;
 use super::{FakeError, FakeHandle};
+pub use db::Keyspace;
 pub use server::VERSION;
+pub use upstash::start_upstash;
 
 /// How to start the fake Redis.
 #[derive(Clone, Debug, Default)]
@@ -59,6 +63,9 @@ pub struct RedisOptions {
     /// passed back, with the same faults and journal; `password` is then unused (clients'
     /// AUTH goes to the real server).
     pub upstream: Option<String>,
+    /// The keyspace to serve; `None` makes a fresh one. Pass the same `Arc` to
+    /// [`start_upstash`] to serve it over REST too.
+    pub keyspace: Option<Arc<Keyspace>>,
 }
 
 /// Starts the fake Redis on `127.0.0.1:<port>`. Its [`FakeHandle::base_url`] is
@@ -89,7 +96,7 @@ pub async fn start(
     let listener = server::bind(wanted).map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
     let shared = Arc::new(server::Shared::new(
-        Arc::default(),
+        options.keyspace.unwrap_or_default(),
         switchboard.clone(),
         journal.clone(),
         options.password.map(Bytes::from),

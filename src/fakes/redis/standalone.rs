@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::{start, RedisOptions};
+use super::{start, start_upstash, Keyspace, RedisOptions};
 use crate::fakes::fault::{parse_rule, Switchboard};
 use crate::fakes::journal::Journal;
 
@@ -34,6 +34,10 @@ pub struct StandaloneArgs {
     /// with the same faults in between.
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
+    /// Also serve the keyspace over the Upstash REST API, with this bearer token (its URL is
+    /// printed on a second line).
+    #[arg(long, value_name = "TOKEN")]
+    pub rest_token: Option<String>,
 }
 
 pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
@@ -42,18 +46,33 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         switchboard.activate(parse_rule(text, id).map_err(anyhow::Error::msg)?);
     }
     let journal = Arc::new(Journal::new(Instant::now(), JOURNAL_CAPACITY));
+    let keyspace = Arc::new(Keyspace::default());
     let options = RedisOptions {
         port: args.port,
         password: args.password,
         upstream: args.upstream,
+        keyspace: Some(keyspace.clone()),
     };
-    let fake = start(options, switchboard, journal)
+    let fake = start(options, switchboard.clone(), journal.clone())
         .await
         .context("faultline fake redis")?;
     println!("{}", fake.base_url());
+    let rest = match args.rest_token {
+        Some(token) => {
+            let rest = start_upstash(token, keyspace, switchboard, journal)
+                .await
+                .context("faultline fake redis: the REST API")?;
+            println!("{} (Upstash REST API)", rest.base_url());
+            Some(rest)
+        }
+        None => None,
+    };
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
     fake.shutdown().await;
+    if let Some(rest) = rest {
+        rest.shutdown().await;
+    }
     Ok(())
 }
