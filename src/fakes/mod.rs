@@ -53,6 +53,8 @@ pub struct FakeHandle {
     journal: Arc<Journal>,
     /// `true` tells the accept loop and every connection to stop; sent on shutdown and on drop.
     stop: watch::Sender<bool>,
+    /// URL scheme of [`FakeHandle::base_url`]: `http` unless the fake speaks something else.
+    scheme: &'static str,
     /// The accept loop, which owns the connection tasks and waits for them when stopping.
     server: Option<JoinHandle<()>>,
 }
@@ -72,8 +74,15 @@ impl FakeHandle {
             switchboard,
             journal,
             stop,
+            scheme: "http",
             server: Some(server),
         }
+    }
+
+    /// The same handle with another URL scheme (`redis` for the fake Redis).
+    pub(crate) fn with_scheme(mut self, scheme: &'static str) -> Self {
+        self.scheme = scheme;
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -82,9 +91,9 @@ impl FakeHandle {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`redis://127.0.0.1:PORT` for the fake Redis)
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
     pub fn switchboard(&self) -> &Arc<Switchboard> {
         &self.switchboard
