@@ -18,6 +18,7 @@ use crate::evidence::{Evidence, MetricsSnapshot, TimelineEvent, WriteAttempt};
 use crate::fakes::fault::{FaultRule, Switchboard};
 use crate::fakes::journal::Journal;
 use crate::fakes::llm::LlmOptions;
+use crate::fakes::redis::RedisOptions;
 use crate::fakes::tool::{TicketLedger, WriteOutcome};
 use crate::fakes::{self, FakeError, FakeHandle};
 use crate::load::{self, LoadError, LoadSpec};
@@ -75,7 +76,6 @@ pub async fn run(
     options: &RunOptions,
     interrupt: watch::Receiver<bool>,
 ) -> Result<RunOutcome, RunError> {
-    refuse_what_is_not_built(plan)?;
     let epoch = Instant::now();
     let started_at = time::OffsetDateTime::now_utc();
 
@@ -203,21 +203,6 @@ async fn run_with_fakes(
     })
 }
 
-/// Scenario features whose fakes are not built yet are refused up front, not faked.
-fn refuse_what_is_not_built(plan: &Plan) -> Result<(), RunError> {
-    let redis_fault = plan.faults.iter().any(|f| f.fake == FakeName::Redis);
-    let redis_env = plan.target.env.values().any(|v| v.contains("{redis}"));
-    if redis_fault || redis_env {
-        return Err(RunError::Unsupported(format!(
-            "{}: this scenario uses the Redis fake, which this version of faultline does not have \
-             yet; remove the redis faults and {{redis}} placeholders, or point REDIS_URL at a \
-             real redis-server",
-            plan.source
-        )));
-    }
-    Ok(())
-}
-
 /// The fakes of one run.
 struct Fakes {
     llm: FakeHandle,
@@ -225,6 +210,7 @@ struct Fakes {
     tickets: FakeHandle,
     /// Every write the tickets fake received, for duplicate side effects.
     ledger: Arc<TicketLedger>,
+    redis: FakeHandle,
 }
 
 impl Fakes {
@@ -245,11 +231,23 @@ impl Fakes {
             fakes::tool::start_weather(Arc::new(Switchboard::new(seed ^ 0x22)), journal()).await?;
         let (tickets, ledger) =
             fakes::tool::start_tickets(Arc::new(Switchboard::new(seed ^ 0x33)), journal()).await?;
+        let redis = fakes::redis::start(
+            RedisOptions {
+                port: 0,
+                password: None,
+                upstream: None,
+                keyspace: None,
+            },
+            Arc::new(Switchboard::new(seed ^ 0x44)),
+            journal(),
+        )
+        .await?;
         Ok(Fakes {
             llm,
             weather,
             tickets,
             ledger,
+            redis,
         })
     }
 
@@ -258,6 +256,7 @@ impl Fakes {
             (FakeName::Llm, self.llm.switchboard().clone()),
             (FakeName::Weather, self.weather.switchboard().clone()),
             (FakeName::Tickets, self.tickets.switchboard().clone()),
+            (FakeName::Redis, self.redis.switchboard().clone()),
         ])
     }
 
@@ -265,6 +264,7 @@ impl Fakes {
         let mut all = self.llm.journal().snapshot();
         all.extend(self.weather.journal().snapshot());
         all.extend(self.tickets.journal().snapshot());
+        all.extend(self.redis.journal().snapshot());
         all.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
         all
     }
@@ -289,6 +289,7 @@ impl Fakes {
         self.llm.journal().dropped()
             + self.weather.journal().dropped()
             + self.tickets.journal().dropped()
+            + self.redis.journal().dropped()
     }
 
     /// Placeholder values for the target's environment.
@@ -298,6 +299,7 @@ impl Fakes {
             ("{llm_key}", FAKE_LLM_KEY.to_string()),
             ("{tool.weather}", self.weather.base_url()),
             ("{tool.tickets}", self.tickets.base_url()),
+            ("{redis}", self.redis.base_url()),
             ("{port}", port.to_string()),
         ])
     }
@@ -306,7 +308,8 @@ impl Fakes {
         tokio::join!(
             self.llm.shutdown(),
             self.weather.shutdown(),
-            self.tickets.shutdown()
+            self.tickets.shutdown(),
+            self.redis.shutdown()
         );
     }
 }
@@ -319,6 +322,8 @@ fn spawn_spec(
     port: u16,
 ) -> Result<SpawnSpec, RunError> {
     let values = fakes.placeholders(port);
+    // The reference target caches answers only when a scenario gives it REDIS_URL = "{redis}":
+    // a cache would answer most repeated questions and hide the LLM faults from users.
     let mut env = BTreeMap::new();
     env.insert("PORT".to_string(), port.to_string());
     let (program, args) = match &plan.target.command {

@@ -258,7 +258,8 @@ pub struct MatrixRow {
     pub must_fail: &'static [&'static str],
 }
 
-/// The gate-honesty matrix.
+/// The gate-honesty matrix: every built-in scenario against the healthy reference target,
+/// then each flaw against the scenario that exercises the practice it breaks.
 pub const MATRIX: &[MatrixRow] = &[
     MatrixRow {
         scenario: "outage",
@@ -271,9 +272,94 @@ pub const MATRIX: &[MatrixRow] = &[
         must_fail: &[],
     },
     MatrixRow {
-        scenario: "outage",
+        scenario: "rate-limit",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
+        scenario: "llm-timeout",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
+        scenario: "slow-llm",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
+        scenario: "flaky",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
+        scenario: "tool-down",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
+        scenario: "tool-writes",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
+        scenario: "stream-cut",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
+        scenario: "malformed",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
+        scenario: "runaway-agent",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
+        scenario: "redis-down",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
+        scenario: "llm-timeout",
         flaw: Some("no-timeout"),
-        must_fail: &["errors.honest", "sla.p95.fault"],
+        must_fail: &["errors.honest"],
+    },
+    MatrixRow {
+        scenario: "flaky",
+        flaw: Some("no-retry"),
+        must_fail: &["retries.retryable"],
+    },
+    MatrixRow {
+        scenario: "rate-limit",
+        flaw: Some("retry-storm"),
+        must_fail: &["retries.retry_after"],
+    },
+    MatrixRow {
+        scenario: "rate-limit",
+        flaw: Some("ignore-retry-after"),
+        must_fail: &["retries.retry_after"],
+    },
+    MatrixRow {
+        scenario: "tool-writes",
+        flaw: Some("retry-writes"),
+        must_fail: &["writes.idempotent"],
+    },
+    MatrixRow {
+        scenario: "tool-down",
+        flaw: Some("no-tool-fallback"),
+        must_fail: &["fallback.tool"],
+    },
+    MatrixRow {
+        scenario: "redis-down",
+        flaw: Some("no-cache-fallback"),
+        must_fail: &["fallback.redis"],
+    },
+    MatrixRow {
+        scenario: "baseline",
+        flaw: Some("leak-secrets"),
+        must_fail: &["logs.no_secrets"],
     },
     MatrixRow {
         scenario: "outage",
@@ -284,6 +370,26 @@ pub const MATRIX: &[MatrixRow] = &[
         scenario: "outage",
         flaw: Some("stack-trace-errors"),
         must_fail: &["errors.honest"],
+    },
+    MatrixRow {
+        scenario: "runaway-agent",
+        flaw: Some("unbounded-agent"),
+        must_fail: &["agent.steps"],
+    },
+    MatrixRow {
+        scenario: "baseline",
+        flaw: Some("lying-metrics"),
+        must_fail: &["metrics.truth"],
+    },
+    MatrixRow {
+        scenario: "outage",
+        flaw: Some("no-circuit-breaker"),
+        must_fail: &["recovery.mitigation"],
+    },
+    MatrixRow {
+        scenario: "baseline",
+        flaw: Some("log-per-attempt"),
+        must_fail: &["logs.one_line_per_request"],
     },
 ];
 
@@ -413,6 +519,24 @@ mod tests {
             if let Some(flaw) = row.flaw {
                 assert!(crate::scenario::parse::is_known_flaw(flaw), "{flaw}");
             }
+        }
+    }
+
+    #[test]
+    fn every_flaw_and_every_built_in_scenario_has_a_matrix_row() {
+        for flaw in crate::scenario::parse::known_flaws() {
+            assert!(
+                MATRIX.iter().any(|row| row.flaw == Some(flaw.as_str())),
+                "flaw {flaw} has no row: no gate is shown to catch it"
+            );
+        }
+        for name in crate::scenario::catalog::names() {
+            assert!(
+                MATRIX
+                    .iter()
+                    .any(|row| row.flaw.is_none() && row.scenario == name),
+                "scenario {name} is not run against the healthy target"
+            );
         }
     }
 

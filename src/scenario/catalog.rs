@@ -31,6 +31,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "runaway-agent",
         include_str!("../../scenarios/runaway-agent.toml"),
     ),
+    (
+        "redis-down",
+        include_str!("../../scenarios/redis-down.toml"),
+    ),
 ];
 
 /// The TOML text of the built-in scenario `name`.
