@@ -652,6 +652,9 @@ impl Drop for Entry {
     }
 }
 
+/// How long a cut stream stays pending before failing, so what came before it is written.
+const FLUSH_BEFORE_CUT: Duration = Duration::from_millis(5);
+
 /// Why a streamed body stopped early; hyper then closes the connection mid-body.
 #[derive(Debug, thiserror::Error)]
 #[error("stream cut by a fault")]
@@ -679,7 +682,12 @@ fn play(
                     let until = deadline.map_or(until, |cut| until.min(cut));
                     tokio::time::sleep_until(until).await;
                 }
-                Step::Cut => return Some((Err(Cut), (Vec::new().into_iter(), entry, None))),
+                Step::Cut => {
+                    // hyper flushes what it buffered only when the body is pending; without
+                    // this pause the error would discard the head and the pieces sent before.
+                    tokio::time::sleep(FLUSH_BEFORE_CUT).await;
+                    return Some((Err(Cut), (Vec::new().into_iter(), entry, None)));
+                }
             }
         }
     })
