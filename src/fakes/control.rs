@@ -48,14 +48,17 @@ struct Control {
 }
 
 impl Control {
-    fn fake(&self, name: &str) -> Result<&ControlledFake, Response> {
-        self.fakes.iter().find(|f| f.name == name).ok_or_else(|| {
-            let known: Vec<&str> = self.fakes.iter().map(|f| f.name.as_str()).collect();
-            problem(
-                StatusCode::NOT_FOUND,
-                format!("no fake named '{name}'; fakes: {}", known.join(", ")),
-            )
-        })
+    fn fake(&self, name: &str) -> Option<&ControlledFake> {
+        self.fakes.iter().find(|f| f.name == name)
+    }
+
+    /// The 404 for a fake name that is not one of ours, naming those that are.
+    fn unknown(&self, name: &str) -> Response {
+        let known: Vec<&str> = self.fakes.iter().map(|f| f.name.as_str()).collect();
+        problem(
+            StatusCode::NOT_FOUND,
+            format!("no fake named '{name}'; fakes: {}", known.join(", ")),
+        )
     }
 }
 
@@ -106,12 +109,11 @@ async fn list(State(control): State<Arc<Control>>) -> Json<Value> {
 
 async fn add(
     State(control): State<Arc<Control>>,
-    Path(fake): Path<String>,
+    Path(name): Path<String>,
     body: String,
 ) -> Response {
-    let fake = match control.fake(&fake) {
-        Ok(fake) => fake,
-        Err(missing) => return missing,
+    let Some(fake) = control.fake(&name) else {
+        return control.unknown(&name);
     };
     let id = control.next_id.fetch_add(1, Ordering::Relaxed);
     match parse_rule(&body, id) {
@@ -125,12 +127,12 @@ async fn add(
 
 async fn remove(
     State(control): State<Arc<Control>>,
-    Path((fake, id)): Path<(String, usize)>,
+    Path((name, id)): Path<(String, usize)>,
 ) -> Response {
-    match control.fake(&fake) {
-        Ok(fake) if fake.switchboard.deactivate(id) => StatusCode::NO_CONTENT.into_response(),
-        Ok(_) => problem(StatusCode::NOT_FOUND, format!("no rule {id} is on")),
-        Err(missing) => missing,
+    match control.fake(&name) {
+        Some(fake) if fake.switchboard.deactivate(id) => StatusCode::NO_CONTENT.into_response(),
+        Some(_) => problem(StatusCode::NOT_FOUND, format!("no rule {id} is on")),
+        None => control.unknown(&name),
     }
 }
 
@@ -146,12 +148,11 @@ struct Since {
 
 async fn journal(
     State(control): State<Arc<Control>>,
-    Path(fake): Path<String>,
+    Path(name): Path<String>,
     Query(since): Query<Since>,
 ) -> Response {
-    let fake = match control.fake(&fake) {
-        Ok(fake) => fake,
-        Err(missing) => return missing,
+    let Some(fake) = control.fake(&name) else {
+        return control.unknown(&name);
     };
     let since = since.since_ms.unwrap_or(f64::NEG_INFINITY);
     let attempts: Vec<_> = fake
