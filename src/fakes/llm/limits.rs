@@ -49,8 +49,17 @@ pub(super) struct Verdict {
 
 impl Limits {
     /// Takes one request and `tokens` tokens from `key`'s buckets under limits `rpm`/`tpm`, if
-    /// both have enough; a refused request takes nothing, as OpenAI's limiter does.
-    pub fn take(&self, key: &str, rpm: u32, tpm: u32, tokens: u64, now: Instant) -> Verdict {
+    /// both have enough; a refused request takes nothing, as OpenAI's limiter does. When not
+    /// `enforced` (no `rate_limit` fault) nothing is refused: the buckets only count, down to
+    /// empty, so the headers still move.
+    pub fn take(
+        &self,
+        key: &str,
+        (rpm, tpm): (u32, u32),
+        tokens: u64,
+        enforced: bool,
+        now: Instant,
+    ) -> Verdict {
         let mut buckets = self.buckets.lock().unwrap();
         if buckets.len() >= KEYS_LIMIT && !buckets.contains_key(key) {
             buckets.clear();
@@ -82,7 +91,11 @@ impl Limits {
         let wait = |level: f64, need: f64, limit: u32| {
             Duration::from_secs_f64(((need - level).max(0.0) / per_sec(limit.max(1))).min(3600.0))
         };
-        let refused = if bucket.requests < 1.0 {
+        let refused = if !enforced {
+            bucket.requests = (bucket.requests - 1.0).max(0.0);
+            bucket.tokens = (bucket.tokens - wanted).max(0.0);
+            None
+        } else if bucket.requests < 1.0 {
             Some(("requests", wait(bucket.requests, 1.0, rpm)))
         } else if bucket.tokens < wanted {
             Some(("tokens", wait(bucket.tokens, wanted, tpm)))
@@ -126,16 +139,19 @@ mod tests {
         let limits = Limits::default();
         let start = Instant::now();
         for left in (0..3).rev() {
-            let verdict = limits.take("k", 3, 1000, 10, start);
+            let verdict = limits.take("k", (3, 1000), 10, true, start);
             assert_eq!(verdict.refused, None);
             assert_eq!(verdict.remaining_requests, left);
         }
-        let refused = limits.take("k", 3, 1000, 10, start);
+        let refused = limits.take("k", (3, 1000), 10, true, start);
         let (which, wait) = refused.refused.unwrap();
         assert_eq!(which, "requests");
         assert_eq!(wait, Duration::from_secs(20), "3 rpm refill one every 20 s");
-        assert_eq!(limits.take("other", 3, 1000, 10, start).refused, None);
-        let later = limits.take("k", 3, 1000, 10, start + Duration::from_secs(20));
+        assert_eq!(
+            limits.take("other", (3, 1000), 10, true, start).refused,
+            None
+        );
+        let later = limits.take("k", (3, 1000), 10, true, start + Duration::from_secs(20));
         assert_eq!(later.refused, None);
     }
 
@@ -143,10 +159,26 @@ mod tests {
     fn a_request_larger_than_the_tokens_left_is_refused_on_tokens() {
         let limits = Limits::default();
         let now = Instant::now();
-        assert_eq!(limits.take("k", 100, 600, 500, now).refused, None);
-        let verdict = limits.take("k", 100, 600, 500, now);
+        assert_eq!(limits.take("k", (100, 600), 500, true, now).refused, None);
+        let verdict = limits.take("k", (100, 600), 500, true, now);
         assert_eq!(verdict.refused.unwrap().0, "tokens");
         assert_eq!(verdict.remaining_tokens, 100);
+    }
+
+    #[test]
+    fn without_enforcement_an_empty_bucket_still_lets_requests_through() {
+        let limits = Limits::default();
+        let now = Instant::now();
+        for _ in 0..5 {
+            let verdict = limits.take("k", (2, 1000), 1, false, now);
+            assert_eq!(verdict.refused, None);
+        }
+        assert_eq!(
+            limits
+                .take("k", (2, 1000), 1, false, now)
+                .remaining_requests,
+            0
+        );
     }
 
     #[test]

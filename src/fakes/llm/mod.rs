@@ -120,18 +120,21 @@ impl Turn<'_> {
     /// the headers, or the provider's 429 when the quota is spent. Only a `rate_limit` fault
     /// refuses; otherwise the generous default limits just count.
     fn admit(&self, provider: Provider, model: &str, tokens: u64) -> Result<Verdict, Reply> {
-        let (rpm, tpm) = match self.fault {
+        let (rpm, tpm, enforced) = match self.fault {
             Some(Fault::RateLimit {
                 requests_per_minute,
                 tokens_per_minute,
             }) => (
                 requests_per_minute.unwrap_or(limits::DEFAULT_RPM),
                 tokens_per_minute.unwrap_or(limits::DEFAULT_TPM),
+                true,
             ),
-            _ => (limits::DEFAULT_RPM, limits::DEFAULT_TPM),
+            _ => (limits::DEFAULT_RPM, limits::DEFAULT_TPM, false),
         };
         let key = sent_key(self.request).unwrap_or("");
-        let verdict = self.limits.take(key, rpm, tpm, tokens, Instant::now());
+        let verdict = self
+            .limits
+            .take(key, (rpm, tpm), tokens, enforced, Instant::now());
         let Some((which, wait)) = verdict.refused else {
             return Ok(verdict);
         };
