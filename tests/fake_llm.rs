@@ -163,24 +163,56 @@ async fn the_same_question_gets_the_same_answer() {
 }
 
 #[tokio::test]
-async fn streaming_is_refused_with_a_400_until_sse_arrives() {
+async fn streaming_sends_completion_chunks_a_usage_chunk_and_done() {
     let fake = start_llm().await;
 
     let response = client()
         .post(format!("{}/v1/chat/completions", fake.base_url()))
         .bearer_auth(KEY)
-        .json(&json!({ "model": "m", "stream": true, "messages": [{ "role": "user", "content": "hi" }] }))
+        .json(
+            &json!({ "model": "m", "stream": true, "stream_options": { "include_usage": true },
+                       "messages": [{ "role": "user", "content": "hello there" }] }),
+        )
         .send()
         .await
         .unwrap();
 
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["param"], "stream");
-    assert!(body["error"]["message"]
-        .as_str()
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
         .unwrap()
-        .contains("Streaming"));
+        .starts_with("text/event-stream"));
+    let text = response.text().await.unwrap();
+    let frames: Vec<&str> = text
+        .split("\n\n")
+        .filter(|f| !f.is_empty())
+        .map(|f| {
+            f.strip_prefix("data: ")
+                .expect("every frame is a data line")
+        })
+        .collect();
+    assert_eq!(frames.last(), Some(&"[DONE]"));
+    let chunks: Vec<Value> = frames[..frames.len() - 1]
+        .iter()
+        .map(|f| serde_json::from_str(f).unwrap())
+        .collect();
+    assert!(chunks
+        .iter()
+        .all(|c| c["object"] == "chat.completion.chunk"));
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(!content.is_empty());
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    let usage = chunks.last().unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(
+        usage["usage"]["completion_tokens"].as_u64().unwrap(),
+        (content.chars().count() as u64).div_ceil(4)
+    );
 }
 
 #[tokio::test]

@@ -7,14 +7,22 @@
 //! - one task per connection (hyper HTTP/1.1 with keep-alive), dropped abruptly on shutdown or
 //!   refuse, which is also what ends hung requests;
 //! - per attempt: read the body, find the correlation key, ask the switchboard for a fault,
-//!   act it out (status, delay, hang), and record the attempt in the journal when it ends,
-//!   however it ends.
+//!   act it out, and record the attempt in the journal when it ends, however it ends (for a
+//!   streamed body: when the last byte is sent or the stream is cut).
+//!
+//! Faults acted out here, the same for every HTTP fake: `status` (with `retry-after`,
+//! `retry-after-ms`, `x-should-retry` and the provider's error code), `delay` (sampled from
+//! its distribution), `hang`, `reset` (a real TCP RST: `SO_LINGER` 0, then close), `drop`
+//! (close without a response) and `malformed` `invalid_json` / `truncated_json` /
+//! `wrong_content_type` on any JSON reply. Every other fault is handed to the responder
+//! ([`Responder::answer_under`]): only it knows what a slow or cut stream of its protocol is.
 //!
 //! A manual accept loop rather than `axum::serve`, because `refuse` needs the listener dropped
 //! and re-bound, and shutdown must not wait for hung connections to drain.
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,10 +33,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
-use super::fault::{Fault, Switchboard};
+use super::fault::{Fault, Malformation, Switchboard};
 use super::journal::{Attempt, Journal};
 use super::text::last_nonce;
 use super::{FakeError, FakeHandle};
@@ -79,6 +87,44 @@ pub(crate) struct Reply {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
     pub usage: Option<Usage>,
+    /// A body sent piece by piece (server-sent events); when set, `body` is ignored.
+    /// Boxed so a `Reply` stays small enough for `Result<_, Reply>` (clippy's large-err).
+    pub stream: Option<Box<Script>>,
+}
+
+/// A body sent piece by piece, with waits between the pieces, possibly cut short. Built whole
+/// when the request is answered (so every random draw happens in request order, keeping runs
+/// repeatable) and played out by the serving loop.
+#[derive(Debug, Default)]
+pub(crate) struct Script {
+    pub steps: Vec<Step>,
+    /// Cut the connection this long after the head was sent, wherever the script is then.
+    pub cut_after: Option<Duration>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Step {
+    Send(Bytes),
+    Wait(Duration),
+    /// Close the connection mid-body: the client sees an incomplete chunked body.
+    Cut,
+}
+
+impl Script {
+    /// Pieces sent so far are counted by the caller; this just appends.
+    pub fn send(&mut self, piece: impl Into<Bytes>) {
+        self.steps.push(Step::Send(piece.into()));
+    }
+
+    pub fn wait(&mut self, wait: Duration) {
+        if !wait.is_zero() {
+            self.steps.push(Step::Wait(wait));
+        }
+    }
+
+    pub fn cut(&mut self) {
+        self.steps.push(Step::Cut);
+    }
 }
 
 impl Reply {
@@ -92,6 +138,24 @@ impl Reply {
             )],
             body: Bytes::from(value.to_string()),
             usage: None,
+            stream: None,
+        }
+    }
+
+    /// A `text/event-stream` reply played from `script`.
+    pub fn event_stream(status: StatusCode, script: Script) -> Self {
+        Reply {
+            status,
+            headers: vec![
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream; charset=utf-8"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            ],
+            body: Bytes::new(),
+            usage: None,
+            stream: Some(Box::new(script)),
         }
     }
 
@@ -118,18 +182,44 @@ impl Reply {
         self
     }
 
-    /// The value of header `name`, for tests.
-    #[cfg(test)]
+    /// The value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
         let (_, value) = self.headers.iter().find(|(n, _)| n == name)?;
         value.to_str().ok()
     }
 
-    fn into_response(self) -> Response<Body> {
-        let mut response = Response::new(Body::from(self.body));
-        *response.status_mut() = self.status;
-        response.headers_mut().extend(self.headers);
-        response
+    /// Replaces (or adds) header `name`.
+    fn set_header(&mut self, name: HeaderName, value: HeaderValue) {
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value));
+    }
+
+    /// Breaks a whole JSON body as `what` says; streamed bodies and other malformations are
+    /// the responder's to break.
+    fn malform(&mut self, what: Malformation) {
+        let is_json = self
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/json"));
+        if self.stream.is_some() || !is_json {
+            return;
+        }
+        match what {
+            // What a proxy's error page in front of the API looks like.
+            Malformation::InvalidJson => {
+                self.body = Bytes::from_static(
+                    b"<html><head><title>502 Bad Gateway</title></head><body>upstream error</body></html>",
+                );
+            }
+            Malformation::TruncatedJson => {
+                let half = self.body.len() / 2;
+                self.body.truncate(half.max(1).min(self.body.len()));
+            }
+            Malformation::WrongContentType => self.set_header(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            _ => {}
+        }
     }
 }
 
@@ -146,6 +236,27 @@ pub(crate) trait Responder: Send + Sync + 'static {
         status: StatusCode,
         retry_after: Option<Duration>,
     ) -> Reply;
+
+    /// The error for a status fault that names the provider's error code (`insufficient_quota`,
+    /// `context_length_exceeded`). By default the code is ignored.
+    fn status_reply(
+        &self,
+        request: &Request,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        error_code: Option<&str>,
+    ) -> Reply {
+        let _ = error_code;
+        self.fault_reply(request, status, retry_after)
+    }
+
+    /// The answer while `fault` is on, for the faults this module does not act out itself
+    /// (slow or cut streams, broken streams, agents' tool faults, rate limits) and for
+    /// `malformed` before this module breaks a JSON body. By default: the normal answer.
+    fn answer_under(&self, request: &Request, fault: &Fault) -> Reply {
+        let _ = fault;
+        self.answer(request)
+    }
 }
 
 /// Binds `127.0.0.1:0`, starts the accept loop for `responder` and returns its handle.
@@ -156,6 +267,17 @@ pub(crate) async fn serve<R: Responder>(
     journal: Arc<Journal>,
 ) -> Result<FakeHandle, FakeError> {
     let wanted = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    serve_on(wanted, name, responder, switchboard, journal).await
+}
+
+/// Like [`serve`], on a given address (a standalone fake's `--port`).
+pub(crate) async fn serve_on<R: Responder>(
+    wanted: SocketAddr,
+    name: &'static str,
+    responder: R,
+    switchboard: Arc<Switchboard>,
+    journal: Arc<Journal>,
+) -> Result<FakeHandle, FakeError> {
     let listener = bind(wanted).map_err(|source| FakeError::Bind {
         name: name.to_owned(),
         addr: wanted,
@@ -298,10 +420,17 @@ async fn connection<R: Responder>(
 ) {
     // Answers are small and latency is what is measured: do not wait to coalesce writes.
     let _ = stream.set_nodelay(true);
-    let service = service_fn(move |request| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(shared.attempt(request).await) }
+    let kill = Arc::new(Kill {
+        fd: stream.as_raw_fd(),
+        now: Notify::new(),
     });
+    let service = {
+        let kill = kill.clone();
+        service_fn(move |request| {
+            let (shared, kill) = (shared.clone(), kill.clone());
+            async move { Ok::<_, Infallible>(shared.attempt(request, kill).await) }
+        })
+    };
     let serving = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     tokio::select! {
         result = serving => {
@@ -311,17 +440,62 @@ async fn connection<R: Responder>(
         }
         _ = stopped(&mut stopping) => {}
         _ = until(&mut refusing, true) => {}
+        // Leaving the select drops `serving` and with it the socket: a close, or a reset if
+        // `Kill::reset` set a zero linger first.
+        _ = kill.now.notified() => {}
+    }
+}
+
+/// How an attempt ends its whole connection (`reset`, `drop`). The fd stays valid while the
+/// connection task runs, which is as long as any attempt on it can.
+struct Kill {
+    fd: RawFd,
+    now: Notify,
+}
+
+impl Kill {
+    /// Close without a response: the client sees the connection end (EOF, no status line).
+    fn close(&self) {
+        self.now.notify_one();
+    }
+
+    /// A zero linger makes `close` send RST and discard unsent data: a real "connection reset
+    /// by peer", not an orderly FIN.
+    fn reset(&self) {
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: `fd` is the open socket of this connection (see the struct doc); the option
+        // value is a valid `linger` of the size passed.
+        let done = unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        if done != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "SO_LINGER failed; closing instead of resetting");
+        }
+        self.now.notify_one();
     }
 }
 
 impl<R: Responder> Shared<R> {
     /// One attempt: read, correlate, pick a fault, act it out, answer. Recorded when the
-    /// returned future completes or is dropped (client gone, shutdown, refuse).
-    async fn attempt(&self, request: hyper::Request<hyper::body::Incoming>) -> Response<Body> {
+    /// answer's body has been sent or the attempt is dropped (client gone, shutdown, refuse).
+    async fn attempt(
+        &self,
+        request: hyper::Request<hyper::body::Incoming>,
+        kill: Arc<Kill>,
+    ) -> Response<Body> {
         let arrival = Instant::now();
         let (head, body) = request.into_parts();
         let mut entry = Entry {
-            journal: &self.journal,
+            journal: self.journal.clone(),
             arrival,
             attempt: Attempt {
                 at_ms: self.journal.offset_ms(arrival),
@@ -358,61 +532,112 @@ impl<R: Responder> Shared<R> {
             .switchboard
             .pick(&entry.attempt.route, entry.attempt.key.as_deref());
         entry.attempt.fault = fault.as_ref().map(Fault::label);
-        let reply = match fault {
-            Some(Fault::Status {
-                code, retry_after, ..
-            }) => match StatusCode::from_u16(code) {
-                // A "fault" with a success code is no error to shape: answer normally.
-                Ok(status) if status.is_success() => self.responder.answer(&request),
-                // hyper treats 1xx as interim answers; a fault must be a final one.
-                Ok(status) if !status.is_informational() => {
-                    self.responder.fault_reply(&request, status, retry_after)
-                }
-                _ => self.responder.fault_reply(
-                    &request,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    retry_after,
-                ),
-            },
-            Some(Fault::Delay {
-                delay,
-                distribution,
-            }) => {
-                let delay = self.switchboard.sample_delay(delay, distribution);
-                tokio::time::sleep(delay).await;
-                self.responder.answer(&request)
-            }
-            // Never answer: this future is dropped when the client goes or the fake stops,
-            // and `entry` then records the attempt with no status.
-            Some(Fault::Hang) => std::future::pending().await,
-            // `pick` never returns `Refuse`; the accept loop acts it out. Faults this fake
-            // cannot act out yet were refused by the scenario parser; answer normally.
-            Some(_) | None => self.responder.answer(&request),
+        let Some(fault) = fault else {
+            return entry.finish(self.responder.answer(&request));
         };
+        let reply =
+            match fault {
+                Fault::Status {
+                    code,
+                    retry_after,
+                    retry_after_ms,
+                    should_retry,
+                    ref error_code,
+                } => {
+                    let mut reply =
+                        match StatusCode::from_u16(code) {
+                            // A "fault" with a success code is no error to shape: answer normally.
+                            Ok(status) if status.is_success() => self.responder.answer(&request),
+                            // hyper treats 1xx as interim answers; a fault must be a final one.
+                            Ok(status) if !status.is_informational() => self
+                                .responder
+                                .status_reply(&request, status, retry_after, error_code.as_deref()),
+                            _ => self.responder.status_reply(
+                                &request,
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                retry_after,
+                                error_code.as_deref(),
+                            ),
+                        };
+                    // The retry hints are the fault's, the same for every fake: the official SDKs
+                    // read `retry-after-ms` before `retry-after`, and obey `x-should-retry` over
+                    // the status.
+                    match retry_after {
+                        Some(after) if retry_after_ms => reply.set_header(
+                            HeaderName::from_static("retry-after-ms"),
+                            HeaderValue::from(after.as_millis() as u64),
+                        ),
+                        _ => reply.headers.retain(|(name, _)| name != "retry-after-ms"),
+                    }
+                    if let Some(retry) = should_retry {
+                        reply.set_header(
+                            HeaderName::from_static("x-should-retry"),
+                            HeaderValue::from_static(if retry { "true" } else { "false" }),
+                        );
+                    }
+                    reply
+                }
+                Fault::Delay {
+                    delay,
+                    distribution,
+                } => {
+                    let delay = self.switchboard.sample_delay(delay, distribution);
+                    tokio::time::sleep(delay).await;
+                    self.responder.answer(&request)
+                }
+                // Never answer: this future is dropped when the client goes or the fake stops,
+                // and `entry` then records the attempt with no status.
+                Fault::Hang => std::future::pending().await,
+                // The connection task drops the socket; this future goes with it, unanswered.
+                Fault::Reset => {
+                    kill.reset();
+                    std::future::pending().await
+                }
+                Fault::Drop => {
+                    kill.close();
+                    std::future::pending().await
+                }
+                Fault::Malformed { what } => {
+                    let mut reply = self.responder.answer_under(&request, &fault);
+                    reply.malform(what);
+                    reply
+                }
+                // `pick` never returns `Refuse`; the accept loop acts it out. The rest only the
+                // responder knows how to act out (or answers normally if it cannot).
+                ref other => self.responder.answer_under(&request, other),
+            };
         entry.finish(reply)
     }
 }
 
 /// The journal entry of one attempt in flight. Records itself on drop, so an attempt that
-/// never answers (hang, client gone, shutdown) is still journaled, with `status: None`.
-struct Entry<'a> {
-    journal: &'a Journal,
+/// never answers (hang, client gone, shutdown) is still journaled, with `status: None`; a
+/// streamed answer carries its entry in the body and records when the body ends.
+struct Entry {
+    journal: Arc<Journal>,
     arrival: Instant,
     attempt: Attempt,
 }
 
-impl Entry<'_> {
+impl Entry {
     fn finish(mut self, reply: Reply) -> Response<Body> {
         self.attempt.status = Some(reply.status.as_u16());
         if let Some(usage) = reply.usage {
             self.attempt.input_tokens = Some(usage.input);
             self.attempt.output_tokens = Some(usage.output);
         }
-        reply.into_response()
+        let body = match reply.stream {
+            None => Body::from(reply.body),
+            Some(script) => Body::from_stream(play(*script, self)),
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = reply.status;
+        response.headers_mut().extend(reply.headers);
+        response
     }
 }
 
-impl Drop for Entry<'_> {
+impl Drop for Entry {
     fn drop(&mut self) {
         let attempt = &mut self.attempt;
         let attempt = Attempt {
@@ -425,6 +650,47 @@ impl Drop for Entry<'_> {
         };
         self.journal.record(attempt);
     }
+}
+
+/// How long a cut stream stays pending before failing, so what came before it is written.
+const FLUSH_BEFORE_CUT: Duration = Duration::from_millis(5);
+
+/// Why a streamed body stopped early; hyper then closes the connection mid-body.
+#[derive(Debug, thiserror::Error)]
+#[error("stream cut by a fault")]
+struct Cut;
+
+/// Plays `script` as a body stream. `entry` rides along and records the attempt when the
+/// stream ends, is cut, or is dropped because the client went away.
+fn play(
+    script: Script,
+    entry: Entry,
+) -> impl futures::Stream<Item = Result<Bytes, Cut>> + Send + 'static {
+    let deadline = script
+        .cut_after
+        .map(|after| tokio::time::Instant::now() + after);
+    let state = (script.steps.into_iter(), entry, deadline);
+    futures::stream::unfold(state, |(mut steps, entry, deadline)| async move {
+        loop {
+            if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                return Some((Err(Cut), (Vec::new().into_iter(), entry, None)));
+            }
+            match steps.next()? {
+                Step::Send(piece) => return Some((Ok(piece), (steps, entry, deadline))),
+                Step::Wait(wait) => {
+                    let until = tokio::time::Instant::now() + wait;
+                    let until = deadline.map_or(until, |cut| until.min(cut));
+                    tokio::time::sleep_until(until).await;
+                }
+                Step::Cut => {
+                    // hyper flushes what it buffered only when the body is pending; without
+                    // this pause the error would discard the head and the pieces sent before.
+                    tokio::time::sleep(FLUSH_BEFORE_CUT).await;
+                    return Some((Err(Cut), (Vec::new().into_iter(), entry, None)));
+                }
+            }
+        }
+    })
 }
 
 /// The correlation key of a request: the last `fl-xxxxxxxx` nonce in the body (prompt,

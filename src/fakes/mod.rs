@@ -11,6 +11,7 @@
 //! - `llm`: the OpenAI-compatible fake (chat completions, embeddings, models).
 //! - `tool`: HTTP tool fakes (weather).
 
+pub mod control;
 pub mod fault;
 pub mod journal;
 pub mod llm;

@@ -221,7 +221,7 @@ impl Source<'_> {
 }
 
 /// 1-based line and column (in characters) of a byte offset; clamps offsets past the end.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;

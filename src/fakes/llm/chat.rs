@@ -1,26 +1,106 @@
-//! `POST /v1/chat/completions`, non-streaming: a canned answer to the latest user message in
-//! OpenAI's `chat.completion` shape, with `usage` from the token approximation.
+//! `POST /v1/chat/completions`: a canned answer (or a tool call) to the latest user message in
+//! OpenAI's `chat.completion` shape, or streamed as `chat.completion.chunk` server-sent events
+//! ending in `data: [DONE]`, with the usage chunk (`choices: []`) when
+//! `stream_options.include_usage` asks for it.
 //!
 //! Prompt tokens follow OpenAI's cookbook accounting for chat: 3 per message, plus the tokens
 //! of its role, content and name, plus 3 priming the reply; text tokens are
 //! [`approx_tokens`] (4 characters each). Tool definitions are not counted.
 
-use axum::http::StatusCode;
-use serde_json::{json, Value};
+use axum::http::{header, HeaderValue, StatusCode};
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
 
 use super::answers::answer_for;
-use super::{error, invalid, missing, parse_body, required_model, unix_now, LlmOptions};
-use crate::fakes::http::{Reply, Request, Usage};
+use super::stream::{data, pace, pieces};
+use super::tools::{self, Tool};
+use super::{context_window, error, invalid, missing, parse_body, required_model, unix_now};
+use super::{with_limits, Provider, Turn};
+use crate::fakes::fault::{Fault, FinishReason, Malformation};
+use crate::fakes::http::{Reply, Usage};
 use crate::fakes::text::approx_tokens;
 
-pub(super) fn complete(options: &LlmOptions, request: &Request) -> Reply {
-    match try_complete(options, request) {
+/// What the model "says" this turn.
+pub(super) enum Said {
+    Text {
+        content: String,
+        finish_reason: &'static str,
+    },
+    Call {
+        id: String,
+        name: String,
+        /// The arguments as sent: JSON text (invalid under `invalid_tool_args`).
+        arguments: String,
+    },
+}
+
+impl Said {
+    fn tokens(&self) -> u64 {
+        match self {
+            Said::Text { content, .. } => approx_tokens(content),
+            // The call's name and arguments, plus a few for its framing.
+            Said::Call {
+                name, arguments, ..
+            } => 3 + approx_tokens(name) + approx_tokens(arguments),
+        }
+    }
+}
+
+/// The turn's answer given the prompt, the tools offered and the fault: shared by both
+/// providers. `after_tool_result`: the conversation ends with a tool's answer.
+pub(super) fn decide(
+    turn: &Turn,
+    body: &Map<String, Value>,
+    tools: &[Tool],
+    prompt: &str,
+    after_tool_result: bool,
+    max_tokens: Option<u64>,
+    id_prefix: &str,
+) -> Said {
+    let forced = matches!(turn.fault, Some(Fault::ToolLoop | Fault::InvalidToolArgs));
+    if let Some(tool) = tools::choose(body, tools, prompt, after_tool_result, forced) {
+        let mut arguments = tools::arguments(tool, prompt).to_string();
+        if matches!(turn.fault, Some(Fault::InvalidToolArgs)) {
+            // Cut inside the object: what a model that ran out of tokens mid-call sends.
+            arguments.truncate(arguments.len().saturating_sub(2).max(1));
+            arguments.push_str(", \"");
+        }
+        return Said::Call {
+            id: tools::call_id(id_prefix, turn.options.seed, prompt, 0),
+            name: tool.name.to_owned(),
+            arguments,
+        };
+    }
+    let (content, finish_reason) = truncate(answer_for(turn.options.seed, prompt), max_tokens);
+    let (content, finish_reason) = match turn.fault {
+        // Half the answer, as if the token budget ran out or the filter stopped it there.
+        Some(Fault::FinishReason { reason }) => {
+            let half = content
+                .char_indices()
+                .nth(content.chars().count() / 2)
+                .map_or(content.len(), |(at, _)| at);
+            let reason = match reason {
+                FinishReason::Length => "length",
+                FinishReason::ContentFilter => "content_filter",
+            };
+            (&content[..half], reason)
+        }
+        _ => (content, finish_reason),
+    };
+    Said::Text {
+        content: content.to_owned(),
+        finish_reason,
+    }
+}
+
+pub(super) fn complete(turn: &Turn) -> Reply {
+    match try_complete(turn) {
         Ok(reply) | Err(reply) => reply,
     }
 }
 
-fn try_complete(options: &LlmOptions, request: &Request) -> Result<Reply, Reply> {
-    let body = parse_body(request)?;
+fn try_complete(turn: &Turn) -> Result<Reply, Reply> {
+    let body = parse_body(turn.request)?;
     let model = required_model(&body)?;
     let messages = match body.get("messages") {
         None | Some(Value::Null) => return Err(missing("messages")),
@@ -31,54 +111,235 @@ fn try_complete(options: &LlmOptions, request: &Request) -> Result<Reply, Reply>
         Some(Value::Array(messages)) => messages,
         Some(_) => return Err(invalid("messages", "expected an array of objects.")),
     };
-    if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "Streaming (stream: true) is not supported by the faultline fake LLM yet; \
-             server-sent events arrive in a later version. Send stream: false.",
-            "invalid_request_error",
-            Some("stream"),
-            Some("unsupported_parameter"),
-        ));
-    }
+    let streaming = body.get("stream").and_then(Value::as_bool) == Some(true);
+    let include_usage = streaming
+        && body
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            == Some(true);
     let max_tokens = body
         .get("max_completion_tokens")
         .or_else(|| body.get("max_tokens"))
         .and_then(Value::as_u64);
 
     let prompt_tokens = 3 + messages.iter().map(message_tokens).sum::<u64>();
-    let prompt = latest_user_text(messages);
-    let (content, finish_reason) = truncate(answer_for(options.seed, &prompt), max_tokens);
-    let completion_tokens = approx_tokens(content);
+    let window = context_window(model);
+    let wanted = prompt_tokens + max_tokens.unwrap_or(0);
+    if wanted > window {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "This model's maximum context length is {window} tokens. However, you requested \
+                 {wanted} tokens ({prompt_tokens} in the messages, {} in the completion). Please \
+                 reduce the length of the messages or completion.",
+                max_tokens.unwrap_or(0)
+            ),
+            "invalid_request_error",
+            Some("messages"),
+            Some("context_length_exceeded"),
+        ));
+    }
+    let limits = turn.admit(Provider::OpenAi, model, wanted)?;
 
-    let completion = json!({
-        "id": format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
-        "object": "chat.completion",
-        "created": unix_now(),
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": { "role": "assistant", "content": content, "refusal": null },
-            "logprobs": null,
-            "finish_reason": finish_reason,
-        }],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": { "cached_tokens": 0 },
-            "completion_tokens_details": { "reasoning_tokens": 0 },
-        },
-        "system_fingerprint": "fp_faultline",
+    let prompt = latest_user_text(messages);
+    let after_tool_result = messages
+        .last()
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str)
+        == Some("tool");
+    let tools = tools::offered(&body);
+    let said = decide(
+        turn,
+        &body,
+        &tools,
+        &prompt,
+        after_tool_result,
+        max_tokens,
+        "call_",
+    );
+    let completion_tokens = said.tokens();
+    let usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": { "cached_tokens": 0 },
+        "completion_tokens_details": { "reasoning_tokens": 0 },
     });
-    Ok(Reply::json(StatusCode::OK, &completion).with_usage(Usage {
-        input: prompt_tokens,
-        output: completion_tokens,
-    }))
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let malformed = match turn.fault {
+        Some(Fault::Malformed { what }) => Some(*what),
+        _ => None,
+    };
+    let reply = if streaming {
+        let frames = chunks(
+            &id,
+            model,
+            &said,
+            include_usage.then_some(&usage),
+            malformed,
+        );
+        let mut reply = Reply::event_stream(StatusCode::OK, pace(frames, turn.fault, turn.board));
+        if malformed == Some(Malformation::WrongContentType) {
+            reply
+                .headers
+                .retain(|(name, _)| name != header::CONTENT_TYPE);
+            reply.headers.push((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ));
+        }
+        reply
+    } else {
+        let message = match &said {
+            Said::Text { content, .. } => {
+                json!({ "role": "assistant", "content": content, "refusal": null })
+            }
+            Said::Call {
+                id,
+                name,
+                arguments,
+            } => json!({
+                "role": "assistant", "content": null, "refusal": null,
+                "tool_calls": [{ "id": id, "type": "function",
+                                 "function": { "name": name, "arguments": arguments } }],
+            }),
+        };
+        let choices = if malformed == Some(Malformation::EmptyChoices) {
+            json!([])
+        } else {
+            json!([{
+                "index": 0,
+                "message": message,
+                "logprobs": null,
+                "finish_reason": finish_reason(&said),
+            }])
+        };
+        Reply::json(
+            StatusCode::OK,
+            &json!({
+                "id": id,
+                "object": "chat.completion",
+                "created": unix_now(),
+                "model": model,
+                "choices": choices,
+                "usage": usage,
+                "system_fingerprint": "fp_faultline",
+            }),
+        )
+    };
+    Ok(
+        with_limits(Provider::OpenAi, reply, &limits).with_usage(Usage {
+            input: prompt_tokens,
+            output: completion_tokens,
+        }),
+    )
+}
+
+fn finish_reason(said: &Said) -> &'static str {
+    match said {
+        Said::Text { finish_reason, .. } => finish_reason,
+        Said::Call { .. } => "tool_calls",
+    }
+}
+
+/// The stream's frames: a role chunk, content (or tool-call argument) deltas, the finish
+/// chunk, the usage chunk if asked for, then `[DONE]`, each broken as `malformed` says.
+fn chunks(
+    id: &str,
+    model: &str,
+    said: &Said,
+    usage: Option<&Value>,
+    malformed: Option<Malformation>,
+) -> Vec<Bytes> {
+    let created = unix_now();
+    let empty = malformed == Some(Malformation::EmptyChoices);
+    let chunk = |delta: Value, finish: Value| {
+        let choices = if empty {
+            json!([])
+        } else {
+            json!([{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }])
+        };
+        let mut chunk = json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": "fp_faultline", "choices": choices,
+        });
+        if usage.is_some() {
+            chunk["usage"] = Value::Null;
+        }
+        data(&chunk)
+    };
+    let mut frames = Vec::new();
+    match said {
+        Said::Text { content, .. } => {
+            frames.push(chunk(
+                json!({ "role": "assistant", "content": "", "refusal": null }),
+                Value::Null,
+            ));
+            for piece in pieces(content) {
+                frames.push(chunk(json!({ "content": piece }), Value::Null));
+            }
+        }
+        Said::Call {
+            id: call,
+            name,
+            arguments,
+        } => {
+            frames.push(chunk(
+                json!({ "role": "assistant", "content": null, "tool_calls": [{
+                    "index": 0, "id": call, "type": "function",
+                    "function": { "name": name, "arguments": "" } }] }),
+                Value::Null,
+            ));
+            // Arguments arrive in small fragments, as OpenAI streams them.
+            let bytes: Vec<char> = arguments.chars().collect();
+            for part in bytes.chunks(8) {
+                let part: String = part.iter().collect();
+                frames.push(chunk(
+                    json!({ "tool_calls": [{ "index": 0, "function": { "arguments": part } }] }),
+                    Value::Null,
+                ));
+            }
+        }
+    }
+    let content_frames = frames.len();
+    frames.push(chunk(json!({}), json!(finish_reason(said))));
+    if let (Some(usage), false) = (usage, malformed == Some(Malformation::NoUsage)) {
+        frames.push(data(&json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": "fp_faultline", "choices": [], "usage": usage,
+        })));
+    }
+    if malformed != Some(Malformation::NoDone) {
+        frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    }
+    let middle = content_frames / 2;
+    match malformed {
+        // An error after the 200 and some content, then the stream ends: what OpenAI sends
+        // when a generation fails mid-way.
+        Some(Malformation::ErrorFrame) => {
+            frames.truncate(middle.max(1));
+            frames.push(data(&json!({ "error": {
+                "message": "The server had an error while processing your request. Sorry about that!",
+                "type": "server_error", "param": null, "code": null } })));
+        }
+        Some(Malformation::InvalidJson) => {
+            frames[middle] = Bytes::from_static(b"data: {\"choices\": [{\"delta\": oops}]\n\n");
+        }
+        Some(Malformation::TruncatedJson) => {
+            let frame = &frames[middle];
+            let cut = frame.len() / 2;
+            let mut broken = frame[..cut].to_vec();
+            broken.extend_from_slice(b"\n\n");
+            frames[middle] = Bytes::from(broken);
+        }
+        _ => {}
+    }
+    frames
 }
 
 /// The text of a message's `content`: a string, or the `text` parts of an array of parts.
-fn content_text(message: &Value) -> String {
+pub(super) fn content_text(message: &Value) -> String {
     match message.get("content") {
         Some(Value::String(text)) => text.clone(),
         Some(Value::Array(parts)) => parts
@@ -90,7 +351,7 @@ fn content_text(message: &Value) -> String {
     }
 }
 
-fn message_tokens(message: &Value) -> u64 {
+pub(super) fn message_tokens(message: &Value) -> u64 {
     let field = |name| message.get(name).and_then(Value::as_str).unwrap_or("");
     3 + approx_tokens(field("role"))
         + approx_tokens(&content_text(message))
@@ -98,7 +359,7 @@ fn message_tokens(message: &Value) -> u64 {
 }
 
 /// What the answer responds to: the latest user message, else the latest message of any role.
-fn latest_user_text(messages: &[Value]) -> String {
+pub(super) fn latest_user_text(messages: &[Value]) -> String {
     let is_user = |m: &&Value| m.get("role").and_then(Value::as_str) == Some("user");
     messages
         .iter()

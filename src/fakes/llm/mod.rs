@@ -1,71 +1,241 @@
-//! The OpenAI-compatible fake LLM: `POST /v1/chat/completions` (non-streaming),
-//! `POST /v1/embeddings` and `GET /v1/models`, behind `Authorization: Bearer <api_key>`.
+//! The fake LLM, OpenAI- and Anthropic-compatible: `POST /v1/chat/completions` (plain and
+//! SSE, with tool calls), `POST /v1/embeddings`, `GET /v1/models` behind
+//! `Authorization: Bearer <api_key>`, and Anthropic's `POST /v1/messages` (plain and SSE with
+//! its named events) behind `x-api-key`.
 //!
-//! This module owns routing, authentication and OpenAI's error shape
-//! (`{"error":{"message","type","param","code"}}`), including the bodies and headers of
-//! injected status faults; `chat` and `embeddings` own the two endpoints, `answers` the canned
-//! replies from `mocks/answers.toml`. Faults, journaling and serving come from `fakes::http`.
+//! This module owns routing, authentication, rate limiting, context windows and each
+//! provider's error shape (OpenAI `{"error":{"message","type","param","code"}}`, Anthropic
+//! `{"type":"error","error":{"type","message"}}`), including the bodies of injected status
+//! faults. `chat` and `anthropic` own the two chat endpoints, `stream` the pacing of SSE under
+//! the stream faults, `tools` tool calls, `limits` the per-key buckets, `embeddings` vectors,
+//! `answers` the canned replies from `mocks/answers.toml`. Faults every HTTP fake shares
+//! (status, delay, hang, reset, drop, broken JSON), journaling and serving come from
+//! `fakes::http`.
 //!
-//! Every answer carries its own `x-request-id` and an `openai-processing-ms`, as OpenAI's do,
-//! so a target's logging of upstream request ids can be checked.
+//! Every answer carries its own request id (`x-request-id`, or Anthropic's `request-id`), an
+//! `openai-processing-ms` and rate-limit headers, as the providers' do, so a target's logging
+//! of upstream request ids and its pacing can be checked.
+//!
+//! Context windows: 128k tokens, except a model whose name ends in `-ctx<N>` (`gpt-4o-ctx2000`:
+//! N tokens) or is `gpt-tiny-ctx` (512), so a test can provoke `context_length_exceeded`.
 
 mod answers;
+mod anthropic;
 mod chat;
 mod embeddings;
+mod limits;
 pub mod standalone;
+mod stream;
+mod tools;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
-use super::fault::Switchboard;
+use super::fault::{Fault, Switchboard};
 use super::http::{self, Reply, Request, Responder};
 use super::journal::Journal;
 use super::{FakeError, FakeHandle};
+use limits::{Limits, Verdict};
 
 /// How the fake LLM behaves when no fault is on.
 #[derive(Clone, Debug)]
 pub struct LlmOptions {
-    /// The API key clients must send as `Authorization: Bearer`; others get a 401.
+    /// The API key clients must send (`Authorization: Bearer`, or `x-api-key` for Anthropic's
+    /// routes); others get a 401.
     pub api_key: String,
-    /// Seed for generated answers and embeddings.
+    /// Seed for generated answers, embeddings and tool-call ids.
     pub seed: u64,
 }
 
 /// Starts the fake LLM on `127.0.0.1` at an ephemeral port. Point an OpenAI SDK at
-/// `{base_url}/v1` with `options.api_key`.
+/// `{base_url}/v1` and an Anthropic SDK at `{base_url}` with `options.api_key`.
 pub async fn start(
     options: LlmOptions,
     switchboard: Arc<Switchboard>,
     journal: Arc<Journal>,
 ) -> Result<FakeHandle, FakeError> {
-    http::serve("llm", Llm { options }, switchboard, journal).await
+    start_on(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        options,
+        switchboard,
+        journal,
+    )
+    .await
+}
+
+/// Like [`start`], on a given loopback address (`faultline fake llm --port`).
+pub async fn start_on(
+    addr: SocketAddr,
+    options: LlmOptions,
+    switchboard: Arc<Switchboard>,
+    journal: Arc<Journal>,
+) -> Result<FakeHandle, FakeError> {
+    let llm = Llm {
+        options,
+        board: switchboard.clone(),
+        limits: Limits::default(),
+    };
+    http::serve_on(addr, "llm", llm, switchboard, journal).await
 }
 
 struct Llm {
     options: LlmOptions,
+    /// For jitter draws while pacing streams (the same seeded RNG as the fault picks).
+    board: Arc<Switchboard>,
+    limits: Limits,
+}
+
+/// Whose wire format a request speaks, by route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Provider {
+    OpenAi,
+    Anthropic,
+}
+
+impl Provider {
+    fn of(request: &Request) -> Provider {
+        if request.uri.path().starts_with("/v1/messages") {
+            Provider::Anthropic
+        } else {
+            Provider::OpenAi
+        }
+    }
+}
+
+/// One request being answered, with what the endpoints need to answer it.
+pub(super) struct Turn<'a> {
+    pub options: &'a LlmOptions,
+    pub board: &'a Switchboard,
+    limits: &'a Limits,
+    pub fault: Option<&'a Fault>,
+    pub request: &'a Request,
+}
+
+impl Turn<'_> {
+    /// Takes one request and `tokens` from the caller's buckets: the rate-limit figures for
+    /// the headers, or the provider's 429 when the quota is spent. Only a `rate_limit` fault
+    /// refuses; otherwise the generous default limits just count.
+    fn admit(&self, provider: Provider, model: &str, tokens: u64) -> Result<Verdict, Reply> {
+        let (rpm, tpm, enforced) = match self.fault {
+            Some(Fault::RateLimit {
+                requests_per_minute,
+                tokens_per_minute,
+            }) => (
+                requests_per_minute.unwrap_or(limits::DEFAULT_RPM),
+                tokens_per_minute.unwrap_or(limits::DEFAULT_TPM),
+                true,
+            ),
+            _ => (limits::DEFAULT_RPM, limits::DEFAULT_TPM, false),
+        };
+        let key = sent_key(self.request).unwrap_or("");
+        let verdict = self
+            .limits
+            .take(key, (rpm, tpm), tokens, enforced, Instant::now());
+        let Some((which, wait)) = verdict.refused else {
+            return Ok(verdict);
+        };
+        let reply = match provider {
+            Provider::OpenAi => {
+                let (unit, limit) = match which {
+                    "requests" => ("requests per min (RPM)", rpm),
+                    _ => ("tokens per min (TPM)", tpm),
+                };
+                error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!(
+                        "Rate limit reached for {model} in organization org-faultline on {unit}:                          Limit {limit}, Requested {tokens}. Please try again in {}.",
+                        limits::reset_text(wait)
+                    ),
+                    which,
+                    None,
+                    Some("rate_limit_exceeded"),
+                )
+            }
+            Provider::Anthropic => anthropic_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                &format!(
+                    "This request would exceed the rate limit for your organization of {}                      {which} per minute. Please try again later.",
+                    if which == "requests" { rpm } else { tpm }
+                ),
+            ),
+        };
+        let reply = reply
+            .with_retry_after(Some(wait))
+            .with_header("retry-after-ms", wait.as_millis());
+        Err(with_limits(provider, reply, &verdict))
+    }
+}
+
+/// Adds the rate-limit headers of `verdict` in the provider's spelling.
+fn with_limits(provider: Provider, reply: Reply, verdict: &Verdict) -> Reply {
+    match provider {
+        Provider::OpenAi => reply
+            .with_header("x-ratelimit-limit-requests", verdict.rpm)
+            .with_header("x-ratelimit-limit-tokens", verdict.tpm)
+            .with_header("x-ratelimit-remaining-requests", verdict.remaining_requests)
+            .with_header("x-ratelimit-remaining-tokens", verdict.remaining_tokens)
+            .with_header(
+                "x-ratelimit-reset-requests",
+                limits::reset_text(verdict.reset_requests),
+            )
+            .with_header(
+                "x-ratelimit-reset-tokens",
+                limits::reset_text(verdict.reset_tokens),
+            ),
+        Provider::Anthropic => {
+            let at = |wait: Duration| {
+                (time::OffsetDateTime::now_utc() + wait)
+                    .replace_nanosecond(0)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default()
+            };
+            reply
+                .with_header("anthropic-ratelimit-requests-limit", verdict.rpm)
+                .with_header("anthropic-ratelimit-tokens-limit", verdict.tpm)
+                .with_header(
+                    "anthropic-ratelimit-requests-remaining",
+                    verdict.remaining_requests,
+                )
+                .with_header(
+                    "anthropic-ratelimit-tokens-remaining",
+                    verdict.remaining_tokens,
+                )
+                .with_header(
+                    "anthropic-ratelimit-requests-reset",
+                    at(verdict.reset_requests),
+                )
+                .with_header("anthropic-ratelimit-tokens-reset", at(verdict.reset_tokens))
+        }
+    }
+}
+
+/// The context window of `model`, in tokens (see the module doc).
+fn context_window(model: &str) -> u64 {
+    if model == "gpt-tiny-ctx" {
+        return 512;
+    }
+    model
+        .rsplit_once("-ctx")
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(128_000)
 }
 
 impl Responder for Llm {
     fn answer(&self, request: &Request) -> Reply {
-        let reply = match self.authenticate(request) {
-            Err(refusal) => refusal,
-            Ok(()) => match (&request.method, request.uri.path()) {
-                (&Method::POST, "/v1/chat/completions") => chat::complete(&self.options, request),
-                (&Method::POST, "/v1/embeddings") => embeddings::embed(&self.options, request),
-                (&Method::GET, "/v1/models") => models(),
-                (method, path) => error(
-                    StatusCode::NOT_FOUND,
-                    &format!("Invalid URL ({method} {path})"),
-                    "invalid_request_error",
-                    None,
-                    None,
-                ),
-            },
-        };
-        stamp(request, reply)
+        self.respond(request, None)
+    }
+
+    fn answer_under(&self, request: &Request, fault: &Fault) -> Reply {
+        self.respond(request, Some(fault))
     }
 
     fn fault_reply(
@@ -74,34 +244,114 @@ impl Responder for Llm {
         status: StatusCode,
         retry_after: Option<Duration>,
     ) -> Reply {
-        stamp(request, status_error(status, retry_after))
+        self.status_reply(request, status, retry_after, None)
+    }
+
+    fn status_reply(
+        &self,
+        request: &Request,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        error_code: Option<&str>,
+    ) -> Reply {
+        let provider = Provider::of(request);
+        let reply = match provider {
+            Provider::OpenAi => status_error(status, retry_after, error_code),
+            Provider::Anthropic => {
+                anthropic_status_error(status, error_code).with_retry_after(retry_after)
+            }
+        };
+        stamp(provider, request, reply)
     }
 }
 
 impl Llm {
-    fn authenticate(&self, request: &Request) -> Result<(), Reply> {
-        let sent = request
-            .header("authorization")
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim);
-        let message = match sent {
-            Some(key) if key == self.options.api_key => return Ok(()),
-            Some(key) => format!(
-                "Incorrect API key provided: {}. You can find your API key at https://platform.openai.com/account/api-keys.",
-                mask(key)
-            ),
-            None => "You didn't provide an API key. You need to provide your API key in an \
-                     Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-                .to_owned(),
+    fn respond(&self, request: &Request, fault: Option<&Fault>) -> Reply {
+        let provider = Provider::of(request);
+        let turn = Turn {
+            options: &self.options,
+            board: &self.board,
+            limits: &self.limits,
+            fault,
+            request,
         };
-        Err(error(
-            StatusCode::UNAUTHORIZED,
-            &message,
-            "invalid_request_error",
-            None,
-            Some("invalid_api_key"),
-        ))
+        let reply = match self.authenticate(provider, request) {
+            Err(refusal) => refusal,
+            Ok(()) => match (&request.method, request.uri.path()) {
+                (&Method::POST, "/v1/chat/completions") => chat::complete(&turn),
+                (&Method::POST, "/v1/messages") => anthropic::messages(&turn),
+                (&Method::POST, "/v1/embeddings") => {
+                    let mut reply = embeddings::embed(&self.options, request);
+                    if matches!(
+                        fault,
+                        Some(Fault::Malformed {
+                            what: crate::fakes::fault::Malformation::EmptyChoices
+                        })
+                    ) {
+                        reply.body = bytes::Bytes::from_static(br#"{"object":"list","data":[],"model":"unknown","usage":{"prompt_tokens":0,"total_tokens":0}}"#);
+                    }
+                    reply
+                }
+                (&Method::GET, "/v1/models") => models(),
+                (method, path) => match provider {
+                    Provider::OpenAi => error(
+                        StatusCode::NOT_FOUND,
+                        &format!("Invalid URL ({method} {path})"),
+                        "invalid_request_error",
+                        None,
+                        None,
+                    ),
+                    Provider::Anthropic => anthropic_error(
+                        StatusCode::NOT_FOUND,
+                        "not_found_error",
+                        &format!("Not found: {method} {path}"),
+                    ),
+                },
+            },
+        };
+        stamp(provider, request, reply)
     }
+
+    fn authenticate(&self, provider: Provider, request: &Request) -> Result<(), Reply> {
+        let sent = sent_key(request);
+        if sent == Some(self.options.api_key.as_str()) {
+            return Ok(());
+        }
+        Err(match provider {
+            Provider::OpenAi => {
+                let message = match sent {
+                    Some(key) => format!(
+                        "Incorrect API key provided: {}. You can find your API key at https://platform.openai.com/account/api-keys.",
+                        mask(key)
+                    ),
+                    None => "You didn't provide an API key. You need to provide your API key in an \
+                             Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+                        .to_owned(),
+                };
+                error(
+                    StatusCode::UNAUTHORIZED,
+                    &message,
+                    "invalid_request_error",
+                    None,
+                    Some("invalid_api_key"),
+                )
+            }
+            Provider::Anthropic => anthropic_error(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "invalid x-api-key",
+            ),
+        })
+    }
+}
+
+/// The API key a request carries: `Authorization: Bearer`, else Anthropic's `x-api-key`.
+fn sent_key(request: &Request) -> Option<&str> {
+    request
+        .header("authorization")
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .or_else(|| request.header("x-api-key"))
+        .map(str::trim)
 }
 
 /// Shows only the last 4 characters of a wrong key, as OpenAI does, so an error message a
@@ -115,16 +365,52 @@ fn mask(key: &str) -> String {
     format!("***{tail}")
 }
 
-/// Adds the headers every OpenAI answer carries: the provider's own request id and the time
-/// spent (which includes an injected delay, as a slow model's would).
-fn stamp(request: &Request, reply: Reply) -> Reply {
+/// Adds the headers every answer carries: the provider's own request id and the time spent
+/// (which includes an injected delay, as a slow model's would).
+fn stamp(provider: Provider, request: &Request, reply: Reply) -> Reply {
     let processing_ms = request.arrival.elapsed().as_millis();
-    reply
-        .with_header(
-            "x-request-id",
-            format!("req_{}", uuid::Uuid::new_v4().simple()),
-        )
-        .with_header("openai-processing-ms", processing_ms)
+    let id = uuid::Uuid::new_v4().simple();
+    let reply = match provider {
+        Provider::OpenAi => reply.with_header("x-request-id", format!("req_{id}")),
+        Provider::Anthropic => reply.with_header("request-id", format!("req_{id}")),
+    };
+    reply.with_header("openai-processing-ms", processing_ms)
+}
+
+/// An error in Anthropic's shape.
+fn anthropic_error(status: StatusCode, kind: &str, message: &str) -> Reply {
+    Reply::json(
+        status,
+        &json!({ "type": "error", "error": { "type": kind, "message": message } }),
+    )
+}
+
+/// The body Anthropic sends with this status, for an injected fault.
+fn anthropic_status_error(status: StatusCode, error_code: Option<&str>) -> Reply {
+    let (kind, message) = match status.as_u16() {
+        400 => ("invalid_request_error", "Invalid request."),
+        401 => ("authentication_error", "invalid x-api-key"),
+        403 => (
+            "permission_error",
+            "Your API key does not have permission to use the specified resource.",
+        ),
+        404 => (
+            "not_found_error",
+            "The requested resource could not be found.",
+        ),
+        413 => (
+            "request_too_large",
+            "Request exceeds the maximum allowed number of bytes.",
+        ),
+        429 => (
+            "rate_limit_error",
+            "Number of request tokens has exceeded your per-minute rate limit.",
+        ),
+        503 | 529 => ("overloaded_error", "Overloaded"),
+        _ if status.is_server_error() => ("api_error", "Internal server error"),
+        _ => ("invalid_request_error", "The request was rejected."),
+    };
+    anthropic_error(status, error_code.unwrap_or(kind), message)
 }
 
 /// An error in OpenAI's shape.
@@ -144,66 +430,86 @@ fn error(
 }
 
 /// The body and headers OpenAI sends with this status, for an injected fault.
-fn status_error(status: StatusCode, retry_after: Option<Duration>) -> Reply {
+fn status_error(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    error_code: Option<&str>,
+) -> Reply {
     let code = status.as_u16();
-    let (message, kind, error_code) = match code {
-        429 => {
-            let wait = match retry_after {
-                Some(after) => {
-                    format!("Please try again in {}.", humantime::format_duration(after))
-                }
-                None => "Please try again later.".to_owned(),
-            };
-            (
+    let (message, kind, usual_code) = match (code, error_code) {
+        (429, Some("insufficient_quota")) => (
+            "You exceeded your current quota, please check your plan and billing details. For \
+             more information on this error, read the docs: \
+             https://platform.openai.com/docs/guides/error-codes/api-errors."
+                .to_owned(),
+            "insufficient_quota",
+            Some("insufficient_quota"),
+        ),
+        (400, Some("context_length_exceeded")) => (
+            "This model's maximum context length is 128000 tokens. However, your messages \
+             resulted in 130000 tokens. Please reduce the length of the messages."
+                .to_owned(),
+            "invalid_request_error",
+            Some("context_length_exceeded"),
+        ),
+        (code, _) => match code {
+            429 => {
+                let wait = match retry_after {
+                    Some(after) => {
+                        format!("Please try again in {}.", humantime::format_duration(after))
+                    }
+                    None => "Please try again later.".to_owned(),
+                };
+                (
                 format!("Rate limit reached for requests per min (RPM) on the faultline fake LLM: Limit 60, Used 60, Requested 1. {wait}"),
                 "requests",
                 Some("rate_limit_exceeded"),
             )
-        }
-        503 => (
-            "The server is overloaded or not ready yet.".to_owned(),
-            "server_error",
-            None,
-        ),
-        500 => (
-            "The server had an error while processing your request. Sorry about that!".to_owned(),
-            "server_error",
-            None,
-        ),
-        502 => ("Bad gateway.".to_owned(), "server_error", None),
-        504 => ("Gateway timeout.".to_owned(), "server_error", None),
-        401 => (
-            "Incorrect API key provided.".to_owned(),
-            "invalid_request_error",
-            Some("invalid_api_key"),
-        ),
-        404 => (
-            "The model does not exist or you do not have access to it.".to_owned(),
-            "invalid_request_error",
-            Some("model_not_found"),
-        ),
-        _ if status.is_server_error() => (
-            format!("The server had an error processing your request (HTTP {code})."),
-            "server_error",
-            None,
-        ),
-        _ => (
-            format!("The request was rejected (HTTP {code})."),
-            "invalid_request_error",
-            None,
-        ),
+            }
+            503 => (
+                "The server is overloaded or not ready yet.".to_owned(),
+                "server_error",
+                None,
+            ),
+            500 => (
+                "The server had an error while processing your request. Sorry about that!"
+                    .to_owned(),
+                "server_error",
+                None,
+            ),
+            502 => ("Bad gateway.".to_owned(), "server_error", None),
+            504 => ("Gateway timeout.".to_owned(), "server_error", None),
+            401 => (
+                "Incorrect API key provided.".to_owned(),
+                "invalid_request_error",
+                Some("invalid_api_key"),
+            ),
+            404 => (
+                "The model does not exist or you do not have access to it.".to_owned(),
+                "invalid_request_error",
+                Some("model_not_found"),
+            ),
+            _ if status.is_server_error() => (
+                format!("The server had an error processing your request (HTTP {code})."),
+                "server_error",
+                None,
+            ),
+            _ => (
+                format!("The request was rejected (HTTP {code})."),
+                "invalid_request_error",
+                None,
+            ),
+        },
     };
-    let reply = error(status, &message, kind, None, error_code).with_retry_after(retry_after);
-    match retry_after {
-        // openai-python reads `retry-after-ms` first, for sub-second precision.
-        Some(after) => reply.with_header("retry-after-ms", after.as_millis()),
-        None => reply,
-    }
+    let param = (usual_code == Some("context_length_exceeded")).then_some("messages");
+    // `retry-after-ms` (which openai-python reads first) is added by the serving loop, as the
+    // fault's `retry_after_ms` switch says.
+    error(status, &message, kind, param, error_code.or(usual_code)).with_retry_after(retry_after)
 }
 
 /// The models the fake lists; any model name is accepted in requests and echoed back.
 fn models() -> Reply {
-    let data: Vec<_> = ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]
+    let data: Vec<_> = ["gpt-4o-mini", "gpt-4o", "gpt-tiny-ctx", "text-embedding-3-small", "claude-3-5-haiku-latest"]
         .iter()
         .map(|id| json!({ "id": id, "object": "model", "created": 1_700_000_000, "owned_by": "faultline" }))
         .collect();
@@ -280,15 +586,34 @@ mod tests {
     }
 
     #[test]
-    fn a_429_fault_says_when_to_retry_in_both_headers() {
+    fn a_429_fault_says_when_to_retry_and_why() {
         let reply = status_error(
             StatusCode::TOO_MANY_REQUESTS,
             Some(Duration::from_millis(1500)),
+            None,
         );
         assert_eq!(reply.header("retry-after").unwrap(), "2");
-        assert_eq!(reply.header("retry-after-ms").unwrap(), "1500");
         let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(body["error"]["code"], "rate_limit_exceeded");
         assert_eq!(body["error"]["type"], "requests");
+    }
+
+    #[test]
+    fn a_429_can_say_insufficient_quota_instead() {
+        let reply = status_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            Some("insufficient_quota"),
+        );
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["error"]["code"], "insufficient_quota");
+        assert_eq!(body["error"]["type"], "insufficient_quota");
+    }
+
+    #[test]
+    fn a_model_name_can_ask_for_a_small_context_window() {
+        assert_eq!(context_window("gpt-tiny-ctx"), 512);
+        assert_eq!(context_window("gpt-4o-ctx2000"), 2000);
+        assert_eq!(context_window("gpt-4o-mini"), 128_000);
     }
 }

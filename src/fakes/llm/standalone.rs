@@ -1,13 +1,121 @@
-//! STUB: `faultline fake llm`, filled in by the llm fake's issue.
+//! `faultline fake llm`: the fake LLM on a fixed loopback port, for a service started by hand.
+//! Prints where it listens, the API key and the control API's URL, serves until Ctrl-C, then
+//! prints a one-line summary of the journal.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::{start_on, LlmOptions};
+use crate::fakes::control::{self, ControlledFake};
+use crate::fakes::fault::{parse_rule, Switchboard};
+use crate::fakes::journal::Journal;
+
+/// Attempts the standalone fake remembers (the summary counts only what is kept, and says how
+/// many were pushed out).
+const JOURNAL_CAPACITY: usize = 100_000;
 
 /// Arguments of `faultline fake llm`.
 #[derive(Debug, clap::Args)]
 pub struct StandaloneArgs {
     /// Loopback port to listen on (0 picks a free one).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 8080)]
     pub port: u16,
+    /// A fault rule to switch on from the start, as JSON; repeatable. For example
+    /// '{"kind":"status","code":429,"retry_after":"2s","rate":0.3}'.
+    #[arg(long = "fault", value_name = "JSON")]
+    pub faults: Vec<String>,
+    /// Seed for answers, embeddings and fault draws: the same seed repeats the same run.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The API key clients must send.
+    #[arg(long, default_value = "sk-faultline")]
+    pub api_key: String,
+    /// Loopback port of the control API (switch faults, read the journal); 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    pub control_port: u16,
 }
 
-pub async fn run(_args: StandaloneArgs) -> anyhow::Result<()> {
-    anyhow::bail!("faultline fake llm is not built yet")
+pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
+    let board = Arc::new(Switchboard::new(args.seed));
+    for (id, text) in args.faults.iter().enumerate() {
+        board.activate(parse_rule(text, id).map_err(anyhow::Error::msg)?);
+    }
+    let journal = Arc::new(Journal::new(Instant::now(), JOURNAL_CAPACITY));
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
+    let fake = start_on(
+        addr,
+        LlmOptions {
+            api_key: args.api_key.clone(),
+            seed: args.seed,
+        },
+        board.clone(),
+        journal.clone(),
+    )
+    .await
+    .with_context(|| format!("pick another --port than {}", args.port))?;
+    let control_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.control_port));
+    let control_listener = tokio::net::TcpListener::bind(control_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "failed to start the control API on {control_addr}; pick another --control-port"
+            )
+        })?;
+    let control_url = format!("http://{}", control_listener.local_addr()?);
+    let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
+    let fakes = vec![ControlledFake {
+        name: "llm".into(),
+        switchboard: board.clone(),
+        journal: journal.clone(),
+    }];
+    let control = tokio::spawn(control::serve(control_listener, fakes, async {
+        let _ = control_stopped.await;
+    }));
+
+    let base = fake.base_url();
+    println!("fake llm listening on {base}");
+    println!("  OPENAI_BASE_URL={base}/v1");
+    println!("  ANTHROPIC_BASE_URL={base}");
+    println!("  api key: {}", args.api_key);
+    println!("  control: {control_url}  (GET /faults, POST /faults/llm, GET /journal/llm)");
+    for rule in board.active() {
+        println!("  fault {}: {}", rule.id, rule.fault.label());
+    }
+    println!("Ctrl-C to stop");
+
+    tokio::signal::ctrl_c()
+        .await
+        .context("failed to listen for Ctrl-C")?;
+    let _ = stop_control.send(());
+    fake.shutdown().await;
+    let _ = control.await;
+    println!("{}", summary(&journal));
+    Ok(())
+}
+
+/// `fake llm: 12 attempts (200: 9, 429: 2, no answer: 1), 3 with faults, 0 dropped`
+fn summary(journal: &Journal) -> String {
+    let attempts = journal.snapshot();
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    for attempt in &attempts {
+        let status = attempt
+            .status
+            .map_or_else(|| "no answer".to_owned(), |s| s.to_string());
+        *by_status.entry(status).or_default() += 1;
+    }
+    let statuses: Vec<String> = by_status
+        .iter()
+        .map(|(status, n)| format!("{status}: {n}"))
+        .collect();
+    let faulted = attempts.iter().filter(|a| a.fault.is_some()).count();
+    format!(
+        "fake llm: {} attempts ({}), {faulted} with faults, {} dropped from the journal",
+        attempts.len(),
+        statuses.join(", "),
+        journal.dropped()
+    )
 }

@@ -23,10 +23,8 @@
 //! match answers 404 `{"error", "tried": [stub names]}`. Errors in a file name it with
 //! `file:line:column`.
 //!
-//! A stub's `delay` is a stopgap: [`Responder::answer`] is synchronous, so the wait blocks the
-//! thread that serves the request (via `block_in_place` on a multi-thread runtime, so other
-//! tasks move off it). Fine for a few slow stubs; under load use a `delay` fault, which
-//! `fakes::http` awaits. The fix is an awaited delay in `fakes::http::Reply`.
+//! A stub's `delay` is played by the serving loop as a script (head at once, body after the
+//! wait), so slow stubs hold no thread under load.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,11 +41,12 @@ use wiremock::Match;
 
 use super::status_fault_reply;
 use crate::fakes::fault::Switchboard;
-use crate::fakes::http::{self, Reply, Request, Responder};
+use crate::fakes::http::{self, Reply, Request, Responder, Script};
 use crate::fakes::journal::Journal;
 use crate::fakes::{FakeError, FakeHandle};
+use crate::scenario::parse::line_column;
 
-/// The longest `delay` a stub may ask for; longer is surely a typo, and it blocks a thread.
+/// The longest `delay` a stub may ask for; longer is surely a typo.
 const MAX_DELAY: Duration = Duration::from_secs(60);
 
 /// Starts a fake that answers with `stubs`, on `127.0.0.1` at an ephemeral port.
@@ -352,15 +351,22 @@ impl Responder for StubSet {
         };
         match self.find(&seen) {
             Some(stub) => {
-                if let Some(delay) = stub.delay {
-                    block_for(delay);
-                }
-                Reply {
+                let mut reply = Reply {
                     status: stub.status,
                     headers: stub.headers.clone(),
                     body: stub.body.clone(),
                     usage: None,
+                    stream: None,
+                };
+                // The serving loop awaits a script's waits, so a slow stub holds no thread:
+                // the head goes out at once and the body after the delay.
+                if let Some(delay) = stub.delay {
+                    let mut script = Script::default();
+                    script.wait(delay);
+                    script.send(std::mem::take(&mut reply.body));
+                    reply.stream = Some(Box::new(script));
                 }
+                reply
             }
             None => Reply::json(
                 StatusCode::NOT_FOUND,
@@ -380,32 +386,6 @@ impl Responder for StubSet {
     ) -> Reply {
         status_fault_reply(status, retry_after)
     }
-}
-
-/// Waits inside a synchronous answer (see the module docs). On a multi-thread runtime
-/// `block_in_place` hands this worker's other tasks to another thread first; a current-thread
-/// runtime (tests) has no other thread, so it just sleeps.
-fn block_for(delay: Duration) {
-    let multi = tokio::runtime::Handle::try_current()
-        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if multi {
-        tokio::task::block_in_place(|| std::thread::sleep(delay));
-    } else {
-        std::thread::sleep(delay);
-    }
-}
-
-/// 1-based line and column (in characters) of a byte offset; clamps offsets past the end.
-/// A copy of the scenario parser's private helper.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
 }
 
 #[cfg(test)]

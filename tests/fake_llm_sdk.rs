@@ -1,0 +1,82 @@
+//! Conformance with the official SDKs: tests/python/llm_sdk_conformance.py drives the fake LLM
+//! with the `openai` and `anthropic` Python packages (non-streaming, streaming with usage,
+//! tool calls, base64 embeddings, models, error classes, retry-after-ms and x-should-retry).
+//!
+//! The interpreter is `FAULTLINE_PYTHON`, else `<repo>/.venv/bin/python`, which `scripts/test`
+//! provisions (scripts/provision/python.sh installs tests/python/requirements-*.txt).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faultline::fakes::control::{self, ControlledFake};
+use faultline::fakes::fault::Switchboard;
+use faultline::fakes::journal::Journal;
+use faultline::fakes::llm::{self, LlmOptions};
+
+const KEY: &str = "sk-faultline-sdk";
+
+fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("FAULTLINE_PYTHON") {
+        return python.into();
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python with the official SDKs: set FAULTLINE_PYTHON or run scripts/test, which \
+         creates {} with tests/python/requirements-sdk.txt installed",
+        venv.display()
+    );
+    venv
+}
+
+#[tokio::test]
+async fn the_official_openai_and_anthropic_sdks_work_against_the_fake() {
+    let python = python();
+    let board = Arc::new(Switchboard::new(5));
+    let journal = Arc::new(Journal::new(Instant::now(), 10_000));
+    let fake = llm::start(
+        LlmOptions {
+            api_key: KEY.into(),
+            seed: 5,
+        },
+        board.clone(),
+        journal.clone(),
+    )
+    .await
+    .expect("fake llm starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let control_url = format!("http://{}", listener.local_addr().unwrap());
+    let fakes = vec![ControlledFake {
+        name: "llm".into(),
+        switchboard: board,
+        journal,
+    }];
+    tokio::spawn(control::serve(listener, fakes, std::future::pending()));
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/llm_sdk_conformance.py");
+
+    let run = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args([fake.base_url(), control_url, KEY.to_owned()])
+        // Loopback must never go through a proxy the environment may name.
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("ALL_PROXY")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the SDK checks finish within 180 s")
+        .unwrap_or_else(|e| panic!("could not run {}: {e}", python.display()));
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "SDK checks failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    println!("{stdout}");
+}

@@ -1,0 +1,207 @@
+//! `faultline fake llm` end to end: the built binary on port 0 prints its real addresses,
+//! serves with the faults it was given, is steered through its control API, and on Ctrl-C
+//! prints a summary of what it saw. Also the control API in-process.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use faultline::fakes::control::{self, ControlledFake};
+use faultline::fakes::fault::Switchboard;
+use faultline::fakes::journal::Journal;
+use faultline::fakes::llm::{self, LlmOptions};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{ChildStdout, Command};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Reads stdout lines until one starts with `prefix` (after trimming), within 20 s.
+async fn line_starting(lines: &mut Lines<BufReader<ChildStdout>>, prefix: &str) -> String {
+    let read = async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("stdout ended before a line starting {prefix:?}"));
+            if line.trim_start().starts_with(prefix) {
+                return line.trim().to_owned();
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .unwrap_or_else(|_| panic!("no line starting {prefix:?} within 20 s"))
+}
+
+#[tokio::test]
+async fn the_standalone_fake_prints_its_port_serves_faults_and_summarises_on_ctrl_c() {
+    let mut command: Command = std::process::Command::cargo_bin("faultline")
+        .unwrap()
+        .into();
+    let mut child = command
+        .args(["fake", "llm", "--port", "0", "--control-port", "0"])
+        .args(["--api-key", "sk-standalone", "--seed", "3"])
+        .args(["--fault", r#"{"kind":"status","code":503}"#])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("faultline starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+
+    let listening = line_starting(&mut lines, "fake llm listening on").await;
+    let base = listening.rsplit(' ').next().unwrap().to_owned();
+    assert!(
+        base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"),
+        "{base}"
+    );
+    assert!(line_starting(&mut lines, "api key:")
+        .await
+        .ends_with("sk-standalone"));
+    let control = line_starting(&mut lines, "control:").await;
+    let control = control.split_whitespace().nth(1).unwrap().to_owned();
+
+    let chat = || {
+        client()
+            .post(format!("{base}/v1/chat/completions"))
+            .bearer_auth("sk-standalone")
+            .json(&json!({ "model": "m", "messages": [{ "role": "user", "content": "hi" }] }))
+            .send()
+    };
+    assert_eq!(chat().await.unwrap().status(), 503);
+    let cleared = client()
+        .delete(format!("{control}/faults"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 204);
+    assert_eq!(chat().await.unwrap().status(), 200);
+    let journal: Value = client()
+        .get(format!("{control}/journal/llm"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(journal["attempts"].as_array().unwrap().len(), 2);
+
+    // SAFETY: signalling our own child by its pid.
+    let pid = child.id().expect("still running") as libc::pid_t;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let summary = line_starting(&mut lines, "fake llm:").await;
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after Ctrl-C")
+        .unwrap();
+
+    assert!(status.success(), "{status:?}");
+    assert!(summary.contains("2 attempts"), "{summary}");
+    assert!(
+        summary.contains("200: 1") && summary.contains("503: 1"),
+        "{summary}"
+    );
+}
+
+#[tokio::test]
+async fn the_control_api_adds_lists_removes_and_clears_rules_and_reads_the_journal() {
+    let board = Arc::new(Switchboard::new(1));
+    let journal = Arc::new(Journal::new(Instant::now(), 100));
+    let fake = llm::start(
+        LlmOptions {
+            api_key: "k".into(),
+            seed: 1,
+        },
+        board.clone(),
+        journal.clone(),
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let fakes = vec![ControlledFake {
+        name: "llm".into(),
+        switchboard: board.clone(),
+        journal,
+    }];
+    tokio::spawn(control::serve(listener, fakes, std::future::pending()));
+    let http = client();
+
+    let added = http
+        .post(format!("{url}/faults/llm"))
+        .body(r#"{"kind":"status","code":429,"retry_after":"1s","route":"/v1/chat"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
+    let rule: Value = added.json().await.unwrap();
+    let id = rule["id"].as_u64().unwrap();
+    let listed: Value = http
+        .get(format!("{url}/faults"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["llm"][0]["fault"]["code"], 429);
+    let chat = http
+        .post(format!("{}/v1/chat/completions", fake.base_url()))
+        .bearer_auth("k")
+        .json(&json!({ "model": "m", "messages": [{ "role": "user", "content": "hi" }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), 429);
+
+    let bad = http
+        .post(format!("{url}/faults/llm"))
+        .body(r#"{"kind":"explode"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let unknown = http
+        .post(format!("{url}/faults/nope"))
+        .body(r#"{"kind":"hang"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let removed = http
+        .delete(format!("{url}/faults/llm/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    assert!(board.active().is_empty());
+    let again = http
+        .delete(format!("{url}/faults/llm/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+
+    let all: Value = http
+        .get(format!("{url}/journal/llm?since_ms=0"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["attempts"][0]["status"], 429);
+    let none: Value = http
+        .get(format!("{url}/journal/llm?since_ms=1e12"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["attempts"], json!([]));
+}
