@@ -125,9 +125,22 @@ pub(crate) fn attempts_per_record(evidence: &Evidence) -> HashMap<&str, Vec<&Att
     out
 }
 
-/// An upstream attempt that did not get a 2xx (an error status or no answer).
+/// An upstream attempt that failed: no 2xx (an error status or no answer), or a 2xx whose
+/// answer a fault broke on the wire (a cut stream, a malformed body, a reset). The fakes
+/// journal the fault they applied, so the ground truth does not depend on the target.
 pub(crate) fn attempt_failed(a: &Attempt) -> bool {
-    !matches!(a.status, Some(200..=299))
+    const BREAKING: &[&str] = &[
+        "stream_cut",
+        "malformed",
+        "reset",
+        "drop",
+        "invalid_tool_args",
+    ];
+    let broken = a
+        .fault
+        .as_deref()
+        .is_some_and(|label| BREAKING.iter().any(|kind| label.starts_with(kind)));
+    broken || !matches!(a.status, Some(200..=299))
 }
 
 /// The nearest-rank quantile of `values` (0 when empty): a value that really happened.
@@ -241,6 +254,33 @@ pub(crate) fn is_warning(line: &serde_json::Map<String, serde_json::Value>) -> b
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn a_2xx_broken_on_the_wire_is_a_failed_attempt() {
+        let attempt = |status, fault: Option<&str>| Attempt {
+            at_ms: 0.0,
+            fake: "llm".into(),
+            route: "/v1/chat/completions".into(),
+            key: None,
+            fault: fault.map(String::from),
+            status,
+            duration_ms: 1.0,
+            input_tokens: None,
+            output_tokens: None,
+        };
+        assert!(!attempt_failed(&attempt(Some(200), None)));
+        assert!(!attempt_failed(&attempt(Some(200), Some("delay 1s"))));
+        assert!(attempt_failed(&attempt(
+            Some(200),
+            Some("stream_cut after 3 chunks")
+        )));
+        assert!(attempt_failed(&attempt(
+            Some(200),
+            Some("malformed truncated_json")
+        )));
+        assert!(attempt_failed(&attempt(Some(503), None)));
+        assert!(attempt_failed(&attempt(None, None)));
+    }
     use crate::evidence::TimelineEvent;
 
     /// An attempt at `fake`/`route` for the request with nonce `key`.

@@ -206,11 +206,14 @@ impl Reply {
         match what {
             // What a proxy's error page in front of the API looks like.
             Malformation::InvalidJson => {
+                // The usage in the body never reaches the client: the journal must not claim it.
+                self.usage = None;
                 self.body = Bytes::from_static(
                     b"<html><head><title>502 Bad Gateway</title></head><body>upstream error</body></html>",
                 );
             }
             Malformation::TruncatedJson => {
+                self.usage = None;
                 let half = self.body.len() / 2;
                 self.body.truncate(half.max(1).min(self.body.len()));
             }
@@ -622,7 +625,11 @@ struct Entry {
 impl Entry {
     fn finish(mut self, reply: Reply) -> Response<Body> {
         self.attempt.status = Some(reply.status.as_u16());
-        if let Some(usage) = reply.usage {
+        // A stream that is cut never delivers its closing usage chunk.
+        let cut = reply.stream.as_ref().is_some_and(|script| {
+            script.cut_after.is_some() || script.steps.iter().any(|s| matches!(s, Step::Cut))
+        });
+        if let (Some(usage), false) = (reply.usage, cut) {
             self.attempt.input_tokens = Some(usage.input);
             self.attempt.output_tokens = Some(usage.output);
         }

@@ -142,12 +142,21 @@ fn try_messages(turn: &Turn) -> Result<Reply, Reply> {
             }),
         )
     };
-    Ok(
-        with_limits(Provider::Anthropic, reply, &limits).with_usage(Usage {
+    let reply = with_limits(Provider::Anthropic, reply, &limits);
+    // The journal keeps the usage the client was told (see chat.rs).
+    let told = !streaming
+        || !matches!(
+            malformed,
+            Some(Malformation::NoUsage | Malformation::ErrorFrame)
+        );
+    Ok(if told {
+        reply.with_usage(Usage {
             input: input_tokens,
             output: output_tokens,
-        }),
-    )
+        })
+    } else {
+        reply
+    })
 }
 
 /// A tool call's `input` object. Non-streamed, Anthropic always sends an object, so invalid

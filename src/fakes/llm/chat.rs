@@ -228,12 +228,23 @@ fn try_complete(turn: &Turn) -> Result<Reply, Reply> {
             }),
         )
     };
-    Ok(
-        with_limits(Provider::OpenAi, reply, &limits).with_usage(Usage {
+    let reply = with_limits(Provider::OpenAi, reply, &limits);
+    // The journal keeps the usage the client was told: a stream tells it only when asked
+    // (include_usage) and when no fault holds the usage chunk back.
+    let told = !streaming
+        || (include_usage
+            && !matches!(
+                malformed,
+                Some(Malformation::NoUsage | Malformation::ErrorFrame)
+            ));
+    Ok(if told {
+        reply.with_usage(Usage {
             input: prompt_tokens,
             output: completion_tokens,
-        }),
-    )
+        })
+    } else {
+        reply
+    })
 }
 
 fn finish_reason(said: &Said) -> &'static str {
