@@ -39,6 +39,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `faultline fakes …`.
+#[derive(Debug, Subcommand)]
+pub enum FakesCommand {
+    /// Start every fake on fixed ports and hold them until Ctrl-C; prints the env to set.
+    Up(crate::fakes::up::UpArgs),
+    /// Print the env that points a service at the fakes' fixed ports, starting nothing.
+    Env(crate::fakes::up::UpArgs),
+}
+
 /// `faultline scenario`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct ScenarioArgs {
@@ -60,6 +69,13 @@ pub struct ScenarioArgs {
     /// ./faultline.toml when it exists; the reference target otherwise).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Drive a service that is already running at this URL (loopback only), started with the
+    /// environment `faultline fakes env` prints; the fakes listen on those fixed ports.
+    #[arg(long, value_name = "URL")]
+    pub attach: Option<String>,
+    /// First of the fakes' fixed ports for --attach (as `faultline fakes env --base-port`).
+    #[arg(long, value_name = "PORT", default_value_t = crate::fakes::up::DEFAULT_BASE_PORT)]
+    pub fake_port: u16,
     /// No live progress line and no chatter on stderr; errors and the verdict still show.
     #[arg(long, short)]
     pub quiet: bool,
@@ -109,6 +125,9 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
     },
+    /// Hold every fake on fixed loopback ports (with the control API), or print their env.
+    #[command(subcommand)]
+    Fakes(FakesCommand),
     /// Run one fake on a fixed loopback port, for a service you start by hand.
     #[command(subcommand)]
     Fake(crate::fakes::standalone::FakeCommand),
@@ -153,6 +172,21 @@ pub fn execute(cli: Cli) -> i32 {
                 EXIT_NOT_RUN
             }
         },
+        Command::Fakes(FakesCommand::Up(args)) => {
+            match runtime.block_on(crate::fakes::up::run(args)) {
+                Ok(()) => EXIT_PASSED,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    EXIT_NOT_RUN
+                }
+            }
+        }
+        Command::Fakes(FakesCommand::Env(args)) => {
+            for (name, value) in crate::fakes::up::env_for(args.base_port) {
+                println!("export {name}={value}");
+            }
+            EXIT_PASSED
+        }
         Command::Fake(command) => match runtime.block_on(crate::fakes::standalone::run(command)) {
             Ok(()) => EXIT_PASSED,
             Err(error) => {
@@ -264,6 +298,19 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
         }
     };
     let mut plan = if args.quick { plan.quick() } else { plan };
+    if let Some(url) = &args.attach {
+        match scenario::parse::loopback(url) {
+            Ok(url) => {
+                plan.target.url = Some(url);
+                plan.target.command = None;
+                plan.target.cwd = None;
+            }
+            Err(error) => {
+                eprintln!("error: --attach {url}: {error}");
+                return EXIT_NOT_RUN;
+            }
+        }
+    }
     if let Some(seed) = args.seed {
         plan.seed = seed;
     }
@@ -296,6 +343,8 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
         out_dir: args.out,
         reference_exe: None,
         progress: !args.quiet,
+        // An attached service was started pointing at the fakes' fixed ports.
+        fake_ports: plan.target.url.is_some().then_some(args.fake_port),
     };
     match run::run(&plan, &options, interrupt).await {
         Ok(outcome) => {

@@ -14,22 +14,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::checks::{self, Verdict};
-use crate::evidence::{Evidence, MetricsSnapshot, TimelineEvent, WriteAttempt};
+use crate::evidence::{Evidence, MetricsSnapshot, TimelineEvent};
 use crate::fakes::fault::{FaultRule, Switchboard};
-use crate::fakes::journal::Journal;
-use crate::fakes::llm::LlmOptions;
-use crate::fakes::redis::RedisOptions;
-use crate::fakes::tool::{TicketLedger, WriteOutcome};
-use crate::fakes::{self, FakeError, FakeHandle};
+use crate::fakes::set::{FakeSet, FAKE_LLM_KEY};
+use crate::fakes::FakeError;
 use crate::load::{self, LoadError, LoadSpec};
 use crate::report::{self, Report, RunMeta};
 use crate::scenario::{FakeName, Plan};
 use crate::target::{self, SpawnSpec, TargetError, TargetProcess};
-
-/// The API key the fake LLM expects. Also a canary: it must never show up in logs or answers.
-pub const FAKE_LLM_KEY: &str = "sk-faultline-canary-7c1e9a20d4b84f55";
-/// Attempts each fake's journal keeps.
-const JOURNAL_CAPACITY: usize = 200_000;
 
 /// Choices made on the command line rather than in the scenario.
 #[derive(Clone, Debug, Default)]
@@ -40,6 +32,9 @@ pub struct RunOptions {
     pub reference_exe: Option<PathBuf>,
     /// Draw a live progress line on the terminal (never when stderr is not a terminal).
     pub progress: bool,
+    /// Start the fakes on fixed ports from this one up (llm, weather, tickets, redis), so a
+    /// target started by hand can be pointed at them; ephemeral ports when `None`.
+    pub fake_ports: Option<u16>,
 }
 
 /// A finished run: its report, where it was written, and the evidence behind it.
@@ -79,7 +74,7 @@ pub async fn run(
     let epoch = Instant::now();
     let started_at = time::OffsetDateTime::now_utc();
 
-    let fakes = Fakes::start(plan.seed, epoch).await?;
+    let fakes = FakeSet::start(plan.seed, epoch, options.fake_ports).await?;
     let result = run_with_fakes(plan, options, interrupt, epoch, started_at, &fakes).await;
     fakes.shutdown().await;
     result
@@ -91,14 +86,33 @@ async fn run_with_fakes(
     mut interrupt: watch::Receiver<bool>,
     epoch: Instant,
     started_at: time::OffsetDateTime,
-    fakes: &Fakes,
+    fakes: &FakeSet,
 ) -> Result<RunOutcome, RunError> {
-    let port = target::free_port()
-        .map_err(|e| RunError::Unsupported(format!("no free loopback port for the target: {e}")))?;
-    let spawn = spawn_spec(plan, options, fakes, port)?;
-    let mut target = TargetProcess::spawn(&spawn, epoch)?;
+    let mut gaps = Vec::new();
+    let mut target = match &plan.target.url {
+        Some(url) => {
+            if plan.target.log_file.is_none() {
+                gaps.push(format!(
+                    "logs not captured: the target at {url} was attached, not started by \
+                     faultline; set [target] log_file to read its log file"
+                ));
+            }
+            TargetProcess::attach(url, plan.target.log_file.clone(), epoch)
+        }
+        None => {
+            let port = target::free_port().map_err(|e| {
+                RunError::Unsupported(format!("no free loopback port for the target: {e}"))
+            })?;
+            TargetProcess::spawn(&spawn_spec(plan, options, fakes, port)?, epoch)?
+        }
+    };
+    if plan.target.metrics_path.is_none() {
+        gaps.push(
+            "no metrics endpoint: set [target] metrics_path to check the target's metrics".into(),
+        );
+    }
     let ready = tokio::select! {
-        ready = target.wait_ready(&spawn.ready_path, spawn.ready_timeout) => ready,
+        ready = target.wait_ready(&plan.target.ready_path, plan.target.ready_timeout) => ready,
         _ = interrupt.wait_for(|stop| *stop) => {
             target.stop().await;
             return Err(RunError::InterruptedEarly);
@@ -173,7 +187,7 @@ async fn run_with_fakes(
         canaries: std::iter::once(FAKE_LLM_KEY.to_string())
             .chain(plan.load.secrets.iter().cloned())
             .collect(),
-        gaps: Vec::new(),
+        gaps,
         duration_ms,
         interrupted,
     };
@@ -203,122 +217,11 @@ async fn run_with_fakes(
     })
 }
 
-/// The fakes of one run.
-struct Fakes {
-    llm: FakeHandle,
-    weather: FakeHandle,
-    tickets: FakeHandle,
-    /// Every write the tickets fake received, for duplicate side effects.
-    ledger: Arc<TicketLedger>,
-    redis: FakeHandle,
-}
-
-impl Fakes {
-    async fn start(seed: u64, epoch: Instant) -> Result<Fakes, FakeError> {
-        let journal = || Arc::new(Journal::new(epoch, JOURNAL_CAPACITY));
-        // Each fake draws from its own stream so adding a fault to one leaves the others' draws alone.
-        let llm = fakes::llm::start(
-            LlmOptions {
-                api_key: FAKE_LLM_KEY.into(),
-                seed,
-            },
-            Arc::new(Switchboard::new(seed ^ 0x11)),
-            journal(),
-        )
-        .await?;
-        // On an error, the fakes already started stop as their handles drop.
-        let weather =
-            fakes::tool::start_weather(Arc::new(Switchboard::new(seed ^ 0x22)), journal()).await?;
-        let (tickets, ledger) =
-            fakes::tool::start_tickets(Arc::new(Switchboard::new(seed ^ 0x33)), journal()).await?;
-        let redis = fakes::redis::start(
-            RedisOptions {
-                port: 0,
-                password: None,
-                upstream: None,
-                keyspace: None,
-            },
-            Arc::new(Switchboard::new(seed ^ 0x44)),
-            journal(),
-        )
-        .await?;
-        Ok(Fakes {
-            llm,
-            weather,
-            tickets,
-            ledger,
-            redis,
-        })
-    }
-
-    fn boards(&self) -> BTreeMap<FakeName, Arc<Switchboard>> {
-        BTreeMap::from([
-            (FakeName::Llm, self.llm.switchboard().clone()),
-            (FakeName::Weather, self.weather.switchboard().clone()),
-            (FakeName::Tickets, self.tickets.switchboard().clone()),
-            (FakeName::Redis, self.redis.switchboard().clone()),
-        ])
-    }
-
-    fn attempts(&self) -> Vec<crate::fakes::journal::Attempt> {
-        let mut all = self.llm.journal().snapshot();
-        all.extend(self.weather.journal().snapshot());
-        all.extend(self.tickets.journal().snapshot());
-        all.extend(self.redis.journal().snapshot());
-        all.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
-        all
-    }
-
-    /// The tickets fake's writes, as evidence.
-    fn writes(&self) -> Vec<WriteAttempt> {
-        self.ledger
-            .writes()
-            .into_iter()
-            .map(|write| WriteAttempt {
-                at_ms: write.at_ms,
-                fake: "tickets".into(),
-                key: write.key,
-                idempotency_key: write.idempotency_key,
-                payload_hash: write.payload_hash,
-                side_effect: write.outcome == WriteOutcome::Created,
-            })
-            .collect()
-    }
-
-    fn dropped(&self) -> u64 {
-        self.llm.journal().dropped()
-            + self.weather.journal().dropped()
-            + self.tickets.journal().dropped()
-            + self.redis.journal().dropped()
-    }
-
-    /// Placeholder values for the target's environment.
-    fn placeholders(&self, port: u16) -> BTreeMap<&'static str, String> {
-        BTreeMap::from([
-            ("{llm}", self.llm.base_url()),
-            ("{llm_key}", FAKE_LLM_KEY.to_string()),
-            ("{tool.weather}", self.weather.base_url()),
-            ("{tool.tickets}", self.tickets.base_url()),
-            ("{redis}", self.redis.base_url()),
-            ("{port}", port.to_string()),
-        ])
-    }
-
-    async fn shutdown(self) {
-        tokio::join!(
-            self.llm.shutdown(),
-            self.weather.shutdown(),
-            self.tickets.shutdown(),
-            self.redis.shutdown()
-        );
-    }
-}
-
 /// How to start the plan's target: the reference target by default, else the plan's command.
 fn spawn_spec(
     plan: &Plan,
     options: &RunOptions,
-    fakes: &Fakes,
+    fakes: &FakeSet,
     port: u16,
 ) -> Result<SpawnSpec, RunError> {
     let values = fakes.placeholders(port);
@@ -365,8 +268,6 @@ fn spawn_spec(
         cwd: plan.target.cwd.clone(),
         log_file: plan.target.log_file.clone(),
         base_url: format!("http://127.0.0.1:{port}"),
-        ready_path: plan.target.ready_path.clone(),
-        ready_timeout: plan.target.ready_timeout,
     })
 }
 

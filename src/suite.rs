@@ -61,6 +61,7 @@ pub async fn run_all(
             out_dir: Some(dir.clone()),
             reference_exe: None,
             progress: true,
+            fake_ports: None,
         };
         let outcome = match run::run(&plan, &options, interrupt.clone()).await {
             Ok(outcome) if outcome.report.interrupted => EntryOutcome::NotRun("interrupted".into()),

@@ -16,8 +16,10 @@ pub mod fault;
 pub mod journal;
 pub mod llm;
 pub mod redis;
+pub mod set;
 pub mod standalone;
 pub mod tool;
+pub mod up;
 
 mod http;
 mod text;

@@ -1628,7 +1628,13 @@ fn optional_duration(
 /// A target URL to attach to: `http://` on a loopback address (faultline sends load to this
 /// machine only), without a trailing slash.
 fn loopback_url(text: &Text, src: &Source) -> Result<String, ScenarioError> {
-    let url = text.get_ref().trim().trim_end_matches('/');
+    loopback(text.get_ref()).map_err(|why| src.error(text, format!("`url` in [target] {why}")))
+}
+
+/// A URL faultline may send load to: `http://` on a loopback address (127.0.0.0/8, localhost
+/// or [::1]), returned without a trailing slash; else why not.
+pub fn loopback(url: &str) -> Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
     let host = url
         .strip_prefix("http://")
         .map(|rest| rest.split(['/', '?']).next().unwrap_or(""))
@@ -1644,16 +1650,14 @@ fn loopback_url(text: &Text, src: &Source) -> Result<String, ScenarioError> {
             .unwrap_or(false),
         None => false,
     };
-    if !loopback {
-        return Err(src.error(
-            text,
-            format!(
-                "`url` in [target] is \"{url}\"; faultline sends load only to this machine: \
-                 use http:// with 127.0.0.1, localhost or [::1], e.g. \"http://127.0.0.1:3000\""
-            ),
-        ));
+    if loopback {
+        Ok(url.to_string())
+    } else {
+        Err(format!(
+            "is \"{url}\"; faultline sends load only to this machine: use http:// with \
+             127.0.0.1, localhost or [::1], e.g. \"http://127.0.0.1:3000\""
+        ))
     }
-    Ok(url.to_string())
 }
 
 /// A Redis command name as a fault's route (`GET`, `set`), upper-cased as Redis spells it.

@@ -32,9 +32,6 @@ pub struct SpawnSpec {
     pub log_file: Option<PathBuf>,
     /// Where it will listen: `http://127.0.0.1:PORT`.
     pub base_url: String,
-    /// Path polled with GET until it answers 2xx.
-    pub ready_path: String,
-    pub ready_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]

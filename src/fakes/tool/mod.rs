@@ -23,8 +23,10 @@ use serde_json::json;
 use super::http::Reply;
 
 pub use stubs::{start_stubs, Stub, StubError, StubSet};
-pub use tickets::{start_tickets, DuplicateWrite, TicketLedger, TicketWrite, WriteOutcome};
-pub use weather::start_weather;
+pub use tickets::{
+    start_tickets, start_tickets_on, DuplicateWrite, TicketLedger, TicketWrite, WriteOutcome,
+};
+pub use weather::{start_weather, start_weather_on};
 
 /// `{"error": message}` with `status`.
 fn error(status: StatusCode, message: &str) -> Reply {

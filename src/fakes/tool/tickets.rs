@@ -43,12 +43,26 @@ pub async fn start_tickets(
     switchboard: Arc<Switchboard>,
     journal: Arc<Journal>,
 ) -> Result<(FakeHandle, Arc<TicketLedger>), FakeError> {
+    start_tickets_on(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        switchboard,
+        journal,
+    )
+    .await
+}
+
+/// Like [`start_tickets`], on a given loopback address.
+pub async fn start_tickets_on(
+    addr: std::net::SocketAddr,
+    switchboard: Arc<Switchboard>,
+    journal: Arc<Journal>,
+) -> Result<(FakeHandle, Arc<TicketLedger>), FakeError> {
     let ledger = Arc::new(TicketLedger::default());
     let tickets = Tickets {
         ledger: ledger.clone(),
         journal: journal.clone(),
     };
-    let handle = http::serve("tickets", tickets, switchboard, journal).await?;
+    let handle = http::serve_on(addr, "tickets", tickets, switchboard, journal).await?;
     Ok((handle, ledger))
 }
 

@@ -23,6 +23,15 @@ pub async fn start_weather(
     http::serve("weather", Weather, switchboard, journal).await
 }
 
+/// Like [`start_weather`], on a given loopback address.
+pub async fn start_weather_on(
+    addr: std::net::SocketAddr,
+    switchboard: Arc<Switchboard>,
+    journal: Arc<Journal>,
+) -> Result<FakeHandle, FakeError> {
+    http::serve_on(addr, "weather", Weather, switchboard, journal).await
+}
+
 struct Weather;
 
 const CONDITIONS: &[&str] = &[

@@ -1,0 +1,194 @@
+//! The set of fakes one run uses: the LLM, the weather and tickets tools, and Redis, each with
+//! its own switchboard (seeded apart) and journal. `faultline fakes up` holds the same set on
+//! fixed ports for a target started by hand.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::fault::Switchboard;
+use super::journal::{Attempt, Journal};
+use super::llm::{self, LlmOptions};
+use super::redis::{self, RedisOptions};
+use super::tool::{self, TicketLedger, WriteOutcome};
+use super::{FakeError, FakeHandle};
+use crate::evidence::WriteAttempt;
+use crate::scenario::FakeName;
+
+/// The API key the fake LLM expects. Also a canary: it must never show up in logs or answers.
+pub const FAKE_LLM_KEY: &str = "sk-faultline-canary-7c1e9a20d4b84f55";
+/// Attempts each fake's journal keeps.
+const JOURNAL_CAPACITY: usize = 200_000;
+
+/// The fakes of one run (or of `faultline fakes up`).
+pub struct FakeSet {
+    llm: FakeHandle,
+    weather: FakeHandle,
+    tickets: FakeHandle,
+    /// Every write the tickets fake received, for duplicate side effects.
+    ledger: Arc<TicketLedger>,
+    redis: FakeHandle,
+}
+
+impl FakeSet {
+    /// Starts every fake; on fixed ports from `base_port` up when given (llm, weather,
+    /// tickets, redis), else on ephemeral ones. Journal times count from `epoch`.
+    pub async fn start(
+        seed: u64,
+        epoch: Instant,
+        base_port: Option<u16>,
+    ) -> Result<FakeSet, FakeError> {
+        let at = |offset: u16| {
+            SocketAddr::from((
+                Ipv4Addr::LOCALHOST,
+                base_port.map_or(0, |base| base + offset),
+            ))
+        };
+        let journal = || Arc::new(Journal::new(epoch, JOURNAL_CAPACITY));
+        // Each fake draws from its own stream so adding a fault to one leaves the others' draws alone.
+        let llm = llm::start_on(
+            at(0),
+            LlmOptions {
+                api_key: FAKE_LLM_KEY.into(),
+                seed,
+            },
+            Arc::new(Switchboard::new(seed ^ 0x11)),
+            journal(),
+        )
+        .await?;
+        // On an error, the fakes already started stop as their handles drop.
+        let weather =
+            tool::start_weather_on(at(1), Arc::new(Switchboard::new(seed ^ 0x22)), journal())
+                .await?;
+        let (tickets, ledger) =
+            tool::start_tickets_on(at(2), Arc::new(Switchboard::new(seed ^ 0x33)), journal())
+                .await?;
+        let redis = redis::start(
+            RedisOptions {
+                port: at(3).port(),
+                password: None,
+                upstream: None,
+                keyspace: None,
+            },
+            Arc::new(Switchboard::new(seed ^ 0x44)),
+            journal(),
+        )
+        .await?;
+        Ok(FakeSet {
+            llm,
+            weather,
+            tickets,
+            ledger,
+            redis,
+        })
+    }
+
+    pub fn boards(&self) -> BTreeMap<FakeName, Arc<Switchboard>> {
+        BTreeMap::from([
+            (FakeName::Llm, self.llm.switchboard().clone()),
+            (FakeName::Weather, self.weather.switchboard().clone()),
+            (FakeName::Tickets, self.tickets.switchboard().clone()),
+            (FakeName::Redis, self.redis.switchboard().clone()),
+        ])
+    }
+
+    pub fn attempts(&self) -> Vec<Attempt> {
+        let mut all = self.llm.journal().snapshot();
+        all.extend(self.weather.journal().snapshot());
+        all.extend(self.tickets.journal().snapshot());
+        all.extend(self.redis.journal().snapshot());
+        all.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+        all
+    }
+
+    /// The tickets fake's writes, as evidence.
+    pub fn writes(&self) -> Vec<WriteAttempt> {
+        self.ledger
+            .writes()
+            .into_iter()
+            .map(|write| WriteAttempt {
+                at_ms: write.at_ms,
+                fake: "tickets".into(),
+                key: write.key,
+                idempotency_key: write.idempotency_key,
+                payload_hash: write.payload_hash,
+                side_effect: write.outcome == WriteOutcome::Created,
+            })
+            .collect()
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.llm.journal().dropped()
+            + self.weather.journal().dropped()
+            + self.tickets.journal().dropped()
+            + self.redis.journal().dropped()
+    }
+
+    /// Each fake with its switchboard and journal, for the control API.
+    pub fn controlled(&self) -> Vec<super::control::ControlledFake> {
+        [
+            ("llm", &self.llm),
+            ("weather", &self.weather),
+            ("tickets", &self.tickets),
+            ("redis", &self.redis),
+        ]
+        .into_iter()
+        .map(|(name, fake)| super::control::ControlledFake {
+            name: name.to_string(),
+            switchboard: fake.switchboard().clone(),
+            journal: fake.journal().clone(),
+        })
+        .collect()
+    }
+
+    /// The environment a service needs to use these fakes, as the reference target reads it
+    /// (and as the official SDKs do: OPENAI_BASE_URL, OPENAI_API_KEY).
+    pub fn service_env(&self) -> Vec<(&'static str, String)> {
+        service_env(
+            &self.llm.base_url(),
+            &self.weather.base_url(),
+            &self.tickets.base_url(),
+            &self.redis.base_url(),
+        )
+    }
+
+    /// Placeholder values for the target's environment.
+    pub fn placeholders(&self, port: u16) -> BTreeMap<&'static str, String> {
+        BTreeMap::from([
+            ("{llm}", self.llm.base_url()),
+            ("{llm_key}", FAKE_LLM_KEY.to_string()),
+            ("{tool.weather}", self.weather.base_url()),
+            ("{tool.tickets}", self.tickets.base_url()),
+            ("{redis}", self.redis.base_url()),
+            ("{port}", port.to_string()),
+        ])
+    }
+
+    pub async fn shutdown(self) {
+        tokio::join!(
+            self.llm.shutdown(),
+            self.weather.shutdown(),
+            self.tickets.shutdown(),
+            self.redis.shutdown()
+        );
+    }
+}
+
+/// The environment that points a service at fakes with these base URLs.
+pub fn service_env(
+    llm: &str,
+    weather: &str,
+    tickets: &str,
+    redis: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("OPENAI_BASE_URL", format!("{llm}/v1")),
+        ("OPENAI_API_KEY", FAKE_LLM_KEY.to_string()),
+        ("ANTHROPIC_BASE_URL", llm.to_string()),
+        ("ANTHROPIC_API_KEY", FAKE_LLM_KEY.to_string()),
+        ("WEATHER_API_URL", weather.to_string()),
+        ("TICKETS_API_URL", tickets.to_string()),
+        ("REDIS_URL", redis.to_string()),
+    ]
+}

@@ -1,0 +1,77 @@
+//! `faultline fakes up`: every fake on fixed loopback ports, with the control API, held until
+//! Ctrl-C, for a service started by hand or by docker compose. It prints the environment to
+//! start the service with; `faultline scenario NAME --attach URL` then drives that service
+//! with the fakes on the same ports (stop `fakes up` first: the scenario starts its own).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+use super::set::FakeSet;
+
+/// The first of the fixed ports: llm, then weather, tickets, redis; the control API at +9.
+pub const DEFAULT_BASE_PORT: u16 = 8400;
+
+/// Arguments of `faultline fakes up` and `faultline fakes env`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// First port: llm at N, weather N+1, tickets N+2, redis N+3, the control API N+9.
+    #[arg(long, default_value_t = DEFAULT_BASE_PORT)]
+    pub base_port: u16,
+    /// Seed for the fakes' random draws.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Starts the fakes and the control API, prints where they are, and holds them until Ctrl-C.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let base = args.base_port;
+    if base > u16::MAX - 9 {
+        anyhow::bail!(
+            "--base-port {base} leaves no room for the 10 ports the fakes use; pick a lower one"
+        );
+    }
+    let fakes = FakeSet::start(args.seed, Instant::now(), Some(base))
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}; is `faultline fakes up` already running? pick another --base-port"
+            )
+        })?;
+    let control_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, base + 9));
+    let listener = tokio::net::TcpListener::bind(control_addr)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("control API on {control_addr}: {e}; pick another --base-port")
+        })?;
+    println!("# faultline fakes are up. Start your service with:");
+    for (name, value) in fakes.service_env() {
+        println!("export {name}={value}");
+    }
+    println!("# control API (switch faults, read journals): http://{control_addr}");
+    println!("#   curl -X POST http://{control_addr}/faults/llm -d '{{\"kind\":\"status\",\"code\":503}}'");
+    println!("#   curl -X DELETE http://{control_addr}/faults");
+    println!("# Ctrl-C stops them.");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let control = tokio::spawn(super::control::serve(listener, fakes.controlled(), async {
+        let _ = stopped.await;
+    }));
+    let _ = tokio::signal::ctrl_c().await;
+    let _ = stop.send(());
+    let _ = control.await;
+    let attempts = fakes.attempts().len();
+    fakes.shutdown().await;
+    eprintln!("faultline: fakes stopped after {attempts} upstream attempts");
+    Ok(())
+}
+
+/// The environment `fakes up` (and an attached scenario run) gives a service, without
+/// starting anything: the addresses follow from the ports.
+pub fn env_for(base: u16) -> Vec<(&'static str, String)> {
+    let url = |offset: u16| format!("http://127.0.0.1:{}", base + offset);
+    super::set::service_env(
+        &url(0),
+        &url(1),
+        &url(2),
+        &format!("redis://127.0.0.1:{}", base + 3),
+    )
+}
