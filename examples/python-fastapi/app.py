@@ -10,8 +10,9 @@ faultline can point it at its fakes without changing a line:
     LLM_TIMEOUT_S                     per-call timeout (default 4)
 
 It follows the practices faultline checks: one JSON log line per request, the request id in
-every answer, timeouts on every upstream call, retries with backoff (the SDK's), graceful
-degradation when the cache or the tool is down, and honest error messages.
+every answer, timeouts on every upstream call, retries with backoff (the SDK's), a circuit
+breaker that fails fast during a long outage, graceful degradation when the cache or the tool
+is down, and honest error messages.
 """
 
 import hashlib
@@ -38,6 +39,37 @@ http = httpx.AsyncClient(timeout=1.5)
 
 app = FastAPI()
 NONCE = re.compile(r"\s*\[fl-[0-9a-f]{8}\]")
+
+
+class CircuitBreaker:
+    """Fail fast while the provider is down: open after `threshold` failures in a row, then
+    let one probe through per `cooldown_s` until a call succeeds."""
+
+    def __init__(self, threshold: int = 5, cooldown_s: float = 1.0):
+        self.threshold, self.cooldown_s = threshold, cooldown_s
+        self.failures, self.opened_at = 0, None
+
+    def allow(self) -> bool:
+        if self.opened_at is None:
+            return True
+        if time.monotonic() - self.opened_at >= self.cooldown_s:
+            self.opened_at = time.monotonic()  # this caller is the probe
+            return True
+        return False
+
+    def record(self, ok: bool):
+        if ok:
+            if self.opened_at is not None:
+                log(level="warn", event="circuit_closed")
+            self.failures, self.opened_at = 0, None
+            return
+        self.failures += 1
+        if self.failures >= self.threshold and self.opened_at is None:
+            self.opened_at = time.monotonic()
+            log(level="warn", event="circuit_opened", failures=self.failures)
+
+
+breaker = CircuitBreaker(cooldown_s=float(os.environ.get("CIRCUIT_COOLDOWN_S", "1")))
 
 
 def log(**fields):
@@ -110,6 +142,9 @@ async def chat(request: Request):
             log(level="warn", requestId=request_id, event="tool_unavailable", tool="weather",
                 reason=type(error).__name__)
 
+    if not breaker.allow():
+        done(503, "circuit_open")
+        return fail(503, "The AI service is unavailable right now. Please try again shortly.", request_id)
     try:
         completion = await llm.chat.completions.create(
             model=MODEL,
@@ -118,15 +153,19 @@ async def chat(request: Request):
             extra_headers={"x-request-id": request_id},
         )
     except openai.APITimeoutError:
+        breaker.record(False)
         done(504, "llm_timeout")
         return fail(504, "The AI service timed out. Please try a shorter question.", request_id)
     except openai.RateLimitError:
+        breaker.record(False)
         done(429, "llm_rate_limited")
         return fail(429, "The AI service is busy right now. Please try again in a minute.", request_id)
     except (openai.APIConnectionError, openai.InternalServerError, openai.APIStatusError):
+        breaker.record(False)
         done(503, "llm_unavailable")
         return fail(503, "The AI service is unavailable right now. Please try again shortly.", request_id)
 
+    breaker.record(True)
     answer = completion.choices[0].message.content or ""
     if completion.usage:
         totals["inputTokens"] = completion.usage.prompt_tokens
