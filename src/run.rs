@@ -74,7 +74,13 @@ pub async fn run(
     let epoch = Instant::now();
     let started_at = time::OffsetDateTime::now_utc();
 
-    let fakes = FakeSet::start(plan.seed, epoch, options.fake_ports).await?;
+    let fakes = FakeSet::start(
+        plan.seed,
+        epoch,
+        options.fake_ports,
+        plan.fakes.redis_upstream.clone(),
+    )
+    .await?;
     let result = run_with_fakes(plan, options, interrupt, epoch, started_at, &fakes).await;
     fakes.shutdown().await;
     result
@@ -110,6 +116,12 @@ async fn run_with_fakes(
         gaps.push(
             "no metrics endpoint: set [target] metrics_path to check the target's metrics".into(),
         );
+    }
+    // Say before the load what some checks will not be able to judge, not only after it.
+    if options.progress {
+        for gap in &gaps {
+            eprintln!("faultline: note: {gap}");
+        }
     }
     let ready = tokio::select! {
         ready = target.wait_ready(&plan.target.ready_path, plan.target.ready_timeout) => ready,

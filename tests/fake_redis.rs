@@ -928,3 +928,51 @@ async fn redis_py_caches_and_sees_refused_timeout_and_loading_as_its_own_errors(
     );
     assert!(stdout.contains("all redis-py checks passed"), "{stdout}");
 }
+
+#[tokio::test]
+async fn a_scenario_with_a_redis_upstream_runs_its_redis_fake_as_a_proxy() {
+    let real = start_real_redis().await;
+    let text = format!(
+        "name = \"p\"\n[load]\nusers = 1\nduration = \"1s\"\n[[load.flows]]\nname = \"ask\"\n\
+         messages = [\"hi\"]\n[fakes.redis]\nupstream = \"redis://{}\"\n",
+        real.addr
+    );
+    let plan = faultline::scenario::parse_scenario(&text, "p.toml").unwrap();
+    let fakes = faultline::fakes::set::FakeSet::start(
+        1,
+        std::time::Instant::now(),
+        None,
+        plan.fakes.redis_upstream.clone(),
+    )
+    .await
+    .unwrap();
+    let redis_url = fakes
+        .service_env()
+        .into_iter()
+        .find(|(name, _)| *name == "REDIS_URL")
+        .unwrap()
+        .1;
+    let client = redis::Client::open(redis_url).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+
+    let _: () = con.set("through-the-proxy", "yes").await.unwrap();
+
+    let stored = Raw::connect(real.addr)
+        .await
+        .call(&["GET", "through-the-proxy"])
+        .await;
+    assert_eq!(stored, Frame::bulk(&b"yes"[..]));
+    fakes.shutdown().await;
+}
+
+#[test]
+fn a_redis_upstream_must_be_a_redis_server_on_this_machine() {
+    let text =
+        "name = \"p\"\n[load]\nusers = 1\nduration = \"1s\"\n[[load.flows]]\nname = \"ask\"\n\
+                messages = [\"hi\"]\n[fakes.redis]\nupstream = \"redis://10.0.0.8:6379\"\n";
+    let error = faultline::scenario::parse_scenario(text, "p.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("p.toml:9:12:"), "{error}");
+    assert!(error.contains("on this"), "{error}");
+}

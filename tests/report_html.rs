@@ -62,6 +62,7 @@ fn plan() -> Plan {
             metrics_path: None,
         },
         api: Default::default(),
+        fakes: Default::default(),
         faults: vec![FaultWindow {
             fake: FakeName::Llm,
             route: None,

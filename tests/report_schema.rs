@@ -50,6 +50,7 @@ fn plan() -> Plan {
             metrics_path: None,
         },
         api: Default::default(),
+        fakes: Default::default(),
         faults: vec![FaultWindow {
             fake: FakeName::Llm,
             route: Some("/v1/chat/completions".into()),

@@ -131,6 +131,7 @@ fn full_plan() -> Plan {
             metrics_path: Some("/admin/metrics".into()),
         },
         api: Default::default(),
+        fakes: Default::default(),
         faults: vec![
             FaultWindow {
                 fake: FakeName::Llm,

@@ -38,6 +38,7 @@ impl FakeSet {
         seed: u64,
         epoch: Instant,
         base_port: Option<u16>,
+        redis_upstream: Option<String>,
     ) -> Result<FakeSet, FakeError> {
         let at = |offset: u16| {
             SocketAddr::from((
@@ -68,7 +69,7 @@ impl FakeSet {
             RedisOptions {
                 port: at(3).port(),
                 password: None,
-                upstream: None,
+                upstream: redis_upstream,
                 keyspace: None,
             },
             Arc::new(Switchboard::new(seed ^ 0x44)),

@@ -30,7 +30,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             "--base-port {base} leaves no room for the 10 ports the fakes use; pick a lower one"
         );
     }
-    let fakes = FakeSet::start(args.seed, Instant::now(), Some(base))
+    let fakes = FakeSet::start(args.seed, Instant::now(), Some(base), None)
         .await
         .map_err(|e| {
             anyhow::anyhow!(

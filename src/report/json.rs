@@ -156,6 +156,7 @@ pub(crate) mod tests {
                 metrics_path: None,
             },
             api: Default::default(),
+            fakes: Default::default(),
             faults: vec![FaultWindow {
                 fake: FakeName::Llm,
                 route: None,

@@ -25,6 +25,8 @@ pub struct Plan {
     pub target: TargetSpec,
     /// How to talk to the target (request shapes, where answers keep their markers).
     pub api: Api,
+    /// How the fakes run.
+    pub fakes: FakeOptions,
     pub faults: Vec<FaultWindow>,
     pub expect: Expectations,
 }
@@ -62,6 +64,14 @@ pub struct Flow {
     pub kind: FlowKind,
     /// The flow's own changes to that request shape.
     pub request: RequestOverride,
+}
+
+/// How the fakes run (`[fakes]`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FakeOptions {
+    /// `[fakes.redis] upstream`: the Redis fake proxies to this real redis-server (loopback),
+    /// so the target gets real Redis semantics with the fake's faults in between.
+    pub redis_upstream: Option<String>,
 }
 
 /// The fakes a fault can be aimed at.

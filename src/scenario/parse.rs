@@ -23,8 +23,8 @@ use serde_spanned::Spanned;
 use super::catalog;
 use super::config::Config;
 use super::model::{
-    ErrorExpectations, Expectations, FakeName, FaultWindow, Flow, Load, PhaseLimits, Plan,
-    TargetSpec,
+    ErrorExpectations, Expectations, FakeName, FakeOptions, FaultWindow, Flow, Load, PhaseLimits,
+    Plan, TargetSpec,
 };
 use crate::evidence::Phase;
 use crate::fakes::fault::Fault;
@@ -412,6 +412,7 @@ fn build(raw: RawScenario, src: &Source) -> Result<Plan, ScenarioError> {
     let load = build_load(raw.load, src)?;
     let target = build_target(raw.target, src)?;
     let api = api::build_api(raw.api, src)?;
+    let fakes = build_fakes(raw.fakes, src)?;
     let faults = raw
         .faults
         .into_iter()
@@ -428,6 +429,7 @@ fn build(raw: RawScenario, src: &Source) -> Result<Plan, ScenarioError> {
         load,
         target,
         api,
+        fakes,
         faults,
         expect,
     })
@@ -1658,6 +1660,29 @@ pub fn loopback(url: &str) -> Result<String, String> {
              127.0.0.1, localhost or [::1], e.g. \"http://127.0.0.1:3000\""
         ))
     }
+}
+
+/// `[fakes]`: a Redis upstream must be a redis:// URL on this machine.
+fn build_fakes(raw: Option<raw::RawFakes>, src: &Source) -> Result<FakeOptions, ScenarioError> {
+    let upstream = raw.and_then(|f| f.redis).and_then(|r| r.upstream);
+    let redis_upstream = match upstream {
+        None => None,
+        Some(text) => {
+            let as_http = text.get_ref().replacen("redis://", "http://", 1);
+            if !text.get_ref().starts_with("redis://") || loopback(&as_http).is_err() {
+                return Err(src.error(
+                    &text,
+                    format!(
+                        "`upstream` in [fakes.redis] is \"{}\"; give a real redis-server on this \
+                         machine, e.g. upstream = \"redis://127.0.0.1:6379\"",
+                        text.get_ref()
+                    ),
+                ));
+            }
+            Some(text.into_inner())
+        }
+    };
+    Ok(FakeOptions { redis_upstream })
 }
 
 /// A Redis command name as a fault's route (`GET`, `set`), upper-cased as Redis spells it.

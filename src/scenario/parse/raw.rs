@@ -23,9 +23,25 @@ pub struct RawScenario {
     pub load: RawLoad,
     pub target: Option<RawTarget>,
     pub api: Option<RawApi>,
+    pub fakes: Option<RawFakes>,
     #[serde(default)]
     pub faults: Vec<RawFault>,
     pub expect: Option<RawExpect>,
+}
+
+/// `[fakes]`: how the fakes themselves run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFakes {
+    pub redis: Option<RawRedisFake>,
+}
+
+/// `[fakes.redis]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedisFake {
+    /// Proxy mode: a real redis-server the fake forwards to, with its faults in between.
+    pub upstream: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
