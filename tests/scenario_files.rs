@@ -1158,3 +1158,24 @@ fn unknown_keys_in_check_family_tables_are_named() {
         ],
     );
 }
+
+#[test]
+fn a_scenario_that_describes_its_own_api_keeps_it_over_the_config() {
+    let config = faultline::scenario::parse_config(
+        "[api.chat]\npath = \"/from-config\"\n",
+        "faultline.toml",
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    let own = with_tail("\n[api.chat]\npath = \"/from-scenario\"\n");
+    let plan = parse_scenario(&own, "s.toml")
+        .unwrap()
+        .with_config(&config)
+        .unwrap();
+    assert_eq!(plan.api.chat.path, "/from-scenario");
+    let plain = parse_scenario(&with_tail(""), "s.toml")
+        .unwrap()
+        .with_config(&config)
+        .unwrap();
+    assert_eq!(plain.api.chat.path, "/from-config");
+}

@@ -20,7 +20,8 @@ pub const FILE_NAME: &str = "faultline.toml";
 impl Plan {
     /// The plan with the config's target and API. A scenario that names its own target
     /// (`command` or `url`) keeps it; one written for the reference target gets the config's
-    /// target, with the scenario's env entries added where the config does not set them.
+    /// target, with the scenario's env entries added where the config does not set them. The
+    /// same goes for the API: a scenario's own `[api]` wins over the config's.
     pub fn with_config(mut self, config: &Config) -> Result<Plan, String> {
         let scenario_names_target = self.target.command.is_some() || self.target.url.is_some();
         if let (Some(target), false) = (&config.target, scenario_names_target) {
@@ -41,7 +42,9 @@ impl Plan {
                 ..target.clone()
             };
         }
-        if let Some(api) = &config.api {
+        // A scenario that describes its own API keeps it; one that left the defaults gets the
+        // config's.
+        if let (Some(api), true) = (&config.api, self.api == Api::default()) {
             self.api = api.clone();
         }
         Ok(self)
