@@ -368,8 +368,12 @@ fn errors_in_a_file_on_disk_name_its_path() {
 fn catalog_list_describes_each_built_in() {
     let listed = catalog::list();
     let names: Vec<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["outage", "baseline"]);
+    assert_eq!(names[..2], ["outage", "baseline"]);
+    assert_eq!(names.len(), 12, "{names:?}");
     assert!(listed[0].1.contains("503"), "{:?}", listed[0]);
+    assert!(listed
+        .iter()
+        .all(|(_, description)| !description.is_empty() && !description.starts_with("(invalid")));
 }
 
 // ---- errors: syntax and shape --------------------------------------------------------------
@@ -411,7 +415,7 @@ fn an_unknown_field_in_load_reads_like_the_docs_say() {
     assert!(
         message.starts_with(
             "s.toml:6:1: unknown field `usres` in [load], expected one of users, duration, \
-             think_time, request_timeout, quick_scale, flows; did you mean `users`?"
+             think_time, request_timeout, quick_scale, secrets, flows; did you mean `users`?"
         ),
         "{message}"
     );
