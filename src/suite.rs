@@ -338,6 +338,11 @@ pub const MATRIX: &[MatrixRow] = &[
         must_fail: &["retries.retry_after"],
     },
     MatrixRow {
+        scenario: "flaky",
+        flaw: Some("retry-storm"),
+        must_fail: &["retries.jitter"],
+    },
+    MatrixRow {
         scenario: "rate-limit",
         flaw: Some("ignore-retry-after"),
         must_fail: &["retries.retry_after"],

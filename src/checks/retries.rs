@@ -370,6 +370,9 @@ fn check_backoff(chains: &[Chain], expect: &RetryExpectations) -> Verdict {
 }
 
 /// `retries.jitter`: first waits differ between requests, so clients do not retry in lockstep.
+/// A mean first-retry wait below this is an immediate retry, whatever its spread.
+const IMMEDIATE_MS: f64 = 20.0;
+
 fn check_jitter(chains: &[Chain], expect: &RetryExpectations) -> Verdict {
     let mut v = pending(
         "retries.jitter",
@@ -404,7 +407,22 @@ fn check_jitter(chains: &[Chain], expect: &RetryExpectations) -> Verdict {
         format_ms(hi),
         format_ms(m)
     );
-    if cv >= expect.min_jitter {
+    if m < IMMEDIATE_MS {
+        // Retries fired at once vary only by scheduling noise: that is no backoff to jitter.
+        v.outcome = Outcome::Fail;
+        v.summary = format!(
+            "{seen}: retries fired at once (under {} on average), so what varies is scheduling \
+             noise, not jitter; clients that failed together hit the provider again together.",
+            format_ms(IMMEDIATE_MS)
+        );
+        v.evidence = bounded(
+            chains
+                .iter()
+                .filter(|c| c.attempts.len() > 1)
+                .map(|c| c.describe())
+                .collect(),
+        );
+    } else if cv >= expect.min_jitter {
         v.outcome = Outcome::Pass;
         v.summary = format!("{seen}, at least the {} asked.", expect.min_jitter);
     } else {
@@ -783,6 +801,15 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Fail);
         assert_eq!(v.figure, Some(0.0));
         assert!(v.summary.contains("retry together"));
+    }
+
+    #[test]
+    fn immediate_retries_fail_jitter_however_their_noise_spreads() {
+        let storm: Vec<&[f64]> = vec![&[2.0], &[9.0], &[4.0], &[11.0], &[3.0], &[6.0]];
+        let verdicts = check(&retried(&storm, Some(200)), &RetryExpectations::default());
+        let v = verdict(&verdicts, "retries.jitter");
+        assert_eq!(v.outcome, Outcome::Fail, "{v:#?}");
+        assert!(v.summary.contains("fired at once"), "{}", v.summary);
     }
 
     #[test]
