@@ -53,6 +53,10 @@ struct Inner {
     consecutive_failures: u32,
     /// When the circuit opened, or when the last probe went out.
     opened_at: Option<Instant>,
+    /// When a call last succeeded: a call sent before then that fails afterwards (one that
+    /// hung on the provider while it was down) is old news about an outage already over, and
+    /// must not open the circuit.
+    last_success: Option<Instant>,
 }
 
 pub struct CircuitBreaker {
@@ -86,6 +90,7 @@ impl CircuitBreaker {
                 state: CircuitState::Closed,
                 consecutive_failures: 0,
                 opened_at: None,
+                last_success: None,
             }),
             log,
         }
@@ -139,6 +144,7 @@ impl CircuitBreaker {
         }
         let mut inner = self.lock();
         inner.consecutive_failures = 0;
+        inner.last_success = Some(Instant::now());
         if inner.state != CircuitState::Closed {
             inner.state = CircuitState::Closed;
             inner.opened_at = None;
@@ -152,10 +158,19 @@ impl CircuitBreaker {
 
     /// The attempt timed out, got a 5xx or no connection.
     pub fn record_failure(&self, reason: &str) {
+        self.record_failure_of(Instant::now(), reason);
+    }
+
+    /// Like [`CircuitBreaker::record_failure`], for an attempt sent at `sent`: one sent before
+    /// the last success says nothing about the provider now.
+    pub fn record_failure_of(&self, sent: Instant, reason: &str) {
         let Some(threshold) = self.threshold else {
             return;
         };
         let mut inner = self.lock();
+        if inner.last_success.is_some_and(|success| sent < success) {
+            return;
+        }
         inner.consecutive_failures += 1;
         let opens = match inner.state {
             CircuitState::Closed => inner.consecutive_failures >= threshold,
@@ -291,6 +306,27 @@ mod tests {
         assert_eq!(b.state(), CircuitState::Open);
         assert!(b.allow().is_err());
         assert!(logs.try_recv().unwrap().contains("circuit_open"));
+    }
+
+    #[test]
+    fn failures_of_calls_sent_before_the_last_success_do_not_open_it() {
+        let (b, _log) = breaker(2, 50);
+        let stale = Instant::now();
+        b.record_failure("timeout");
+        b.record_failure("timeout");
+        assert_eq!(b.state(), CircuitState::Open);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(b.allow().is_ok());
+        b.record_success();
+        assert_eq!(b.state(), CircuitState::Closed);
+        // Probes sent during the outage time out now, after the provider came back.
+        b.record_failure_of(stale, "timeout");
+        b.record_failure_of(stale, "timeout");
+        assert_eq!(b.state(), CircuitState::Closed);
+        // Fresh failures still count.
+        b.record_failure("timeout");
+        b.record_failure("timeout");
+        assert_eq!(b.state(), CircuitState::Open);
     }
 
     #[test]

@@ -489,7 +489,7 @@ impl LlmClient {
             self.metrics.count_llm_error();
             if guarded {
                 if err.is_outage() {
-                    breaker.record_failure(err.kind());
+                    breaker.record_failure_of(started, err.kind());
                 } else if !matches!(err, LlmError::RateLimited { .. }) {
                     // It answered, if not as hoped: the provider is up.
                     breaker.record_success();
