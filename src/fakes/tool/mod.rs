@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::http::Reply;
 
-pub use stubs::{start_stubs, Stub, StubError, StubSet};
+pub use stubs::{start_stubs, start_stubs_on, Stub, StubError, StubSet};
 pub use tickets::{
     start_tickets, start_tickets_on, DuplicateWrite, TicketLedger, TicketWrite, WriteOutcome,
 };

@@ -58,6 +58,16 @@ pub async fn start_stubs(
     http::serve("stubs", stubs, switchboard, journal).await
 }
 
+/// Like [`start_stubs`], on a given loopback address.
+pub async fn start_stubs_on(
+    addr: std::net::SocketAddr,
+    stubs: StubSet,
+    switchboard: Arc<Switchboard>,
+    journal: Arc<Journal>,
+) -> Result<FakeHandle, FakeError> {
+    http::serve_on(addr, "stubs", stubs, switchboard, journal).await
+}
+
 /// A stub file that could not be read or does not describe stubs.
 #[derive(Debug, thiserror::Error)]
 pub enum StubError {
