@@ -317,6 +317,10 @@ fn check_mitigation(
 /// `recovery.fast_fail`: in the second half of a long outage, most failures come fast. Judged
 /// at the median, not the p95: a circuit breaker lets a few probes through to see whether the
 /// provider is back, and those wait as long as the timeout, by design.
+///
+/// A failure belongs to the second half if its request was sent during the outage and was
+/// still waiting at its midpoint or sent after it: with few users and long timeouts, every
+/// request of the second half may have been sent just before it, and waited through it.
 fn check_fast_fail(
     evidence: &Evidence,
     spans: &[FaultSpan],
@@ -358,7 +362,7 @@ fn check_fast_fail(
         .filter(|r| {
             long_spans.iter().any(|s| {
                 let half = s.start_ms + s.duration_ms() / 2.0;
-                r.at_ms >= half && r.at_ms < s.end_ms
+                r.at_ms >= s.start_ms && r.at_ms < s.end_ms && r.at_ms + r.latency_ms >= half
             })
         })
         .collect();
@@ -487,6 +491,36 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Fail);
         assert_eq!(v.figure, Some(5_000.0));
         assert!(v.summary.contains("no circuit breaker"));
+    }
+
+    #[test]
+    fn slow_failures_sent_just_before_the_midpoint_still_fail_fast_fail() {
+        // Four users, each waiting 4.5 s per doomed request: none is sent after 15 s, but
+        // they all wait through the second half of the 10-20 s outage.
+        let mut b = EvidenceBuilder::new().records(Phase::Baseline, 40, Some(200), 200.0);
+        for at in [10_000.0, 14_700.0] {
+            for user in 0..4 {
+                b = b.record(at + user as f64 * 50.0, Some(504), 4_500.0);
+            }
+        }
+        let mut e = b.build();
+        e.timeline = window("llm", "hang", 10_000.0, 20_000.0);
+        let v = find(&check(&e, &expect()), "recovery.fast_fail");
+        assert_eq!(v.outcome, Outcome::Fail, "{v:#?}");
+        assert!(v.summary.starts_with("4 failures"), "{}", v.summary);
+
+        // The same outage with a breaker: once it opens, requests fail at once, and pass.
+        let mut b = EvidenceBuilder::new().records(Phase::Baseline, 40, Some(200), 200.0);
+        for user in 0..4 {
+            b = b.record(10_000.0 + user as f64 * 50.0, Some(504), 4_500.0);
+        }
+        for i in 0..40 {
+            b = b.record(14_600.0 + i as f64 * 130.0, Some(503), 20.0);
+        }
+        let mut e = b.build();
+        e.timeline = window("llm", "hang", 10_000.0, 20_000.0);
+        let v = find(&check(&e, &expect()), "recovery.fast_fail");
+        assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
     }
 
     #[test]
