@@ -323,6 +323,16 @@ pub const MATRIX: &[MatrixRow] = &[
         must_fail: &[],
     },
     MatrixRow {
+        scenario: "brownout",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
+        scenario: "slow-stream",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
         scenario: "llm-timeout",
         flaw: Some("no-timeout"),
         must_fail: &["errors.honest"],
@@ -390,12 +400,52 @@ pub const MATRIX: &[MatrixRow] = &[
     MatrixRow {
         scenario: "outage",
         flaw: Some("no-circuit-breaker"),
-        must_fail: &["recovery.mitigation"],
+        must_fail: &["recovery.mitigation", "recovery.fast_fail"],
     },
     MatrixRow {
         scenario: "baseline",
         flaw: Some("log-per-attempt"),
         must_fail: &["logs.one_line_per_request"],
+    },
+    MatrixRow {
+        scenario: "brownout",
+        flaw: Some("fixed-backoff"),
+        must_fail: &["retries.backoff"],
+    },
+    MatrixRow {
+        scenario: "brownout",
+        flaw: Some("nested-retries"),
+        must_fail: &["retries.attempts"],
+    },
+    MatrixRow {
+        scenario: "brownout",
+        flaw: Some("retry-client-errors"),
+        must_fail: &["retries.non_retryable"],
+    },
+    MatrixRow {
+        scenario: "outage",
+        flaw: Some("stuck-breaker"),
+        must_fail: &["recovery.time"],
+    },
+    MatrixRow {
+        scenario: "baseline",
+        flaw: Some("miscount-tokens"),
+        must_fail: &["logs.tokens"],
+    },
+    MatrixRow {
+        scenario: "stream-cut",
+        flaw: Some("silent-stream-cut"),
+        must_fail: &["stream.ends_clearly"],
+    },
+    MatrixRow {
+        scenario: "slow-stream",
+        flaw: Some("buffer-stream"),
+        must_fail: &["stream.first_token"],
+    },
+    MatrixRow {
+        scenario: "slow-stream",
+        flaw: Some("batch-stream"),
+        must_fail: &["stream.inter_token"],
     },
 ];
 

@@ -1199,5 +1199,107 @@ fn list_flaws_names_every_flaw_with_the_practice_it_breaks() {
             .unwrap_or_else(|| panic!("{name} missing from\n{text}"));
         assert!(line.contains("breaks: "), "{line}");
     }
-    assert_eq!(text.lines().count(), 14);
+    assert_eq!(text.lines().count(), Flaw::value_variants().len());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flaws that break one practice each (faultline's selftest shows a gate catching each)
+
+#[tokio::test]
+async fn retry_client_errors_flaw_retries_a_400_that_the_healthy_target_accepts() {
+    let llm = StubLlm::start(|_| Reply::Status(400, vec![])).await;
+    let target = start_target(&llm, &[], &[]).await;
+    let (status, _) = target.ask("refunds?").await;
+    assert_eq!(status, 500);
+    assert_eq!(llm.seen().len(), 1, "a 400 is not retried");
+
+    let llm = StubLlm::start(|_| Reply::Status(400, vec![])).await;
+    let target = start_target(&llm, &[], &[Flaw::RetryClientErrors]).await;
+    target.ask("refunds?").await;
+    assert_eq!(llm.seen().len(), 3, "the flaw retries it twice");
+}
+
+#[tokio::test]
+async fn nested_retries_flaw_multiplies_attempts_past_the_retry_limit() {
+    // A long enough timeout that the deadline never cuts the retries short.
+    let env = [("LLM_TIMEOUT_MS", "3000")];
+    let llm = StubLlm::start(|_| Reply::Status(503, vec![])).await;
+    let target = start_target(&llm, &env, &[]).await;
+    target.ask("refunds?").await;
+    assert_eq!(llm.seen().len(), 3, "one attempt and two retries");
+
+    let llm = StubLlm::start(|_| Reply::Status(503, vec![])).await;
+    let target = start_target(&llm, &env, &[Flaw::NestedRetries]).await;
+    target.ask("refunds?").await;
+    assert_eq!(
+        llm.seen().len(),
+        9,
+        "three attempts, each retried twice inside"
+    );
+}
+
+#[tokio::test]
+async fn miscount_tokens_flaw_logs_word_counts_while_metrics_keep_the_usage() {
+    let llm = StubLlm::start(|_| Reply::Ok).await;
+    let mut target = start_target(&llm, &[], &[Flaw::MiscountTokens]).await;
+
+    target.ask("refunds?").await;
+
+    let line = &target.request_lines()[0];
+    // The stub's usage said 42 in, 7 out; the answer has 8 words.
+    assert_eq!(line["outputTokens"], ANSWER.split_whitespace().count());
+    assert_ne!(line["inputTokens"], 42);
+    let m = target.metrics().await;
+    assert_eq!(m["tokens_input"], 42);
+    assert_eq!(m["tokens_output"], 7);
+}
+
+#[tokio::test]
+async fn silent_stream_cut_flaw_closes_a_cut_stream_without_an_error_event() {
+    let llm = StubLlm::start(|_| Reply::Stream(vec!["Refunds ", "take "], End::Cut)).await;
+    let mut target = start_target(&llm, &[], &[Flaw::SilentStreamCut]).await;
+
+    let (status, events) = target.ask_streamed("refunds?", "req-silent").await;
+
+    assert_eq!(status, 200);
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["message", "message"], "{events:?}");
+    assert!(events.iter().all(|(_, data)| data.get("delta").is_some()));
+    // The log still knows.
+    assert_eq!(target.request_lines()[0]["error"], "llm_stream_interrupted");
+}
+
+#[tokio::test]
+async fn buffer_stream_flaw_sends_the_whole_answer_as_one_delta() {
+    let llm =
+        StubLlm::start(|_| Reply::Stream(vec!["Refunds ", "take ", "5 days."], End::Done)).await;
+    let target = start_target(&llm, &[], &[Flaw::BufferStream]).await;
+
+    let (status, events) = target.ask_streamed("refunds?", "req-buf").await;
+
+    assert_eq!(status, 200);
+    let deltas: Vec<&str> = events
+        .iter()
+        .filter_map(|(_, d)| d["delta"].as_str())
+        .collect();
+    assert_eq!(deltas, ["Refunds take 5 days."]);
+    assert_eq!(events.last().unwrap().1["done"], true);
+}
+
+#[tokio::test]
+async fn batch_stream_flaw_sends_the_deltas_after_the_first_in_one_burst() {
+    let llm =
+        StubLlm::start(|_| Reply::Stream(vec!["Refunds ", "take ", "5 days."], End::Done)).await;
+    let target = start_target(&llm, &[], &[Flaw::BatchStream]).await;
+
+    let (status, events) = target.ask_streamed("refunds?", "req-batch").await;
+
+    assert_eq!(status, 200);
+    let deltas: Vec<&str> = events
+        .iter()
+        .filter_map(|(_, d)| d["delta"].as_str())
+        .collect();
+    // The stub sends at once: everything after the first delta lands in one batch.
+    assert_eq!(deltas, ["Refunds ", "take 5 days."]);
+    assert_eq!(events.last().unwrap().1["done"], true);
 }

@@ -32,6 +32,6 @@ fn every_gate_catches_its_flaw_and_the_healthy_target_passes_every_scenario() {
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| flaw"))
         .collect();
-    assert!(rows.len() >= 27, "{stdout}");
+    assert!(rows.len() >= 37, "{stdout}");
     assert!(rows.iter().all(|row| row.ends_with("| yes |")), "{stdout}");
 }

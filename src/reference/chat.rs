@@ -174,7 +174,7 @@ async fn prepare(app: &App, body: &[u8], log: &mut RequestLog) -> Result<Prepare
                 return Err(Failure::Llm(err));
             }
         };
-        let first = match upstream.next_delta().await {
+        let mut first = match upstream.next_delta().await {
             Ok(first) => first,
             Err(err) => {
                 end_span(span, false);
@@ -182,6 +182,23 @@ async fn prepare(app: &App, body: &[u8], log: &mut RequestLog) -> Result<Prepare
                 return Err(Failure::Llm(err));
             }
         };
+        // The flaw: the whole answer is read before a byte goes out (to check or rewrite
+        // it), so the user waits as long as for an answer that was never streamed.
+        if app.flaws.has(Flaw::BufferStream) {
+            let mut whole = first.take().unwrap_or_default();
+            loop {
+                match upstream.next_delta().await {
+                    Ok(Some(more)) => whole.push_str(&more),
+                    Ok(None) => break,
+                    Err(err) => {
+                        end_span(span, false);
+                        app.llm.stream_failed(&err);
+                        return Err(Failure::Llm(err));
+                    }
+                }
+            }
+            first = Some(whole);
+        }
         return Ok(Prepared::Stream(Box::new(stream::Pending::upstream(
             upstream, first, key, span,
         ))));

@@ -65,6 +65,9 @@ pub struct CircuitBreaker {
     /// `None` under `no-circuit-breaker`: every call goes through.
     threshold: Option<u32>,
     cooldown: Duration,
+    /// `stuck-breaker`: each call rejected while open restarts the cool-down, so steady
+    /// traffic keeps the circuit open long after the provider is back.
+    restart_on_reject: bool,
     inner: Mutex<Inner>,
     log: Logger,
 }
@@ -86,6 +89,7 @@ impl CircuitBreaker {
             upstream,
             threshold,
             cooldown,
+            restart_on_reject: false,
             inner: Mutex::new(Inner {
                 state: CircuitState::Closed,
                 consecutive_failures: 0,
@@ -94,6 +98,13 @@ impl CircuitBreaker {
             }),
             log,
         }
+    }
+
+    /// The `stuck-breaker` flaw: count each rejected call as a fresh failure that restarts the
+    /// cool-down.
+    pub fn restarting_cooldown_on_reject(mut self, yes: bool) -> Self {
+        self.restart_on_reject = yes;
+        self
     }
 
     pub fn state(&self) -> CircuitState {
@@ -117,6 +128,12 @@ impl CircuitBreaker {
             CircuitState::Open | CircuitState::HalfOpen => {
                 let since = inner.opened_at.map(|t| t.elapsed()).unwrap_or_default();
                 if since < self.cooldown {
+                    if self.restart_on_reject {
+                        inner.opened_at = Some(Instant::now());
+                        return Err(Open {
+                            retry_in: self.cooldown,
+                        });
+                    }
                     return Err(Open {
                         retry_in: self.cooldown - since,
                     });
@@ -326,6 +343,26 @@ mod tests {
         // Fresh failures still count.
         b.record_failure("timeout");
         b.record_failure("timeout");
+        assert_eq!(b.state(), CircuitState::Open);
+    }
+
+    #[test]
+    fn a_stuck_breaker_never_probes_while_calls_keep_coming() {
+        let (b, _logs) = breaker(1, 10_000);
+        b.record_failure("x");
+        // Healthy: once the cool-down has passed, a probe goes through.
+        b.lock().opened_at = Some(Instant::now() - Duration::from_secs(9));
+        assert!(b.allow().is_err());
+        b.lock().opened_at = Some(Instant::now() - Duration::from_secs(11));
+        assert!(b.allow().is_ok());
+
+        let (b, _logs) = breaker(1, 10_000);
+        let b = b.restarting_cooldown_on_reject(true);
+        b.record_failure("x");
+        b.lock().opened_at = Some(Instant::now() - Duration::from_secs(9));
+        // The rejected call restarts the cool-down instead of letting it run out.
+        assert!(b.allow().is_err());
+        assert!(b.lock().opened_at.unwrap().elapsed() < Duration::from_secs(1));
         assert_eq!(b.state(), CircuitState::Open);
     }
 

@@ -37,6 +37,22 @@ pub enum Flaw {
     NoCircuitBreaker,
     /// A log line per LLM attempt and no per-request line with the totals.
     LogPerAttempt,
+    /// LLM retries wait a constant (jittered) delay instead of backing off exponentially.
+    FixedBackoff,
+    /// The SDK's own retries (2) run inside the app's retry loop: up to 9 attempts per call.
+    NestedRetries,
+    /// LLM calls are retried on any error, 400 and 401 included.
+    RetryClientErrors,
+    /// A call the open circuit breaker rejects restarts its cool-down: it never half-opens.
+    StuckBreaker,
+    /// Request log lines count words as tokens instead of reading the provider's usage.
+    MiscountTokens,
+    /// A stream cut upstream is closed to the user without an error event.
+    SilentStreamCut,
+    /// The whole upstream stream is collected before anything is sent to the user.
+    BufferStream,
+    /// Streamed deltas are held and sent in batches once a second.
+    BatchStream,
 }
 
 impl Flaw {
@@ -57,6 +73,14 @@ impl Flaw {
             Flaw::LyingMetrics => "lying-metrics",
             Flaw::NoCircuitBreaker => "no-circuit-breaker",
             Flaw::LogPerAttempt => "log-per-attempt",
+            Flaw::FixedBackoff => "fixed-backoff",
+            Flaw::NestedRetries => "nested-retries",
+            Flaw::RetryClientErrors => "retry-client-errors",
+            Flaw::StuckBreaker => "stuck-breaker",
+            Flaw::MiscountTokens => "miscount-tokens",
+            Flaw::SilentStreamCut => "silent-stream-cut",
+            Flaw::BufferStream => "buffer-stream",
+            Flaw::BatchStream => "batch-stream",
         }
     }
 
@@ -81,6 +105,16 @@ impl Flaw {
                 "a circuit breaker fails fast during a long LLM outage and recovers after it"
             }
             Flaw::LogPerAttempt => "one log line per request, with its totals",
+            Flaw::FixedBackoff => "the wait before each retry grows exponentially",
+            Flaw::NestedRetries => "a call makes a bounded number of attempts in all",
+            Flaw::RetryClientErrors => "a 400 or 401 is not retried: the same request fails again",
+            Flaw::StuckBreaker => {
+                "an open circuit breaker probes after its cool-down and closes once the provider is back"
+            }
+            Flaw::MiscountTokens => "logged token counts are the provider's usage",
+            Flaw::SilentStreamCut => "a broken stream ends with an error event the user sees",
+            Flaw::BufferStream => "streamed tokens reach the user as they arrive (time to first token)",
+            Flaw::BatchStream => "streamed tokens are relayed one by one, not in bursts",
         }
     }
 }
@@ -164,6 +198,14 @@ mod tests {
                 "lying-metrics",
                 "no-circuit-breaker",
                 "log-per-attempt",
+                "fixed-backoff",
+                "nested-retries",
+                "retry-client-errors",
+                "stuck-breaker",
+                "miscount-tokens",
+                "silent-stream-cut",
+                "buffer-stream",
+                "batch-stream",
             ]
         );
         for flaw in Flaw::value_variants() {

@@ -28,6 +28,9 @@ const RAW_BODY_LIMIT: usize = 2048;
 /// Retries under `retry-storm`: "no cap" in spirit, bounded so a test run ends.
 const STORM_RETRIES: u32 = 10;
 
+/// Retries inside each attempt under `nested-retries`: the official SDKs' default.
+const SDK_RETRIES: u32 = 2;
+
 /// When to give up and how long to wait between attempts.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RetryPolicy {
@@ -42,6 +45,14 @@ pub struct RetryPolicy {
     pub honour_retry_after: bool,
     /// Back off between attempts (off under `retry-storm`).
     pub backoff: bool,
+    /// The backoff ceiling doubles per retry (off under `fixed-backoff`: every wait is about
+    /// `base`).
+    pub growth: bool,
+    /// Retry 400/401 too (`retry-client-errors`).
+    pub retry_rejected: bool,
+    /// Retries made inside each attempt, unseen by the breaker, the budget and the deadline
+    /// (`nested-retries`: an SDK's own retries under the app's loop).
+    pub inner_retries: u32,
 }
 
 impl RetryPolicy {
@@ -64,6 +75,13 @@ impl RetryPolicy {
             cap: Duration::from_secs(2),
             honour_retry_after: !storm && !flaws.has(Flaw::IgnoreRetryAfter),
             backoff: !storm,
+            growth: !flaws.has(Flaw::FixedBackoff),
+            retry_rejected: flaws.has(Flaw::RetryClientErrors),
+            inner_retries: if flaws.has(Flaw::NestedRetries) {
+                SDK_RETRIES
+            } else {
+                0
+            },
         }
     }
 
@@ -75,9 +93,18 @@ impl RetryPolicy {
     }
 
     /// Full jitter: uniform in `[0, ceiling]`, so clients that failed together retry apart.
+    /// Under `fixed-backoff`, `base` give or take a quarter, whatever the retry number.
     pub fn backoff(&self, retry: u32, rng: &mut impl Rng) -> Duration {
+        if !self.growth {
+            return self.base.mul_f64(rng.random_range(0.75..=1.25));
+        }
         let ceiling = self.backoff_ceiling(retry).as_millis() as u64;
         Duration::from_millis(rng.random_range(0..=ceiling))
+    }
+
+    /// Is another attempt worth making after `err`?
+    fn retries(&self, err: &LlmError) -> bool {
+        err.retryable() || (self.retry_rejected && matches!(err, LlmError::Rejected { .. }))
     }
 }
 
@@ -235,6 +262,8 @@ pub struct LlmClient {
     embeddings_breaker: CircuitBreaker,
     budget: RetryBudget,
     log_per_attempt: bool,
+    /// `miscount-tokens`: requests' token counts are word counts (metrics still read usage).
+    miscount_tokens: bool,
 }
 
 impl LlmClient {
@@ -267,6 +296,7 @@ impl LlmClient {
                 config.retry_budget_min,
             ),
             log_per_attempt: flaws.has(Flaw::LogPerAttempt),
+            miscount_tokens: flaws.has(Flaw::MiscountTokens),
         }
     }
 
@@ -336,8 +366,16 @@ impl LlmClient {
         let answer = self
             .call(CallKind::Chat, &body, request_id, Traffic::User, stats)
             .await?;
-        self.count_usage(&answer["usage"], stats);
         let message = &answer["choices"][0]["message"];
+        if self.miscount_tokens {
+            // The flaw: "a token is about a word", counted from the text we have at hand.
+            let before = (stats.input_tokens, stats.output_tokens);
+            self.count_usage(&answer["usage"], stats);
+            stats.input_tokens = before.0 + word_count(messages);
+            stats.output_tokens = before.1 + word_count(&message["content"]);
+        } else {
+            self.count_usage(&answer["usage"], stats);
+        }
         if message.is_object() {
             Ok(message.clone())
         } else {
@@ -461,7 +499,23 @@ impl LlmClient {
             };
             stats.attempts += 1;
             let started = Instant::now();
-            let outcome = attempt(timeout).await;
+            let mut outcome = attempt(timeout).await;
+            // `nested-retries`: the retries an SDK makes on its own, out of sight of the
+            // breaker, the budget and the deadline, multiplying ours.
+            for inner in 0..self.policy.inner_retries {
+                let wait = match &outcome {
+                    Err(err) if err.retryable() => self
+                        .policy
+                        .backoff(inner, &mut rand::rng())
+                        .max(err.retry_after().unwrap_or_default()),
+                    _ => break,
+                };
+                // The SDK's failures still reach our metrics (through its hooks).
+                self.metrics.count_llm_error();
+                tokio::time::sleep(wait).await;
+                stats.attempts += 1;
+                outcome = attempt(timeout).await;
+            }
             if kind == CallKind::Chat {
                 self.metrics.record_llm_latency(started.elapsed());
             }
@@ -495,7 +549,7 @@ impl LlmClient {
                     breaker.record_success();
                 }
             }
-            if !err.retryable() || retries >= self.policy.max_retries {
+            if !self.policy.retries(&err) || retries >= self.policy.max_retries {
                 return Err(err);
             }
             let jitter = if self.policy.backoff {
@@ -736,6 +790,20 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     number("retry-after").map(|s| Duration::from_secs_f64(s.min(86_400.0)))
 }
 
+/// Words in every string inside `value` (for `miscount-tokens` only).
+fn word_count(value: &Value) -> u64 {
+    match value {
+        Value::String(text) => text.split_whitespace().count() as u64,
+        Value::Array(items) => items.iter().map(word_count).sum(),
+        Value::Object(fields) => fields
+            .iter()
+            .filter(|(name, _)| *name == "content")
+            .map(|(_, v)| word_count(v))
+            .sum(),
+        _ => 0,
+    }
+}
+
 fn truncate(text: &str) -> String {
     let mut end = text.len().min(RAW_BODY_LIMIT);
     while !text.is_char_boundary(end) {
@@ -759,6 +827,9 @@ mod tests {
             cap: Duration::from_secs(2),
             honour_retry_after: true,
             backoff: true,
+            growth: true,
+            retry_rejected: false,
+            inner_retries: 0,
         }
     }
 
@@ -780,6 +851,36 @@ mod tests {
         assert!(waits.iter().all(|w| *w <= Duration::from_millis(400)));
         assert!(waits.iter().any(|w| *w < Duration::from_millis(100)));
         assert!(waits.iter().any(|w| *w > Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn fixed_backoff_waits_about_the_base_at_every_retry() {
+        let p = RetryPolicy {
+            growth: false,
+            ..policy()
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for retry in [0, 1, 4] {
+            let waits: Vec<Duration> = (0..100).map(|_| p.backoff(retry, &mut rng)).collect();
+            assert!(waits
+                .iter()
+                .all(|w| *w >= Duration::from_millis(150) && *w <= Duration::from_millis(250)));
+        }
+    }
+
+    #[test]
+    fn client_errors_are_retried_only_under_the_flaw() {
+        let rejected = LlmError::Rejected {
+            status: 400,
+            raw: String::new(),
+        };
+        assert!(!policy().retries(&rejected));
+        let flawed = RetryPolicy {
+            retry_rejected: true,
+            ..policy()
+        };
+        assert!(flawed.retries(&rejected));
+        assert!(!flawed.retries(&LlmError::Timeout));
     }
 
     #[test]
@@ -826,6 +927,15 @@ mod tests {
             }
             .retryable());
         }
+    }
+
+    #[test]
+    fn word_count_reads_message_contents_only() {
+        let messages = json!([
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": "How do I reset my password?"},
+        ]);
+        assert_eq!(word_count(&messages), 9);
     }
 
     #[test]

@@ -164,12 +164,15 @@ impl Server {
             Logger::new(config.log_sink.clone())
         };
         let metrics = Arc::new(Metrics::new(flaws.has(Flaw::LyingMetrics)));
-        let breaker = Arc::new(CircuitBreaker::new(
-            "chat",
-            (!flaws.has(Flaw::NoCircuitBreaker)).then_some(config.circuit_failure_threshold),
-            config.circuit_cooldown,
-            log.clone(),
-        ));
+        let breaker = Arc::new(
+            CircuitBreaker::new(
+                "chat",
+                (!flaws.has(Flaw::NoCircuitBreaker)).then_some(config.circuit_failure_threshold),
+                config.circuit_cooldown,
+                log.clone(),
+            )
+            .restarting_cooldown_on_reject(flaws.has(Flaw::StuckBreaker)),
+        );
         let cache = match &config.redis_url {
             None => None,
             Some(url) => Some(

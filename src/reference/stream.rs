@@ -8,14 +8,15 @@
 //! still leaves its line (status 499).
 
 use std::convert::Infallible;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::chat::{cache_set, BANNER_LIVE_DATA_UNAVAILABLE};
-use super::llm_client::ChatStream;
+use super::flaws::Flaw;
+use super::llm_client::{ChatStream, LlmError};
 use super::otel::Span;
 use super::request::{error_body, Failure, RequestLog};
 
@@ -55,11 +56,16 @@ impl Pending {
     }
 }
 
+/// Under `batch-stream`, deltas are held this long and sent as one event.
+const BATCH_WINDOW: Duration = Duration::from_secs(1);
+
 struct State {
     log: RequestLog,
     pending: Pending,
     answer: String,
     done: bool,
+    /// Under `batch-stream`: what the upstream said after the batch closed, sent next.
+    held: Option<Result<Option<String>, LlmError>>,
 }
 
 pub fn respond(log: RequestLog, pending: Pending) -> Response {
@@ -68,6 +74,7 @@ pub fn respond(log: RequestLog, pending: Pending) -> Response {
         pending,
         answer: String::new(),
         done: false,
+        held: None,
     };
     let events = futures::stream::unfold(state, |mut state| async move {
         let event = next_event(&mut state).await?;
@@ -92,12 +99,29 @@ async fn next_event(state: &mut State) -> Option<Event> {
         return Some(delta(&first));
     }
     let app = state.log.app.clone();
-    let next = match state.pending.upstream.as_mut() {
-        Some(upstream) => upstream.next_delta().await,
-        None => Ok(None),
+    let next = match (state.held.take(), state.pending.upstream.as_mut()) {
+        (Some(held), _) => held,
+        (None, Some(upstream)) => upstream.next_delta().await,
+        (None, None) => Ok(None),
     };
     match next {
-        Ok(Some(text)) => {
+        Ok(Some(mut text)) => {
+            // The flaw: deltas are saved up and flushed once a second, to send fewer events.
+            if let (true, Some(upstream)) = (
+                app.flaws.has(Flaw::BatchStream),
+                state.pending.upstream.as_mut(),
+            ) {
+                let since = Instant::now();
+                while since.elapsed() < BATCH_WINDOW {
+                    match upstream.next_delta().await {
+                        Ok(Some(more)) => text.push_str(&more),
+                        other => {
+                            state.held = Some(other);
+                            break;
+                        }
+                    }
+                }
+            }
             state.answer.push_str(&text);
             Some(delta(&text))
         }
@@ -140,6 +164,11 @@ async fn next_event(state: &mut State) -> Option<Event> {
             state
                 .log
                 .finish(failure.status().as_u16(), Some(failure.kind()));
+            // The flaw: the relay loop stops on an upstream error and just closes the body,
+            // so the user's half answer looks finished.
+            if app.flaws.has(Flaw::SilentStreamCut) {
+                return None;
+            }
             Some(Event::default().event("error").data(body.to_string()))
         }
     }

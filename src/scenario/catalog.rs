@@ -35,6 +35,11 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "redis-down",
         include_str!("../../scenarios/redis-down.toml"),
     ),
+    ("brownout", include_str!("../../scenarios/brownout.toml")),
+    (
+        "slow-stream",
+        include_str!("../../scenarios/slow-stream.toml"),
+    ),
 ];
 
 /// The TOML text of the built-in scenario `name`.
