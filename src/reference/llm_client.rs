@@ -93,10 +93,11 @@ impl RetryPolicy {
     }
 
     /// Full jitter: uniform in `[0, ceiling]`, so clients that failed together retry apart.
-    /// Under `fixed-backoff`, `base` give or take a quarter, whatever the retry number.
+    /// Under `fixed-backoff`, `base` give or take 35% whatever the retry number: jittered,
+    /// so only the growth is missing.
     pub fn backoff(&self, retry: u32, rng: &mut impl Rng) -> Duration {
         if !self.growth {
-            return self.base.mul_f64(rng.random_range(0.75..=1.25));
+            return self.base.mul_f64(rng.random_range(0.65..=1.35));
         }
         let ceiling = self.backoff_ceiling(retry).as_millis() as u64;
         Duration::from_millis(rng.random_range(0..=ceiling))
@@ -864,7 +865,7 @@ mod tests {
             let waits: Vec<Duration> = (0..100).map(|_| p.backoff(retry, &mut rng)).collect();
             assert!(waits
                 .iter()
-                .all(|w| *w >= Duration::from_millis(150) && *w <= Duration::from_millis(250)));
+                .all(|w| *w >= Duration::from_millis(130) && *w <= Duration::from_millis(270)));
         }
     }
 
