@@ -109,11 +109,11 @@ impl Flaw {
             Flaw::NestedRetries => "a call makes a bounded number of attempts in all",
             Flaw::RetryClientErrors => "a 400 or 401 is not retried: the same request fails again",
             Flaw::StuckBreaker => {
-                "an open circuit breaker probes after its cool-down and closes once the provider is back"
+                "an open circuit breaker probes after its cool-down and closes when the LLM is back"
             }
             Flaw::MiscountTokens => "logged token counts are the provider's usage",
             Flaw::SilentStreamCut => "a broken stream ends with an error event the user sees",
-            Flaw::BufferStream => "streamed tokens reach the user as they arrive (time to first token)",
+            Flaw::BufferStream => "the first streamed token reaches the user as soon as it arrives",
             Flaw::BatchStream => "streamed tokens are relayed one by one, not in bursts",
         }
     }

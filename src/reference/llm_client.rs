@@ -791,7 +791,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     number("retry-after").map(|s| Duration::from_secs_f64(s.min(86_400.0)))
 }
 
-/// Words in every string inside `value` (for `miscount-tokens` only).
+/// Words in a message's `content`, or in every message's of a list (for `miscount-tokens`).
 fn word_count(value: &Value) -> u64 {
     match value {
         Value::String(text) => text.split_whitespace().count() as u64,

@@ -2,6 +2,8 @@
 //! client as `data: {"delta": "…"}` events, then one final event with the request id, token
 //! usage and cache/degraded flags. If the upstream stream breaks or stalls part-way, the client
 //! gets an explicit `event: error` with an honest sentence and the request id, never a hang.
+//! (The `silent-stream-cut` flaw leaves that event out; `batch-stream` holds deltas back and
+//! sends them once a second.)
 //!
 //! The body is a `futures::stream::unfold` over [`State`], which owns the request's log line:
 //! if the client goes away, axum drops the body, the [`RequestLog`] drops, and the request
