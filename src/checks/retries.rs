@@ -348,7 +348,25 @@ fn check_backoff(chains: &[Chain], expect: &RetryExpectations) -> Verdict {
         format_ms(after),
         n + 1
     );
-    if worst >= expect.min_growth {
+    let immediate = judged.iter().find(|(_, _, after, _)| *after < IMMEDIATE_MS);
+    if let Some((n, _, after, _)) = immediate {
+        // Waits of a few milliseconds are scheduling noise: their ratio can look like growth.
+        v.outcome = Outcome::Fail;
+        v.summary = format!(
+            "retry {} waited {} on average: retries fired at once (under {}), so no wait grew; \
+             they keep hammering a provider that is already failing.",
+            n + 1,
+            format_ms(*after),
+            format_ms(IMMEDIATE_MS)
+        );
+        v.evidence.extend(
+            chains
+                .iter()
+                .filter(|c| c.attempts.len() > 2)
+                .map(|c| c.describe()),
+        );
+        v.evidence = bounded(std::mem::take(&mut v.evidence));
+    } else if worst >= expect.min_growth {
         v.outcome = Outcome::Pass;
         v.summary = format!("{seen}, at least the {}x asked.", expect.min_growth);
     } else {
@@ -801,6 +819,27 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Fail);
         assert_eq!(v.figure, Some(0.0));
         assert!(v.summary.contains("retry together"));
+    }
+
+    #[test]
+    fn immediate_retries_fail_backoff_even_when_their_noise_grows() {
+        // 3 ms then 9 ms: three times the wait, but no retry waited at all.
+        let storm: Vec<&[f64]> = vec![
+            &[3.0, 9.0],
+            &[2.0, 8.0],
+            &[4.0, 10.0],
+            &[3.0, 9.0],
+            &[2.0, 8.0],
+            &[4.0, 10.0],
+        ];
+        let verdicts = check(&retried(&storm, Some(200)), &RetryExpectations::default());
+        let v = verdict(&verdicts, "retries.backoff");
+        assert_eq!(v.outcome, Outcome::Fail, "{v:#?}");
+        assert!(v.summary.contains("fired at once"), "{}", v.summary);
+        assert!(
+            v.figure.unwrap() > 2.0,
+            "the growth is still reported: {v:#?}"
+        );
     }
 
     #[test]
