@@ -184,6 +184,13 @@ async fn run_with_fakes(
     let metrics = read_metrics(&target, plan, offset_ms + duration_ms).await;
     let logs = target.logs().clone();
     target.stop().await;
+    // A stopping target flushes its last spans; let them land before they are read.
+    if fakes.span_journal().exports() > 0 {
+        fakes
+            .span_journal()
+            .settle(Duration::from_millis(300), Duration::from_secs(3))
+            .await;
+    }
     let records = records?;
 
     let interrupted = *interrupt.borrow();
@@ -196,6 +203,8 @@ async fn run_with_fakes(
         logs: logs.snapshot(),
         metrics: metrics.into_iter().collect(),
         writes: fakes.writes(),
+        spans: fakes.spans(),
+        spans_dropped: fakes.span_journal().dropped(),
         canaries: std::iter::once(FAKE_LLM_KEY.to_string())
             .chain(plan.load.secrets.iter().cloned())
             .collect(),
@@ -248,6 +257,7 @@ fn spawn_spec(
                 ("OPENAI_API_KEY", "{llm_key}"),
                 ("WEATHER_API_URL", "{tool.weather}"),
                 ("TICKETS_API_URL", "{tool.tickets}"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "{otlp}"),
             ] {
                 env.insert(key.to_string(), value.to_string());
             }
@@ -414,6 +424,9 @@ fn shift_onto_load_clock(evidence: &mut Evidence, offset_ms: f64) {
     }
     for line in &mut evidence.logs {
         line.at_ms -= offset_ms;
+    }
+    for span in &mut evidence.spans {
+        span.at_ms -= offset_ms;
     }
     for snapshot in &mut evidence.metrics {
         snapshot.at_ms -= offset_ms;

@@ -37,6 +37,8 @@ pub enum Flaw {
     NoCircuitBreaker,
     /// A log line per LLM attempt and no per-request line with the totals.
     LogPerAttempt,
+    /// Only the first LLM attempt of each call gets a span: retries are invisible in traces.
+    UntracedRetries,
 }
 
 impl Flaw {
@@ -57,6 +59,7 @@ impl Flaw {
             Flaw::LyingMetrics => "lying-metrics",
             Flaw::NoCircuitBreaker => "no-circuit-breaker",
             Flaw::LogPerAttempt => "log-per-attempt",
+            Flaw::UntracedRetries => "untraced-retries",
         }
     }
 
@@ -81,6 +84,9 @@ impl Flaw {
                 "a circuit breaker fails fast during a long LLM outage and recovers after it"
             }
             Flaw::LogPerAttempt => "one log line per request, with its totals",
+            Flaw::UntracedRetries => {
+                "every LLM attempt, retries included, is a span in the request's trace"
+            }
         }
     }
 }
@@ -164,6 +170,7 @@ mod tests {
                 "lying-metrics",
                 "no-circuit-breaker",
                 "log-per-attempt",
+                "untraced-retries",
             ]
         );
         for flaw in Flaw::value_variants() {

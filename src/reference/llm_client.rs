@@ -191,12 +191,28 @@ impl LlmError {
     }
 }
 
-/// What one request's LLM calls cost, for its log line.
+/// What one request's LLM calls cost, for its log line, and each attempt's timing, for its
+/// trace (turned into spans when the request finishes: the retry loop has no trace at hand).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CallStats {
     pub attempts: u32,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    pub attempt_spans: Vec<AttemptSpan>,
+}
+
+/// One LLM attempt as its span will show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptSpan {
+    /// `chat` or `embeddings` (the GenAI operation name).
+    pub call: &'static str,
+    /// 0 for the first attempt of a call, n for its n-th retry.
+    pub resend: u32,
+    /// Unix nanoseconds.
+    pub start: u64,
+    pub end: u64,
+    /// The error kind when the attempt failed.
+    pub error: Option<&'static str>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -461,7 +477,17 @@ impl LlmClient {
             };
             stats.attempts += 1;
             let started = Instant::now();
+            let started_nanos = super::otel::now_nanos();
             let outcome = attempt(timeout).await;
+            if guarded {
+                stats.attempt_spans.push(AttemptSpan {
+                    call: kind.name(),
+                    resend: retries,
+                    start: started_nanos,
+                    end: super::otel::now_nanos(),
+                    error: outcome.as_ref().err().map(|e| e.kind()),
+                });
+            }
             if kind == CallKind::Chat {
                 self.metrics.record_llm_latency(started.elapsed());
             }

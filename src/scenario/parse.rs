@@ -401,6 +401,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "tool.weather",
     "tool.tickets",
     "redis",
+    "otlp",
     "port",
 ];
 
@@ -1296,6 +1297,9 @@ fn build_expect(raw: Option<raw::RawExpect>, src: &Source) -> Result<Expectation
                 positive_duration(t, "`inter_token_p95` in [expect.stream]", src)?;
         }
     }
+    if let Some(r) = raw.traces {
+        build_traces(&r, &mut expect.traces, src)?;
+    }
     if let Some(skip) = raw.skip {
         for name in &skip {
             let family = name.get_ref().split('.').next().unwrap_or("");
@@ -1422,6 +1426,47 @@ fn build_logs(
     }
     if let Some(v) = &r.tokens_tolerance {
         e.tokens_tolerance = share(v, &what("tokens_tolerance"), "0.02", src)?;
+    }
+    Ok(())
+}
+
+fn build_traces(
+    r: &raw::RawTraces,
+    e: &mut crate::scenario::TracesExpectations,
+    src: &Source,
+) -> Result<(), ScenarioError> {
+    let what = |field: &str| format!("`{field}` in [expect.traces]");
+    for (raw, slot, name, example) in [
+        (
+            &r.request_id_attribute,
+            &mut e.request_id_attribute,
+            "request_id_attribute",
+            "request.id",
+        ),
+        (
+            &r.llm_span_attribute,
+            &mut e.llm_span_attribute,
+            "llm_span_attribute",
+            "gen_ai.operation.name",
+        ),
+    ] {
+        if let Some(t) = raw {
+            let key = t.get_ref().trim();
+            if key.is_empty() || key.contains(char::is_whitespace) {
+                return Err(src.error(
+                    t,
+                    format!(
+                        "{} is \"{}\"; give a span attribute key without spaces, e.g. \"{example}\"",
+                        what(name),
+                        t.get_ref()
+                    ),
+                ));
+            }
+            *slot = key.to_string();
+        }
+    }
+    if let Some(v) = &r.max_untraced {
+        e.max_untraced = share(v, &what("max_untraced"), "0.0", src)?;
     }
     Ok(())
 }

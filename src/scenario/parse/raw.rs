@@ -212,7 +212,16 @@ pub struct RawExpect {
     pub cost: Option<RawCost>,
     pub agent: Option<RawAgent>,
     pub stream: Option<RawStream>,
+    pub traces: Option<RawTraces>,
     pub skip: Option<Vec<Text>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTraces {
+    pub request_id_attribute: Option<Text>,
+    pub llm_span_attribute: Option<Text>,
+    pub max_untraced: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
