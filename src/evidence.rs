@@ -193,7 +193,30 @@ pub struct TimelineEvent {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricsSnapshot {
     pub at_ms: f64,
+    /// The JSON body; for the Prometheus format, the exposition text as a JSON string.
     pub body: serde_json::Value,
+    #[serde(default)]
+    pub format: MetricsFormat,
+}
+
+/// How a metrics endpoint writes its figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricsFormat {
+    /// A JSON object; figures are JSON pointers.
+    #[default]
+    Json,
+    /// The Prometheus text exposition format; figures are series selectors.
+    Prometheus,
+}
+
+impl MetricsFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            MetricsFormat::Json => "json",
+            MetricsFormat::Prometheus => "prometheus",
+        }
+    }
 }
 
 /// Everything a run observed.

@@ -397,6 +397,11 @@ pub const MATRIX: &[MatrixRow] = &[
         flaw: Some("log-per-attempt"),
         must_fail: &["logs.one_line_per_request"],
     },
+    MatrixRow {
+        scenario: "flaky",
+        flaw: Some("untraced-retries"),
+        must_fail: &["traces.per_request"],
+    },
 ];
 
 impl MatrixRow {

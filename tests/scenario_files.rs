@@ -129,6 +129,7 @@ fn full_plan() -> Plan {
             ready_path: "/ready".into(),
             ready_timeout: Duration::from_secs(5),
             metrics_path: Some("/admin/metrics".into()),
+            metrics_format: None,
         },
         api: Default::default(),
         fakes: Default::default(),

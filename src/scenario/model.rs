@@ -151,8 +151,10 @@ pub struct TargetSpec {
     /// How long to wait for readiness before giving up.
     #[serde(serialize_with = "ser_ms")]
     pub ready_timeout: Duration,
-    /// JSON metrics endpoint, read at the end of the run; `None` when the target has none.
+    /// Metrics endpoint, read at the end of the run; `None` when the target has none.
     pub metrics_path: Option<String>,
+    /// Its format (`metrics_format`); `None`: told by the answer's content type.
+    pub metrics_format: Option<crate::evidence::MetricsFormat>,
 }
 
 impl TargetSpec {

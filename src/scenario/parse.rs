@@ -332,6 +332,7 @@ fn example(table: &[String], leaf: &str) -> Option<&'static str> {
         "env" => r#"env = { LLM_TIMEOUT_MS = "4000" }"#,
         "ready_path" => r#"ready_path = "/healthz""#,
         "metrics_path" => r#"metrics_path = "/admin/metrics""#,
+        "metrics_format" => r#"metrics_format = "prometheus" (or "json")"#,
         "route" => r#"route = "/v1/chat/completions""#,
         "fake" => r#"fake = "llm" (one of llm, weather, redis)"#,
         "kind" => r#"kind = "status" (one of refuse, status, delay, hang)"#,
@@ -692,6 +693,30 @@ fn build_target(raw: Option<RawTarget>, src: &Source) -> Result<TargetSpec, Scen
         None => None,
     };
 
+    let metrics_format = match &raw.metrics_format {
+        None => None,
+        Some(text) => Some(match text.get_ref().as_str() {
+            "json" => crate::evidence::MetricsFormat::Json,
+            "prometheus" => crate::evidence::MetricsFormat::Prometheus,
+            other => {
+                return Err(src.error(
+                    text,
+                    format!(
+                        "`metrics_format` in [target] is \"{other}\"; use \"prometheus\" (the \
+                         text exposition format) or \"json\", or leave it out to go by the \
+                         answer's content type"
+                    ),
+                ))
+            }
+        }),
+    };
+    if let (Some(text), None) = (&raw.metrics_format, &metrics_path) {
+        return Err(src.error(
+            text,
+            "`metrics_format` in [target] needs `metrics_path` (where the metrics are served)",
+        ));
+    }
+
     let mut target = reference_target(env, flaws);
     target.command = command;
     target.url = url;
@@ -700,6 +725,7 @@ fn build_target(raw: Option<RawTarget>, src: &Source) -> Result<TargetSpec, Scen
     target.ready_path = ready_path;
     target.ready_timeout = ready_timeout;
     target.metrics_path = metrics_path;
+    target.metrics_format = metrics_format;
     Ok(target)
 }
 
@@ -715,6 +741,7 @@ fn reference_target(env: BTreeMap<String, String>, flaws: Vec<String>) -> Target
         ready_path: "/healthz".into(),
         ready_timeout: Duration::from_secs(20),
         metrics_path: Some("/admin/metrics".into()),
+        metrics_format: None,
     }
 }
 
@@ -1489,20 +1516,30 @@ fn build_metrics(
         (&r.agent_steps, &mut e.agent_steps, "agent_steps"),
     ] {
         if let Some(t) = raw {
-            let pointer = t.get_ref();
-            // An empty pointer leaves the figure out; anything else is a JSON pointer.
-            if !pointer.is_empty() && !pointer.starts_with('/') {
-                return Err(src.error(
-                    t,
-                    format!(
-                        "{} is \"{pointer}\"; it is a JSON pointer into the metrics body, \
-                         e.g. \"/{}\" (or \"\" to leave it out)",
-                        what(name),
-                        pointer.trim_start_matches('/')
-                    ),
-                ));
+            let figure = t.get_ref();
+            // Empty leaves the figure out; `/...` is a JSON pointer; anything else must be a
+            // Prometheus series selector.
+            if !figure.is_empty() && !figure.starts_with('/') {
+                if let Err((at, why)) = crate::prometheus::Selector::parse(figure) {
+                    let span = t.span();
+                    // Point inside the string when the source spells it as written (no escapes).
+                    let offset = src
+                        .text
+                        .get(span.clone())
+                        .and_then(|raw| raw.find(figure.as_str()))
+                        .map_or(span.start, |start| span.start + start + at);
+                    return Err(src.error_at(
+                        offset,
+                        format!(
+                            "{} is \"{figure}\": {why}; a figure is a Prometheus series such as \
+                             'llm_tokens_total{{direction=\"input\"}}', a JSON pointer such as \
+                             \"/{name}\", or \"\" to leave it out",
+                            what(name)
+                        ),
+                    ));
+                }
             }
-            *slot = pointer.clone();
+            *slot = figure.clone();
         }
     }
     if let Some(t) = &r.tokens_route {

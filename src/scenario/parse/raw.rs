@@ -123,6 +123,7 @@ pub struct RawTarget {
     pub ready_path: Option<Text>,
     pub ready_timeout: Option<Text>,
     pub metrics_path: Option<Text>,
+    pub metrics_format: Option<Text>,
 }
 
 /// One `[[faults]]` table. Kind-specific fields are all optional here; [`super::build`] checks
