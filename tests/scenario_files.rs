@@ -1091,13 +1091,15 @@ fn bad_values_in_check_family_tables_are_pointed_at() {
             &["`tokens_route` in [expect.logs]", "must start with \"/\""],
         ),
         (
-            "[expect.metrics]\nllm_errors = \"llm_errors_total\"\n",
+            // Not a JSON pointer, so a Prometheus series; the space is where it goes wrong.
+            "[expect.metrics]\nllm_errors = \"llm errors_total\"\n",
             9,
-            14,
+            19,
             &[
                 "`llm_errors` in [expect.metrics]",
+                "unexpected `errors_total`",
+                "Prometheus series",
                 "JSON pointer",
-                "\"/llm_errors_total\"",
             ],
         ),
         (
