@@ -505,7 +505,8 @@ fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok,
 /// the OTLP collector fake (`OTEL_EXPORTER_OTLP_ENDPOINT = "{otlp}"`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TracesExpectations {
-    /// The root-span attribute that carries the client's request id (`x-request-id`).
+    /// The span attribute (on the root span, or any span of the trace) that carries the
+    /// client's request id (`x-request-id`).
     pub request_id_attribute: String,
     /// A span carrying this attribute is one LLM attempt (the GenAI semantic conventions put
     /// `gen_ai.operation.name` on every call to a model).
