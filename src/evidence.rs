@@ -1,5 +1,6 @@
 //! Everything one run observed, in one value: client records, every fake's journal, the
-//! target's log lines, snapshots of its metrics endpoint, the timeline and the phases.
+//! spans the target exported, the target's log lines, snapshots of its metrics endpoint, the
+//! timeline and the phases.
 //!
 //! Checks read only this (no sockets, no clocks), so they can be tested on hand-built evidence.
 //! All times are milliseconds from the run's start.
@@ -7,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::fakes::journal::Attempt;
+pub use crate::fakes::otlp::{SpanRecord, SpanStatus};
 
 /// The three phases every scenario is cut into, from its fault timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -191,7 +193,30 @@ pub struct TimelineEvent {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricsSnapshot {
     pub at_ms: f64,
+    /// The JSON body; for the Prometheus format, the exposition text as a JSON string.
     pub body: serde_json::Value,
+    #[serde(default)]
+    pub format: MetricsFormat,
+}
+
+/// How a metrics endpoint writes its figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricsFormat {
+    /// A JSON object; figures are JSON pointers.
+    #[default]
+    Json,
+    /// The Prometheus text exposition format; figures are series selectors.
+    Prometheus,
+}
+
+impl MetricsFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            MetricsFormat::Json => "json",
+            MetricsFormat::Prometheus => "prometheus",
+        }
+    }
 }
 
 /// Everything a run observed.
@@ -222,6 +247,12 @@ pub struct Evidence {
     /// that need it say "not applicable" with the reason.
     #[serde(default)]
     pub gaps: Vec<String>,
+    /// Spans the target exported to the OTLP collector fake (empty when it exported none).
+    #[serde(default)]
+    pub spans: Vec<SpanRecord>,
+    /// Spans pushed out of the collector's bounded journal (so `spans` is partial when > 0).
+    #[serde(default)]
+    pub spans_dropped: u64,
     /// How long the run lasted on the load's clock.
     pub duration_ms: f64,
     /// True when the run was cut short (Ctrl-C): what is here is what was measured.

@@ -17,6 +17,7 @@
 //! - `evidence`: everything a run observed, in one value.
 //! - `checks`: pure functions from evidence to verdicts.
 //! - `report`: report.json, summary.md and the console verdict table.
+//! - `prometheus`: the Prometheus text format and series selectors, for `metrics.truth`.
 //! - `reference`: the reference target, a chat service with `--flaw` switches.
 
 pub mod checks;
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod evidence;
 pub mod fakes;
 pub mod load;
+pub mod prometheus;
 pub mod reference;
 pub mod report;
 pub mod run;

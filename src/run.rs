@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::checks::{self, Verdict};
-use crate::evidence::{Evidence, MetricsSnapshot, TimelineEvent};
+use crate::evidence::{Evidence, MetricsFormat, MetricsSnapshot, TimelineEvent};
 use crate::fakes::fault::{FaultRule, Switchboard};
 use crate::fakes::set::{FakeSet, FAKE_LLM_KEY};
 use crate::fakes::FakeError;
@@ -184,6 +184,13 @@ async fn run_with_fakes(
     let metrics = read_metrics(&target, plan, offset_ms + duration_ms).await;
     let logs = target.logs().clone();
     target.stop().await;
+    // A stopping target flushes its last spans; let them land before they are read.
+    if fakes.span_journal().exports() > 0 {
+        fakes
+            .span_journal()
+            .settle(Duration::from_millis(300), Duration::from_secs(3))
+            .await;
+    }
     let records = records?;
 
     let interrupted = *interrupt.borrow();
@@ -196,6 +203,8 @@ async fn run_with_fakes(
         logs: logs.snapshot(),
         metrics: metrics.into_iter().collect(),
         writes: fakes.writes(),
+        spans: fakes.spans(),
+        spans_dropped: fakes.span_journal().dropped(),
         canaries: std::iter::once(FAKE_LLM_KEY.to_string())
             .chain(plan.load.secrets.iter().cloned())
             .collect(),
@@ -248,6 +257,7 @@ fn spawn_spec(
                 ("OPENAI_API_KEY", "{llm_key}"),
                 ("WEATHER_API_URL", "{tool.weather}"),
                 ("TICKETS_API_URL", "{tool.tickets}"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "{otlp}"),
             ] {
                 env.insert(key.to_string(), value.to_string());
             }
@@ -387,7 +397,9 @@ async fn show_progress(
     }
 }
 
-/// Reads the target's JSON metrics endpoint once; `None` when it has none or it did not answer.
+/// Reads the target's metrics endpoint once, as JSON or Prometheus text (as `metrics_format`
+/// says, else as the content type says); `None` when it has none, it did not answer, or the
+/// body is not JSON where JSON was expected.
 async fn read_metrics(target: &TargetProcess, plan: &Plan, at_ms: f64) -> Option<MetricsSnapshot> {
     let path = plan.target.metrics_path.as_ref()?;
     let client = reqwest::Client::builder()
@@ -400,8 +412,28 @@ async fn read_metrics(target: &TargetProcess, plan: &Plan, at_ms: f64) -> Option
         .send()
         .await
         .ok()?;
-    let body = response.json::<serde_json::Value>().await.ok()?;
-    Some(MetricsSnapshot { at_ms, body })
+    let format = plan.target.metrics_format.unwrap_or_else(|| {
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        // Prometheus serves text/plain (0.0.4) or application/openmetrics-text.
+        if content_type.starts_with("text/plain") || content_type.contains("openmetrics") {
+            MetricsFormat::Prometheus
+        } else {
+            MetricsFormat::Json
+        }
+    });
+    let body = match format {
+        MetricsFormat::Json => response.json::<serde_json::Value>().await.ok()?,
+        MetricsFormat::Prometheus => serde_json::Value::String(response.text().await.ok()?),
+    };
+    Some(MetricsSnapshot {
+        at_ms,
+        body,
+        format,
+    })
 }
 
 /// Moves fakes' and the target's timestamps (taken from the run's start) onto the load's clock.
@@ -414,6 +446,9 @@ fn shift_onto_load_clock(evidence: &mut Evidence, offset_ms: f64) {
     }
     for line in &mut evidence.logs {
         line.at_ms -= offset_ms;
+    }
+    for span in &mut evidence.spans {
+        span.at_ms -= offset_ms;
     }
     for snapshot in &mut evidence.metrics {
         snapshot.at_ms -= offset_ms;

@@ -447,6 +447,11 @@ pub const MATRIX: &[MatrixRow] = &[
         flaw: Some("batch-stream"),
         must_fail: &["stream.inter_token"],
     },
+    MatrixRow {
+        scenario: "flaky",
+        flaw: Some("untraced-retries"),
+        must_fail: &["traces.per_request"],
+    },
 ];
 
 impl MatrixRow {

@@ -65,4 +65,13 @@ fn the_outage_scenario_passes_against_the_python_example_through_its_config() {
     // The outage made the service fail requests, and it failed them honestly.
     assert_eq!(honest["outcome"], "pass", "{honest:#}");
     assert!(report["counts"]["failures"].as_u64().unwrap() > 0);
+    // Its traces reached the OTLP collector fake: a root span per request with its id, and a
+    // span per attempt the SDK made, its retries included.
+    let traces = report["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == "traces.per_request")
+        .unwrap();
+    assert_eq!(traces["outcome"], "pass", "{traces:#}");
 }

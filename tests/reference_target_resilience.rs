@@ -1177,6 +1177,78 @@ async fn spans_are_exported_as_otlp_json_under_one_trace() {
     }
 }
 
+/// The `llm_attempt` spans for chat calls one request of `target` exported, once its root span
+/// is in.
+async fn chat_attempt_spans(bodies: &Arc<Mutex<Vec<Value>>>) -> Vec<Value> {
+    let until = Instant::now() + Duration::from_secs(3);
+    loop {
+        let spans: Vec<Value> = bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| {
+                b["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        if spans.iter().any(|s| s["name"] == "/api/chat") {
+            return spans
+                .into_iter()
+                .filter(|s| {
+                    s["name"] == "llm_attempt"
+                        && s["attributes"].as_array().unwrap().iter().any(|a| {
+                            a["key"] == "gen_ai.operation.name"
+                                && a["value"]["stringValue"] == "chat"
+                        })
+                })
+                .collect();
+        }
+        assert!(Instant::now() < until, "no root span exported: {spans:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_llm_attempt_is_a_span_unless_retries_go_untraced() {
+    for (flaws, expected) in [(vec![], 2), (vec![Flaw::UntracedRetries], 1)] {
+        let (collector, bodies) = stub_collector().await;
+        let llm = StubLlm::start(|n| {
+            if n == 0 {
+                Reply::Status(503, vec![])
+            } else {
+                Reply::Ok
+            }
+        })
+        .await;
+        let target = start_target(
+            &llm,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector),
+                ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+            ],
+            &flaws,
+        )
+        .await;
+        target.ask("hi").await;
+
+        let attempts = chat_attempt_spans(&bodies).await;
+        assert_eq!(attempts.len(), expected, "{flaws:?}: {attempts:?}");
+        let failed = &attempts[0];
+        assert_eq!(failed["status"]["code"], 2, "the 503 attempt failed");
+        if expected == 2 {
+            let resend = attempts[1]["attributes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["key"] == "http.request.resend_count")
+                .expect("the retry says it is one");
+            assert_eq!(resend["value"]["intValue"], "1");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The command line
 

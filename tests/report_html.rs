@@ -60,6 +60,7 @@ fn plan() -> Plan {
             ready_path: "/health".into(),
             ready_timeout: Duration::from_secs(5),
             metrics_path: None,
+            metrics_format: None,
         },
         api: Default::default(),
         fakes: Default::default(),

@@ -129,6 +129,7 @@ fn full_plan() -> Plan {
             ready_path: "/ready".into(),
             ready_timeout: Duration::from_secs(5),
             metrics_path: Some("/admin/metrics".into()),
+            metrics_format: None,
         },
         api: Default::default(),
         fakes: Default::default(),
@@ -1091,13 +1092,15 @@ fn bad_values_in_check_family_tables_are_pointed_at() {
             &["`tokens_route` in [expect.logs]", "must start with \"/\""],
         ),
         (
-            "[expect.metrics]\nllm_errors = \"llm_errors_total\"\n",
+            // Not a JSON pointer, so a Prometheus series; the space is where it goes wrong.
+            "[expect.metrics]\nllm_errors = \"llm errors_total\"\n",
             9,
-            14,
+            19,
             &[
                 "`llm_errors` in [expect.metrics]",
+                "unexpected `errors_total`",
+                "Prometheus series",
                 "JSON pointer",
-                "\"/llm_errors_total\"",
             ],
         ),
         (

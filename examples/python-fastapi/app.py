@@ -8,11 +8,14 @@ faultline can point it at its fakes without changing a line:
     REDIS_URL                         the cache (optional)
     WEATHER_API_URL                   the weather tool (optional)
     LLM_TIMEOUT_S                     per-call timeout (default 4)
+    OTEL_EXPORTER_OTLP_ENDPOINT       where to export traces over OTLP/HTTP (optional)
 
 It follows the practices faultline checks: one JSON log line per request, the request id in
 every answer, timeouts on every upstream call, retries with backoff (the SDK's), a circuit
 breaker that fails fast during a long outage, graceful degradation when the cache or the tool
-is down, and honest error messages.
+is down, and honest error messages. Each request is traced (a root span with its request id),
+and so is every attempt the SDK makes at the provider, retries included: the SDK's HTTP
+client goes through a transport that wraps each attempt in a span.
 """
 
 import hashlib
@@ -28,11 +31,48 @@ import openai
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 LLM_TIMEOUT_S = float(os.environ.get("LLM_TIMEOUT_S", "4"))
 MODEL = os.environ.get("LLM_MODEL", "gpt-4o-mini")
 
-llm = openai.AsyncOpenAI(timeout=LLM_TIMEOUT_S, max_retries=1)
+if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    # The exporter reads the endpoint (and OTEL_BSP_*) itself; spans left are flushed at exit.
+    provider = TracerProvider(resource=Resource.create(
+        {"service.name": os.environ.get("OTEL_SERVICE_NAME", "python-fastapi-example")}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+tracer = trace.get_tracer("faultline.example")
+
+
+class TracedTransport(httpx.AsyncBaseTransport):
+    """Every HTTP attempt the SDK makes, retries included, as an `llm_attempt` span under the
+    request's span (GenAI semantic-convention attribute `gen_ai.operation.name`)."""
+
+    def __init__(self):
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request):
+        operation = "embeddings" if request.url.path.endswith("/embeddings") else "chat"
+        with tracer.start_as_current_span("llm_attempt", kind=trace.SpanKind.CLIENT) as span:
+            span.set_attribute("gen_ai.operation.name", operation)
+            span.set_attribute("gen_ai.system", "openai")
+            response = await self.inner.handle_async_request(request)
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 400:
+                span.set_status(trace.Status(trace.StatusCode.ERROR))
+            return response
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+llm = openai.AsyncOpenAI(timeout=LLM_TIMEOUT_S, max_retries=1,
+                         http_client=httpx.AsyncClient(transport=TracedTransport()))
 cache = aioredis.from_url(os.environ["REDIS_URL"], socket_timeout=0.2) if os.environ.get("REDIS_URL") else None
 weather_url = os.environ.get("WEATHER_API_URL")
 http = httpx.AsyncClient(timeout=1.5)
@@ -81,8 +121,27 @@ def log(**fields):
 
 
 def request_id_of(request: Request) -> str:
-    given = request.headers.get("x-request-id", "")
-    return given if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", given) else uuid.uuid4().hex
+    if getattr(request.state, "request_id", None) is None:
+        given = request.headers.get("x-request-id", "")
+        valid = re.fullmatch(r"[A-Za-z0-9_-]{1,64}", given)
+        request.state.request_id = given if valid else uuid.uuid4().hex
+    return request.state.request_id
+
+
+@app.middleware("http")
+async def traced(request: Request, call_next):
+    """The request's root span carries its request id; the handler's spans nest in it."""
+    current = trace.get_current_span()
+    if current.is_recording():
+        # FastAPI traces itself when OpenTelemetry is installed: annotate its server span.
+        current.set_attribute("request.id", request_id_of(request))
+        return await call_next(request)
+    name = f"{request.method} {request.url.path}"
+    with tracer.start_as_current_span(name, kind=trace.SpanKind.SERVER) as span:
+        span.set_attribute("request.id", request_id_of(request))
+        response = await call_next(request)
+        span.set_attribute("http.response.status_code", response.status_code)
+        return response
 
 
 def fail(status: int, message: str, request_id: str) -> JSONResponse:

@@ -5,20 +5,27 @@
 //! "a /admin/metrics JSON endpoint". A dashboard that reads zero errors during an outage is
 //! worse than none, so each figure is compared with ground truth: the fakes' journals and the
 //! client's records, up to the moment of the target's last snapshot.
+//!
+//! Figures are read from a JSON body by JSON pointer (`/llm_errors_total`), or from Prometheus
+//! text by series selector (`llm_tokens_total{direction="input"}`, summed over the matching
+//! series). A one-segment pointer against Prometheus text reads the metric of that name, or
+//! `name_total` (the counter convention), so the defaults work for either format.
 
 use serde_json::Value;
 
 use super::common::{attempt_failed, bounded, gap_about, not_applicable, pending};
 use super::sla::format_ratio;
 use super::{Outcome, Verdict};
-use crate::evidence::{Evidence, FlowKind};
+use crate::evidence::{Evidence, FlowKind, MetricsFormat, MetricsSnapshot};
+use crate::prometheus::{parse_exposition, Sample, Selector};
 use crate::scenario::MetricsExpectations;
 
 /// One figure compared: what the target says and what really happened.
 struct Comparison {
     name: &'static str,
     pointer: String,
-    reported: Option<f64>,
+    /// What the target says, or why it could not be read.
+    reported: Result<f64, String>,
     truth: f64,
     /// `true` for 0..1 ratios, compared by absolute difference rather than relative.
     ratio: bool,
@@ -26,7 +33,7 @@ struct Comparison {
 
 impl Comparison {
     fn agrees(&self, tolerance: f64) -> bool {
-        let Some(reported) = self.reported else {
+        let Ok(reported) = self.reported else {
             return false;
         };
         let diff = (reported - self.truth).abs();
@@ -46,12 +53,12 @@ impl Comparison {
                 format!("{x:.0}")
             }
         };
-        match self.reported {
-            Some(r) => format!(
+        match &self.reported {
+            Ok(r) => format!(
                 "{} ({}): target says {}, ground truth {}{}",
                 self.name,
                 self.pointer,
-                show(r),
+                show(*r),
                 show(self.truth),
                 if self.agrees(tolerance) {
                     ""
@@ -59,13 +66,71 @@ impl Comparison {
                     " — disagrees"
                 }
             ),
-            None => format!(
-                "{} ({}): not in the metrics body, ground truth {} (set it in [expect.metrics], \
-                 or \"\" to leave it out)",
+            Err(why) => format!(
+                "{} ({}): {why}, ground truth {} (set it in [expect.metrics], or \"\" to leave \
+                 it out)",
                 self.name,
                 self.pointer,
                 show(self.truth)
             ),
+        }
+    }
+}
+
+/// A metrics snapshot, parsed once, that figures are read from.
+enum Body<'a> {
+    Json(&'a Value),
+    /// The samples, or why the text is not Prometheus exposition.
+    Prometheus(Result<Vec<Sample>, String>),
+}
+
+impl<'a> Body<'a> {
+    fn of(snapshot: &'a MetricsSnapshot) -> Body<'a> {
+        match snapshot.format {
+            MetricsFormat::Json => Body::Json(&snapshot.body),
+            MetricsFormat::Prometheus => Body::Prometheus(
+                snapshot
+                    .body
+                    .as_str()
+                    .ok_or_else(|| "the snapshot holds no text".to_string())
+                    .and_then(parse_exposition),
+            ),
+        }
+    }
+
+    /// The figure a JSON pointer or series selector names.
+    fn read(&self, figure: &str) -> Result<f64, String> {
+        let pointer = figure.starts_with('/');
+        match self {
+            Body::Json(body) if pointer => {
+                number_at(body, figure).ok_or_else(|| "not in the metrics body".to_string())
+            }
+            Body::Json(_) => Err(
+                "a Prometheus series, but the metrics endpoint answered JSON (give a JSON \
+                 pointer, or set metrics_format)"
+                    .into(),
+            ),
+            Body::Prometheus(Err(why)) => Err(format!("the body is not Prometheus text ({why})")),
+            Body::Prometheus(Ok(samples)) if pointer => {
+                let name = &figure[1..];
+                if name.contains('/') {
+                    return Err(
+                        "a JSON pointer, but the metrics endpoint serves Prometheus text (give a \
+                         series such as 'llm_errors_total')"
+                            .into(),
+                    );
+                }
+                [name.to_string(), format!("{name}_total")]
+                    .iter()
+                    .find_map(|n| Selector::parse(n).ok()?.sum(samples))
+                    .ok_or_else(|| format!("no series {name} or {name}_total in the metrics body"))
+            }
+            Body::Prometheus(Ok(samples)) => {
+                let selector = Selector::parse(figure).map_err(|(_, why)| why)?;
+                selector
+                    .sum(samples)
+                    .ok_or_else(|| "no series in the metrics body matches".to_string())
+            }
         }
     }
 }
@@ -106,7 +171,7 @@ pub fn check_truth(evidence: &Evidence, expect: &MetricsExpectations) -> Verdict
             ),
         );
     }
-    let body = &snapshot.body;
+    let body = Body::of(snapshot);
     // What the target could have counted when it answered the snapshot.
     let seen: Vec<_> = evidence
         .attempts
@@ -122,7 +187,7 @@ pub fn check_truth(evidence: &Evidence, expect: &MetricsExpectations) -> Verdict
             comparisons.push(Comparison {
                 name,
                 pointer: pointer.to_string(),
-                reported: number_at(body, pointer),
+                reported: body.read(pointer),
                 truth,
                 ratio,
             });
@@ -272,6 +337,7 @@ mod tests {
         e.metrics.push(MetricsSnapshot {
             at_ms: 30_000.0,
             body,
+            format: MetricsFormat::Json,
         });
         e
     }
@@ -335,6 +401,70 @@ mod tests {
             v.summary.contains("the target has no metrics path"),
             "{}",
             v.summary
+        );
+    }
+
+    /// The same truthful figures as [`truthful`], in Prometheus text with labelled tokens.
+    fn prometheus(input: u64) -> Value {
+        json!(format!(
+            "# TYPE llm_errors_total counter\nllm_errors_total 2\n\
+             llm_tokens_total{{direction=\"input\",model=\"a\"}} {}\n\
+             llm_tokens_total{{direction=\"input\",model=\"b\"}} 10\n\
+             llm_tokens_total{{direction=\"output\"}} 20\n\
+             cache_hit_ratio 0.5\nagent_steps_count_total 0\n",
+            input - 10
+        ))
+    }
+
+    fn prometheus_evidence(input: u64) -> Evidence {
+        let mut e = evidence(prometheus(input));
+        e.metrics[0].format = MetricsFormat::Prometheus;
+        e
+    }
+
+    fn selectors() -> MetricsExpectations {
+        MetricsExpectations {
+            llm_errors: "llm_errors_total".into(),
+            tokens_input: r#"llm_tokens_total{direction="input"}"#.into(),
+            tokens_output: r#"llm_tokens_total{direction="output"}"#.into(),
+            ..MetricsExpectations::default()
+        }
+    }
+
+    #[test]
+    fn prometheus_series_are_summed_and_compared() {
+        let v = check_truth(&prometheus_evidence(40), &selectors());
+        assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
+        assert!(v.evidence[1].contains("target says 40, ground truth 40"));
+        let v = check_truth(&prometheus_evidence(80), &selectors());
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(v.summary.contains("(tokens in)"), "{}", v.summary);
+    }
+
+    #[test]
+    fn default_pointers_read_prometheus_names_with_or_without_total() {
+        let mut e = prometheus_evidence(40);
+        e.metrics[0].body = json!(
+            "llm_errors_total 2\ntokens_input_total 40\ntokens_output_total 20\n\
+             cache_hit_ratio 0.5\n"
+        );
+        let v = check_truth(&e, &MetricsExpectations::default());
+        assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
+    }
+
+    #[test]
+    fn a_figure_in_the_wrong_format_or_a_broken_body_says_why() {
+        let v = check_truth(&evidence(truthful()), &selectors());
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(v.evidence[0].contains("answered JSON"), "{:?}", v.evidence);
+        let mut e = prometheus_evidence(40);
+        e.metrics[0].body = json!("llm_errors_total two\n");
+        let v = check_truth(&e, &selectors());
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(
+            v.evidence[0].contains("not Prometheus text (line 1: `two` is not a number"),
+            "{:?}",
+            v.evidence
         );
     }
 }

@@ -4,7 +4,8 @@
 //! Families, one file each, in report order: [`sla`] (latency and error rate per phase),
 //! [`errors`] (honest failures), [`retries`], [`writes`] (idempotent tool writes),
 //! [`fallback`] (graceful degradation), [`recovery`], [`logs`], [`metrics`] (metrics against
-//! ground truth), [`cost`], [`agent`] (step limits), [`stream`]. Every family runs with its
+//! ground truth), [`cost`], [`agent`] (step limits), [`stream`], [`traces`] (the target's
+//! exported spans). Every family runs with its
 //! defaults; one whose data the run did not produce says "not applicable" and why, never pass.
 
 pub mod agent;
@@ -18,6 +19,7 @@ pub mod recovery;
 pub mod retries;
 pub mod sla;
 pub mod stream;
+pub mod traces;
 pub mod verdict;
 pub mod writes;
 
@@ -39,6 +41,7 @@ pub fn evaluate(evidence: &Evidence, expect: &Expectations) -> Vec<Verdict> {
     verdicts.push(cost::check(evidence, &expect.cost));
     verdicts.push(agent::check(evidence, &expect.agent));
     verdicts.extend(stream::check(evidence, &expect.stream));
+    verdicts.push(traces::check_per_request(evidence, &expect.traces));
     verdicts.retain(|v| !expect.skips(&v.id));
     verdicts
 }
@@ -85,6 +88,7 @@ mod tests {
                 "stream.first_token",
                 "stream.inter_token",
                 "stream.ends_clearly",
+                "traces.per_request",
             ]
         );
 

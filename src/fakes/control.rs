@@ -9,6 +9,8 @@
 //! - `DELETE /faults`: every rule of every fake off (204).
 //! - `GET /journal/{fake}?since_ms=N`: `{"dropped": n, "attempts": [...]}`, attempts that
 //!   arrived at or after N ms.
+//! - `GET /journal/otlp?since_ms=N` (when the OTLP collector is served, see [`otlp_routes`]):
+//!   `{"received": n, "dropped": n, "exports": n, "spans": [...]}`, the spans a target exported.
 //!
 //! Loopback only: [`serve`] refuses any other address, since whoever reaches it can break the
 //! fakes at will.
@@ -82,6 +84,16 @@ pub async fn serve(
     fakes: Vec<ControlledFake>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_router(listener, router(fakes), shutdown).await
+}
+
+/// Like [`serve`], with routes already put together (e.g. [`router`] merged with
+/// [`otlp_routes`]).
+pub async fn serve_router(
+    listener: TcpListener,
+    routes: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     if !addr.ip().is_loopback() {
         return Err(std::io::Error::new(
@@ -89,7 +101,7 @@ pub async fn serve(
             format!("the control API serves on loopback only, not {addr}; bind 127.0.0.1"),
         ));
     }
-    axum::serve(listener, router(fakes))
+    axum::serve(listener, routes)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -162,4 +174,30 @@ async fn journal(
         .filter(|a| a.at_ms >= since)
         .collect();
     Json(json!({ "dropped": fake.journal.dropped(), "attempts": attempts })).into_response()
+}
+
+/// `GET /journal/otlp`: the spans the OTLP collector fake kept. A fixed path, so it wins over
+/// `/journal/{fake}` (which would list the collector's export attempts instead).
+pub fn otlp_routes(spans: Arc<super::otlp::SpanJournal>) -> Router {
+    Router::new()
+        .route("/journal/otlp", get(otlp_journal))
+        .with_state(spans)
+}
+
+async fn otlp_journal(
+    State(spans): State<Arc<super::otlp::SpanJournal>>,
+    Query(since): Query<Since>,
+) -> Json<Value> {
+    let since = since.since_ms.unwrap_or(f64::NEG_INFINITY);
+    let kept: Vec<_> = spans
+        .snapshot()
+        .into_iter()
+        .filter(|s| s.at_ms >= since)
+        .collect();
+    Json(json!({
+        "received": spans.received(),
+        "dropped": spans.dropped(),
+        "exports": spans.exports(),
+        "spans": kept,
+    }))
 }

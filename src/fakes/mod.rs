@@ -10,11 +10,13 @@
 //! - `text`: word splitting, stable hashing and the token approximation the fakes share.
 //! - `llm`: the OpenAI-compatible fake (chat completions, embeddings, models).
 //! - `tool`: HTTP tool fakes (weather).
+//! - `otlp`: an OTLP/HTTP collector that keeps the spans a target exports.
 
 pub mod control;
 pub mod fault;
 pub mod journal;
 pub mod llm;
+pub mod otlp;
 pub mod redis;
 pub mod set;
 pub mod standalone;

@@ -1,5 +1,5 @@
-//! The set of fakes one run uses: the LLM, the weather and tickets tools, and Redis, each with
-//! its own switchboard (seeded apart) and journal. `faultline fakes up` holds the same set on
+//! The set of fakes one run uses: the LLM, the weather and tickets tools, Redis and the OTLP
+//! collector, each with its own switchboard (seeded apart) and journal. `faultline fakes up` holds the same set on
 //! fixed ports for a target started by hand.
 
 use std::collections::BTreeMap;
@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::fault::Switchboard;
 use super::journal::{Attempt, Journal};
 use super::llm::{self, LlmOptions};
+use super::otlp::{self, SpanJournal, SpanRecord};
 use super::redis::{self, RedisOptions};
 use super::tool::{self, TicketLedger, WriteOutcome};
 use super::{FakeError, FakeHandle};
@@ -20,6 +21,10 @@ use crate::scenario::FakeName;
 pub const FAKE_LLM_KEY: &str = "sk-faultline-canary-7c1e9a20d4b84f55";
 /// Attempts each fake's journal keeps.
 const JOURNAL_CAPACITY: usize = 200_000;
+/// Spans the OTLP collector keeps (a request makes a handful).
+const SPAN_CAPACITY: usize = 500_000;
+/// Export attempts the OTLP collector journals (kept apart from the upstream attempts).
+const EXPORT_JOURNAL_CAPACITY: usize = 10_000;
 
 /// The fakes of one run (or of `faultline fakes up`).
 pub struct FakeSet {
@@ -29,11 +34,15 @@ pub struct FakeSet {
     /// Every write the tickets fake received, for duplicate side effects.
     ledger: Arc<TicketLedger>,
     redis: FakeHandle,
+    /// The OTLP collector; its export attempts are not upstream calls, so they stay out of
+    /// [`FakeSet::attempts`].
+    otlp: FakeHandle,
+    spans: Arc<SpanJournal>,
 }
 
 impl FakeSet {
     /// Starts every fake; on fixed ports from `base_port` up when given (llm, weather,
-    /// tickets, redis), else on ephemeral ones. Journal times count from `epoch`.
+    /// tickets, redis, otlp), else on ephemeral ones. Journal times count from `epoch`.
     pub async fn start(
         seed: u64,
         epoch: Instant,
@@ -76,12 +85,22 @@ impl FakeSet {
             journal(),
         )
         .await?;
+        let spans = Arc::new(SpanJournal::new(epoch, SPAN_CAPACITY));
+        let otlp = otlp::start_on(
+            at(4),
+            Arc::new(Switchboard::new(seed ^ 0x55)),
+            Arc::new(Journal::new(epoch, EXPORT_JOURNAL_CAPACITY)),
+            spans.clone(),
+        )
+        .await?;
         Ok(FakeSet {
             llm,
             weather,
             tickets,
             ledger,
             redis,
+            otlp,
+            spans,
         })
     }
 
@@ -126,6 +145,16 @@ impl FakeSet {
             + self.redis.journal().dropped()
     }
 
+    /// The spans the OTLP collector kept, in arrival order.
+    pub fn spans(&self) -> Vec<SpanRecord> {
+        self.spans.snapshot()
+    }
+
+    /// The OTLP collector's span journal (for the control API and settling before a read).
+    pub fn span_journal(&self) -> &Arc<SpanJournal> {
+        &self.spans
+    }
+
     /// Each fake with its switchboard and journal, for the control API.
     pub fn controlled(&self) -> Vec<super::control::ControlledFake> {
         [
@@ -133,6 +162,7 @@ impl FakeSet {
             ("weather", &self.weather),
             ("tickets", &self.tickets),
             ("redis", &self.redis),
+            ("otlp", &self.otlp),
         ]
         .into_iter()
         .map(|(name, fake)| super::control::ControlledFake {
@@ -151,6 +181,7 @@ impl FakeSet {
             &self.weather.base_url(),
             &self.tickets.base_url(),
             &self.redis.base_url(),
+            &self.otlp.base_url(),
         )
     }
 
@@ -162,6 +193,7 @@ impl FakeSet {
             ("{tool.weather}", self.weather.base_url()),
             ("{tool.tickets}", self.tickets.base_url()),
             ("{redis}", self.redis.base_url()),
+            ("{otlp}", self.otlp.base_url()),
             ("{port}", port.to_string()),
         ])
     }
@@ -171,7 +203,8 @@ impl FakeSet {
             self.llm.shutdown(),
             self.weather.shutdown(),
             self.tickets.shutdown(),
-            self.redis.shutdown()
+            self.redis.shutdown(),
+            self.otlp.shutdown()
         );
     }
 }
@@ -182,6 +215,7 @@ pub fn service_env(
     weather: &str,
     tickets: &str,
     redis: &str,
+    otlp: &str,
 ) -> Vec<(&'static str, String)> {
     vec![
         ("OPENAI_BASE_URL", format!("{llm}/v1")),
@@ -191,5 +225,6 @@ pub fn service_env(
         ("WEATHER_API_URL", weather.to_string()),
         ("TICKETS_API_URL", tickets.to_string()),
         ("REDIS_URL", redis.to_string()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.to_string()),
     ]
 }

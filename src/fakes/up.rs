@@ -8,13 +8,15 @@ use std::time::Instant;
 
 use super::set::FakeSet;
 
-/// The first of the fixed ports: llm, then weather, tickets, redis; the control API at +9.
+/// The first of the fixed ports: llm, then weather, tickets, redis, the OTLP collector at +4;
+/// +5 to +8 are free for fakes to come; the control API at +9.
 pub const DEFAULT_BASE_PORT: u16 = 8400;
 
 /// Arguments of `faultline fakes up` and `faultline fakes env`.
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
-    /// First port: llm at N, weather N+1, tickets N+2, redis N+3, the control API N+9.
+    /// First port: llm at N, weather N+1, tickets N+2, redis N+3, OTLP collector N+4, the
+    /// control API N+9.
     #[arg(long, default_value_t = DEFAULT_BASE_PORT)]
     pub base_port: u16,
     /// Seed for the fakes' random draws.
@@ -50,9 +52,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("# control API (switch faults, read journals): http://{control_addr}");
     println!("#   curl -X POST http://{control_addr}/faults/llm -d '{{\"kind\":\"status\",\"code\":503}}'");
     println!("#   curl -X DELETE http://{control_addr}/faults");
+    println!("#   curl http://{control_addr}/journal/otlp   # spans exported to OTEL_EXPORTER_OTLP_ENDPOINT");
     println!("# Ctrl-C stops them.");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let control = tokio::spawn(super::control::serve(listener, fakes.controlled(), async {
+    let routes = super::control::router(fakes.controlled())
+        .merge(super::control::otlp_routes(fakes.span_journal().clone()));
+    let control = tokio::spawn(super::control::serve_router(listener, routes, async {
         let _ = stopped.await;
     }));
     let _ = tokio::signal::ctrl_c().await;
@@ -73,5 +78,6 @@ pub fn env_for(base: u16) -> Vec<(&'static str, String)> {
         &url(1),
         &url(2),
         &format!("redis://127.0.0.1:{}", base + 3),
+        &url(4),
     )
 }

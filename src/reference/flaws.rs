@@ -53,6 +53,8 @@ pub enum Flaw {
     BufferStream,
     /// Streamed deltas are held and sent in batches once a second.
     BatchStream,
+    /// Only the first LLM attempt of each call gets a span: retries are invisible in traces.
+    UntracedRetries,
 }
 
 impl Flaw {
@@ -81,6 +83,7 @@ impl Flaw {
             Flaw::SilentStreamCut => "silent-stream-cut",
             Flaw::BufferStream => "buffer-stream",
             Flaw::BatchStream => "batch-stream",
+            Flaw::UntracedRetries => "untraced-retries",
         }
     }
 
@@ -115,6 +118,9 @@ impl Flaw {
             Flaw::SilentStreamCut => "a broken stream ends with an error event the user sees",
             Flaw::BufferStream => "the first streamed token reaches the user as soon as it arrives",
             Flaw::BatchStream => "streamed tokens are relayed one by one, not in bursts",
+            Flaw::UntracedRetries => {
+                "every LLM attempt, retries included, is a span in the request's trace"
+            }
         }
     }
 }
@@ -206,6 +212,7 @@ mod tests {
                 "silent-stream-cut",
                 "buffer-stream",
                 "batch-stream",
+                "untraced-retries",
             ]
         );
         for flaw in Flaw::value_variants() {

@@ -219,12 +219,47 @@ impl LlmError {
     }
 }
 
-/// What one request's LLM calls cost, for its log line.
+/// What one request's LLM calls cost, for its log line, and each attempt's timing, for its
+/// trace (turned into spans when the request finishes: the retry loop has no trace at hand).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CallStats {
     pub attempts: u32,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    pub attempt_spans: Vec<AttemptSpan>,
+}
+
+impl CallStats {
+    /// Keeps one attempt's timing for the request's trace.
+    fn record_span<T>(
+        &mut self,
+        kind: CallKind,
+        resend: u32,
+        start: u64,
+        outcome: &Result<T, LlmError>,
+    ) {
+        self.attempt_spans.push(AttemptSpan {
+            call: kind.name(),
+            resend,
+            start,
+            end: super::otel::now_nanos(),
+            error: outcome.as_ref().err().map(|e| e.kind()),
+        });
+    }
+}
+
+/// One LLM attempt as its span will show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptSpan {
+    /// `chat` or `embeddings` (the GenAI operation name).
+    pub call: &'static str,
+    /// 0 for the first attempt of a call, n for its n-th retry.
+    pub resend: u32,
+    /// Unix nanoseconds.
+    pub start: u64,
+    pub end: u64,
+    /// The error kind when the attempt failed.
+    pub error: Option<&'static str>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -486,6 +521,8 @@ impl LlmClient {
             self.budget.record_call();
         }
         let mut retries = 0;
+        // Attempts this call has sent, the SDK's own retries included (`nested-retries`).
+        let mut sent: u32 = 0;
         loop {
             if guarded {
                 if let Err(open) = breaker.allow() {
@@ -500,7 +537,12 @@ impl LlmClient {
             };
             stats.attempts += 1;
             let started = Instant::now();
+            let started_nanos = super::otel::now_nanos();
             let mut outcome = attempt(timeout).await;
+            if guarded {
+                stats.record_span(kind, sent, started_nanos, &outcome);
+            }
+            sent += 1;
             // `nested-retries`: the retries an SDK makes on its own, out of sight of the
             // breaker, the budget and the deadline, multiplying ours.
             for inner in 0..self.policy.inner_retries {
@@ -515,7 +557,12 @@ impl LlmClient {
                 self.metrics.count_llm_error();
                 tokio::time::sleep(wait).await;
                 stats.attempts += 1;
+                let start = super::otel::now_nanos();
                 outcome = attempt(timeout).await;
+                if guarded {
+                    stats.record_span(kind, sent, start, &outcome);
+                }
+                sent += 1;
             }
             if kind == CallKind::Chat {
                 self.metrics.record_llm_latency(started.elapsed());

@@ -244,6 +244,23 @@ impl Metrics {
             "Completion tokens used.",
             &plain(load(&self.tokens_output)),
         );
+        // The same tokens as one labelled family, as OpenTelemetry-style exporters write them.
+        metric(
+            &mut out,
+            "llm_tokens_total",
+            "counter",
+            "Tokens used, by direction.",
+            &[
+                (
+                    "{direction=\"input\"}".into(),
+                    load(&self.tokens_input).to_string(),
+                ),
+                (
+                    "{direction=\"output\"}".into(),
+                    load(&self.tokens_output).to_string(),
+                ),
+            ],
+        );
         metric(
             &mut out,
             "cache_hits_total",

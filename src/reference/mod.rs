@@ -285,6 +285,8 @@ impl Server {
                 json!({"graceMs": SHUTDOWN_GRACE.as_millis() as u64}),
             ),
         }
+        // The last requests' spans, before the process goes.
+        app.tracer.flush(Duration::from_secs(2)).await;
         app.log.info("stopped", log::no_fields());
         Ok(())
     }

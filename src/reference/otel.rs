@@ -9,13 +9,18 @@
 //!
 //! Finished spans go into a bounded channel with `try_send` (a full channel drops spans, never
 //! blocks a request); a background task batches them and posts every `OTEL_BSP_SCHEDULE_DELAY`
-//! or every [`BATCH_MAX`] spans.
+//! or every [`BATCH_MAX`] spans, and at once when [`Tracer::flush`] asks (on shutdown, so the
+//! last requests' spans are not lost).
+//!
+//! Each LLM attempt (retries included) becomes an `llm_attempt` span with the GenAI and HTTP
+//! semantic-convention attributes `gen_ai.operation.name` and `http.request.resend_count`, so
+//! retries show in the trace (see [`Trace::record`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::log::Logger;
 
@@ -38,10 +43,16 @@ struct SpanData {
     error: bool,
 }
 
+/// What the exporter task is told: a finished span, or to send what it holds now.
+enum Message {
+    Span(SpanData),
+    Flush(oneshot::Sender<()>),
+}
+
 /// Hands finished spans to the exporter; a no-op when no endpoint is configured.
 #[derive(Clone)]
 pub struct Tracer {
-    tx: Option<mpsc::Sender<SpanData>>,
+    tx: Option<mpsc::Sender<Message>>,
 }
 
 impl Tracer {
@@ -61,6 +72,21 @@ impl Tracer {
             log,
         ));
         Tracer { tx: Some(tx) }
+    }
+
+    /// Sends the spans waiting for export now and waits (at most `limit`) until the collector
+    /// has answered.
+    pub async fn flush(&self, limit: Duration) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        let (done, sent) = oneshot::channel();
+        let _ = tokio::time::timeout(limit, async {
+            if tx.send(Message::Flush(done)).await.is_ok() {
+                let _ = sent.await;
+            }
+        })
+        .await;
     }
 
     /// A new trace for one request, whose root span is named `name`.
@@ -120,6 +146,27 @@ impl Trace {
     pub fn fail(&mut self) {
         self.root.data.error = true;
     }
+
+    /// A child span that already ended: `start`/`end` in unix nanoseconds. For work timed
+    /// where no trace was at hand (LLM attempts inside the client's retry loop).
+    pub fn record(
+        &self,
+        name: &'static str,
+        start: u64,
+        end: u64,
+        attributes: Vec<(&'static str, Value)>,
+        error: bool,
+    ) {
+        let mut span = self.span(name);
+        span.data.start = start;
+        span.data.attributes = attributes;
+        span.data.error = error;
+        span.ended = true;
+        if let Some(tx) = &self.tracer.tx {
+            span.data.end = end.max(start);
+            let _ = tx.try_send(Message::Span(span.data.clone()));
+        }
+    }
 }
 
 /// A span in progress; ends when dropped (or at [`Span::end`]).
@@ -149,7 +196,7 @@ impl Span {
         }
         if let Some(tx) = &self.tracer.tx {
             self.data.end = now_nanos().max(self.data.start);
-            let _ = tx.try_send(self.data.clone());
+            let _ = tx.try_send(Message::Span(self.data.clone()));
         }
     }
 }
@@ -160,7 +207,8 @@ impl Drop for Span {
     }
 }
 
-fn now_nanos() -> u64 {
+/// Now, in unix nanoseconds.
+pub fn now_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -172,7 +220,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 async fn export_loop(
-    mut rx: mpsc::Receiver<SpanData>,
+    mut rx: mpsc::Receiver<Message>,
     url: String,
     service_name: String,
     interval: Duration,
@@ -185,13 +233,18 @@ async fn export_loop(
     // Log a failing collector once per streak of failures, not once per batch.
     let mut failing = false;
     loop {
+        let mut flushed = None;
         let closed = tokio::select! {
-            span = rx.recv() => match span {
-                Some(span) => {
+            message = rx.recv() => match message {
+                Some(Message::Span(span)) => {
                     batch.push(span);
                     if batch.len() < BATCH_MAX {
                         continue;
                     }
+                    false
+                }
+                Some(Message::Flush(done)) => {
+                    flushed = Some(done);
                     false
                 }
                 None => true,
@@ -219,6 +272,9 @@ async fn export_loop(
                 }
                 _ => {}
             }
+        }
+        if let Some(done) = flushed {
+            let _ = done.send(());
         }
         if closed {
             return;

@@ -188,6 +188,7 @@ impl RequestLog {
         if status >= 500 || status == 499 {
             self.trace.fail();
         }
+        self.record_attempt_spans();
         // The flaw: attempts were logged one by one, and the totals never are.
         if self.app.flaws.has(Flaw::LogPerAttempt) {
             return;
@@ -217,6 +218,37 @@ impl RequestLog {
             api_key: leak.then(|| self.app.config.openai_api_key.clone()),
             message: self.leaked_message.take(),
         });
+    }
+}
+
+impl RequestLog {
+    /// One `llm_attempt` span per LLM attempt the request made, retries included (only the
+    /// first of each call under `untraced-retries`).
+    fn record_attempt_spans(&mut self) {
+        let untraced_retries = self.app.flaws.has(Flaw::UntracedRetries);
+        for attempt in std::mem::take(&mut self.stats.attempt_spans) {
+            if untraced_retries && attempt.resend > 0 {
+                continue;
+            }
+            let mut attributes = vec![
+                ("gen_ai.operation.name", json!(attempt.call)),
+                ("gen_ai.system", json!("openai")),
+                ("request.id", json!(self.request_id)),
+            ];
+            if attempt.resend > 0 {
+                attributes.push(("http.request.resend_count", json!(attempt.resend)));
+            }
+            if let Some(kind) = attempt.error {
+                attributes.push(("error.type", json!(kind)));
+            }
+            self.trace.record(
+                "llm_attempt",
+                attempt.start,
+                attempt.end,
+                attributes,
+                attempt.error.is_some(),
+            );
+        }
     }
 }
 

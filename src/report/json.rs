@@ -154,6 +154,7 @@ pub(crate) mod tests {
                 ready_path: "/health".into(),
                 ready_timeout: Duration::from_secs(5),
                 metrics_path: None,
+                metrics_format: None,
             },
             api: Default::default(),
             fakes: Default::default(),

@@ -143,15 +143,18 @@ pub struct TargetSpec {
     pub log_file: Option<std::path::PathBuf>,
     /// `--flaw` switches for the reference target (each breaks one practice).
     pub flaws: Vec<String>,
-    /// Environment for the target; values may use `{llm}`, `{llm_key}`, `{tool.weather}`, `{redis}`.
+    /// Environment for the target; values may use `{llm}`, `{llm_key}`, `{tool.weather}`,
+    /// `{redis}`, `{otlp}`.
     pub env: BTreeMap<String, String>,
     /// Path polled with GET until it answers 2xx.
     pub ready_path: String,
     /// How long to wait for readiness before giving up.
     #[serde(serialize_with = "ser_ms")]
     pub ready_timeout: Duration,
-    /// JSON metrics endpoint, read at the end of the run; `None` when the target has none.
+    /// Metrics endpoint, read at the end of the run; `None` when the target has none.
     pub metrics_path: Option<String>,
+    /// Its format (`metrics_format`); `None`: told by the answer's content type.
+    pub metrics_format: Option<crate::evidence::MetricsFormat>,
 }
 
 impl TargetSpec {
@@ -185,15 +188,16 @@ pub struct Expectations {
     pub cost: CostExpectations,
     pub agent: AgentExpectations,
     pub stream: StreamExpectations,
+    pub traces: TracesExpectations,
     /// Checks not to run: a family (`cost`) or a verdict id (`retries.backoff`).
     pub skip: Vec<String>,
 }
 
 impl Expectations {
     /// The check families [`Expectations::skip`] may name, in report order.
-    pub const FAMILIES: [&'static str; 11] = [
+    pub const FAMILIES: [&'static str; 12] = [
         "sla", "errors", "retries", "writes", "fallback", "recovery", "logs", "metrics", "cost",
-        "agent", "stream",
+        "agent", "stream", "traces",
     ];
 
     /// Whether the verdict `id` was asked to be skipped (by its id or its family).
@@ -494,5 +498,30 @@ fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok,
     match d {
         Some(d) => s.serialize_some(&(d.as_millis() as u64)),
         None => s.serialize_none(),
+    }
+}
+
+/// What the target's traces must show (`[expect.traces]`), read from the spans it exported to
+/// the OTLP collector fake (`OTEL_EXPORTER_OTLP_ENDPOINT = "{otlp}"`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TracesExpectations {
+    /// The span attribute (on the root span, or any span of the trace) that carries the
+    /// client's request id (`x-request-id`).
+    pub request_id_attribute: String,
+    /// A span carrying this attribute is one LLM attempt (the GenAI semantic conventions put
+    /// `gen_ai.operation.name` on every call to a model).
+    pub llm_span_attribute: String,
+    /// Most share of completed requests whose trace may be missing or show fewer LLM spans
+    /// than the LLM fake saw attempts.
+    pub max_untraced: f64,
+}
+
+impl Default for TracesExpectations {
+    fn default() -> Self {
+        TracesExpectations {
+            request_id_attribute: "request.id".into(),
+            llm_span_attribute: "gen_ai.operation.name".into(),
+            max_untraced: 0.0,
+        }
     }
 }

@@ -332,6 +332,7 @@ fn example(table: &[String], leaf: &str) -> Option<&'static str> {
         "env" => r#"env = { LLM_TIMEOUT_MS = "4000" }"#,
         "ready_path" => r#"ready_path = "/healthz""#,
         "metrics_path" => r#"metrics_path = "/admin/metrics""#,
+        "metrics_format" => r#"metrics_format = "prometheus" (or "json")"#,
         "route" => r#"route = "/v1/chat/completions""#,
         "fake" => r#"fake = "llm" (one of llm, weather, redis)"#,
         "kind" => r#"kind = "status" (one of refuse, status, delay, hang)"#,
@@ -401,6 +402,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "tool.weather",
     "tool.tickets",
     "redis",
+    "otlp",
     "port",
 ];
 
@@ -691,6 +693,30 @@ fn build_target(raw: Option<RawTarget>, src: &Source) -> Result<TargetSpec, Scen
         None => None,
     };
 
+    let metrics_format = match &raw.metrics_format {
+        None => None,
+        Some(text) => Some(match text.get_ref().as_str() {
+            "json" => crate::evidence::MetricsFormat::Json,
+            "prometheus" => crate::evidence::MetricsFormat::Prometheus,
+            other => {
+                return Err(src.error(
+                    text,
+                    format!(
+                        "`metrics_format` in [target] is \"{other}\"; use \"prometheus\" (the \
+                         text exposition format) or \"json\", or leave it out to go by the \
+                         answer's content type"
+                    ),
+                ))
+            }
+        }),
+    };
+    if let (Some(text), None) = (&raw.metrics_format, &metrics_path) {
+        return Err(src.error(
+            text,
+            "`metrics_format` in [target] needs `metrics_path` (where the metrics are served)",
+        ));
+    }
+
     let mut target = reference_target(env, flaws);
     target.command = command;
     target.url = url;
@@ -699,6 +725,7 @@ fn build_target(raw: Option<RawTarget>, src: &Source) -> Result<TargetSpec, Scen
     target.ready_path = ready_path;
     target.ready_timeout = ready_timeout;
     target.metrics_path = metrics_path;
+    target.metrics_format = metrics_format;
     Ok(target)
 }
 
@@ -714,6 +741,7 @@ fn reference_target(env: BTreeMap<String, String>, flaws: Vec<String>) -> Target
         ready_path: "/healthz".into(),
         ready_timeout: Duration::from_secs(20),
         metrics_path: Some("/admin/metrics".into()),
+        metrics_format: None,
     }
 }
 
@@ -1296,6 +1324,9 @@ fn build_expect(raw: Option<raw::RawExpect>, src: &Source) -> Result<Expectation
                 positive_duration(t, "`inter_token_p95` in [expect.stream]", src)?;
         }
     }
+    if let Some(r) = raw.traces {
+        build_traces(&r, &mut expect.traces, src)?;
+    }
     if let Some(skip) = raw.skip {
         for name in &skip {
             let family = name.get_ref().split('.').next().unwrap_or("");
@@ -1426,6 +1457,47 @@ fn build_logs(
     Ok(())
 }
 
+fn build_traces(
+    r: &raw::RawTraces,
+    e: &mut crate::scenario::TracesExpectations,
+    src: &Source,
+) -> Result<(), ScenarioError> {
+    let what = |field: &str| format!("`{field}` in [expect.traces]");
+    for (raw, slot, name, example) in [
+        (
+            &r.request_id_attribute,
+            &mut e.request_id_attribute,
+            "request_id_attribute",
+            "request.id",
+        ),
+        (
+            &r.llm_span_attribute,
+            &mut e.llm_span_attribute,
+            "llm_span_attribute",
+            "gen_ai.operation.name",
+        ),
+    ] {
+        if let Some(t) = raw {
+            let key = t.get_ref().trim();
+            if key.is_empty() || key.contains(char::is_whitespace) {
+                return Err(src.error(
+                    t,
+                    format!(
+                        "{} is \"{}\"; give a span attribute key without spaces, e.g. \"{example}\"",
+                        what(name),
+                        t.get_ref()
+                    ),
+                ));
+            }
+            *slot = key.to_string();
+        }
+    }
+    if let Some(v) = &r.max_untraced {
+        e.max_untraced = share(v, &what("max_untraced"), "0.0", src)?;
+    }
+    Ok(())
+}
+
 fn build_metrics(
     r: &raw::RawMetrics,
     e: &mut crate::scenario::MetricsExpectations,
@@ -1444,20 +1516,30 @@ fn build_metrics(
         (&r.agent_steps, &mut e.agent_steps, "agent_steps"),
     ] {
         if let Some(t) = raw {
-            let pointer = t.get_ref();
-            // An empty pointer leaves the figure out; anything else is a JSON pointer.
-            if !pointer.is_empty() && !pointer.starts_with('/') {
-                return Err(src.error(
-                    t,
-                    format!(
-                        "{} is \"{pointer}\"; it is a JSON pointer into the metrics body, \
-                         e.g. \"/{}\" (or \"\" to leave it out)",
-                        what(name),
-                        pointer.trim_start_matches('/')
-                    ),
-                ));
+            let figure = t.get_ref();
+            // Empty leaves the figure out; `/...` is a JSON pointer; anything else must be a
+            // Prometheus series selector.
+            if !figure.is_empty() && !figure.starts_with('/') {
+                if let Err((at, why)) = crate::prometheus::Selector::parse(figure) {
+                    let span = t.span();
+                    // Point inside the string when the source spells it as written (no escapes).
+                    let offset = src
+                        .text
+                        .get(span.clone())
+                        .and_then(|raw| raw.find(figure.as_str()))
+                        .map_or(span.start, |start| span.start + start + at);
+                    return Err(src.error_at(
+                        offset,
+                        format!(
+                            "{} is \"{figure}\": {why}; a figure is a Prometheus series such as \
+                             'llm_tokens_total{{direction=\"input\"}}', a JSON pointer such as \
+                             \"/{name}\", or \"\" to leave it out",
+                            what(name)
+                        ),
+                    ));
+                }
             }
-            *slot = pointer.clone();
+            *slot = figure.clone();
         }
     }
     if let Some(t) = &r.tokens_route {

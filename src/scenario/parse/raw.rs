@@ -123,6 +123,7 @@ pub struct RawTarget {
     pub ready_path: Option<Text>,
     pub ready_timeout: Option<Text>,
     pub metrics_path: Option<Text>,
+    pub metrics_format: Option<Text>,
 }
 
 /// One `[[faults]]` table. Kind-specific fields are all optional here; [`super::build`] checks
@@ -212,7 +213,16 @@ pub struct RawExpect {
     pub cost: Option<RawCost>,
     pub agent: Option<RawAgent>,
     pub stream: Option<RawStream>,
+    pub traces: Option<RawTraces>,
     pub skip: Option<Vec<Text>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTraces {
+    pub request_id_attribute: Option<Text>,
+    pub llm_span_attribute: Option<Text>,
+    pub max_untraced: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,264 @@
+//! Traces (`traces.per_request`): the target's own traces, as it exported them to the OTLP
+//! collector fake, account for every client request and every LLM attempt it made.
+//!
+//! The lesson asks for tracing that follows one request through embedding, retrieval, tools and
+//! the model call, so a slow or failed answer can be explained. Retries are what such a trace
+//! most often hides: one `llm_call` span over three attempts makes a 503 storm look like one
+//! slow call. So each completed client request must have a trace with a span that carries its
+//! request id (the root span, usually; but a framework that traces itself owns the root, and
+//! the service can only annotate a span inside it), and that trace must hold at least one LLM span (a span with the GenAI attribute,
+//! `gen_ai.operation.name` by default) per attempt the LLM fake journaled for the request
+//! (grouped by nonce or propagated request id, as `retries.*` groups chains).
+
+use std::collections::HashMap;
+
+use super::common::{attempts_per_record, bounded, not_applicable, pending};
+use super::sla::format_ratio;
+use super::{Outcome, Verdict};
+use crate::evidence::Evidence;
+use crate::scenario::TracesExpectations;
+
+/// `traces.per_request`: a trace per completed request, with a span per LLM attempt.
+pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Verdict {
+    let mut v = pending(
+        "traces.per_request",
+        format!(
+            "every completed request has a trace (a span with `{}` = its id) with a span per LLM \
+             attempt, retries included (at most {} of requests short)",
+            expect.request_id_attribute,
+            format_ratio(expect.max_untraced)
+        ),
+        "ratio",
+        Some(expect.max_untraced),
+    );
+    if evidence.spans.is_empty() {
+        return not_applicable(
+            v,
+            "the target exported no spans to the OTLP collector fake (set \
+             OTEL_EXPORTER_OTLP_ENDPOINT = \"{otlp}\" in [target] env and export traces over \
+             OTLP/HTTP), so its traces could not be checked.",
+        );
+    }
+    if evidence.spans_dropped > 0 {
+        return not_applicable(
+            v,
+            format!(
+                "the collector's journal dropped {} spans, so the traces are partial and could \
+                 not be checked.",
+                evidence.spans_dropped
+            ),
+        );
+    }
+    let completed: Vec<_> = evidence
+        .records
+        .iter()
+        .filter(|r| r.status.is_some())
+        .collect();
+    if completed.is_empty() {
+        return not_applicable(v, "no client request was answered, so no trace is owed.");
+    }
+
+    // Traces by the request id a span of theirs carries (a root span's wins), and LLM spans
+    // per trace.
+    let mut trace_of: HashMap<String, &str> = HashMap::new();
+    let mut llm_spans: HashMap<&str, usize> = HashMap::new();
+    for span in &evidence.spans {
+        if let Some(id) = span.attribute_text(&expect.request_id_attribute) {
+            let slot = trace_of.entry(id).or_insert(span.trace_id.as_str());
+            if span.parent_id.is_none() {
+                *slot = span.trace_id.as_str();
+            }
+        }
+        if span.attributes.contains_key(&expect.llm_span_attribute) {
+            *llm_spans.entry(span.trace_id.as_str()).or_default() += 1;
+        }
+    }
+    let attempts = attempts_per_record(evidence);
+
+    let mut short = Vec::new();
+    let mut missing_traces = 0;
+    let mut hidden_attempts = 0;
+    for r in &completed {
+        let journaled = attempts
+            .get(r.request_id.as_str())
+            .map_or(0, |a| a.iter().filter(|a| a.fake == "llm").count());
+        match trace_of.get(r.request_id.as_str()) {
+            None => {
+                missing_traces += 1;
+                short.push(format!(
+                    "{}: no span with {} = \"{}\" ({journaled} LLM attempts journaled)",
+                    r.request_id, expect.request_id_attribute, r.request_id
+                ));
+            }
+            Some(trace) => {
+                let shown = llm_spans.get(trace).copied().unwrap_or(0);
+                if shown < journaled {
+                    hidden_attempts += journaled - shown;
+                    short.push(format!(
+                        "{}: trace {trace} shows {shown} LLM spans, the LLM fake saw \
+                         {journaled} attempts",
+                        r.request_id
+                    ));
+                }
+            }
+        }
+    }
+    let share = short.len() as f64 / completed.len() as f64;
+    v.figure = Some(share);
+    v.evidence = bounded(short.clone());
+    if share <= expect.max_untraced {
+        v.outcome = Outcome::Pass;
+        v.summary = format!(
+            "{} of {} completed requests are traced in full ({} spans received).",
+            completed.len() - short.len(),
+            completed.len(),
+            evidence.spans.len()
+        );
+    } else {
+        v.outcome = Outcome::Fail;
+        v.summary = format!(
+            "{} of {} completed requests are not traced in full ({missing_traces} without a \
+             trace, {hidden_attempts} LLM attempts without a span): retries and failures \
+             missing from traces make an outage look like a few slow calls.",
+            short.len(),
+            completed.len()
+        );
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::common::tests::attempt;
+    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::{Phase, SpanRecord, SpanStatus};
+    use serde_json::json;
+
+    const CHAT: &str = "/v1/chat/completions";
+
+    fn span(trace: &str, id: &str, parent: Option<&str>, attrs: &[(&str, &str)]) -> SpanRecord {
+        SpanRecord {
+            at_ms: 0.0,
+            trace_id: trace.into(),
+            span_id: id.into(),
+            parent_id: parent.map(str::to_string),
+            name: if parent.is_none() {
+                "/api/chat"
+            } else {
+                "llm_attempt"
+            }
+            .into(),
+            service: None,
+            start_unix_nano: 1,
+            end_unix_nano: 2,
+            status: SpanStatus::Unset,
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect(),
+        }
+    }
+
+    /// Three answered requests; the second retried its chat call once after a 503. Each gets
+    /// a trace with `spans_per_attempt` LLM spans per journaled attempt of the first call.
+    fn evidence(traced_retries: bool) -> Evidence {
+        let mut e = EvidenceBuilder::new()
+            .records(Phase::Baseline, 3, Some(200), 100.0)
+            .build();
+        for (i, r) in e.records.clone().iter().enumerate() {
+            let trace = format!("t{i}");
+            e.spans.push(span(
+                &trace,
+                "root",
+                None,
+                &[("request.id", r.request_id.as_str())],
+            ));
+            e.attempts
+                .push(attempt(r.at_ms, "llm", CHAT, &r.nonce, Some(200), 10.0));
+            e.spans.push(span(
+                &trace,
+                "a0",
+                Some("root"),
+                &[("gen_ai.operation.name", "chat")],
+            ));
+            if i == 1 {
+                e.attempts.push(attempt(
+                    r.at_ms + 20.0,
+                    "llm",
+                    CHAT,
+                    &r.nonce,
+                    Some(503),
+                    5.0,
+                ));
+                if traced_retries {
+                    e.spans.push(span(
+                        &trace,
+                        "a1",
+                        Some("root"),
+                        &[("gen_ai.operation.name", "chat")],
+                    ));
+                }
+            }
+        }
+        e
+    }
+
+    #[test]
+    fn traces_with_a_span_per_attempt_pass() {
+        let v = check_per_request(&evidence(true), &TracesExpectations::default());
+        assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
+        assert_eq!(v.figure, Some(0.0));
+    }
+
+    #[test]
+    fn a_retry_without_a_span_fails_naming_the_request() {
+        let v = check_per_request(&evidence(false), &TracesExpectations::default());
+        assert_eq!(v.outcome, Outcome::Fail, "{v:#?}");
+        assert_eq!(v.figure, Some(1.0 / 3.0));
+        assert!(
+            v.evidence[0].contains("shows 1 LLM spans, the LLM fake saw 2 attempts"),
+            "{:?}",
+            v.evidence
+        );
+        assert!(v.summary.contains("1 LLM attempts without a span"));
+    }
+
+    #[test]
+    fn a_trace_without_the_request_id_is_a_missing_trace() {
+        let mut e = evidence(true);
+        e.spans[0].attributes.clear();
+        let v = check_per_request(&e, &TracesExpectations::default());
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(v.evidence[0].contains("no span with request.id"));
+        // Carried by a child span (the framework owns the root), it still names the trace.
+        e.spans[1]
+            .attributes
+            .insert("request.id".into(), json!(e.records[0].request_id));
+        let v = check_per_request(&e, &TracesExpectations::default());
+        assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
+        // Another attribute name, as a scenario may set it, finds nothing either.
+        let expect = TracesExpectations {
+            request_id_attribute: "http.request.header.x-request-id".into(),
+            ..TracesExpectations::default()
+        };
+        assert_eq!(
+            check_per_request(&evidence(true), &expect).figure,
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn no_spans_is_not_applicable_and_says_how_to_export_them() {
+        let mut e = evidence(true);
+        e.spans.clear();
+        let v = check_per_request(&e, &TracesExpectations::default());
+        assert_eq!(v.outcome, Outcome::NotApplicable);
+        assert!(v.summary.contains("{otlp}"), "{}", v.summary);
+        let mut e = evidence(true);
+        e.spans_dropped = 4;
+        let v = check_per_request(&e, &TracesExpectations::default());
+        assert_eq!(v.outcome, Outcome::NotApplicable);
+        assert!(v.summary.contains("dropped 4 spans"));
+    }
+}
