@@ -15,6 +15,7 @@
 //! - `run`: the orchestrator and the fault timeline.
 //! - `suite`: several runs with one verdict: the pre-release suite and the selftest matrix.
 //! - `evidence`: everything a run observed, in one value.
+//! - `preflight`: what each selected check needs and the plan lacks, known before the load.
 //! - `checks`: pure functions from evidence to verdicts.
 //! - `report`: report.json, summary.md and the console verdict table.
 //! - `reference`: the reference target, a chat service with `--flaw` switches.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod evidence;
 pub mod fakes;
 pub mod load;
+pub mod preflight;
 pub mod reference;
 pub mod report;
 pub mod run;
