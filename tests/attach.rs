@@ -446,3 +446,153 @@ fn attaching_to_another_machine_is_refused() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("only to this machine"), "{stderr}");
 }
+
+/// Waits for `child` to exit, at most `limit`; kills it (and fails) past that.
+fn wait_bounded(child: &mut Reaped, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            return status.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running after {limit:?}: a hang"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Rules on now at the fakes, over every fake.
+fn rules_on(control: &str) -> usize {
+    control_get(control, "/faults")
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|on| on.as_array().unwrap().len())
+        .sum()
+}
+
+#[test]
+#[serial]
+fn ctrl_c_in_an_attached_run_leaves_no_rule_on() {
+    let base = free_base();
+    let (mut up, env) = fakes_up(base);
+    let control = format!("http://127.0.0.1:{}", base + 9);
+    let (_service, url) = service(&env, &[]);
+    let out = tempfile::tempdir().unwrap();
+    let mut run = Reaped(
+        Command::cargo_bin("faultline")
+            .unwrap()
+            .args(["scenario", "outage", "--quick", "--attach", &url])
+            .args(["--fakes", &control, "--quiet", "--out"])
+            .arg(out.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait for the fault window (5 s into the quick outage) to be on at the fakes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rules_on(&control) == 0 {
+        assert!(Instant::now() < deadline, "no rule was ever switched on");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: plain syscall on our own child.
+    unsafe { libc::kill(run.0.id() as i32, libc::SIGINT) };
+    let code = wait_bounded(&mut run, Duration::from_secs(60));
+    assert_eq!(code, Some(2), "an interrupted run exits 2");
+    assert_eq!(rules_on(&control), 0, "a rule stayed on after Ctrl-C");
+    assert!(up.0.try_wait().unwrap().is_none(), "fakes up died");
+}
+
+#[test]
+#[serial]
+fn fakes_that_stop_answering_mid_run_leave_gaps_not_a_hang() {
+    let base = free_base();
+    let (up, env) = fakes_up(base);
+    let control = format!("http://127.0.0.1:{}", base + 9);
+    let (_service, url) = service(&env, &[]);
+    let out = tempfile::tempdir().unwrap();
+    let mut run = Reaped(
+        Command::cargo_bin("faultline")
+            .unwrap()
+            .args(["scenario", "outage", "--quick", "--attach", &url])
+            .args(["--fakes", &control, "--quiet", "--out"])
+            .arg(out.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Freeze `fakes up` (fakes and control API) before the first fault window at 5 s.
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = up.0.id() as i32;
+    // SAFETY: plain syscalls on our own child; SIGCONT below, and Reaped kills it at the end.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    struct Thaw(i32);
+    impl Drop for Thaw {
+        fn drop(&mut self) {
+            // SAFETY: as above.
+            unsafe { libc::kill(self.0, libc::SIGCONT) };
+        }
+    }
+    let _thaw = Thaw(pid);
+    // 15 s of load, up to 10 s of drain, a few 3 s control calls: bounded well under 2 min.
+    let code = wait_bounded(&mut run, Duration::from_secs(120));
+    let mut stderr = String::new();
+    use std::io::Read;
+    run.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}: {stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
+    let gaps: Vec<&str> = report["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap())
+        .collect();
+    assert!(
+        gaps.iter()
+            .any(|g| g.contains("could not switch llm") && g.contains("no answer within")),
+        "{gaps:#?}"
+    );
+    assert!(
+        gaps.iter().any(|g| g.contains("journal was not read")),
+        "{gaps:#?}"
+    );
+    // It says how to clean up what it could not switch off.
+    assert!(stderr.contains("curl -X DELETE"), "{stderr}");
+}
+
+#[test]
+fn busy_fake_ports_without_a_control_api_say_what_to_do() {
+    // Something that is not `fakes up` holds the LLM fake's port.
+    let base = free_base();
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", base)).unwrap();
+    let output = Command::cargo_bin("faultline")
+        .unwrap()
+        .args([
+            "scenario",
+            "outage",
+            "--quick",
+            "--attach",
+            "http://127.0.0.1:9",
+        ])
+        .args(["--fake-port", &base.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("starting the run's own fakes")
+            && stderr.contains("no control API answers")
+            && stderr.contains(&format!("faultline fakes up --base-port {base}")),
+        "{stderr}"
+    );
+}
