@@ -80,7 +80,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
             "no place to read the request id from answers, so a failure counts as carrying \
              it only when its body holds the x-request-id faultline sent"
                 .into(),
-            "set [api.response] request_id_header = \"x-request-id\" or request_id_pointer = \
+            "set [api] request_id_header = \"x-request-id\" or request_id_pointer = \
              \"/requestId\"",
             false,
         );
@@ -89,9 +89,21 @@ pub fn check(plan: &Plan) -> Vec<Need> {
             "no place to read the request id from answers, so there is none to look up in the \
              logs"
                 .into(),
-            "set [api.response] request_id_header = \"x-request-id\" or request_id_pointer = \
+            "set [api] request_id_header = \"x-request-id\" or request_id_pointer = \
              \"/requestId\"",
             true,
+        );
+    }
+
+    // errors.honest: where a failure's message is.
+    if response.error_pointer.is_none() {
+        need(
+            &["errors.honest"],
+            "no error message pointer, so a failure's message is looked for only at `error`, \
+             `message` and `error.message`"
+                .into(),
+            "set [api] error_pointer = \"/error\" (where your error answers keep the message)",
+            false,
         );
     }
 
@@ -143,7 +155,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
                 "no degraded marker in answers, so an answer made without the tool cannot be \
                  told from a normal one"
                     .into(),
-                "set [api.response] degraded_pointer = \"/degraded\" (a flag, or a banner that \
+                "set [api] degraded_pointer = \"/degraded\" (a flag, or a banner that \
                  is non-empty when degraded)",
                 true,
             );

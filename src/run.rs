@@ -261,7 +261,7 @@ async fn run_with_fakes(
     evidence.timeline = timeline_events;
     shift_onto_load_clock(&mut evidence, offset_ms);
 
-    let verdicts: Vec<Verdict> = checks::evaluate(&evidence, &plan.expect);
+    let verdicts: Vec<Verdict> = checks::evaluate(&evidence, &plan.expectations());
     let meta = RunMeta {
         started_at,
         target: plan.target.describe(),

@@ -124,7 +124,7 @@ mod tests {
         let mut evidence = EvidenceBuilder::new()
             .records(Phase::Baseline, 3, Some(200), 100.0)
             .build();
-        let why = "no degraded marker in answers; set [api.response] degraded_pointer";
+        let why = "no degraded marker in answers; set [api] degraded_pointer";
         evidence
             .gaps
             .push(format!("fallback.tool: not applicable: {why}"));
