@@ -280,16 +280,14 @@ fn preflight_report(needs: &[crate::preflight::Need]) -> String {
     if needs.is_empty() {
         return "every selected check has what it needs\n".into();
     }
+    use crate::preflight::Lack;
     let mut out = String::new();
-    for (blocks, heading) in [
-        (true, "not applicable unless you add what is missing"),
-        (false, "judged in part"),
-    ] {
-        let lines: Vec<_> = needs.iter().filter(|n| n.blocks == blocks).collect();
+    for lack in [Lack::Config, Lack::Partial, Lack::Scenario] {
+        let lines: Vec<_> = needs.iter().filter(|n| n.lack == lack).collect();
         if lines.is_empty() {
             continue;
         }
-        out.push_str(&format!("{heading}:\n"));
+        out.push_str(&format!("{}:\n", lack.heading()));
         for need in lines {
             out.push_str(&format!(
                 "  {}: {}\n    fix: {}\n",

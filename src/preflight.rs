@@ -24,19 +24,45 @@ pub struct Need {
     pub missing: String,
     /// The configuration to add, with an example.
     pub fix: String,
-    /// True when the checks cannot be judged at all without it; false when they still judge
-    /// part of what they cover.
-    pub blocks: bool,
+    pub lack: Lack,
+}
+
+/// Who lacks the piece, and what that does to the checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lack {
+    /// The target's configuration: the checks are not applicable until it is added.
+    Config,
+    /// The configuration, but the checks still judge part of what they cover.
+    Partial,
+    /// The scenario: it has no fault or flow of the kind the checks judge (not applicable;
+    /// another scenario exercises them).
+    Scenario,
+}
+
+impl Lack {
+    /// Heading for `faultline validate`.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Lack::Config => "not applicable unless you add what is missing",
+            Lack::Partial => "judged in part",
+            Lack::Scenario => "not exercised by this scenario",
+        }
+    }
 }
 
 impl Need {
+    /// True when the checks cannot be judged at all without it.
+    pub fn blocks(&self) -> bool {
+        self.lack != Lack::Partial
+    }
+
     /// The line for the console and `Evidence::gaps`:
     /// `logs.tokens: not applicable: logs not captured …; set [target] log_file …`.
     pub fn gap(&self) -> String {
         format!(
             "{}{}{}; {}",
             self.checks.join(", "),
-            if self.blocks { BLOCKS } else { NARROWS },
+            if self.blocks() { BLOCKS } else { NARROWS },
             self.missing,
             self.fix
         )
@@ -52,7 +78,7 @@ pub fn blocked_reason<'a>(gap: &'a str, id: &str) -> Option<&'a str> {
 /// Every piece the plan's selected checks need and it lacks, in report order of the checks.
 pub fn check(plan: &Plan) -> Vec<Need> {
     let mut needs = Vec::new();
-    let mut need = |checks: &[&str], missing: String, fix: &str, blocks: bool| {
+    let mut need = |checks: &[&str], missing: String, fix: &str, lack: Lack| {
         let checks: Vec<String> = checks
             .iter()
             .filter(|id| !plan.expect.skips(id))
@@ -63,7 +89,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
                 checks,
                 missing,
                 fix: fix.to_string(),
-                blocks,
+                lack,
             });
         }
     };
@@ -82,7 +108,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
                 .into(),
             "set [api] request_id_header = \"x-request-id\" or request_id_pointer = \
              \"/requestId\"",
-            false,
+            Lack::Partial,
         );
         need(
             &["logs.request_id"],
@@ -91,7 +117,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
                 .into(),
             "set [api] request_id_header = \"x-request-id\" or request_id_pointer = \
              \"/requestId\"",
-            true,
+            Lack::Config,
         );
     }
 
@@ -103,7 +129,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
              `message` and `error.message`"
                 .into(),
             "set [api] error_pointer = \"/error\" (where your error answers keep the message)",
-            false,
+            Lack::Partial,
         );
     }
 
@@ -113,7 +139,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
             &["writes.idempotent"],
             "no write flow in [[load.flows]], so no tool write is made".into(),
             "add a flow with kind = \"write\" (and [api.write] for your write endpoint)",
-            true,
+            Lack::Scenario,
         );
     } else if reaches(FakeName::Tickets) == Some(false) {
         need(
@@ -122,7 +148,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
              the tickets fake"
                 .into(),
             "set [target] env, e.g. TICKETS_API_URL = \"{tool.tickets}\"",
-            true,
+            Lack::Config,
         );
     }
 
@@ -132,7 +158,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
             &["fallback.tool"],
             "no fault window on a tool fake (weather, tickets)".into(),
             "add [[faults]] with fake = \"weather\", e.g. kind = \"status\", code = 503",
-            true,
+            Lack::Scenario,
         );
     } else {
         let tools = [FakeName::Weather, FakeName::Tickets];
@@ -146,7 +172,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
                  {tool.tickets}), so the tool outage cannot reach it"
                     .into(),
                 "set [target] env, e.g. WEATHER_API_URL = \"{tool.weather}\"",
-                true,
+                Lack::Config,
             );
         }
         if response.degraded_pointer.is_none() {
@@ -157,7 +183,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
                     .into(),
                 "set [api] degraded_pointer = \"/degraded\" (a flag, or a banner that \
                  is non-empty when degraded)",
-                true,
+                Lack::Config,
             );
         }
     }
@@ -168,7 +194,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
             &["fallback.redis"],
             "no fault window on the redis fake".into(),
             "add [[faults]] with fake = \"redis\", e.g. kind = \"refuse\"",
-            true,
+            Lack::Scenario,
         );
     } else if reaches(FakeName::Redis) == Some(false) {
         need(
@@ -176,7 +202,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
             "the target's environment does not use {redis}, so a Redis fault cannot reach it"
                 .into(),
             "set [target] env, e.g. REDIS_URL = \"{redis}\"",
-            true,
+            Lack::Config,
         );
     }
 
@@ -186,7 +212,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
             &["recovery.time", "recovery.mitigation", "recovery.fast_fail"],
             "no fault window, so there is nothing to recover from".into(),
             "add [[faults]], e.g. fake = \"llm\", kind = \"status\", code = 503",
-            true,
+            Lack::Scenario,
         );
     } else if plan.faults.iter().all(|w| reaches(w.fake) == Some(false)) {
         need(
@@ -207,7 +233,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
              {tool.weather}, {tool.tickets}, {redis}), so no fault can reach it"
                 .into(),
             "set [target] env, e.g. OPENAI_BASE_URL = \"{llm}/v1\"",
-            true,
+            Lack::Config,
         );
     }
 
@@ -223,19 +249,19 @@ pub fn check(plan: &Plan) -> Vec<Need> {
         );
         let fix = "set [target] log_file to the file it writes JSON lines to, e.g. log_file = \
                    \"/var/log/chat/app.log\"";
-        need(&log_checks, missing.clone(), fix, true);
+        need(&log_checks, missing.clone(), fix, Lack::Config);
         need(
             &["logs.no_secrets"],
             format!("{missing}, so only answers are searched for secrets"),
             fix,
-            false,
+            Lack::Partial,
         );
         if faulted(FakeName::Redis) {
             need(
                 &["fallback.redis"],
                 format!("{missing}, so the warning during the Redis outage cannot be checked"),
                 fix,
-                false,
+                Lack::Partial,
             );
         }
     }
@@ -248,7 +274,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
             "no metrics endpoint".into(),
             "set [target] metrics_path = \"/admin/metrics\" (a JSON body; point [expect.metrics] \
              at its figures)",
-            true,
+            Lack::Config,
         );
     } else if [
         &figures.llm_errors,
@@ -264,7 +290,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
             &["metrics.truth"],
             "every figure in [expect.metrics] is left out (empty pointer)".into(),
             "set one, e.g. [expect.metrics] llm_errors = \"/llm_errors_total\"",
-            true,
+            Lack::Config,
         );
     }
 
@@ -274,7 +300,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
             &["agent.steps"],
             "no agent flow in [[load.flows]]".into(),
             "add a flow with kind = \"agent\" (and [api.agent] for your agent endpoint)",
-            true,
+            Lack::Scenario,
         );
     }
     if !has_flow(FlowKind::Stream) {
@@ -286,7 +312,7 @@ pub fn check(plan: &Plan) -> Vec<Need> {
             ],
             "no streaming flow in [[load.flows]]".into(),
             "add a flow with kind = \"stream\" (and [api.stream] for your streaming endpoint)",
-            true,
+            Lack::Scenario,
         );
     }
     needs
@@ -326,7 +352,7 @@ mod tests {
     fn blocked(needs: &[Need]) -> Vec<String> {
         needs
             .iter()
-            .filter(|n| n.blocks)
+            .filter(|n| n.blocks())
             .flat_map(|n| n.checks.clone())
             .collect()
     }
@@ -347,7 +373,7 @@ mod tests {
                 "{id}: {needs:#?}"
             );
         }
-        assert!(needs.iter().all(|n| n.blocks), "{needs:#?}");
+        assert!(needs.iter().all(|n| n.lack == Lack::Scenario), "{needs:#?}");
         for id in [
             "errors.honest",
             "logs.tokens",
@@ -392,18 +418,18 @@ mod tests {
                 .unwrap_or_else(|| panic!("{id} not listed: {lines:#?}"))
         };
         assert!(find("logs.one_line_per_request").fix.contains("log_file"));
-        assert!(find("logs.tokens").blocks);
-        assert!(!find("logs.no_secrets").blocks);
+        assert_eq!(find("logs.tokens").lack, Lack::Config);
+        assert_eq!(find("logs.no_secrets").lack, Lack::Partial);
         assert!(find("metrics.truth")
             .fix
             .contains("metrics_path = \"/admin/metrics\""));
         assert!(find("logs.request_id").missing.contains("request id"));
         let honest = find("errors.honest");
-        assert!(!honest.blocks && honest.fix.contains("request_id_header"));
+        assert!(honest.lack == Lack::Partial && honest.fix.contains("request_id_header"));
         // Attached: its environment is unknown, so Redis faults are not called unreachable.
         assert!(!needs
             .iter()
-            .any(|n| n.blocks && n.checks.iter().any(|c| c == "fallback.redis")));
+            .any(|n| n.blocks() && n.checks.iter().any(|c| c == "fallback.redis")));
         // Each gap line names the checks and says what to set.
         let line = find("metrics.truth").gap();
         assert!(line.starts_with("metrics.truth: not applicable: no metrics endpoint; set "));
@@ -424,7 +450,7 @@ mod tests {
             .find(|n| n.checks.iter().any(|c| c == "fallback.redis"))
             .unwrap();
         assert!(
-            redis.blocks && redis.fix.contains("REDIS_URL = \"{redis}\""),
+            redis.lack == Lack::Config && redis.fix.contains("REDIS_URL = \"{redis}\""),
             "{redis:#?}"
         );
 

@@ -151,13 +151,32 @@ async fn run_with_fakes(
             TargetProcess::spawn(&spawn_spec(plan, options, fakes, port)?, epoch)?
         }
     };
-    // Say before the load what some checks will not be able to judge, not only after it.
-    gaps.extend(crate::preflight::check(plan).iter().map(|need| need.gap()));
+    // Say before the load what some checks will not be able to judge, not only after it:
+    // each piece the configuration lacks on its own line, what the scenario does not
+    // exercise in one.
+    let needs = crate::preflight::check(plan);
     if options.progress {
         for gap in &gaps {
             eprintln!("faultline: note: {gap}");
         }
+        let (unexercised, lacking): (Vec<_>, Vec<_>) = needs
+            .iter()
+            .partition(|need| need.lack == crate::preflight::Lack::Scenario);
+        for need in lacking {
+            eprintln!("faultline: note: {}", need.gap());
+        }
+        if !unexercised.is_empty() {
+            let ids: Vec<&str> = unexercised
+                .iter()
+                .flat_map(|need| need.checks.iter().map(String::as_str))
+                .collect();
+            eprintln!(
+                "faultline: note: not exercised by this scenario (not applicable): {}",
+                ids.join(", ")
+            );
+        }
     }
+    gaps.extend(needs.iter().map(|need| need.gap()));
     let ready = tokio::select! {
         ready = target.wait_ready(&plan.target.ready_path, plan.target.ready_timeout) => ready,
         _ = interrupt.wait_for(|stop| *stop) => {

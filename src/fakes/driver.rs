@@ -43,7 +43,7 @@ impl Fakes {
     /// Which fakes, in a few words, for the console.
     pub fn describe(&self) -> String {
         match self {
-            Fakes::Local(_) => "its own fakes".into(),
+            Fakes::Local(_) => "fakes of its own, started for this run".into(),
             Fakes::Remote(client) => format!(
                 "the fakes `faultline fakes up` holds (control API {})",
                 client.url()
