@@ -121,7 +121,9 @@ async fn choose_fakes(
     .await
     .map_err(|e| match (options.fake_ports, &options.fakes_url) {
         (Some(base), Some(url)) => RunError::Unsupported(format!(
-            "{e}; the ports {base}..{} are taken but no control API answers at {url}: stop              whatever holds them, or start `faultline fakes up --base-port {base}` and attach              to it (--fakes URL names its control API)",
+            "{e}; the ports {base}..{} are taken but no control API answers at {url}: stop \
+             whatever holds them, or start `faultline fakes up --base-port {base}` and attach \
+             to it (--fakes URL names its control API)",
             base + 3
         )),
         _ => RunError::Fake(e),
@@ -139,7 +141,8 @@ async fn run_with_fakes(
     let mut gaps = Vec::new();
     if let (Fakes::Remote(_), Some(upstream)) = (fakes, &plan.fakes.redis_upstream) {
         gaps.push(format!(
-            "[fakes.redis] upstream {upstream} is not used: the Redis fake is the one `faultline              fakes up` holds"
+            "[fakes.redis] upstream {upstream} is not used: the Redis fake is the one `faultline \
+             fakes up` holds"
         ));
     }
     let mut target = match &plan.target.url {
