@@ -474,6 +474,31 @@ fn rules_on(control: &str) -> usize {
 
 #[test]
 #[serial]
+fn an_attached_run_reads_the_tickets_ledger_so_retried_writes_fail_it() {
+    let base = free_base();
+    let (_up, env) = fakes_up(base);
+    let control = format!("http://127.0.0.1:{}", base + 9);
+
+    let (healthy, url) = service(&env, &[]);
+    let (code, output, report, evidence) = attached_run("tool-writes", &url, &control);
+    assert_eq!(code, Some(0), "{output}");
+    assert!(
+        !evidence["writes"].as_array().unwrap().is_empty(),
+        "{output}"
+    );
+    assert_eq!(verdict(&report, "writes.idempotent")["outcome"], "pass");
+    drop(healthy);
+
+    // Retried writes without their idempotency key: only the remote ledger shows the duplicates.
+    let (_flawed, url) = service(&env, &["retry-writes"]);
+    let (code, output, report, _) = attached_run("tool-writes", &url, &control);
+    assert_eq!(code, Some(1), "{output}");
+    let writes = verdict(&report, "writes.idempotent");
+    assert_eq!(writes["outcome"], "fail", "{writes:#}");
+}
+
+#[test]
+#[serial]
 fn ctrl_c_in_an_attached_run_leaves_no_rule_on() {
     let base = free_base();
     let (mut up, env) = fakes_up(base);
