@@ -70,12 +70,18 @@ pub struct ScenarioArgs {
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Drive a service that is already running at this URL (loopback only), started with the
-    /// environment `faultline fakes env` prints; the fakes listen on those fixed ports.
+    /// environment `faultline fakes up` (or `fakes env`) prints. When `fakes up` runs, the
+    /// scenario drives its fakes through their control API; else it starts its own on the
+    /// same fixed ports.
     #[arg(long, value_name = "URL")]
     pub attach: Option<String>,
-    /// First of the fakes' fixed ports for --attach (as `faultline fakes env --base-port`).
+    /// First of the fakes' fixed ports for --attach (as `faultline fakes up --base-port`).
     #[arg(long, value_name = "PORT", default_value_t = crate::fakes::up::DEFAULT_BASE_PORT)]
     pub fake_port: u16,
+    /// With --attach: the control API of a running `faultline fakes up` (loopback only);
+    /// default http://127.0.0.1:<fake-port + 9>, where `fakes up` serves it.
+    #[arg(long, value_name = "URL", requires = "attach")]
+    pub fakes: Option<String>,
     /// No live progress line and no chatter on stderr; errors and the verdict still show.
     #[arg(long, short)]
     pub quiet: bool,
@@ -121,7 +127,8 @@ pub enum Command {
     },
     /// List the built-in scenarios.
     List,
-    /// Check a scenario file (and the faultline.toml it would use) without running it.
+    /// Check a scenario file (and the faultline.toml it would use) without running it, and
+    /// list what each selected check needs and the configuration lacks.
     Validate {
         /// Path to a scenario file (or a built-in name).
         scenario: String,
@@ -258,6 +265,7 @@ fn validate(name_or_path: &str, config: Option<PathBuf>) -> i32 {
                 plan.faults.len(),
                 plan.target.describe(),
             );
+            print!("{}", preflight_report(&crate::preflight::check(&plan)));
             EXIT_PASSED
         }
         Err(error) => {
@@ -265,6 +273,31 @@ fn validate(name_or_path: &str, config: Option<PathBuf>) -> i32 {
             EXIT_NOT_RUN
         }
     }
+}
+
+/// `faultline validate`'s list of what the checks lack, one need a line, blocking ones first.
+fn preflight_report(needs: &[crate::preflight::Need]) -> String {
+    if needs.is_empty() {
+        return "every selected check has what it needs\n".into();
+    }
+    use crate::preflight::Lack;
+    let mut out = String::new();
+    for lack in [Lack::Config, Lack::Partial, Lack::Scenario] {
+        let lines: Vec<_> = needs.iter().filter(|n| n.lack == lack).collect();
+        if lines.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("{}:\n", lack.heading()));
+        for need in lines {
+            out.push_str(&format!(
+                "  {}: {}\n    fix: {}\n",
+                need.checks.join(", "),
+                need.missing,
+                need.fix
+            ));
+        }
+    }
+    out
 }
 
 /// The scenario, with the user's faultline.toml (given, or found in the working directory).
@@ -352,8 +385,18 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
         out_dir: args.out,
         reference_exe: None,
         progress: !args.quiet,
-        // An attached service was started pointing at the fakes' fixed ports.
+        // An attached service was started pointing at the fakes' fixed ports: those of a
+        // running `fakes up` (driven through its control API), else the run's own.
         fake_ports: plan.target.url.is_some().then_some(args.fake_port),
+        fakes_url: plan.target.url.is_some().then(|| {
+            args.fakes.clone().unwrap_or_else(|| {
+                format!(
+                    "http://127.0.0.1:{}",
+                    args.fake_port
+                        .saturating_add(crate::fakes::up::CONTROL_OFFSET)
+                )
+            })
+        }),
     };
     match run::run(&plan, &options, interrupt).await {
         Ok(outcome) => {

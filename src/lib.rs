@@ -15,6 +15,7 @@
 //! - `run`: the orchestrator and the fault timeline.
 //! - `suite`: several runs with one verdict: the pre-release suite and the selftest matrix.
 //! - `evidence`: everything a run observed, in one value.
+//! - `preflight`: what each selected check needs and the plan lacks, known before the load.
 //! - `checks`: pure functions from evidence to verdicts.
 //! - `report`: report.json, summary.md and the console verdict table.
 //! - `prometheus`: the Prometheus text format and series selectors, for `metrics.truth`.
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod evidence;
 pub mod fakes;
 pub mod load;
+pub mod preflight;
 pub mod prometheus;
 pub mod reference;
 pub mod report;

@@ -5,22 +5,27 @@
 //! Everything is timed on one clock: milliseconds from the moment the load starts. Fakes and
 //! the target start earlier, so what they saw before the load (readiness probes, indexing)
 //! has negative times.
+//!
+//! The fakes are the run's own, or — when attached to a service started by hand — those a
+//! running `faultline fakes up` holds, driven through its control API ([`Fakes`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use crate::checks::{self, Verdict};
 use crate::evidence::{Evidence, MetricsFormat, MetricsSnapshot, TimelineEvent};
-use crate::fakes::fault::{FaultRule, Switchboard};
-use crate::fakes::set::{FakeSet, FAKE_LLM_KEY};
+use crate::fakes::driver::Fakes;
+use crate::fakes::fault::FaultRule;
+use crate::fakes::remote::ControlClient;
+use crate::fakes::set::FAKE_LLM_KEY;
 use crate::fakes::FakeError;
 use crate::load::{self, LoadError, LoadSpec};
 use crate::report::{self, Report, RunMeta};
-use crate::scenario::{FakeName, Plan};
+use crate::scenario::Plan;
 use crate::target::{self, SpawnSpec, TargetError, TargetProcess};
 
 /// Choices made on the command line rather than in the scenario.
@@ -35,6 +40,9 @@ pub struct RunOptions {
     /// Start the fakes on fixed ports from this one up (llm, weather, tickets, redis), so a
     /// target started by hand can be pointed at them; ephemeral ports when `None`.
     pub fake_ports: Option<u16>,
+    /// The control API of fakes already running (`faultline fakes up`): when one answers
+    /// there, the run drives those fakes instead of starting its own.
+    pub fakes_url: Option<String>,
 }
 
 /// A finished run: its report, where it was written, and the evidence behind it.
@@ -74,16 +82,52 @@ pub async fn run(
     let epoch = Instant::now();
     let started_at = time::OffsetDateTime::now_utc();
 
-    let fakes = FakeSet::start(
+    let fakes = choose_fakes(plan, options, epoch).await?;
+    if options.progress {
+        eprintln!("faultline: using {}", fakes.describe());
+    }
+    let result = run_with_fakes(plan, options, interrupt, epoch, started_at, &fakes).await;
+    // However the run ended (error, Ctrl-C), no rule it switched on stays on.
+    fakes.shutdown().await;
+    result
+}
+
+/// The fakes `faultline fakes up` holds when their control API answers at `fakes_url`;
+/// otherwise the run's own.
+async fn choose_fakes(
+    plan: &Plan,
+    options: &RunOptions,
+    epoch: Instant,
+) -> Result<Fakes, RunError> {
+    if let Some(url) = &options.fakes_url {
+        if let Some(client) = ControlClient::connect(url, epoch)
+            .await
+            .map_err(RunError::Unsupported)?
+        {
+            return Fakes::attach(client).await.map_err(RunError::Unsupported);
+        }
+        if options.progress {
+            eprintln!(
+                "faultline: no fakes' control API answers at {url}; starting the run's own fakes"
+            );
+        }
+    }
+    Fakes::start(
         plan.seed,
         epoch,
         options.fake_ports,
         plan.fakes.redis_upstream.clone(),
     )
-    .await?;
-    let result = run_with_fakes(plan, options, interrupt, epoch, started_at, &fakes).await;
-    fakes.shutdown().await;
-    result
+    .await
+    .map_err(|e| match (options.fake_ports, &options.fakes_url) {
+        (Some(base), Some(url)) => RunError::Unsupported(format!(
+            "{e}; the ports {base}..{} are taken but no control API answers at {url}: stop \
+             whatever holds them, or start `faultline fakes up --base-port {base}` and attach \
+             to it (--fakes URL names its control API)",
+            base + 3
+        )),
+        _ => RunError::Fake(e),
+    })
 }
 
 async fn run_with_fakes(
@@ -92,19 +136,17 @@ async fn run_with_fakes(
     mut interrupt: watch::Receiver<bool>,
     epoch: Instant,
     started_at: time::OffsetDateTime,
-    fakes: &FakeSet,
+    fakes: &Fakes,
 ) -> Result<RunOutcome, RunError> {
     let mut gaps = Vec::new();
+    if let (Fakes::Remote(_), Some(upstream)) = (fakes, &plan.fakes.redis_upstream) {
+        gaps.push(format!(
+            "[fakes.redis] upstream {upstream} is not used: the Redis fake is the one `faultline \
+             fakes up` holds"
+        ));
+    }
     let mut target = match &plan.target.url {
-        Some(url) => {
-            if plan.target.log_file.is_none() {
-                gaps.push(format!(
-                    "logs not captured: the target at {url} was attached, not started by \
-                     faultline; set [target] log_file to read its log file"
-                ));
-            }
-            TargetProcess::attach(url, plan.target.log_file.clone(), epoch)
-        }
+        Some(url) => TargetProcess::attach(url, plan.target.log_file.clone(), epoch),
         None => {
             let port = target::free_port().map_err(|e| {
                 RunError::Unsupported(format!("no free loopback port for the target: {e}"))
@@ -112,17 +154,32 @@ async fn run_with_fakes(
             TargetProcess::spawn(&spawn_spec(plan, options, fakes, port)?, epoch)?
         }
     };
-    if plan.target.metrics_path.is_none() {
-        gaps.push(
-            "no metrics endpoint: set [target] metrics_path to check the target's metrics".into(),
-        );
-    }
-    // Say before the load what some checks will not be able to judge, not only after it.
+    // Say before the load what some checks will not be able to judge, not only after it:
+    // each piece the configuration lacks on its own line, what the scenario does not
+    // exercise in one.
+    let needs = crate::preflight::check(plan);
     if options.progress {
         for gap in &gaps {
             eprintln!("faultline: note: {gap}");
         }
+        let (unexercised, lacking): (Vec<_>, Vec<_>) = needs
+            .iter()
+            .partition(|need| need.lack == crate::preflight::Lack::Scenario);
+        for need in lacking {
+            eprintln!("faultline: note: {}", need.gap());
+        }
+        if !unexercised.is_empty() {
+            let ids: Vec<&str> = unexercised
+                .iter()
+                .flat_map(|need| need.checks.iter().map(String::as_str))
+                .collect();
+            eprintln!(
+                "faultline: note: not exercised by this scenario (not applicable): {}",
+                ids.join(", ")
+            );
+        }
     }
+    gaps.extend(needs.iter().map(|need| need.gap()));
     let ready = tokio::select! {
         ready = target.wait_ready(&plan.target.ready_path, plan.target.ready_timeout) => ready,
         _ = interrupt.wait_for(|stop| *stop) => {
@@ -135,11 +192,16 @@ async fn run_with_fakes(
         return Err(error.into());
     }
 
+    // A target running before this run has counted earlier traffic: read its metrics now too,
+    // so metrics.truth can judge the change over the run (see checks::metrics).
+    let metrics_before = match plan.target.url {
+        Some(_) => read_metrics(&target, plan, epoch.elapsed().as_secs_f64() * 1000.0).await,
+        None => None,
+    };
     // The load's clock starts here; everything else is shifted onto it.
     let load_start = Instant::now();
     let offset_ms = load_start.duration_since(epoch).as_secs_f64() * 1000.0;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let timeline = tokio::spawn(play_timeline(plan.clone(), fakes.boards(), load_start));
     let drain = load::drain_time(plan.load.request_timeout);
     let stopper = {
         let mut interrupt = interrupt.clone();
@@ -165,46 +227,55 @@ async fn run_with_fakes(
     let live = Arc::new(load::Live::default());
     let progress = tokio::spawn(show_progress(
         plan.clone(),
-        fakes.boards(),
         live.clone(),
         load_start,
         options.progress,
     ));
-    let records = load::drive(&load_spec, load_start, stop_rx, live).await;
+    // The timeline runs beside the load in this task (it borrows the fakes) and is dropped
+    // when the load ends, wherever it is.
+    let played = Mutex::new(Played::default());
+    let records = {
+        let load = load::drive(&load_spec, load_start, stop_rx, live);
+        tokio::pin!(load);
+        tokio::select! {
+            records = &mut load => records,
+            () = play_timeline(plan, fakes, load_start, &played) => load.await,
+        }
+    };
     progress.abort();
     let _ = progress.await;
     let duration_ms = load_start.elapsed().as_secs_f64() * 1000.0;
     stopper.abort();
-    timeline.abort();
-    let mut timeline_events = timeline.await.unwrap_or_default();
+    let Played {
+        events: mut timeline_events,
+        gaps: timeline_gaps,
+    } = played.into_inner().unwrap_or_else(|e| e.into_inner());
+    gaps.extend(timeline_gaps);
     // The timeline was cut short (or ran out): switch off whatever it left on.
-    for board in fakes.boards().values() {
-        board.clear();
+    if let Err(e) = fakes.switch_all_off().await {
+        gaps.push(format!("faults may have stayed on after the load: {e}"));
     }
     let metrics = read_metrics(&target, plan, offset_ms + duration_ms).await;
     let logs = target.logs().clone();
     target.stop().await;
     // A stopping target flushes its last spans; let them land before they are read.
-    if fakes.span_journal().exports() > 0 {
-        fakes
-            .span_journal()
-            .settle(Duration::from_millis(300), Duration::from_secs(3))
-            .await;
-    }
+    fakes.settle_spans().await;
     let records = records?;
+    let readings = fakes.read().await;
+    gaps.extend(readings.gaps);
 
     let interrupted = *interrupt.borrow();
     let mut evidence = Evidence {
         phases: plan.phases(),
         timeline: Vec::new(),
         records,
-        attempts: fakes.attempts(),
-        attempts_dropped: fakes.dropped(),
+        attempts: readings.attempts,
+        attempts_dropped: readings.dropped,
         logs: logs.snapshot(),
-        metrics: metrics.into_iter().collect(),
-        writes: fakes.writes(),
-        spans: fakes.spans(),
-        spans_dropped: fakes.span_journal().dropped(),
+        metrics: metrics_before.into_iter().chain(metrics).collect(),
+        writes: readings.writes,
+        spans: readings.spans,
+        spans_dropped: readings.spans_dropped,
         canaries: std::iter::once(FAKE_LLM_KEY.to_string())
             .chain(plan.load.secrets.iter().cloned())
             .collect(),
@@ -216,7 +287,7 @@ async fn run_with_fakes(
     evidence.timeline = timeline_events;
     shift_onto_load_clock(&mut evidence, offset_ms);
 
-    let verdicts: Vec<Verdict> = checks::evaluate(&evidence, &plan.expect);
+    let verdicts: Vec<Verdict> = checks::evaluate(&evidence, &plan.expectations());
     let meta = RunMeta {
         started_at,
         target: plan.target.describe(),
@@ -242,10 +313,15 @@ async fn run_with_fakes(
 fn spawn_spec(
     plan: &Plan,
     options: &RunOptions,
-    fakes: &FakeSet,
+    fakes: &Fakes,
     port: u16,
 ) -> Result<SpawnSpec, RunError> {
-    let values = fakes.placeholders(port);
+    let values = fakes.placeholders(port).ok_or_else(|| {
+        RunError::Unsupported(
+            "the fakes of `faultline fakes up` drive only a service started by hand: pass              --attach URL, or stop `fakes up` so the run starts its own fakes"
+                .into(),
+        )
+    })?;
     // The reference target caches answers only when a scenario gives it REDIS_URL = "{redis}":
     // a cache would answer most repeated questions and hide the LLM faults from users.
     let mut env = BTreeMap::new();
@@ -303,12 +379,16 @@ fn render(template: &str, values: &BTreeMap<&'static str, String>) -> String {
         })
 }
 
-/// Switches the plan's fault windows on and off on the load's clock; returns what it did.
-async fn play_timeline(
-    plan: Plan,
-    boards: BTreeMap<FakeName, Arc<Switchboard>>,
-    load_start: Instant,
-) -> Vec<TimelineEvent> {
+/// What the timeline did, and what it could not do (remote fakes that did not answer).
+#[derive(Default)]
+struct Played {
+    events: Vec<TimelineEvent>,
+    gaps: Vec<String>,
+}
+
+/// Switches the plan's fault windows on and off on the load's clock, noting what it did in
+/// `played` as it goes (the load may end, and drop this future, at any point).
+async fn play_timeline(plan: &Plan, fakes: &Fakes, load_start: Instant, played: &Mutex<Played>) {
     let mut switches: Vec<(Duration, bool, usize)> = Vec::new();
     for (id, window) in plan.faults.iter().enumerate() {
         switches.push((window.start, true, id));
@@ -316,26 +396,35 @@ async fn play_timeline(
     }
     // At equal times, switch off before on, so back-to-back windows do not overlap.
     switches.sort_by_key(|(at, on, _)| (*at, *on));
-    let mut events = Vec::new();
     for (at, on, id) in switches {
         tokio::time::sleep_until((load_start + at).into()).await;
         let window = &plan.faults[id];
-        let Some(board) = boards.get(&window.fake) else {
-            continue;
-        };
-        if on {
-            board.activate(FaultRule {
+        let switched = if on {
+            let rule = FaultRule {
                 id,
                 fault: window.fault.clone(),
                 route: window.route.clone(),
                 rate: window.rate,
                 first_attempts: window.first_attempts,
-            });
+            };
+            fakes.switch_on(window.fake, rule).await
         } else {
-            board.deactivate(id);
+            fakes.switch_off(window.fake, id).await
+        };
+        let at_ms = load_start.elapsed().as_secs_f64() * 1000.0;
+        let mut played = played.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = switched {
+            played.gaps.push(format!(
+                "the timeline could not switch {} {} {} at {at_ms:.0} ms ({e}), so that fault \
+                 window did not happen as planned",
+                window.fake.as_str(),
+                window.fault.label(),
+                if on { "on" } else { "off" },
+            ));
+            continue;
         }
-        events.push(TimelineEvent {
-            at_ms: load_start.elapsed().as_secs_f64() * 1000.0,
+        played.events.push(TimelineEvent {
+            at_ms,
             fake: window.fake.as_str().to_string(),
             kind: window.fault.kind().to_string(),
             fault: window.fault.label(),
@@ -343,17 +432,10 @@ async fn play_timeline(
             on,
         });
     }
-    events
 }
 
 /// Redraws the progress line a few times a second until aborted.
-async fn show_progress(
-    plan: Plan,
-    boards: BTreeMap<FakeName, Arc<Switchboard>>,
-    live: Arc<load::Live>,
-    load_start: Instant,
-    enabled: bool,
-) {
+async fn show_progress(plan: Plan, live: Arc<load::Live>, load_start: Instant, enabled: bool) {
     let progress = report::Progress::start(plan.load.duration, enabled);
     // Finish the bar however this task ends (aborted at the end of the load).
     struct Finish(report::Progress);
@@ -376,14 +458,12 @@ async fn show_progress(
             .map(|span| span.phase.name())
             .unwrap_or("draining");
         let requests = live.requests.load(std::sync::atomic::Ordering::Relaxed);
-        let active_faults = boards
+        // The windows the plan has on now (remote fakes are not asked four times a second).
+        let active_faults = plan
+            .faults
             .iter()
-            .flat_map(|(fake, board)| {
-                board
-                    .active()
-                    .into_iter()
-                    .map(move |rule| format!("{}: {}", fake.as_str(), rule.fault.label()))
-            })
+            .filter(|w| elapsed >= w.start && elapsed < w.end)
+            .map(|w| format!("{}: {}", w.fake.as_str(), w.fault.label()))
             .collect();
         progress.0.update(&report::LiveStatus {
             phase: phase.to_string(),

@@ -62,6 +62,7 @@ pub async fn run_all(
             reference_exe: None,
             progress: true,
             fake_ports: None,
+            fakes_url: None,
         };
         let outcome = match run::run(&plan, &options, interrupt.clone()).await {
             Ok(outcome) if outcome.report.interrupted => EntryOutcome::NotRun("interrupted".into()),

@@ -186,6 +186,60 @@ fn validate_accepts_the_built_in_scenarios_and_list_names_them() {
 }
 
 #[test]
+fn validate_lists_what_the_checks_need_and_the_scenario_lacks() {
+    // An attached service with a Redis outage, no metrics endpoint and no log file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mine.toml");
+    std::fs::write(
+        &path,
+        r#"name = "mine"
+description = "my service, attached"
+[load]
+users = 1
+duration = "10s"
+[[load.flows]]
+name = "ask"
+messages = ["hello"]
+[target]
+url = "http://127.0.0.1:3000"
+[[faults]]
+fake = "redis"
+start = "2s"
+end = "6s"
+kind = "refuse"
+"#,
+    )
+    .unwrap();
+    let output = faultline().arg("validate").arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    for expected in [
+        "logs.one_line_per_request, logs.request_id, logs.tokens: logs not captured",
+        "fix: set [target] log_file",
+        "metrics.truth: no metrics endpoint",
+        "fix: set [target] metrics_path = \"/admin/metrics\"",
+        "judged in part:",
+        "logs.no_secrets:",
+    ] {
+        assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
+    }
+    // The Redis fault is there, so fallback.redis is not called unexercised.
+    assert!(
+        !stdout.contains("no fault window on the redis fake"),
+        "{stdout}"
+    );
+
+    // The reference target's own scenario for a practice lacks nothing that practice needs.
+    let output = faultline()
+        .args(["validate", "redis-down"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("fallback.redis"), "{stdout}");
+    assert!(!stdout.contains("metrics.truth"), "{stdout}");
+}
+
+#[test]
 fn an_unknown_flaw_is_refused_before_anything_starts() {
     let output = faultline()
         .args(["scenario", "outage", "--quick", "--flaw", "no-such-flaw"])

@@ -204,6 +204,7 @@ fn report_json_round_trips_with_its_schema_phases_and_verdicts() {
             "description",
             "duration_ms",
             "faults",
+            "gaps",
             "interrupted",
             "passed",
             "phases",

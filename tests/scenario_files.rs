@@ -194,6 +194,7 @@ fn full_plan() -> Plan {
             errors: ErrorExpectations {
                 allowed_statuses: vec![502, 503],
                 within: Duration::from_secs(10),
+                message_pointer: None,
             },
             ..Expectations::default()
         },

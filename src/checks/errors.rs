@@ -185,7 +185,7 @@ fn breaches(r: &Record, expect: &ErrorExpectations) -> Vec<Breach> {
     }
 
     // (c)
-    if let Err(why) = human_message(&r.body_excerpt) {
+    if let Err(why) = human_message(&r.body_excerpt, expect.message_pointer.as_deref()) {
         found.push(Breach {
             rule: Rule::NoMessage,
             detail: why,
@@ -214,11 +214,13 @@ fn breaches(r: &Record, expect: &ErrorExpectations) -> Vec<Breach> {
     found
 }
 
-/// (c) The body is JSON with a string `error`, `message` or `error.message` that reads as words.
-fn human_message(body: &str) -> Result<(), String> {
+/// (c) The body is JSON with a string at `pointer` (the API's error pointer), `error`,
+/// `message` or `error.message` that reads as words.
+fn human_message(body: &str, pointer: Option<&str>) -> Result<(), String> {
     let trimmed = body.trim_start();
     let message = match serde_json::from_str::<Value>(trimmed) {
         Ok(json) => [
+            pointer.and_then(|p| json.pointer(p)),
             json.get("error"),
             json.get("message"),
             json.get("error").and_then(|e| e.get("message")),
@@ -235,7 +237,12 @@ fn human_message(body: &str) -> Result<(), String> {
         Err(_) => return Err(format!("body is not JSON ({})", excerpt(trimmed))),
     };
     let Some(message) = message else {
-        return Err("JSON body has no string `error`, `message` or `error.message`".into());
+        return Err(match pointer {
+            Some(p) => {
+                format!("JSON body has no string at {p}, `error`, `message` or `error.message`")
+            }
+            None => "JSON body has no string `error`, `message` or `error.message`".into(),
+        });
     };
     if reads_as_words(&message) {
         Ok(())
@@ -401,6 +408,7 @@ mod tests {
         ErrorExpectations {
             allowed_statuses: vec![429, 502, 503, 504],
             within: Duration::from_secs(15),
+            message_pointer: None,
         }
     }
 
@@ -423,6 +431,30 @@ mod tests {
             "expected {words:?} in {:?}",
             verdict.evidence[0]
         );
+    }
+
+    #[test]
+    fn a_message_where_the_api_says_errors_are_counts_as_honest() {
+        let evidence = |body: &str| {
+            let body = body.to_string();
+            EvidenceBuilder::new()
+                .record(10_500.0, Some(503), 200.0)
+                .edit(move |r| r.body_excerpt = body)
+                .build()
+        };
+        let detail = evidence(r#"{"detail": "The assistant is unavailable, try again soon."}"#);
+        // Without the API's pointer the message is not found…
+        assert_eq!(check_honest(&detail, &expect()).outcome, Outcome::Fail);
+        // …with it, the same failure is honest.
+        let pointed = ErrorExpectations {
+            message_pointer: Some("/detail".into()),
+            ..expect()
+        };
+        let v = check_honest(&detail, &pointed);
+        assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
+        // The pointer adds a place to look; a body with no words there still fails.
+        let v = check_honest(&evidence(r#"{"detail": "E503"}"#), &pointed);
+        assert_eq!(v.outcome, Outcome::Fail, "{v:#?}");
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! text by series selector (`llm_tokens_total{direction="input"}`, summed over the matching
 //! series). A one-segment pointer against Prometheus text reads the metric of that name, or
 //! `name_total` (the counter convention), so the defaults work for either format.
+//!
+//! A target that was running before the run (attached) has counted earlier traffic too: the
+//! run then reads its metrics once before the load as well, and counters are compared as the
+//! change between the two snapshots against what the fakes saw in between. A ratio cannot be
+//! differenced, so the cache hit ratio is left out of that comparison.
 
 use serde_json::Value;
 
@@ -172,22 +177,39 @@ pub fn check_truth(evidence: &Evidence, expect: &MetricsExpectations) -> Verdict
         );
     }
     let body = Body::of(snapshot);
-    // What the target could have counted when it answered the snapshot.
+    // An earlier snapshot: the target's counts before the run's traffic (see the module docs).
+    let before = evidence
+        .metrics
+        .first()
+        .filter(|first| evidence.metrics.len() > 1 && first.at_ms < snapshot.at_ms);
+    let before_body = before.map(Body::of);
+    let since_ms = before.map_or(f64::NEG_INFINITY, |b| b.at_ms);
+    // What the target could have counted between the snapshots.
     let seen: Vec<_> = evidence
         .attempts
         .iter()
-        .filter(|a| a.at_ms <= snapshot.at_ms)
+        .filter(|a| a.at_ms <= snapshot.at_ms && a.at_ms > since_ms)
         .collect();
     let llm = || seen.iter().filter(|a| a.fake == "llm");
     let chat = || llm().filter(|a| a.route.starts_with(&expect.tokens_route));
 
     let mut comparisons = Vec::new();
     let mut compare = |name, pointer: &str, truth: Option<f64>, ratio| {
+        if ratio && before.is_some() {
+            return;
+        }
         if let (false, Some(truth)) = (pointer.is_empty(), truth) {
+            let reported = match &before_body {
+                // A counter the target did not have yet counts from zero.
+                Some(b) => body
+                    .read(pointer)
+                    .map(|now| now - b.read(pointer).unwrap_or(0.0)),
+                None => body.read(pointer),
+            };
             comparisons.push(Comparison {
                 name,
                 pointer: pointer.to_string(),
-                reported: body.read(pointer),
+                reported,
                 truth,
                 ratio,
             });
@@ -285,10 +307,17 @@ pub fn check_truth(evidence: &Evidence, expect: &MetricsExpectations) -> Verdict
     );
     if wrong == 0 {
         v.outcome = Outcome::Pass;
+        let when = match before {
+            Some(b) => format!(
+                "change between the snapshots at {} and {}",
+                super::sla::format_ms(b.at_ms),
+                super::sla::format_ms(snapshot.at_ms)
+            ),
+            None => format!("snapshot at {}", super::sla::format_ms(snapshot.at_ms)),
+        };
         v.summary = format!(
-            "all {} metrics compared agree with ground truth (snapshot at {}).",
+            "all {} metrics compared agree with ground truth ({when}).",
             comparisons.len(),
-            super::sla::format_ms(snapshot.at_ms)
         );
     } else {
         v.outcome = Outcome::Fail;
@@ -387,6 +416,37 @@ mod tests {
             ..MetricsExpectations::default()
         };
         assert_eq!(check_truth(&evidence(body), &expect).outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn a_target_running_before_the_run_is_judged_on_the_change_between_snapshots() {
+        // The target had counted 100 errors and 1000 tokens before the run's traffic.
+        let mut e = evidence(truthful());
+        e.metrics.insert(
+            0,
+            MetricsSnapshot {
+                at_ms: -10.0,
+                body: json!({"llm_errors_total": 100, "tokens_input": 1000,
+                             "tokens_output": 500, "cache_hit_ratio": 0.9}),
+                format: MetricsFormat::Json,
+            },
+        );
+        e.metrics[1].body = json!({"llm_errors_total": 102, "tokens_input": 1040,
+                                   "tokens_output": 520, "cache_hit_ratio": 0.7});
+        let v = check_truth(&e, &MetricsExpectations::default());
+        assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
+        assert_eq!(v.evidence.len(), 3, "a ratio cannot be differenced: {v:#?}");
+
+        // Counting the errors twice shows in the change too.
+        e.metrics[1].body["llm_errors_total"] = json!(104);
+        let v = check_truth(&e, &MetricsExpectations::default());
+        assert_eq!(v.outcome, Outcome::Fail, "{v:#?}");
+        // Read as totals (no earlier snapshot), the same body would be far off.
+        e.metrics.remove(0);
+        assert_eq!(
+            check_truth(&e, &MetricsExpectations::default()).outcome,
+            Outcome::Fail
+        );
     }
 
     #[test]

@@ -43,6 +43,17 @@ pub fn evaluate(evidence: &Evidence, expect: &Expectations) -> Vec<Verdict> {
     verdicts.extend(stream::check(evidence, &expect.stream));
     verdicts.push(traces::check_per_request(evidence, &expect.traces));
     verdicts.retain(|v| !expect.skips(&v.id));
+    // A check the preflight found without a piece it needs is not judged, whatever its data
+    // seemed to say: "not applicable" with the preflight's reason, never a silent pass.
+    for v in &mut verdicts {
+        let reason = evidence
+            .gaps
+            .iter()
+            .find_map(|gap| crate::preflight::blocked_reason(gap, &v.id));
+        if let Some(reason) = reason {
+            *v = common::not_applicable(v.clone(), reason);
+        }
+    }
     verdicts
 }
 
@@ -109,6 +120,27 @@ mod tests {
         assert!(ids.contains(&"logs.request_id".to_string()));
         // A prefix that is not a whole id segment skips nothing.
         assert!(ids.contains(&"stream.first_token".to_string()));
+    }
+
+    #[test]
+    fn a_check_the_preflight_blocked_is_not_applicable_with_its_reason() {
+        // Evidence that would pass fallback.tool if the degraded marker meant anything.
+        let mut evidence = EvidenceBuilder::new()
+            .records(Phase::Baseline, 3, Some(200), 100.0)
+            .build();
+        let why = "no degraded marker in answers; set [api] degraded_pointer";
+        evidence
+            .gaps
+            .push(format!("fallback.tool: not applicable: {why}"));
+        let verdicts = evaluate(&evidence, &Expectations::default());
+        let tool = verdicts.iter().find(|v| v.id == "fallback.tool").unwrap();
+        assert_eq!(tool.outcome, Outcome::NotApplicable);
+        assert_eq!(tool.summary, why);
+        let honest = verdicts.iter().find(|v| v.id == "errors.honest").unwrap();
+        assert!(
+            !honest.summary.contains("degraded"),
+            "other checks keep their own"
+        );
     }
 
     #[test]

@@ -7,10 +7,15 @@
 //!   "rate":0.5}`); the server assigns its id and answers 201 with the rule.
 //! - `DELETE /faults/{fake}/{id}`: one rule off (204, or 404 if it was not on).
 //! - `DELETE /faults`: every rule of every fake off (204).
-//! - `GET /journal/{fake}?since_ms=N`: `{"dropped": n, "attempts": [...]}`, attempts that
-//!   arrived at or after N ms.
+//! - `GET /journal/{fake}?since_ms=N`: `{"dropped": n, "oldest_ms": t, "attempts": [...]}`,
+//!   attempts that arrived at or after N ms (`oldest_ms`: the oldest attempt still kept).
+//! - `GET /writes/{fake}?since_ms=N`: `{"writes": [...]}`, the writes a tool fake with a
+//!   ledger (tickets) received at or after N ms; 404 for a fake without one.
+//! - `GET /clock`: `{"now_ms": t}`, the journals' clock now (ms since the fakes started), so a
+//!   client on another clock (an attached `faultline scenario`) can align the journals' times.
 //! - `GET /journal/otlp?since_ms=N` (when the OTLP collector is served, see [`otlp_routes`]):
-//!   `{"received": n, "dropped": n, "exports": n, "spans": [...]}`, the spans a target exported.
+//!   `{"received": n, "dropped": n, "exports": n, "oldest_ms": t, "spans": [...]}`, the
+//!   spans a target exported.
 //!
 //! Loopback only: [`serve`] refuses any other address, since whoever reaches it can break the
 //! fakes at will.
@@ -30,6 +35,7 @@ use tokio::net::TcpListener;
 
 use super::fault::{parse_rule, Switchboard};
 use super::journal::Journal;
+use super::tool::TicketLedger;
 
 /// Ids the control API gives rules start here, far above the ids scenario timelines use, so
 /// a rule added by hand never replaces one the timeline manages.
@@ -46,6 +52,8 @@ pub struct ControlledFake {
 
 struct Control {
     fakes: Vec<ControlledFake>,
+    /// Tool fakes that keep a ledger of writes, by name (`tickets`).
+    ledgers: Vec<(String, Arc<TicketLedger>)>,
     next_id: AtomicUsize,
 }
 
@@ -66,8 +74,17 @@ impl Control {
 
 /// The control API's routes over `fakes`.
 pub fn router(fakes: Vec<ControlledFake>) -> Router {
+    router_with_ledgers(fakes, Vec::new())
+}
+
+/// The control API's routes over `fakes`, with `GET /writes/{name}` for each ledger.
+pub fn router_with_ledgers(
+    fakes: Vec<ControlledFake>,
+    ledgers: Vec<(String, Arc<TicketLedger>)>,
+) -> Router {
     let control = Arc::new(Control {
         fakes,
+        ledgers,
         next_id: AtomicUsize::new(FIRST_ID),
     });
     Router::new()
@@ -75,6 +92,8 @@ pub fn router(fakes: Vec<ControlledFake>) -> Router {
         .route("/faults/{fake}", axum::routing::post(add))
         .route("/faults/{fake}/{id}", delete(remove))
         .route("/journal/{fake}", get(journal))
+        .route("/writes/{fake}", get(writes))
+        .route("/clock", get(clock))
         .with_state(control)
 }
 
@@ -87,11 +106,11 @@ pub async fn serve(
     serve_router(listener, router(fakes), shutdown).await
 }
 
-/// Like [`serve`], with routes already put together (e.g. [`router`] merged with
-/// [`otlp_routes`]).
+/// Serves `router` (from [`router_with_ledgers`], perhaps merged with [`otlp_routes`]) on
+/// `listener`, loopback only, until `shutdown`.
 pub async fn serve_router(
     listener: TcpListener,
-    routes: Router,
+    router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
@@ -101,7 +120,7 @@ pub async fn serve_router(
             format!("the control API serves on loopback only, not {addr}; bind 127.0.0.1"),
         ));
     }
-    axum::serve(listener, routes)
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -167,13 +186,51 @@ async fn journal(
         return control.unknown(&name);
     };
     let since = since.since_ms.unwrap_or(f64::NEG_INFINITY);
-    let attempts: Vec<_> = fake
-        .journal
-        .snapshot()
+    let all = fake.journal.snapshot();
+    // With `dropped` > 0, a reader can tell whether its window lost attempts: only if the
+    // oldest one kept arrived after the window began.
+    let oldest_ms = all.first().map(|a| a.at_ms);
+    let attempts: Vec<_> = all.into_iter().filter(|a| a.at_ms >= since).collect();
+    Json(json!({
+        "dropped": fake.journal.dropped(),
+        "oldest_ms": oldest_ms,
+        "attempts": attempts,
+    }))
+    .into_response()
+}
+
+async fn writes(
+    State(control): State<Arc<Control>>,
+    Path(name): Path<String>,
+    Query(since): Query<Since>,
+) -> Response {
+    let Some((_, ledger)) = control.ledgers.iter().find(|(n, _)| *n == name) else {
+        let known: Vec<&str> = control.ledgers.iter().map(|(n, _)| n.as_str()).collect();
+        return problem(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no fake named '{name}' keeps a ledger of writes; ledgers: {}",
+                known.join(", ")
+            ),
+        );
+    };
+    let since = since.since_ms.unwrap_or(f64::NEG_INFINITY);
+    let writes: Vec<_> = super::set::write_attempts(&name, ledger)
         .into_iter()
-        .filter(|a| a.at_ms >= since)
+        .filter(|w| w.at_ms >= since)
         .collect();
-    Json(json!({ "dropped": fake.journal.dropped(), "attempts": attempts })).into_response()
+    Json(json!({ "writes": writes })).into_response()
+}
+
+/// The journals' clock now. Every fake of a set shares one epoch, so the first one's will do.
+async fn clock(State(control): State<Arc<Control>>) -> Response {
+    match control.fakes.first() {
+        Some(fake) => {
+            let now_ms = fake.journal.offset_ms(std::time::Instant::now());
+            Json(json!({ "now_ms": now_ms })).into_response()
+        }
+        None => problem(StatusCode::NOT_FOUND, "no fake to read a clock from".into()),
+    }
 }
 
 /// `GET /journal/otlp`: the spans the OTLP collector fake kept. A fixed path, so it wins over
@@ -189,15 +246,14 @@ async fn otlp_journal(
     Query(since): Query<Since>,
 ) -> Json<Value> {
     let since = since.since_ms.unwrap_or(f64::NEG_INFINITY);
-    let kept: Vec<_> = spans
-        .snapshot()
-        .into_iter()
-        .filter(|s| s.at_ms >= since)
-        .collect();
+    let all = spans.snapshot();
+    let oldest_ms = all.first().map(|s| s.at_ms);
+    let kept: Vec<_> = all.into_iter().filter(|s| s.at_ms >= since).collect();
     Json(json!({
         "received": spans.received(),
         "dropped": spans.dropped(),
         "exports": spans.exports(),
+        "oldest_ms": oldest_ms,
         "spans": kept,
     }))
 }

@@ -11,13 +11,18 @@
 //! - `llm`: the OpenAI-compatible fake (chat completions, embeddings, models).
 //! - `tool`: HTTP tool fakes (weather).
 //! - `otlp`: an OTLP/HTTP collector that keeps the spans a target exports.
+//! - `set`, `up`, `control`: the fakes of one run, `faultline fakes up`, and the control API.
+//! - `remote`, `driver`: a client of that control API, and [`driver::Fakes`], the one type a
+//!   run drives its fakes through whether it started them or attached to `fakes up`.
 
 pub mod control;
+pub mod driver;
 pub mod fault;
 pub mod journal;
 pub mod llm;
 pub mod otlp;
 pub mod redis;
+pub mod remote;
 pub mod set;
 pub mod standalone;
 pub mod tool;

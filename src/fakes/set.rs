@@ -124,18 +124,12 @@ impl FakeSet {
 
     /// The tickets fake's writes, as evidence.
     pub fn writes(&self) -> Vec<WriteAttempt> {
-        self.ledger
-            .writes()
-            .into_iter()
-            .map(|write| WriteAttempt {
-                at_ms: write.at_ms,
-                fake: "tickets".into(),
-                key: write.key,
-                idempotency_key: write.idempotency_key,
-                payload_hash: write.payload_hash,
-                side_effect: write.outcome == WriteOutcome::Created,
-            })
-            .collect()
+        write_attempts("tickets", &self.ledger)
+    }
+
+    /// The fakes that keep a ledger of writes, by name, for the control API's `/writes`.
+    pub fn ledgers(&self) -> Vec<(String, Arc<TicketLedger>)> {
+        vec![("tickets".to_string(), self.ledger.clone())]
     }
 
     pub fn dropped(&self) -> u64 {
@@ -207,6 +201,22 @@ impl FakeSet {
             self.otlp.shutdown()
         );
     }
+}
+
+/// A ledger's writes as evidence, attributed to the fake `name`.
+pub fn write_attempts(name: &str, ledger: &TicketLedger) -> Vec<WriteAttempt> {
+    ledger
+        .writes()
+        .into_iter()
+        .map(|write| WriteAttempt {
+            at_ms: write.at_ms,
+            fake: name.into(),
+            key: write.key,
+            idempotency_key: write.idempotency_key,
+            payload_hash: write.payload_hash,
+            side_effect: write.outcome == WriteOutcome::Created,
+        })
+        .collect()
 }
 
 /// The environment that points a service at fakes with these base URLs.

@@ -1,7 +1,10 @@
 //! `faultline fakes up`: every fake on fixed loopback ports, with the control API, held until
 //! Ctrl-C, for a service started by hand or by docker compose. It prints the environment to
-//! start the service with; `faultline scenario NAME --attach URL` then drives that service
-//! with the fakes on the same ports (stop `fakes up` first: the scenario starts its own).
+//! start the service with; then any number of `faultline scenario NAME --attach URL` runs
+//! drive that service through these same fakes: each run switches its fault windows on and
+//! off through the control API (clearing leftover rules first, and every rule it added at its
+//! end) and reads the journals and the tickets ledger for its own window. `fakes up` keeps
+//! running between runs, so the service keeps its connections.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
@@ -11,6 +14,8 @@ use super::set::FakeSet;
 /// The first of the fixed ports: llm, then weather, tickets, redis, the OTLP collector at +4;
 /// +5 to +8 are free for fakes to come; the control API at +9.
 pub const DEFAULT_BASE_PORT: u16 = 8400;
+/// The control API's port, above the base port.
+pub const CONTROL_OFFSET: u16 = 9;
 
 /// Arguments of `faultline fakes up` and `faultline fakes env`.
 #[derive(Debug, clap::Args)]
@@ -39,7 +44,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 "{e}; is `faultline fakes up` already running? pick another --base-port"
             )
         })?;
-    let control_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, base + 9));
+    let control_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, base + CONTROL_OFFSET));
     let listener = tokio::net::TcpListener::bind(control_addr)
         .await
         .map_err(|e| {
@@ -53,11 +58,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("#   curl -X POST http://{control_addr}/faults/llm -d '{{\"kind\":\"status\",\"code\":503}}'");
     println!("#   curl -X DELETE http://{control_addr}/faults");
     println!("#   curl http://{control_addr}/journal/otlp   # spans exported to OTEL_EXPORTER_OTLP_ENDPOINT");
+    println!(
+        "# then, as often as you like: faultline scenario NAME --attach http://127.0.0.1:<your port> --fake-port {base}"
+    );
     println!("# Ctrl-C stops them.");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let routes = super::control::router(fakes.controlled())
+    let router = super::control::router_with_ledgers(fakes.controlled(), fakes.ledgers())
         .merge(super::control::otlp_routes(fakes.span_journal().clone()));
-    let control = tokio::spawn(super::control::serve_router(listener, routes, async {
+    let control = tokio::spawn(super::control::serve_router(listener, router, async {
         let _ = stopped.await;
     }));
     let _ = tokio::signal::ctrl_c().await;

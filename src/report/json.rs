@@ -41,6 +41,10 @@ pub struct Report {
     pub faults: serde_json::Value,
     pub verdicts: Vec<Verdict>,
     pub counts: Counts,
+    /// What the run could not see, each line naming the checks it concerns and what to set:
+    /// the preflight's list (before the load) and what went missing during the run.
+    #[serde(default)]
+    pub gaps: Vec<String>,
 }
 
 /// How much evidence the run gathered.
@@ -104,6 +108,7 @@ pub fn build(plan: &Plan, meta: &RunMeta, evidence: &Evidence, verdicts: Vec<Ver
             upstream_attempts_dropped: evidence.attempts_dropped,
             log_lines: evidence.logs.len() as u64,
         },
+        gaps: evidence.gaps.clone(),
     }
 }
 

@@ -434,6 +434,10 @@ pub struct ErrorExpectations {
     /// A failure must arrive within this long: slower is a silent hang.
     #[serde(serialize_with = "ser_ms")]
     pub within: Duration,
+    /// Where a failure's message is (`[api] error_pointer`), read before the usual `error`,
+    /// `message` and `error.message`; filled from the API description by [`Plan::expectations`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_pointer: Option<String>,
 }
 
 impl Default for ErrorExpectations {
@@ -441,11 +445,20 @@ impl Default for ErrorExpectations {
         ErrorExpectations {
             allowed_statuses: vec![429, 502, 503, 504],
             within: Duration::from_secs(15),
+            message_pointer: None,
         }
     }
 }
 
 impl Plan {
+    /// The expectations the checks judge by, with what the API description says about
+    /// answers folded in (where a failure's message is).
+    pub fn expectations(&self) -> Expectations {
+        let mut expect = self.expect.clone();
+        expect.errors.message_pointer = self.api.response.error_pointer.clone();
+        expect
+    }
+
     /// The phases on the run's clock: baseline until the first fault starts, fault until the
     /// last one ends, recovery until the run ends. Empty phases are left out.
     pub fn phases(&self) -> Vec<PhaseSpan> {

@@ -1665,6 +1665,7 @@ fn build_errors(raw: RawErrors, src: &Source) -> Result<ErrorExpectations, Scena
     Ok(ErrorExpectations {
         allowed_statuses,
         within,
+        message_pointer: None,
     })
 }
 
