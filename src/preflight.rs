@@ -315,6 +315,17 @@ pub fn check(plan: &Plan) -> Vec<Need> {
             Lack::Scenario,
         );
     }
+
+    // traces.per_request: spans exported to the OTLP collector fake.
+    if plan.target.url.is_none() && plan.target.command.is_some() && !names(plan, "{otlp}") {
+        need(
+            &["traces.per_request"],
+            "the target's environment does not use {otlp}, so it exports no spans to faultline"
+                .into(),
+            "set [target] env, e.g. OTEL_EXPORTER_OTLP_ENDPOINT = \"{otlp}\"",
+            Lack::Config,
+        );
+    }
     needs
 }
 
@@ -335,14 +346,18 @@ fn reaches(plan: &Plan, fake: FakeName) -> Option<bool> {
     if plan.target.command.is_none() && fake != FakeName::Redis {
         return Some(true);
     }
-    let named = plan.target.env.values().any(|v| v.contains(placeholder))
+    Some(names(plan, placeholder))
+}
+
+/// Whether the target's environment or command uses `placeholder`.
+fn names(plan: &Plan, placeholder: &str) -> bool {
+    plan.target.env.values().any(|v| v.contains(placeholder))
         || plan
             .target
             .command
             .iter()
             .flatten()
-            .any(|word| word.contains(placeholder));
-    Some(named)
+            .any(|word| word.contains(placeholder))
 }
 
 #[cfg(test)]
@@ -461,6 +476,13 @@ mod tests {
         let ids = blocked(&check(&plan));
         assert!(ids.iter().any(|id| id == "retries.attempts"), "{ids:?}");
         assert!(ids.iter().any(|id| id == "recovery.time"), "{ids:?}");
+        // Nor the OTLP collector: no spans to judge traces by.
+        assert!(ids.iter().any(|id| id == "traces.per_request"), "{ids:?}");
+        plan.target
+            .env
+            .insert("OTEL_EXPORTER_OTLP_ENDPOINT".into(), "{otlp}".into());
+        let ids = blocked(&check(&plan));
+        assert!(!ids.iter().any(|id| id == "traces.per_request"), "{ids:?}");
     }
 
     #[test]
