@@ -13,10 +13,13 @@
 use std::collections::HashMap;
 
 use super::common::{attempts_per_record, bounded, not_applicable, pending};
-use super::sla::format_ratio;
+use super::sla::{format_ms, format_ratio};
 use super::{Outcome, Verdict};
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, Record};
 use crate::scenario::TracesExpectations;
+
+/// An exporter's batch delay, at most (OpenTelemetry's default `OTEL_BSP_SCHEDULE_DELAY` is 5 s).
+const EXPORT_GRACE_MS: f64 = 5_000.0;
 
 /// `traces.per_request`: a trace per completed request, with a span per LLM attempt.
 pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Verdict {
@@ -49,11 +52,27 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
             ),
         );
     }
-    let completed: Vec<_> = evidence
+    // A target faultline does not stop (attached) never flushes: spans of requests answered
+    // after the collector's last export may still sit in its exporter's batch queue. Those
+    // answered in the last EXPORT_GRACE_MS of the run are not owed yet; a target that stopped
+    // exporting earlier than that still owes every trace.
+    let last_export = evidence
+        .spans
+        .iter()
+        .map(|s| s.at_ms)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let grace_from = evidence.duration_ms - EXPORT_GRACE_MS;
+    let in_queue = |r: &&Record| {
+        let answered = r.at_ms + r.latency_ms;
+        answered > last_export && answered > grace_from
+    };
+    let answered: Vec<&Record> = evidence
         .records
         .iter()
         .filter(|r| r.status.is_some())
         .collect();
+    let queued = answered.iter().filter(|r| in_queue(r)).count();
+    let completed: Vec<&Record> = answered.into_iter().filter(|r| !in_queue(r)).collect();
     if completed.is_empty() {
         return not_applicable(v, "no client request was answered, so no trace is owed.");
     }
@@ -106,10 +125,19 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
     let share = short.len() as f64 / completed.len() as f64;
     v.figure = Some(share);
     v.evidence = bounded(short.clone());
+    let not_judged = if queued > 0 {
+        format!(
+            " {queued} answered after the collector's last export, in the run's last {}, were \
+             not judged: their spans may still be in the exporter's queue.",
+            format_ms(EXPORT_GRACE_MS)
+        )
+    } else {
+        String::new()
+    };
     if share <= expect.max_untraced {
         v.outcome = Outcome::Pass;
         v.summary = format!(
-            "{} of {} completed requests are traced in full ({} spans received).",
+            "{} of {} completed requests are traced in full ({} spans received).{not_judged}",
             completed.len() - short.len(),
             completed.len(),
             evidence.spans.len()
@@ -119,7 +147,7 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
         v.summary = format!(
             "{} of {} completed requests are not traced in full ({missing_traces} without a \
              trace, {hidden_attempts} LLM attempts without a span): retries and failures \
-             missing from traces make an outage look like a few slow calls.",
+             missing from traces make an outage look like a few slow calls.{not_judged}",
             short.len(),
             completed.len()
         );
@@ -202,6 +230,36 @@ mod tests {
             }
         }
         e
+    }
+
+    #[test]
+    fn requests_answered_after_the_last_export_near_the_end_are_not_owed_yet() {
+        let mut e = evidence(true);
+        let answered = |r: &Record| r.at_ms + r.latency_ms;
+        let last = e.records.iter().map(answered).fold(0.0, f64::max);
+        let late = e.records.iter().position(|r| answered(r) == last).unwrap();
+        let late_trace = format!("t{late}");
+        // The late request's spans never arrived; the others' arrived before it was answered.
+        e.spans.retain(|s| s.trace_id != late_trace);
+        let before = e
+            .records
+            .iter()
+            .map(answered)
+            .filter(|&t| t < last)
+            .fold(0.0, f64::max);
+        for s in &mut e.spans {
+            s.at_ms = (before + last) / 2.0;
+        }
+        // Answered 1 s before the run ended: its spans may still be queued.
+        e.duration_ms = last + 1_000.0;
+        let v = check_per_request(&e, &TracesExpectations::default());
+        assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
+        assert!(v.summary.contains("1 answered after"), "{}", v.summary);
+        // Answered long before the end, it was owed a trace: the exporter had time.
+        e.duration_ms = last + 60_000.0;
+        let v = check_per_request(&e, &TracesExpectations::default());
+        assert_eq!(v.outcome, Outcome::Fail, "{v:#?}");
+        assert!(v.summary.contains("1 without a trace"), "{}", v.summary);
     }
 
     #[test]
