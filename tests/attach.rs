@@ -73,24 +73,7 @@ mod reqwest {
 fn a_service_started_by_hand_is_driven_through_the_fakes_fixed_ports() {
     let base = free_base();
     // 1. Hold the fakes, and read the env they print.
-    let mut up = Reaped(
-        Command::cargo_bin("faultline")
-            .unwrap()
-            .args(["fakes", "up", "--base-port", &base.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut env = Vec::new();
-    for line in BufReader::new(up.0.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-            env.push((name.to_string(), value.to_string()));
-        }
-        if line.starts_with("# Ctrl-C") {
-            break;
-        }
-    }
+    let (mut up, env) = fakes_up(base);
     let printed_env = Command::cargo_bin("faultline")
         .unwrap()
         .args(["fakes", "env", "--base-port", &base.to_string()])

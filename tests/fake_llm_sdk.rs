@@ -5,6 +5,9 @@
 //! The interpreter is `FAULTLINE_PYTHON`, else `<repo>/.venv/bin/python`, which `scripts/test`
 //! provisions (scripts/provision/python.sh installs tests/python/requirements-*.txt).
 
+mod common;
+
+use common::python;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,20 +18,6 @@ use faultline::fakes::journal::Journal;
 use faultline::fakes::llm::{self, LlmOptions};
 
 const KEY: &str = "sk-faultline-sdk";
-
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("FAULTLINE_PYTHON") {
-        return python.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python with the official SDKs: set FAULTLINE_PYTHON or run scripts/test, which \
-         creates {} with tests/python/requirements-sdk.txt installed",
-        venv.display()
-    );
-    venv
-}
 
 #[tokio::test]
 async fn the_official_openai_and_anthropic_sdks_work_against_the_fake() {

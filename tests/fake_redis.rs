@@ -2,6 +2,9 @@
 //! redis-rs as an application would use it, each fault as the client sees it, the journal, a
 //! differential run against a real redis-server, and redis-py driven from a Python script.
 
+mod common;
+
+use common::python;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -882,19 +885,6 @@ async fn the_upstash_rest_api_serves_the_same_keyspace_with_bearer_auth_and_faul
 
 // ---------------------------------------------------------------------------------------------
 // redis-py
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("FAULTLINE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "no Python for the redis-py test at {}: run scripts/test (it creates .venv with \
-         tests/python/requirements-*.txt) or set FAULTLINE_PYTHON",
-        python.display()
-    );
-    python
-}
 
 #[tokio::test]
 async fn redis_py_caches_and_sees_refused_timeout_and_loading_as_its_own_errors() {

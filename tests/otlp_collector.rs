@@ -6,6 +6,9 @@
 //! The Python interpreter is `FAULTLINE_PYTHON`, else `<repo>/.venv/bin/python` (provisioned
 //! by scripts/provision/python.sh from tests/python/requirements-otlp.txt).
 
+mod common;
+
+use common::python;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -193,20 +196,6 @@ async fn bad_bodies_get_a_400_saying_why_and_metrics_and_logs_are_accepted() {
         404
     );
     assert!(spans.snapshot().is_empty());
-}
-
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("FAULTLINE_PYTHON") {
-        return python.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python with the OpenTelemetry exporter: set FAULTLINE_PYTHON or run scripts/test, \
-         which creates {} with tests/python/requirements-otlp.txt installed",
-        venv.display()
-    );
-    venv
 }
 
 #[tokio::test]
