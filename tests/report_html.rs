@@ -9,88 +9,24 @@
 //! Without chromium these tests fail, saying how to get it: a browser test that silently passes
 //! when no browser ran would tell nobody anything.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use faultline::checks;
-use faultline::evidence::{Evidence, LogLine, LogStream, Phase, Record, TimelineEvent};
-use faultline::fakes::fault::Fault;
+use faultline::evidence::{Evidence, LogLine, LogStream, Record, TimelineEvent};
 use faultline::fakes::journal::Attempt;
 use faultline::report::{self, html::P95_COLOR, Report, RunMeta};
-use faultline::scenario::{
-    ErrorExpectations, Expectations, FakeName, FaultWindow, Flow, Load, PhaseLimits, Plan,
-    TargetSpec,
-};
+use faultline::scenario::Plan;
 
 /// How long one chromium run may take before it is killed; a cold start takes a few seconds.
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn plan() -> Plan {
-    Plan {
-        name: "outage".into(),
-        description: "The LLM provider answers 503 for 10 s.".into(),
-        source: "built-in:outage".into(),
-        seed: 42,
-        quick: false,
-        load: Load {
-            users: 4,
-            duration: Duration::from_secs(30),
-            think_time: Duration::from_millis(200),
-            request_timeout: Duration::from_secs(20),
-            quick_scale: 0.2,
-            secrets: Vec::new(),
-            flows: vec![Flow {
-                name: "chat".into(),
-                weight: 1,
-                messages: vec!["What is the weather in Paris?".into()],
-                kind: Default::default(),
-                request: Default::default(),
-            }],
-        },
-        target: TargetSpec {
-            command: None,
-            url: None,
-            cwd: None,
-            log_file: None,
-            flaws: vec![],
-            env: BTreeMap::new(),
-            ready_path: "/health".into(),
-            ready_timeout: Duration::from_secs(5),
-            metrics_path: None,
-            metrics_format: None,
-        },
-        api: Default::default(),
-        fakes: Default::default(),
-        faults: vec![FaultWindow {
-            fake: FakeName::Llm,
-            route: None,
-            start: Duration::from_secs(10),
-            end: Duration::from_secs(20),
-            rate: 1.0,
-            first_attempts: None,
-            fault: Fault::status(503, None),
-        }],
-        expect: Expectations {
-            phases: BTreeMap::from([(
-                Phase::Fault,
-                PhaseLimits {
-                    p95: Some(Duration::from_secs(1)),
-                    error_rate: None,
-                },
-            )]),
-            errors: ErrorExpectations::default(),
-            // The page is tested on the sla and errors verdicts; the other families have
-            // their own tests in src/checks.
-            skip: Expectations::FAMILIES[2..]
-                .iter()
-                .map(|f| f.to_string())
-                .collect(),
-            ..Expectations::default()
-        },
-    }
+    common::outage_plan()
 }
 
 /// 30 s of load, 5 requests a second: fast answers around a 10 s outage of slow 503s whose

@@ -1,93 +1,28 @@
 //! report.json keeps its schema: a report built from hand-made evidence and a plan is written to
 //! a directory, read back as plain JSON and as a `Report`, and rendered as markdown and console.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+mod common;
 
 use faultline::checks::{self, Outcome};
 use faultline::evidence::{Evidence, Phase, Record, TimelineEvent};
-use faultline::fakes::fault::Fault;
 use faultline::report::{self, Report, RunMeta, SCHEMA};
-use faultline::scenario::{
-    ErrorExpectations, Expectations, FakeName, FaultWindow, Flow, Load, PhaseLimits, Plan,
-    TargetSpec,
-};
+use faultline::scenario::{PhaseLimits, Plan};
 use serde_json::Value;
 
 /// 30 s of load with the LLM answering 503 from 10 s to 20 s, held to a 1 s p95 in the fault
 /// phase and 10% errors in recovery.
 fn plan() -> Plan {
-    Plan {
-        name: "outage".into(),
-        description: "The LLM provider answers 503 for 10 s.".into(),
-        source: "built-in:outage".into(),
-        seed: 42,
-        quick: true,
-        load: Load {
-            users: 4,
-            duration: Duration::from_secs(30),
-            think_time: Duration::from_millis(200),
-            request_timeout: Duration::from_secs(20),
-            quick_scale: 0.2,
-            secrets: Vec::new(),
-            flows: vec![Flow {
-                name: "chat".into(),
-                weight: 1,
-                messages: vec!["What is the weather in Paris?".into()],
-                kind: Default::default(),
-                request: Default::default(),
-            }],
+    let mut plan = common::outage_plan();
+    plan.quick = true;
+    plan.faults[0].route = Some("/v1/chat/completions".into());
+    plan.expect.phases.insert(
+        Phase::Recovery,
+        PhaseLimits {
+            p95: None,
+            error_rate: Some(0.1),
         },
-        target: TargetSpec {
-            command: None,
-            url: None,
-            cwd: None,
-            log_file: None,
-            flaws: vec![],
-            env: BTreeMap::new(),
-            ready_path: "/health".into(),
-            ready_timeout: Duration::from_secs(5),
-            metrics_path: None,
-            metrics_format: None,
-        },
-        api: Default::default(),
-        fakes: Default::default(),
-        faults: vec![FaultWindow {
-            fake: FakeName::Llm,
-            route: Some("/v1/chat/completions".into()),
-            start: Duration::from_secs(10),
-            end: Duration::from_secs(20),
-            rate: 1.0,
-            first_attempts: None,
-            fault: Fault::status(503, None),
-        }],
-        expect: Expectations {
-            phases: BTreeMap::from([
-                (
-                    Phase::Fault,
-                    PhaseLimits {
-                        p95: Some(Duration::from_secs(1)),
-                        error_rate: None,
-                    },
-                ),
-                (
-                    Phase::Recovery,
-                    PhaseLimits {
-                        p95: None,
-                        error_rate: Some(0.1),
-                    },
-                ),
-            ]),
-            errors: ErrorExpectations::default(),
-            // These tests pin the report's shape on the sla and errors verdicts; the other
-            // families are tested beside their code in src/checks.
-            skip: Expectations::FAMILIES[2..]
-                .iter()
-                .map(|f| f.to_string())
-                .collect(),
-            ..Expectations::default()
-        },
-    }
+    );
+    plan
 }
 
 fn record(i: usize, at_ms: f64, status: Option<u16>, latency_ms: f64, body: &str) -> Record {

@@ -1,4 +1,6 @@
-//! Helpers the integration tests share. Each test file that needs them says `mod common;`.
+//! Helpers the integration tests share. Each test file that needs them says `mod common;`
+//! (each test binary uses some of them, hence the `dead_code` allowance).
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
@@ -15,4 +17,79 @@ pub fn python() -> PathBuf {
         python.display()
     );
     python
+}
+
+/// 30 s of chat load with the LLM answering 503 from 10 s to 20 s, held to a 1 s p95 in the
+/// fault phase, judged on the sla and errors families only (the others are tested beside
+/// their code in src/checks). Report tests start from it and change what they are about.
+pub fn outage_plan() -> faultline::scenario::Plan {
+    use faultline::evidence::Phase;
+    use faultline::fakes::fault::Fault;
+    use faultline::scenario::{
+        ErrorExpectations, Expectations, FakeName, FaultWindow, Flow, Load, PhaseLimits, Plan,
+        TargetSpec,
+    };
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    Plan {
+        name: "outage".into(),
+        description: "The LLM provider answers 503 for 10 s.".into(),
+        source: "built-in:outage".into(),
+        seed: 42,
+        quick: false,
+        load: Load {
+            users: 4,
+            duration: Duration::from_secs(30),
+            think_time: Duration::from_millis(200),
+            request_timeout: Duration::from_secs(20),
+            quick_scale: 0.2,
+            secrets: Vec::new(),
+            flows: vec![Flow {
+                name: "chat".into(),
+                weight: 1,
+                messages: vec!["What is the weather in Paris?".into()],
+                kind: Default::default(),
+                request: Default::default(),
+            }],
+        },
+        target: TargetSpec {
+            command: None,
+            url: None,
+            cwd: None,
+            log_file: None,
+            flaws: vec![],
+            env: BTreeMap::new(),
+            ready_path: "/health".into(),
+            ready_timeout: Duration::from_secs(5),
+            metrics_path: None,
+            metrics_format: None,
+        },
+        api: Default::default(),
+        fakes: Default::default(),
+        faults: vec![FaultWindow {
+            fake: FakeName::Llm,
+            route: None,
+            start: Duration::from_secs(10),
+            end: Duration::from_secs(20),
+            rate: 1.0,
+            first_attempts: None,
+            fault: Fault::status(503, None),
+        }],
+        expect: Expectations {
+            phases: BTreeMap::from([(
+                Phase::Fault,
+                PhaseLimits {
+                    p95: Some(Duration::from_secs(1)),
+                    error_rate: None,
+                },
+            )]),
+            errors: ErrorExpectations::default(),
+            skip: Expectations::FAMILIES[2..]
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
+            ..Expectations::default()
+        },
+    }
 }
