@@ -578,7 +578,9 @@ fn fakes_that_stop_answering_mid_run_leave_gaps_not_a_hang() {
     assert!(stderr.contains("curl -X DELETE"), "{stderr}");
 }
 
+// Serial: it squats on the base port free_base() would give a concurrent test's `fakes up`.
 #[test]
+#[serial]
 fn busy_fake_ports_without_a_control_api_say_what_to_do() {
     // Something that is not `fakes up` holds the LLM fake's port.
     let base = free_base();
