@@ -9,6 +9,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use bytes::Bytes;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::answers::answer_for;
@@ -159,14 +160,16 @@ fn try_complete(turn: &Turn) -> Result<Reply, Reply> {
         "call_",
     );
     let completion_tokens = said.tokens();
-    let usage = json!({
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": { "cached_tokens": 0 },
-        "completion_tokens_details": { "reasoning_tokens": 0 },
-    });
-    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let usage = UsageBody {
+        completion_tokens,
+        completion_tokens_details: Reasoning {
+            reasoning_tokens: 0,
+        },
+        prompt_tokens,
+        prompt_tokens_details: Cached { cached_tokens: 0 },
+        total_tokens: prompt_tokens + completion_tokens,
+    };
+    let id = format!("chatcmpl-{}", super::fresh_id());
     let malformed = match turn.fault {
         Some(Fault::Malformed { what }) => Some(*what),
         _ => None,
@@ -192,41 +195,45 @@ fn try_complete(turn: &Turn) -> Result<Reply, Reply> {
         reply
     } else {
         let message = match &said {
-            Said::Text { content, .. } => {
-                json!({ "role": "assistant", "content": content, "refusal": null })
-            }
+            Said::Text { content, .. } => Message {
+                content: Some(content),
+                refusal: (),
+                role: "assistant",
+                tool_calls: None,
+            },
             Said::Call {
                 id,
                 name,
                 arguments,
-            } => json!({
-                "role": "assistant", "content": null, "refusal": null,
-                "tool_calls": [{ "id": id, "type": "function",
-                                 "function": { "name": name, "arguments": arguments } }],
-            }),
+            } => Message {
+                content: None,
+                refusal: (),
+                role: "assistant",
+                tool_calls: Some([ToolCall {
+                    function: Function { arguments, name },
+                    id,
+                    kind: "function",
+                }]),
+            },
         };
-        let choices = if malformed == Some(Malformation::EmptyChoices) {
-            json!([])
-        } else {
-            json!([{
-                "index": 0,
-                "message": message,
-                "logprobs": null,
-                "finish_reason": finish_reason(&said),
-            }])
+        let choice = (malformed != Some(Malformation::EmptyChoices)).then(|| Choice {
+            finish_reason: finish_reason(&said),
+            index: 0,
+            logprobs: (),
+            message,
+        });
+        let completion = Completion {
+            choices: choice.as_slice(),
+            created: unix_now(),
+            id: &id,
+            model,
+            object: "chat.completion",
+            system_fingerprint: "fp_faultline",
+            usage: &usage,
         };
-        Reply::json(
-            StatusCode::OK,
-            &json!({
-                "id": id,
-                "object": "chat.completion",
-                "created": unix_now(),
-                "model": model,
-                "choices": choices,
-                "usage": usage,
-                "system_fingerprint": "fp_faultline",
-            }),
-        )
+        let mut body = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut body, &completion).expect("a completion serializes");
+        Reply::json_body(StatusCode::OK, body)
     };
     let reply = with_limits(Provider::OpenAi, reply, &limits);
     // The journal keeps the usage the client was told: a stream tells it only when asked
@@ -247,6 +254,129 @@ fn try_complete(turn: &Turn) -> Result<Reply, Reply> {
     })
 }
 
+// The answer's shapes, typed so they serialize without building a `Value` first. Fields are in
+// alphabetical order, the order the `json!` maps these replaced wrote them in.
+
+#[derive(Serialize)]
+struct Completion<'a> {
+    choices: &'a [Choice<'a>],
+    created: u64,
+    id: &'a str,
+    model: &'a str,
+    object: &'static str,
+    system_fingerprint: &'static str,
+    usage: &'a UsageBody,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    finish_reason: &'static str,
+    index: u32,
+    logprobs: (),
+    message: Message<'a>,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    content: Option<&'a str>,
+    refusal: (),
+    role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCall<'a>; 1]>,
+}
+
+#[derive(Serialize)]
+struct ToolCall<'a> {
+    function: Function<'a>,
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct Function<'a> {
+    arguments: &'a str,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct UsageBody {
+    completion_tokens: u64,
+    completion_tokens_details: Reasoning,
+    prompt_tokens: u64,
+    prompt_tokens_details: Cached,
+    total_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct Reasoning {
+    reasoning_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct Cached {
+    cached_tokens: u64,
+}
+
+/// A `chat.completion.chunk`; `usage` is `null` in every chunk but the usage chunk when the
+/// client asked for usage, and absent otherwise.
+#[derive(Serialize)]
+struct Chunk<'a, D: Serialize> {
+    choices: &'a [ChunkChoice<D>],
+    created: u64,
+    id: &'a str,
+    model: &'a str,
+    object: &'static str,
+    system_fingerprint: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Option<&'a UsageBody>>,
+}
+
+#[derive(Serialize)]
+struct ChunkChoice<D: Serialize> {
+    delta: D,
+    finish_reason: Option<&'static str>,
+    index: u32,
+    logprobs: (),
+}
+
+/// What every chunk of one stream shares.
+struct ChunkHead<'a> {
+    id: &'a str,
+    model: &'a str,
+    created: u64,
+    /// `malformed: empty_choices`: no chunk has a choice.
+    empty: bool,
+}
+
+impl ChunkHead<'_> {
+    fn frame<D: Serialize>(
+        &self,
+        choice: Option<ChunkChoice<D>>,
+        usage: Option<Option<&UsageBody>>,
+    ) -> Bytes {
+        let choices = match (&choice, self.empty) {
+            (Some(choice), false) => std::slice::from_ref(choice),
+            _ => &[],
+        };
+        data(&Chunk {
+            choices,
+            created: self.created,
+            id: self.id,
+            model: self.model,
+            object: "chat.completion.chunk",
+            system_fingerprint: "fp_faultline",
+            usage,
+        })
+    }
+}
+
+/// A content delta: `{"content": "word "}`.
+#[derive(Serialize)]
+struct ContentDelta<'a> {
+    content: &'a str,
+}
+
 fn finish_reason(said: &Said) -> &'static str {
     match said {
         Said::Text { finish_reason, .. } => finish_reason,
@@ -260,35 +390,41 @@ fn chunks(
     id: &str,
     model: &str,
     said: &Said,
-    usage: Option<&Value>,
+    usage: Option<&UsageBody>,
     malformed: Option<Malformation>,
 ) -> Vec<Bytes> {
-    let created = unix_now();
-    let empty = malformed == Some(Malformation::EmptyChoices);
-    let chunk = |delta: Value, finish: Value| {
-        let choices = if empty {
-            json!([])
-        } else {
-            json!([{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }])
+    let head = ChunkHead {
+        id,
+        model,
+        created: unix_now(),
+        empty: malformed == Some(Malformation::EmptyChoices),
+    };
+    // `usage: null` in every chunk when the client asked for usage, absent otherwise.
+    let null_usage = usage.map(|_| None);
+    let chunk = |delta: Value, finish: Option<&'static str>| {
+        let choice = ChunkChoice {
+            delta,
+            finish_reason: finish,
+            index: 0,
+            logprobs: (),
         };
-        let mut chunk = json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-            "system_fingerprint": "fp_faultline", "choices": choices,
-        });
-        if usage.is_some() {
-            chunk["usage"] = Value::Null;
-        }
-        data(&chunk)
+        head.frame(Some(choice), null_usage)
     };
     let mut frames = Vec::new();
     match said {
         Said::Text { content, .. } => {
             frames.push(chunk(
                 json!({ "role": "assistant", "content": "", "refusal": null }),
-                Value::Null,
+                None,
             ));
             for piece in pieces(content) {
-                frames.push(chunk(json!({ "content": piece }), Value::Null));
+                let choice = ChunkChoice {
+                    delta: ContentDelta { content: piece },
+                    finish_reason: None,
+                    index: 0,
+                    logprobs: (),
+                };
+                frames.push(head.frame(Some(choice), null_usage));
             }
         }
         Said::Call {
@@ -300,7 +436,7 @@ fn chunks(
                 json!({ "role": "assistant", "content": null, "tool_calls": [{
                     "index": 0, "id": call, "type": "function",
                     "function": { "name": name, "arguments": "" } }] }),
-                Value::Null,
+                None,
             ));
             // Arguments arrive in small fragments, as OpenAI streams them.
             let bytes: Vec<char> = arguments.chars().collect();
@@ -308,18 +444,16 @@ fn chunks(
                 let part: String = part.iter().collect();
                 frames.push(chunk(
                     json!({ "tool_calls": [{ "index": 0, "function": { "arguments": part } }] }),
-                    Value::Null,
+                    None,
                 ));
             }
         }
     }
     let content_frames = frames.len();
-    frames.push(chunk(json!({}), json!(finish_reason(said))));
+    frames.push(chunk(json!({}), Some(finish_reason(said))));
     if let (Some(usage), false) = (usage, malformed == Some(Malformation::NoUsage)) {
-        frames.push(data(&json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-            "system_fingerprint": "fp_faultline", "choices": [], "usage": usage,
-        })));
+        // The usage chunk has no choices even when the others have one.
+        frames.push(head.frame::<()>(None, Some(Some(usage))));
     }
     if malformed != Some(Malformation::NoDone) {
         frames.push(Bytes::from_static(b"data: [DONE]\n\n"));

@@ -64,13 +64,20 @@ impl Limits {
         if buckets.len() >= KEYS_LIMIT && !buckets.contains_key(key) {
             buckets.clear();
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert_with(|| Buckets {
-            rpm,
-            tpm,
-            requests: f64::from(rpm),
-            tokens: f64::from(tpm),
-            refilled: now,
-        });
+        // Look up before inserting: `entry` would allocate the key on every request.
+        if !buckets.contains_key(key) {
+            buckets.insert(
+                key.to_owned(),
+                Buckets {
+                    rpm,
+                    tpm,
+                    requests: f64::from(rpm),
+                    tokens: f64::from(tpm),
+                    refilled: now,
+                },
+            );
+        }
+        let bucket = buckets.get_mut(key).expect("inserted above");
         if (bucket.rpm, bucket.tpm) != (rpm, tpm) {
             // New limits (a fault switched on or off): start from a full quota under them.
             *bucket = Buckets {

@@ -14,9 +14,13 @@ use crate::fakes::http::Script;
 /// cut always lands mid-stream however fast the rest was sent.
 const HOLD_FOR_CUT: Duration = Duration::from_secs(3600);
 
-/// `data: {json}\n\n`, OpenAI's frame.
-pub(super) fn data(json: &serde_json::Value) -> Bytes {
-    Bytes::from(format!("data: {json}\n\n"))
+/// `data: {json}\n\n`, OpenAI's frame, serialized straight into the frame's buffer.
+pub(super) fn data(json: &impl serde::Serialize) -> Bytes {
+    let mut frame = Vec::with_capacity(256);
+    frame.extend_from_slice(b"data: ");
+    serde_json::to_writer(&mut frame, json).expect("the fake's frames serialize");
+    frame.extend_from_slice(b"\n\n");
+    Bytes::from(frame)
 }
 
 /// `event: name\ndata: {json}\n\n`, Anthropic's named frame.
