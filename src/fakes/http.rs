@@ -95,16 +95,34 @@ pub(crate) struct Reply {
 /// A body sent piece by piece, with waits between the pieces, possibly cut short. Built whole
 /// when the request is answered (so every random draw happens in request order, keeping runs
 /// repeatable) and played out by the serving loop.
+///
+/// Pieces can be rendered late ([`Step::Render`]): a long stream then holds its text once
+/// instead of every frame's bytes for its whole life (a 100-token chat stream's frames are
+/// ~21 KB), and a burst of new streams does not serialize every frame up front.
 #[derive(Debug, Default)]
 pub(crate) struct Script {
     pub steps: Vec<Step>,
     /// Cut the connection this long after the head was sent, wherever the script is then.
     pub cut_after: Option<Duration>,
+    /// Renders the [`Step::Render`] pieces.
+    pub render: Option<Render>,
 }
 
+/// How a script renders piece `i` when its turn comes.
+pub(crate) struct Render(pub Box<dyn Fn(u32) -> Bytes + Send + Sync>);
+
+impl std::fmt::Debug for Render {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Render")
+    }
+}
+
+/// One step of a script; 24 bytes, as a long stream holds two per event.
 #[derive(Debug)]
 pub(crate) enum Step {
-    Send(Bytes),
+    Send(Box<Bytes>),
+    /// Send what the script's renderer makes of this index.
+    Render(u32),
     Wait(Duration),
     /// Close the connection mid-body: the client sees an incomplete chunked body.
     Cut,
@@ -113,7 +131,7 @@ pub(crate) enum Step {
 impl Script {
     /// Pieces sent so far are counted by the caller; this just appends.
     pub fn send(&mut self, piece: impl Into<Bytes>) {
-        self.steps.push(Step::Send(piece.into()));
+        self.steps.push(Step::Send(Box::new(piece.into())));
     }
 
     pub fn wait(&mut self, wait: Duration) {
@@ -707,28 +725,38 @@ fn play(
     let deadline = script
         .cut_after
         .map(|after| tokio::time::Instant::now() + after);
+    let render = script.render.map(Arc::new);
     let state = (script.steps.into_iter(), entry, deadline);
-    futures::stream::unfold(state, |(mut steps, mut entry, deadline)| async move {
-        loop {
-            if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
-                return Some((Err(Cut), (Vec::new().into_iter(), entry, None)));
-            }
-            match steps.next()? {
-                Step::Send(piece) => {
-                    let sent = &mut entry.record().chunks_sent;
-                    *sent = Some(sent.unwrap_or(0) + 1);
-                    return Some((Ok(piece), (steps, entry, deadline)));
-                }
-                Step::Wait(wait) => {
-                    let until = tokio::time::Instant::now() + wait;
-                    let until = deadline.map_or(until, |cut| until.min(cut));
-                    tokio::time::sleep_until(until).await;
-                }
-                Step::Cut => {
-                    // hyper flushes what it buffered only when the body is pending; without
-                    // this pause the error would discard the head and the pieces sent before.
-                    tokio::time::sleep(FLUSH_BEFORE_CUT).await;
+    futures::stream::unfold(state, move |(mut steps, mut entry, deadline)| {
+        let render = render.clone();
+        async move {
+            loop {
+                if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
                     return Some((Err(Cut), (Vec::new().into_iter(), entry, None)));
+                }
+                match steps.next()? {
+                    Step::Send(piece) => {
+                        let sent = &mut entry.record().chunks_sent;
+                        *sent = Some(sent.unwrap_or(0) + 1);
+                        return Some((Ok(*piece), (steps, entry, deadline)));
+                    }
+                    Step::Render(index) => {
+                        let sent = &mut entry.record().chunks_sent;
+                        *sent = Some(sent.unwrap_or(0) + 1);
+                        let piece = render.as_ref().map_or_else(Bytes::new, |r| (r.0)(index));
+                        return Some((Ok(piece), (steps, entry, deadline)));
+                    }
+                    Step::Wait(wait) => {
+                        let until = tokio::time::Instant::now() + wait;
+                        let until = deadline.map_or(until, |cut| until.min(cut));
+                        tokio::time::sleep_until(until).await;
+                    }
+                    Step::Cut => {
+                        // hyper flushes what it buffered only when the body is pending; without
+                        // this pause the error would discard the head and the pieces sent before.
+                        tokio::time::sleep(FLUSH_BEFORE_CUT).await;
+                        return Some((Err(Cut), (Vec::new().into_iter(), entry, None)));
+                    }
                 }
             }
         }

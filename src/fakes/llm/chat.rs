@@ -13,12 +13,12 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::answers::answer_for;
-use super::stream::{data, pace, pieces};
+use super::stream::{data, pace, pieces, Frame};
 use super::tools::{self, Tool};
 use super::{context_window, error, invalid, missing, parse_body, required_model, unix_now};
 use super::{with_limits, Provider, Turn};
 use crate::fakes::fault::{Fault, FinishReason, Malformation};
-use crate::fakes::http::{Reply, Usage};
+use crate::fakes::http::{Render, Reply, Usage};
 use crate::fakes::text::approx_tokens;
 
 /// What the model "says" this turn.
@@ -175,14 +175,16 @@ fn try_complete(turn: &Turn) -> Result<Reply, Reply> {
         _ => None,
     };
     let reply = if streaming {
-        let frames = chunks(
+        let (frames, render) = chunks(
             &id,
             model,
             &said,
             include_usage.then_some(&usage),
             malformed,
         );
-        let mut reply = Reply::event_stream(StatusCode::OK, pace(frames, turn.fault, turn.board));
+        let mut script = pace(frames, turn.fault, turn.board);
+        script.render = render;
+        let mut reply = Reply::event_stream(StatusCode::OK, script);
         if malformed == Some(Malformation::WrongContentType) {
             reply
                 .headers
@@ -371,6 +373,43 @@ impl ChunkHead<'_> {
     }
 }
 
+/// The content chunks of one stream, rendered one by one as they are sent.
+struct ContentChunks {
+    id: String,
+    model: String,
+    created: u64,
+    empty: bool,
+    null_usage: bool,
+    text: String,
+    /// Where each piece of `text` ends.
+    bounds: Vec<u32>,
+}
+
+impl ContentChunks {
+    fn render(&self, index: u32) -> Bytes {
+        let i = index as usize;
+        let start = if i == 0 {
+            0
+        } else {
+            self.bounds[i - 1] as usize
+        };
+        let piece = &self.text[start..self.bounds[i] as usize];
+        let head = ChunkHead {
+            id: &self.id,
+            model: &self.model,
+            created: self.created,
+            empty: self.empty,
+        };
+        let choice = ChunkChoice {
+            delta: ContentDelta { content: piece },
+            finish_reason: None,
+            index: 0,
+            logprobs: (),
+        };
+        head.frame(Some(choice), self.null_usage.then_some(None))
+    }
+}
+
 /// A content delta: `{"content": "word "}`.
 #[derive(Serialize)]
 struct ContentDelta<'a> {
@@ -392,7 +431,7 @@ fn chunks(
     said: &Said,
     usage: Option<&UsageBody>,
     malformed: Option<Malformation>,
-) -> Vec<Bytes> {
+) -> (Vec<Frame>, Option<Render>) {
     let head = ChunkHead {
         id,
         model,
@@ -410,53 +449,71 @@ fn chunks(
         };
         head.frame(Some(choice), null_usage)
     };
-    let mut frames = Vec::new();
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut later = None;
     match said {
         Said::Text { content, .. } => {
-            frames.push(chunk(
-                json!({ "role": "assistant", "content": "", "refusal": null }),
-                None,
-            ));
-            for piece in pieces(content) {
-                let choice = ChunkChoice {
-                    delta: ContentDelta { content: piece },
-                    finish_reason: None,
-                    index: 0,
-                    logprobs: (),
-                };
-                frames.push(head.frame(Some(choice), null_usage));
-            }
+            frames.push(
+                chunk(
+                    json!({ "role": "assistant", "content": "", "refusal": null }),
+                    None,
+                )
+                .into(),
+            );
+            // Content chunks are rendered as they are sent (see `Script`).
+            let text = ContentChunks {
+                id: id.to_owned(),
+                model: model.to_owned(),
+                created: head.created,
+                empty: head.empty,
+                null_usage: usage.is_some(),
+                bounds: pieces(content)
+                    .scan(0u32, |end, piece| {
+                        *end += piece.len() as u32;
+                        Some(*end)
+                    })
+                    .collect(),
+                text: content.clone(),
+            };
+            frames.extend((0..text.bounds.len() as u32).map(Frame::Later));
+            later = Some(text);
         }
         Said::Call {
             id: call,
             name,
             arguments,
         } => {
-            frames.push(chunk(
-                json!({ "role": "assistant", "content": null, "tool_calls": [{
+            frames.push(
+                chunk(
+                    json!({ "role": "assistant", "content": null, "tool_calls": [{
                     "index": 0, "id": call, "type": "function",
                     "function": { "name": name, "arguments": "" } }] }),
-                None,
-            ));
+                    None,
+                )
+                .into(),
+            );
             // Arguments arrive in small fragments, as OpenAI streams them.
             let bytes: Vec<char> = arguments.chars().collect();
             for part in bytes.chunks(8) {
                 let part: String = part.iter().collect();
-                frames.push(chunk(
-                    json!({ "tool_calls": [{ "index": 0, "function": { "arguments": part } }] }),
-                    None,
-                ));
+                frames.push(
+                    chunk(
+                        json!({ "tool_calls": [{ "index": 0, "function": { "arguments": part } }] }),
+                        None,
+                    )
+                    .into(),
+                );
             }
         }
     }
     let content_frames = frames.len();
-    frames.push(chunk(json!({}), Some(finish_reason(said))));
+    frames.push(chunk(json!({}), Some(finish_reason(said))).into());
     if let (Some(usage), false) = (usage, malformed == Some(Malformation::NoUsage)) {
         // The usage chunk has no choices even when the others have one.
-        frames.push(head.frame::<()>(None, Some(Some(usage))));
+        frames.push(head.frame::<()>(None, Some(Some(usage))).into());
     }
     if malformed != Some(Malformation::NoDone) {
-        frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        frames.push(Bytes::from_static(b"data: [DONE]\n\n").into());
     }
     let middle = content_frames / 2;
     match malformed {
@@ -464,23 +521,31 @@ fn chunks(
         // when a generation fails mid-way.
         Some(Malformation::ErrorFrame) => {
             frames.truncate(middle.max(1));
-            frames.push(data(&json!({ "error": {
+            frames.push(
+                data(&json!({ "error": {
                 "message": "The server had an error while processing your request. Sorry about that!",
-                "type": "server_error", "param": null, "code": null } })));
+                "type": "server_error", "param": null, "code": null } }))
+                .into(),
+            );
         }
         Some(Malformation::InvalidJson) => {
-            frames[middle] = Bytes::from_static(b"data: {\"choices\": [{\"delta\": oops}]\n\n");
+            frames[middle] =
+                Bytes::from_static(b"data: {\"choices\": [{\"delta\": oops}]\n\n").into();
         }
         Some(Malformation::TruncatedJson) => {
-            let frame = &frames[middle];
+            let frame = match &frames[middle] {
+                Frame::Ready(bytes) => bytes.clone(),
+                Frame::Later(index) => later.as_ref().expect("content chunks").render(*index),
+            };
             let cut = frame.len() / 2;
             let mut broken = frame[..cut].to_vec();
             broken.extend_from_slice(b"\n\n");
-            frames[middle] = Bytes::from(broken);
+            frames[middle] = Bytes::from(broken).into();
         }
         _ => {}
     }
-    frames
+    let render = later.map(|text| Render(Box::new(move |index| text.render(index))));
+    (frames, render)
 }
 
 /// The text of a message's `content`: a string, or the `text` parts of an array of parts.
