@@ -8,7 +8,9 @@
 //! - `DELETE /faults/{fake}/{id}`: one rule off (204, or 404 if it was not on).
 //! - `DELETE /faults`: every rule of every fake off (204).
 //! - `GET /journal/{fake}?since_ms=N`: `{"dropped": n, "attempts": [...]}`, attempts that
-//!   arrived at or after N ms.
+//!   arrived at or after N ms, each as [`crate::fakes::journal::Attempt`] serializes (with
+//!   `retry_count`, the SDK's `x-stainless-retry-count`, and `chunks_sent` for streams, when
+//!   known).
 //!
 //! Loopback only: [`serve`] refuses any other address, since whoever reaches it can break the
 //! fakes at will.

@@ -8,7 +8,8 @@
 //!   refuse, which is also what ends hung requests;
 //! - per attempt: read the body, find the correlation key, ask the switchboard for a fault,
 //!   act it out, and record the attempt in the journal when it ends, however it ends (for a
-//!   streamed body: when the last byte is sent or the stream is cut).
+//!   streamed body: when the last byte is sent or the stream is cut, with the events sent),
+//!   with the client's `x-stainless-retry-count` (what the official SDKs number retries by).
 //!
 //! Faults acted out here, the same for every HTTP fake: `status` (with `retry-after`,
 //! `retry-after-ms`, `x-should-retry` and the provider's error code), `delay` (sampled from
@@ -205,6 +206,18 @@ impl Reply {
         let value = HeaderValue::from_str(&value.to_string()).expect("valid header value");
         self.headers.push((HeaderName::from_static(name), value));
         self
+    }
+
+    /// Adds a header whose value is ready.
+    pub fn with_value(mut self, name: &'static str, value: HeaderValue) -> Self {
+        self.headers.push((HeaderName::from_static(name), value));
+        self
+    }
+
+    /// Adds a header with text the fake built, without copying it again.
+    pub fn with_text(self, name: &'static str, value: String) -> Self {
+        let value = HeaderValue::from_maybe_shared(Bytes::from(value)).expect("valid header value");
+        self.with_value(name, value)
     }
 
     /// Adds a header with a number for its value.

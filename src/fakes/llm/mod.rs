@@ -32,7 +32,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use serde_json::json;
 
 use super::fault::{Fault, Switchboard};
@@ -174,19 +174,35 @@ impl Turn<'_> {
 /// Adds the rate-limit headers of `verdict` in the provider's spelling.
 fn with_limits(provider: Provider, reply: Reply, verdict: &Verdict) -> Reply {
     match provider {
-        Provider::OpenAi => reply
-            .with_number("x-ratelimit-limit-requests", verdict.rpm.into())
-            .with_number("x-ratelimit-limit-tokens", verdict.tpm.into())
-            .with_number("x-ratelimit-remaining-requests", verdict.remaining_requests)
-            .with_number("x-ratelimit-remaining-tokens", verdict.remaining_tokens)
-            .with_header(
-                "x-ratelimit-reset-requests",
-                limits::reset_text(verdict.reset_requests),
-            )
-            .with_header(
-                "x-ratelimit-reset-tokens",
-                limits::reset_text(verdict.reset_tokens),
-            ),
+        Provider::OpenAi => {
+            // The default limits are on almost every answer: their values are built once.
+            let limit = |value: u32, default: u32, text: &'static str| {
+                if value == default {
+                    HeaderValue::from_static(text)
+                } else {
+                    HeaderValue::from(value)
+                }
+            };
+            reply
+                .with_value(
+                    "x-ratelimit-limit-requests",
+                    limit(verdict.rpm, limits::DEFAULT_RPM, limits::DEFAULT_RPM_TEXT),
+                )
+                .with_value(
+                    "x-ratelimit-limit-tokens",
+                    limit(verdict.tpm, limits::DEFAULT_TPM, limits::DEFAULT_TPM_TEXT),
+                )
+                .with_number("x-ratelimit-remaining-requests", verdict.remaining_requests)
+                .with_number("x-ratelimit-remaining-tokens", verdict.remaining_tokens)
+                .with_text(
+                    "x-ratelimit-reset-requests",
+                    limits::reset_text(verdict.reset_requests),
+                )
+                .with_text(
+                    "x-ratelimit-reset-tokens",
+                    limits::reset_text(verdict.reset_tokens),
+                )
+        }
         Provider::Anthropic => {
             let at = |wait: Duration| {
                 (time::OffsetDateTime::now_utc() + wait)
@@ -371,8 +387,8 @@ fn stamp(provider: Provider, request: &Request, reply: Reply) -> Reply {
     let processing_ms = request.arrival.elapsed().as_millis() as u64;
     let id = format!("req_{}", fresh_id());
     let reply = match provider {
-        Provider::OpenAi => reply.with_header("x-request-id", id),
-        Provider::Anthropic => reply.with_header("request-id", id),
+        Provider::OpenAi => reply.with_text("x-request-id", id),
+        Provider::Anthropic => reply.with_text("request-id", id),
     };
     reply.with_number("openai-processing-ms", processing_ms)
 }
