@@ -52,7 +52,8 @@ pub(crate) fn hash(seed: u64, text: &str) -> u64 {
 /// 8.5 MB on its own, loaded its vocabulary in 240 ms, and encoded one chat request's prompt
 /// and answer in ~42 µs: several times the whole request's cost in the fake (~26 µs of CPU at
 /// 78k req/s on 2 cores), which would sink the throughput goal. Clients that count with a
-/// real tokenizer should allow for the difference (about ±25% on English prose).
+/// real tokenizer should allow for the difference: a 133-character English answer is 34
+/// tokens here and 29 in `cl100k_base`.
 pub(crate) fn approx_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
