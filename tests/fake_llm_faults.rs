@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faultline::fakes::fault::{parse_rule, Fault, FaultRule, Switchboard};
-use faultline::fakes::journal::Journal;
+use faultline::fakes::journal::{Attempt, Journal};
 use faultline::fakes::llm::{self, LlmOptions};
 use faultline::fakes::{tool, FakeHandle};
 use serde_json::{json, Value};
@@ -325,6 +325,24 @@ async fn a_stall_pauses_the_stream_after_n_chunks_then_finishes_it() {
         "{gaps:?}"
     );
     assert_eq!(received.data().last().map(String::as_str), Some("[DONE]"));
+    let attempt = recorded(&fake).await;
+    assert_eq!(
+        attempt.chunks_sent,
+        Some(received.data().len() as u32),
+        "the journal counts every event sent: {attempt:?}"
+    );
+}
+
+/// The first journal entry, once the attempt has ended (a stream records when its body ends).
+async fn recorded(fake: &FakeHandle) -> Attempt {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(attempt) = fake.journal().snapshot().into_iter().next() {
+            return attempt;
+        }
+        assert!(Instant::now() < deadline, "no attempt journaled within 5 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
@@ -336,6 +354,12 @@ async fn a_stream_cut_after_n_chunks_ends_the_body_with_an_error() {
     assert!(received.error.is_some(), "the body ends in an error");
     assert_eq!(received.data().len(), 3);
     assert!(!received.text().contains("[DONE]"));
+    let attempt = recorded(&fake).await;
+    assert_eq!(
+        attempt.chunks_sent,
+        Some(3),
+        "the journal counts the events sent before the cut: {attempt:?}"
+    );
 }
 
 #[tokio::test]

@@ -61,6 +61,8 @@ fn evidence(plan: &Plan) -> Evidence {
                 duration_ms: 2.0,
                 input_tokens: None,
                 output_tokens: None,
+                retry_count: None,
+                chunks_sent: None,
             });
         }
         if in_fault {

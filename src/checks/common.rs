@@ -267,6 +267,8 @@ pub(crate) mod tests {
             duration_ms: 1.0,
             input_tokens: None,
             output_tokens: None,
+            retry_count: None,
+            chunks_sent: None,
         };
         assert!(!attempt_failed(&attempt(Some(200), None)));
         assert!(!attempt_failed(&attempt(Some(200), Some("delay 1s"))));
@@ -302,6 +304,8 @@ pub(crate) mod tests {
             duration_ms,
             input_tokens: None,
             output_tokens: None,
+            retry_count: None,
+            chunks_sent: None,
         }
     }
 

@@ -10,6 +10,7 @@
 //! strings, so the same JSON works in scenario files, the control API and reports.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -379,6 +380,9 @@ pub fn parse_rule(text: &str, id: usize) -> Result<FaultRule, String> {
 /// control API (writes).
 pub struct Switchboard {
     state: Mutex<State>,
+    /// Rules on that [`Switchboard::pick`] could return, so an attempt with none on (most of
+    /// a run) skips the lock.
+    pickable: AtomicUsize,
     /// True while a `refuse` rule is on; the fake's accept loop watches it to close its port.
     refusing: watch::Sender<bool>,
 }
@@ -404,6 +408,7 @@ impl Switchboard {
                 attempts: HashMap::new(),
             }),
             refusing: watch::Sender::new(false),
+            pickable: AtomicUsize::new(0),
         }
     }
 
@@ -445,6 +450,9 @@ impl Switchboard {
     /// `first_attempts` for this key, and wins its rate draw. `Refuse` is not returned here;
     /// watch [`Switchboard::refusing`] instead.
     pub fn pick(&self, route: &str, key: Option<&str>) -> Option<Fault> {
+        if self.pickable.load(AtomicOrdering::Acquire) == 0 {
+            return None;
+        }
         let mut state = self.state.lock().unwrap();
         let State {
             active,
@@ -508,7 +516,13 @@ impl Switchboard {
         self.refusing.subscribe()
     }
 
+    fn count_pickable(&self, active: &[FaultRule]) {
+        let pickable = active.iter().filter(|r| r.fault != Fault::Refuse).count();
+        self.pickable.store(pickable, AtomicOrdering::Release);
+    }
+
     fn publish_refusing(&self, active: &[FaultRule]) {
+        self.count_pickable(active);
         let refuse = active.iter().any(|r| r.fault == Fault::Refuse);
         self.refusing
             .send_if_modified(|now| std::mem::replace(now, refuse) != refuse);

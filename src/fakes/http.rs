@@ -8,7 +8,8 @@
 //!   refuse, which is also what ends hung requests;
 //! - per attempt: read the body, find the correlation key, ask the switchboard for a fault,
 //!   act it out, and record the attempt in the journal when it ends, however it ends (for a
-//!   streamed body: when the last byte is sent or the stream is cut).
+//!   streamed body: when the last byte is sent or the stream is cut, with the events sent),
+//!   with the client's `x-stainless-retry-count` (what the official SDKs number retries by).
 //!
 //! Faults acted out here, the same for every HTTP fake: `status` (with `retry-after`,
 //! `retry-after-ms`, `x-should-retry` and the provider's error code), `delay` (sampled from
@@ -37,7 +38,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::fault::{Fault, Malformation, Switchboard};
-use super::journal::{Attempt, Journal};
+use super::journal::{Journal, Key, Record};
 use super::text::last_nonce;
 use super::{FakeError, FakeHandle};
 
@@ -95,16 +96,34 @@ pub(crate) struct Reply {
 /// A body sent piece by piece, with waits between the pieces, possibly cut short. Built whole
 /// when the request is answered (so every random draw happens in request order, keeping runs
 /// repeatable) and played out by the serving loop.
+///
+/// Pieces can be rendered late ([`Step::Render`]): a long stream then holds its text once
+/// instead of every frame's bytes for its whole life (a 100-token chat stream's frames are
+/// ~21 KB), and a burst of new streams does not serialize every frame up front.
 #[derive(Debug, Default)]
 pub(crate) struct Script {
     pub steps: Vec<Step>,
     /// Cut the connection this long after the head was sent, wherever the script is then.
     pub cut_after: Option<Duration>,
+    /// Renders the [`Step::Render`] pieces.
+    pub render: Option<Render>,
 }
 
+/// How a script renders piece `i` when its turn comes.
+pub(crate) struct Render(pub Box<dyn Fn(u32) -> Bytes + Send + Sync>);
+
+impl std::fmt::Debug for Render {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Render")
+    }
+}
+
+/// One step of a script; 24 bytes, as a long stream holds two per event.
 #[derive(Debug)]
 pub(crate) enum Step {
-    Send(Bytes),
+    Send(Box<Bytes>),
+    /// Send what the script's renderer makes of this index.
+    Render(u32),
     Wait(Duration),
     /// Close the connection mid-body: the client sees an incomplete chunked body.
     Cut,
@@ -113,7 +132,7 @@ pub(crate) enum Step {
 impl Script {
     /// Pieces sent so far are counted by the caller; this just appends.
     pub fn send(&mut self, piece: impl Into<Bytes>) {
-        self.steps.push(Step::Send(piece.into()));
+        self.steps.push(Step::Send(Box::new(piece.into())));
     }
 
     pub fn wait(&mut self, wait: Duration) {
@@ -127,16 +146,37 @@ impl Script {
     }
 }
 
+/// Room for the headers a fake's answer usually carries (the LLM's: content type, request
+/// id, processing time, six rate-limit headers), so adding them never reallocates.
+const HEADERS: usize = 12;
+
+fn json_headers() -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = Vec::with_capacity(HEADERS);
+    headers.push((
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    ));
+    headers
+}
+
 impl Reply {
     /// A JSON reply (`content-type: application/json`).
     pub fn json(status: StatusCode, value: &serde_json::Value) -> Self {
         Reply {
             status,
-            headers: vec![(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
+            headers: json_headers(),
             body: Bytes::from(value.to_string()),
+            usage: None,
+            stream: None,
+        }
+    }
+
+    /// A JSON reply whose body is already serialized.
+    pub fn json_body(status: StatusCode, body: Vec<u8>) -> Self {
+        Reply {
+            status,
+            headers: json_headers(),
+            body: Bytes::from(body),
             usage: None,
             stream: None,
         }
@@ -146,13 +186,15 @@ impl Reply {
     pub fn event_stream(status: StatusCode, script: Script) -> Self {
         Reply {
             status,
-            headers: vec![
-                (
+            headers: {
+                let mut headers = Vec::with_capacity(HEADERS);
+                headers.push((
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/event-stream; charset=utf-8"),
-                ),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            ],
+                ));
+                headers.push((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
+                headers
+            },
             body: Bytes::new(),
             usage: None,
             stream: Some(Box::new(script)),
@@ -163,6 +205,25 @@ impl Reply {
     pub fn with_header(mut self, name: &'static str, value: impl ToString) -> Self {
         let value = HeaderValue::from_str(&value.to_string()).expect("valid header value");
         self.headers.push((HeaderName::from_static(name), value));
+        self
+    }
+
+    /// Adds a header whose value is ready.
+    pub fn with_value(mut self, name: &'static str, value: HeaderValue) -> Self {
+        self.headers.push((HeaderName::from_static(name), value));
+        self
+    }
+
+    /// Adds a header with text the fake built, without copying it again.
+    pub fn with_text(self, name: &'static str, value: String) -> Self {
+        let value = HeaderValue::from_maybe_shared(Bytes::from(value)).expect("valid header value");
+        self.with_value(name, value)
+    }
+
+    /// Adds a header with a number for its value.
+    pub fn with_number(mut self, name: &'static str, value: u64) -> Self {
+        self.headers
+            .push((HeaderName::from_static(name), HeaderValue::from(value)));
         self
     }
 
@@ -497,20 +558,14 @@ impl<R: Responder> Shared<R> {
     ) -> Response<Body> {
         let arrival = Instant::now();
         let (head, body) = request.into_parts();
+        let mut record = self.journal.begin(self.name, head.uri.path(), arrival);
+        record.retry_count = head
+            .headers
+            .get("x-stainless-retry-count")
+            .and_then(|value| value.to_str().ok()?.trim().parse().ok());
         let mut entry = Entry {
             journal: self.journal.clone(),
-            arrival,
-            attempt: Attempt {
-                at_ms: self.journal.offset_ms(arrival),
-                fake: self.name.to_owned(),
-                route: head.uri.path().to_owned(),
-                key: None,
-                fault: None,
-                status: None,
-                duration_ms: 0.0,
-                input_tokens: None,
-                output_tokens: None,
-            },
+            record: Some(record),
         };
         let body = match axum::body::to_bytes(Body::new(body), MAX_BODY).await {
             Ok(body) => body,
@@ -522,7 +577,13 @@ impl<R: Responder> Shared<R> {
                 return entry.finish(reply);
             }
         };
-        entry.attempt.key = correlation_key(&body, &head.uri, &head.headers);
+        let key = correlation_key(&body, &head.uri, &head.headers);
+        let fault = self.switchboard.pick(head.uri.path(), key);
+        let record = entry.record();
+        record.key = Key::of(key);
+        record.fault = fault
+            .as_ref()
+            .map(|fault| self.journal.name(&fault.label()));
         let request = Request {
             method: head.method,
             uri: head.uri,
@@ -531,10 +592,6 @@ impl<R: Responder> Shared<R> {
             arrival,
         };
 
-        let fault = self
-            .switchboard
-            .pick(&entry.attempt.route, entry.attempt.key.as_deref());
-        entry.attempt.fault = fault.as_ref().map(Fault::label);
         let Some(fault) = fault else {
             return entry.finish(self.responder.answer(&request));
         };
@@ -618,44 +675,49 @@ impl<R: Responder> Shared<R> {
 /// streamed answer carries its entry in the body and records when the body ends.
 struct Entry {
     journal: Arc<Journal>,
-    arrival: Instant,
-    attempt: Attempt,
+    /// Taken when the entry records itself.
+    record: Option<Record>,
 }
 
 impl Entry {
+    fn record(&mut self) -> &mut Record {
+        self.record.as_mut().expect("recorded only on drop")
+    }
+
     fn finish(mut self, reply: Reply) -> Response<Body> {
-        self.attempt.status = Some(reply.status.as_u16());
+        let record = self.record();
+        record.status = Some(reply.status.as_u16());
         // A stream that is cut never delivers its closing usage chunk.
         let cut = reply.stream.as_ref().is_some_and(|script| {
             script.cut_after.is_some() || script.steps.iter().any(|s| matches!(s, Step::Cut))
         });
         if let (Some(usage), false) = (reply.usage, cut) {
-            self.attempt.input_tokens = Some(usage.input);
-            self.attempt.output_tokens = Some(usage.output);
+            record.input_tokens = Some(usage.input);
+            record.output_tokens = Some(usage.output);
+        }
+        if reply.stream.is_some() {
+            record.chunks_sent = Some(0);
         }
         let body = match reply.stream {
             None => Body::from(reply.body),
             Some(script) => Body::from_stream(play(*script, self)),
         };
+        let mut headers = HeaderMap::with_capacity(reply.headers.len());
+        for (name, value) in reply.headers {
+            headers.append(name, value);
+        }
         let mut response = Response::new(body);
         *response.status_mut() = reply.status;
-        response.headers_mut().extend(reply.headers);
+        *response.headers_mut() = headers;
         response
     }
 }
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        let attempt = &mut self.attempt;
-        let attempt = Attempt {
-            fake: std::mem::take(&mut attempt.fake),
-            route: std::mem::take(&mut attempt.route),
-            key: attempt.key.take(),
-            fault: attempt.fault.take(),
-            duration_ms: self.arrival.elapsed().as_secs_f64() * 1000.0,
-            ..*attempt
-        };
-        self.journal.record(attempt);
+        if let Some(record) = self.record.take() {
+            self.journal.finish(record);
+        }
     }
 }
 
@@ -676,24 +738,38 @@ fn play(
     let deadline = script
         .cut_after
         .map(|after| tokio::time::Instant::now() + after);
+    let render = script.render.map(Arc::new);
     let state = (script.steps.into_iter(), entry, deadline);
-    futures::stream::unfold(state, |(mut steps, entry, deadline)| async move {
-        loop {
-            if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
-                return Some((Err(Cut), (Vec::new().into_iter(), entry, None)));
-            }
-            match steps.next()? {
-                Step::Send(piece) => return Some((Ok(piece), (steps, entry, deadline))),
-                Step::Wait(wait) => {
-                    let until = tokio::time::Instant::now() + wait;
-                    let until = deadline.map_or(until, |cut| until.min(cut));
-                    tokio::time::sleep_until(until).await;
-                }
-                Step::Cut => {
-                    // hyper flushes what it buffered only when the body is pending; without
-                    // this pause the error would discard the head and the pieces sent before.
-                    tokio::time::sleep(FLUSH_BEFORE_CUT).await;
+    futures::stream::unfold(state, move |(mut steps, mut entry, deadline)| {
+        let render = render.clone();
+        async move {
+            loop {
+                if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
                     return Some((Err(Cut), (Vec::new().into_iter(), entry, None)));
+                }
+                match steps.next()? {
+                    Step::Send(piece) => {
+                        let sent = &mut entry.record().chunks_sent;
+                        *sent = Some(sent.unwrap_or(0) + 1);
+                        return Some((Ok(*piece), (steps, entry, deadline)));
+                    }
+                    Step::Render(index) => {
+                        let sent = &mut entry.record().chunks_sent;
+                        *sent = Some(sent.unwrap_or(0) + 1);
+                        let piece = render.as_ref().map_or_else(Bytes::new, |r| (r.0)(index));
+                        return Some((Ok(piece), (steps, entry, deadline)));
+                    }
+                    Step::Wait(wait) => {
+                        let until = tokio::time::Instant::now() + wait;
+                        let until = deadline.map_or(until, |cut| until.min(cut));
+                        tokio::time::sleep_until(until).await;
+                    }
+                    Step::Cut => {
+                        // hyper flushes what it buffered only when the body is pending; without
+                        // this pause the error would discard the head and the pieces sent before.
+                        tokio::time::sleep(FLUSH_BEFORE_CUT).await;
+                        return Some((Err(Cut), (Vec::new().into_iter(), entry, None)));
+                    }
                 }
             }
         }
@@ -702,13 +778,12 @@ fn play(
 
 /// The correlation key of a request: the last `fl-xxxxxxxx` nonce in the body (prompt,
 /// embedding input) or the query string, else a propagated `x-request-id` header.
-fn correlation_key(body: &[u8], uri: &Uri, headers: &HeaderMap) -> Option<String> {
+fn correlation_key<'a>(body: &'a [u8], uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     last_nonce(body)
         .or_else(|| last_nonce(uri.query()?.as_bytes()))
-        .map(str::to_owned)
         .or_else(|| {
             let id = headers.get("x-request-id")?.to_str().ok()?.trim();
-            (!id.is_empty()).then(|| id.to_owned())
+            (!id.is_empty()).then_some(id)
         })
 }
 
@@ -771,19 +846,13 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("x-request-id", HeaderValue::from_static("req-7"));
         let uri: Uri = "/weather?city=Paris&q=%5Bfl-0123abcd%5D".parse().unwrap();
+        assert_eq!(correlation_key(b"", &uri, &headers), Some("fl-0123abcd"));
         assert_eq!(
-            correlation_key(b"", &uri, &headers).as_deref(),
-            Some("fl-0123abcd")
-        );
-        assert_eq!(
-            correlation_key(br#"{"input":"[fl-99999999]"}"#, &uri, &headers).as_deref(),
+            correlation_key(br#"{"input":"[fl-99999999]"}"#, &uri, &headers),
             Some("fl-99999999")
         );
         let plain: Uri = "/weather?city=Paris".parse().unwrap();
-        assert_eq!(
-            correlation_key(b"", &plain, &headers).as_deref(),
-            Some("req-7")
-        );
+        assert_eq!(correlation_key(b"", &plain, &headers), Some("req-7"));
         assert_eq!(correlation_key(b"", &plain, &HeaderMap::new()), None);
     }
 

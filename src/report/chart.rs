@@ -334,6 +334,8 @@ mod tests {
             duration_ms: 1.0,
             input_tokens: None,
             output_tokens: None,
+            retry_count: None,
+            chunks_sent: None,
         }
     }
 

@@ -568,6 +568,8 @@ mod tests {
             duration_ms: 3.0,
             input_tokens: None,
             output_tokens: None,
+            retry_count: None,
+            chunks_sent: None,
         }
     }
 

@@ -48,6 +48,17 @@ def attempts(key):
     return [a for a in journal["attempts"] if a["key"] == key]
 
 
+def settled(key, count=1):
+    """The attempts of `key` once `count` are journaled (a stream records when its body
+    ends, a moment after the client read its end); waits up to 5 s."""
+    deadline = time.monotonic() + 5
+    while True:
+        seen = attempts(key)
+        if len(seen) >= count or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.02)
+
+
 def oai(**options):
     options.setdefault("max_retries", 0)
     return openai.OpenAI(base_url=BASE + "/v1", api_key=KEY, **options)
@@ -104,13 +115,17 @@ def openai_chat_completion():
 @check
 def openai_stream_with_usage():
     fault()
+    nonce = "fl-0000a002"
     stream = oai().chat.completions.create(
         model="gpt-4o-mini",
-        messages=ask("hello there"),
+        messages=ask(f"hello there [{nonce}]"),
         stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
+    # Every event the SDK yielded, plus `data: [DONE]`, which it swallows.
+    [journaled] = settled(nonce)
+    assert journaled.get("chunks_sent") == len(chunks) + 1, (journaled, len(chunks))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text, "streamed some content"
     last = chunks[-1]
@@ -201,6 +216,8 @@ def openai_waits_retry_after_ms_then_retries():
     assert completion.choices[0].message.content
     seen = attempts(nonce)
     assert [a["status"] for a in seen] == [429, 200], seen
+    # The SDK numbers its attempts in x-stainless-retry-count; the journal keeps the number.
+    assert [a.get("retry_count") for a in seen] == [0, 1], seen
     gap = seen[1]["at_ms"] - seen[0]["at_ms"]
     # The SDK waits retry-after-ms (700 ms) exactly, with no jitter; allow scheduling slack.
     assert 650 <= gap <= 2500, f"gap {gap} ms"
@@ -272,6 +289,7 @@ def anthropic_retries_an_overload_after_retry_after_ms():
     assert message.content
     seen = attempts(nonce)
     assert [a["status"] for a in seen] == [529, 200], seen
+    assert [a.get("retry_count") for a in seen] == [0, 1], seen
     assert seen[1]["at_ms"] - seen[0]["at_ms"] >= 350
 
 

@@ -2,12 +2,12 @@
 //! directory). A prompt gets the first topic whose keyword it mentions, else a generic answer;
 //! among a topic's answers the seed and the prompt pick one, so answers repeat run to run.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use serde::Deserialize;
 
-use crate::fakes::text::{hash, without_nonces, words};
+use crate::fakes::text::{hash, without_nonces, word_slices};
 
 #[derive(Debug, Deserialize)]
 struct Answers {
@@ -41,12 +41,13 @@ static ANSWERS: LazyLock<Answers> = LazyLock::new(|| {
 pub(super) fn answer_for(seed: u64, prompt: &str) -> &'static str {
     let prompt = without_nonces(prompt);
     let lowered = prompt.to_lowercase();
-    let said: HashSet<String> = words(&prompt).collect();
+    // A handful of words: a list beats a set, and words already lowercase are not copied.
+    let said: Vec<Cow<str>> = word_slices(&prompt).collect();
     let mentions = |keyword: &String| {
         if keyword.contains(' ') {
             lowered.contains(keyword.as_str())
         } else {
-            said.contains(keyword)
+            said.iter().any(|word| word == keyword)
         }
     };
     let choices = ANSWERS

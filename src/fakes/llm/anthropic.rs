@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::chat::{content_text, decide, Said};
-use super::stream::{event, pace, pieces};
+use super::stream::{event, pace, pieces, Frame};
 use super::tools;
 use super::{anthropic_error, context_window, with_limits, Provider, Turn};
 use crate::fakes::fault::{Fault, Malformation};
@@ -104,7 +104,7 @@ fn try_messages(turn: &Turn) -> Result<Reply, Reply> {
             _ => "end_turn",
         },
     };
-    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    let id = format!("msg_{}", super::fresh_id());
     let malformed = match turn.fault {
         Some(Fault::Malformed { what }) => Some(*what),
         _ => None,
@@ -119,7 +119,14 @@ fn try_messages(turn: &Turn) -> Result<Reply, Reply> {
             (input_tokens, output_tokens),
             malformed,
         );
-        Reply::event_stream(StatusCode::OK, pace(frames, turn.fault, turn.board))
+        Reply::event_stream(
+            StatusCode::OK,
+            pace(
+                frames.into_iter().map(Frame::from).collect(),
+                turn.fault,
+                turn.board,
+            ),
+        )
     } else {
         let content = match (&said, empty) {
             (_, true) => json!([]),

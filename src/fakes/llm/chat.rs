@@ -9,15 +9,16 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use bytes::Bytes;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::answers::answer_for;
-use super::stream::{data, pace, pieces};
+use super::stream::{data, pace, pieces, Frame};
 use super::tools::{self, Tool};
 use super::{context_window, error, invalid, missing, parse_body, required_model, unix_now};
 use super::{with_limits, Provider, Turn};
 use crate::fakes::fault::{Fault, FinishReason, Malformation};
-use crate::fakes::http::{Reply, Usage};
+use crate::fakes::http::{Render, Reply, Usage};
 use crate::fakes::text::approx_tokens;
 
 /// What the model "says" this turn.
@@ -159,27 +160,31 @@ fn try_complete(turn: &Turn) -> Result<Reply, Reply> {
         "call_",
     );
     let completion_tokens = said.tokens();
-    let usage = json!({
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": { "cached_tokens": 0 },
-        "completion_tokens_details": { "reasoning_tokens": 0 },
-    });
-    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let usage = UsageBody {
+        completion_tokens,
+        completion_tokens_details: Reasoning {
+            reasoning_tokens: 0,
+        },
+        prompt_tokens,
+        prompt_tokens_details: Cached { cached_tokens: 0 },
+        total_tokens: prompt_tokens + completion_tokens,
+    };
+    let id = format!("chatcmpl-{}", super::fresh_id());
     let malformed = match turn.fault {
         Some(Fault::Malformed { what }) => Some(*what),
         _ => None,
     };
     let reply = if streaming {
-        let frames = chunks(
+        let (frames, render) = chunks(
             &id,
             model,
             &said,
             include_usage.then_some(&usage),
             malformed,
         );
-        let mut reply = Reply::event_stream(StatusCode::OK, pace(frames, turn.fault, turn.board));
+        let mut script = pace(frames, turn.fault, turn.board);
+        script.render = render;
+        let mut reply = Reply::event_stream(StatusCode::OK, script);
         if malformed == Some(Malformation::WrongContentType) {
             reply
                 .headers
@@ -192,41 +197,45 @@ fn try_complete(turn: &Turn) -> Result<Reply, Reply> {
         reply
     } else {
         let message = match &said {
-            Said::Text { content, .. } => {
-                json!({ "role": "assistant", "content": content, "refusal": null })
-            }
+            Said::Text { content, .. } => Message {
+                content: Some(content),
+                refusal: (),
+                role: "assistant",
+                tool_calls: None,
+            },
             Said::Call {
                 id,
                 name,
                 arguments,
-            } => json!({
-                "role": "assistant", "content": null, "refusal": null,
-                "tool_calls": [{ "id": id, "type": "function",
-                                 "function": { "name": name, "arguments": arguments } }],
-            }),
+            } => Message {
+                content: None,
+                refusal: (),
+                role: "assistant",
+                tool_calls: Some([ToolCall {
+                    function: Function { arguments, name },
+                    id,
+                    kind: "function",
+                }]),
+            },
         };
-        let choices = if malformed == Some(Malformation::EmptyChoices) {
-            json!([])
-        } else {
-            json!([{
-                "index": 0,
-                "message": message,
-                "logprobs": null,
-                "finish_reason": finish_reason(&said),
-            }])
+        let choice = (malformed != Some(Malformation::EmptyChoices)).then(|| Choice {
+            finish_reason: finish_reason(&said),
+            index: 0,
+            logprobs: (),
+            message,
+        });
+        let completion = Completion {
+            choices: choice.as_slice(),
+            created: unix_now(),
+            id: &id,
+            model,
+            object: "chat.completion",
+            system_fingerprint: "fp_faultline",
+            usage: &usage,
         };
-        Reply::json(
-            StatusCode::OK,
-            &json!({
-                "id": id,
-                "object": "chat.completion",
-                "created": unix_now(),
-                "model": model,
-                "choices": choices,
-                "usage": usage,
-                "system_fingerprint": "fp_faultline",
-            }),
-        )
+        let mut body = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut body, &completion).expect("a completion serializes");
+        Reply::json_body(StatusCode::OK, body)
     };
     let reply = with_limits(Provider::OpenAi, reply, &limits);
     // The journal keeps the usage the client was told: a stream tells it only when asked
@@ -247,6 +256,179 @@ fn try_complete(turn: &Turn) -> Result<Reply, Reply> {
     })
 }
 
+// The answer's shapes, typed so they serialize without building a `Value` first. Fields are in
+// alphabetical order, the order the `json!` maps these replaced wrote them in.
+
+#[derive(Serialize)]
+struct Completion<'a> {
+    choices: &'a [Choice<'a>],
+    created: u64,
+    id: &'a str,
+    model: &'a str,
+    object: &'static str,
+    system_fingerprint: &'static str,
+    usage: &'a UsageBody,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    finish_reason: &'static str,
+    index: u32,
+    logprobs: (),
+    message: Message<'a>,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    content: Option<&'a str>,
+    refusal: (),
+    role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCall<'a>; 1]>,
+}
+
+#[derive(Serialize)]
+struct ToolCall<'a> {
+    function: Function<'a>,
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct Function<'a> {
+    arguments: &'a str,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct UsageBody {
+    completion_tokens: u64,
+    completion_tokens_details: Reasoning,
+    prompt_tokens: u64,
+    prompt_tokens_details: Cached,
+    total_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct Reasoning {
+    reasoning_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct Cached {
+    cached_tokens: u64,
+}
+
+/// A `chat.completion.chunk`; `usage` is `null` in every chunk but the usage chunk when the
+/// client asked for usage, and absent otherwise.
+#[derive(Serialize)]
+struct Chunk<'a, D: Serialize> {
+    choices: &'a [ChunkChoice<D>],
+    created: u64,
+    id: &'a str,
+    model: &'a str,
+    object: &'static str,
+    system_fingerprint: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Option<&'a UsageBody>>,
+}
+
+#[derive(Serialize)]
+struct ChunkChoice<D: Serialize> {
+    delta: D,
+    finish_reason: Option<&'static str>,
+    index: u32,
+    logprobs: (),
+}
+
+/// What every chunk of one stream shares.
+struct ChunkHead<'a> {
+    id: &'a str,
+    model: &'a str,
+    created: u64,
+    /// `malformed: empty_choices`: no chunk has a choice.
+    empty: bool,
+}
+
+impl ChunkHead<'_> {
+    fn frame<D: Serialize>(
+        &self,
+        choice: Option<ChunkChoice<D>>,
+        usage: Option<Option<&UsageBody>>,
+    ) -> Bytes {
+        let choices = match (&choice, self.empty) {
+            (Some(choice), false) => std::slice::from_ref(choice),
+            _ => &[],
+        };
+        data(&Chunk {
+            choices,
+            created: self.created,
+            id: self.id,
+            model: self.model,
+            object: "chat.completion.chunk",
+            system_fingerprint: "fp_faultline",
+            usage,
+        })
+    }
+}
+
+/// The content chunks of one stream, rendered one by one as they are sent: the chunk with an
+/// empty content serialized once, the piece spliced in where its `""` was. Serializing every
+/// chunk whole cost a microsecond or two per event, and a few hundred streams whose events
+/// fall due in the same millisecond made that lateness.
+struct ContentChunks {
+    /// The chunk with `"content":""`, split before the `""` (no split: no content in it).
+    template: (Bytes, Option<Bytes>),
+    text: String,
+    /// Where each piece of `text` ends.
+    bounds: Vec<u32>,
+}
+
+impl ContentChunks {
+    fn template(head: &ChunkHead, null_usage: bool) -> (Bytes, Option<Bytes>) {
+        let choice = ChunkChoice {
+            delta: ContentDelta { content: "" },
+            finish_reason: None,
+            index: 0,
+            logprobs: (),
+        };
+        let whole = head.frame(Some(choice), null_usage.then_some(None));
+        const MARK: &[u8] = b"\"content\":\"\"";
+        match whole.windows(MARK.len()).position(|w| w == MARK) {
+            Some(at) => {
+                let split = at + MARK.len() - 2;
+                (whole.slice(..split), Some(whole.slice(split + 2..)))
+            }
+            None => (whole, None),
+        }
+    }
+
+    fn render(&self, index: u32) -> Bytes {
+        let (before, Some(after)) = &self.template else {
+            return self.template.0.clone();
+        };
+        let i = index as usize;
+        let start = if i == 0 {
+            0
+        } else {
+            self.bounds[i - 1] as usize
+        };
+        let piece = &self.text[start..self.bounds[i] as usize];
+        let mut frame = Vec::with_capacity(before.len() + piece.len() + 2 + after.len());
+        frame.extend_from_slice(before);
+        serde_json::to_writer(&mut frame, piece).expect("a string serializes");
+        frame.extend_from_slice(after);
+        Bytes::from(frame)
+    }
+}
+
+/// A content delta: `{"content": "word "}`.
+#[derive(Serialize)]
+struct ContentDelta<'a> {
+    content: &'a str,
+}
+
 fn finish_reason(said: &Said) -> &'static str {
     match said {
         Said::Text { finish_reason, .. } => finish_reason,
@@ -260,69 +442,87 @@ fn chunks(
     id: &str,
     model: &str,
     said: &Said,
-    usage: Option<&Value>,
+    usage: Option<&UsageBody>,
     malformed: Option<Malformation>,
-) -> Vec<Bytes> {
-    let created = unix_now();
-    let empty = malformed == Some(Malformation::EmptyChoices);
-    let chunk = |delta: Value, finish: Value| {
-        let choices = if empty {
-            json!([])
-        } else {
-            json!([{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }])
-        };
-        let mut chunk = json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-            "system_fingerprint": "fp_faultline", "choices": choices,
-        });
-        if usage.is_some() {
-            chunk["usage"] = Value::Null;
-        }
-        data(&chunk)
+) -> (Vec<Frame>, Option<Render>) {
+    let head = ChunkHead {
+        id,
+        model,
+        created: unix_now(),
+        empty: malformed == Some(Malformation::EmptyChoices),
     };
-    let mut frames = Vec::new();
+    // `usage: null` in every chunk when the client asked for usage, absent otherwise.
+    let null_usage = usage.map(|_| None);
+    let chunk = |delta: Value, finish: Option<&'static str>| {
+        let choice = ChunkChoice {
+            delta,
+            finish_reason: finish,
+            index: 0,
+            logprobs: (),
+        };
+        head.frame(Some(choice), null_usage)
+    };
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut later = None;
     match said {
         Said::Text { content, .. } => {
-            frames.push(chunk(
-                json!({ "role": "assistant", "content": "", "refusal": null }),
-                Value::Null,
-            ));
-            for piece in pieces(content) {
-                frames.push(chunk(json!({ "content": piece }), Value::Null));
-            }
+            frames.push(
+                chunk(
+                    json!({ "role": "assistant", "content": "", "refusal": null }),
+                    None,
+                )
+                .into(),
+            );
+            // Content chunks are rendered as they are sent (see `Script`), from a template.
+            let text = ContentChunks {
+                template: ContentChunks::template(&head, usage.is_some()),
+                bounds: pieces(content)
+                    .scan(0u32, |end, piece| {
+                        *end += piece.len() as u32;
+                        Some(*end)
+                    })
+                    .collect(),
+                text: content.clone(),
+            };
+            frames.extend((0..text.bounds.len() as u32).map(Frame::Later));
+            later = Some(text);
         }
         Said::Call {
             id: call,
             name,
             arguments,
         } => {
-            frames.push(chunk(
-                json!({ "role": "assistant", "content": null, "tool_calls": [{
+            frames.push(
+                chunk(
+                    json!({ "role": "assistant", "content": null, "tool_calls": [{
                     "index": 0, "id": call, "type": "function",
                     "function": { "name": name, "arguments": "" } }] }),
-                Value::Null,
-            ));
+                    None,
+                )
+                .into(),
+            );
             // Arguments arrive in small fragments, as OpenAI streams them.
             let bytes: Vec<char> = arguments.chars().collect();
             for part in bytes.chunks(8) {
                 let part: String = part.iter().collect();
-                frames.push(chunk(
-                    json!({ "tool_calls": [{ "index": 0, "function": { "arguments": part } }] }),
-                    Value::Null,
-                ));
+                frames.push(
+                    chunk(
+                        json!({ "tool_calls": [{ "index": 0, "function": { "arguments": part } }] }),
+                        None,
+                    )
+                    .into(),
+                );
             }
         }
     }
     let content_frames = frames.len();
-    frames.push(chunk(json!({}), json!(finish_reason(said))));
+    frames.push(chunk(json!({}), Some(finish_reason(said))).into());
     if let (Some(usage), false) = (usage, malformed == Some(Malformation::NoUsage)) {
-        frames.push(data(&json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-            "system_fingerprint": "fp_faultline", "choices": [], "usage": usage,
-        })));
+        // The usage chunk has no choices even when the others have one.
+        frames.push(head.frame::<()>(None, Some(Some(usage))).into());
     }
     if malformed != Some(Malformation::NoDone) {
-        frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        frames.push(Bytes::from_static(b"data: [DONE]\n\n").into());
     }
     let middle = content_frames / 2;
     match malformed {
@@ -330,23 +530,31 @@ fn chunks(
         // when a generation fails mid-way.
         Some(Malformation::ErrorFrame) => {
             frames.truncate(middle.max(1));
-            frames.push(data(&json!({ "error": {
+            frames.push(
+                data(&json!({ "error": {
                 "message": "The server had an error while processing your request. Sorry about that!",
-                "type": "server_error", "param": null, "code": null } })));
+                "type": "server_error", "param": null, "code": null } }))
+                .into(),
+            );
         }
         Some(Malformation::InvalidJson) => {
-            frames[middle] = Bytes::from_static(b"data: {\"choices\": [{\"delta\": oops}]\n\n");
+            frames[middle] =
+                Bytes::from_static(b"data: {\"choices\": [{\"delta\": oops}]\n\n").into();
         }
         Some(Malformation::TruncatedJson) => {
-            let frame = &frames[middle];
+            let frame = match &frames[middle] {
+                Frame::Ready(bytes) => bytes.clone(),
+                Frame::Later(index) => later.as_ref().expect("content chunks").render(*index),
+            };
             let cut = frame.len() / 2;
             let mut broken = frame[..cut].to_vec();
             broken.extend_from_slice(b"\n\n");
-            frames[middle] = Bytes::from(broken);
+            frames[middle] = Bytes::from(broken).into();
         }
         _ => {}
     }
-    frames
+    let render = later.map(|text| Render(Box::new(move |index| text.render(index))));
+    (frames, render)
 }
 
 /// The text of a message's `content`: a string, or the `text` parts of an array of parts.
@@ -399,6 +607,36 @@ fn truncate(answer: &str, max_tokens: Option<u64>) -> (&str, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_content_chunk_from_the_template_equals_one_serialized_whole() {
+        for (empty, null_usage) in [(false, false), (false, true), (true, false)] {
+            let head = ChunkHead {
+                id: "chatcmpl-1",
+                model: "m",
+                created: 7,
+                empty,
+            };
+            let text = "say \"hi\"\n ünï ";
+            let chunks = ContentChunks {
+                template: ContentChunks::template(&head, null_usage),
+                bounds: vec![4, text.len() as u32],
+                text: text.into(),
+            };
+            for (index, piece) in [(0, "say "), (1, &text[4..])] {
+                let whole = head.frame(
+                    Some(ChunkChoice {
+                        delta: ContentDelta { content: piece },
+                        finish_reason: None,
+                        index: 0,
+                        logprobs: (),
+                    }),
+                    null_usage.then_some(None),
+                );
+                assert_eq!(chunks.render(index), whole, "{piece:?}");
+            }
+        }
+    }
 
     #[test]
     fn the_latest_user_message_is_what_gets_answered() {

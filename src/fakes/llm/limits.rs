@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 /// The limits reported when no `rate_limit` fault is on: a large paid tier.
 pub(super) const DEFAULT_RPM: u32 = 10_000;
 pub(super) const DEFAULT_TPM: u32 = 30_000_000;
+/// The same, as header values.
+pub(super) const DEFAULT_RPM_TEXT: &str = "10000";
+pub(super) const DEFAULT_TPM_TEXT: &str = "30000000";
 
 /// Keys tracked at once; past this every bucket starts full again (bounded memory even if a
 /// load sends a new key per request).
@@ -64,13 +67,20 @@ impl Limits {
         if buckets.len() >= KEYS_LIMIT && !buckets.contains_key(key) {
             buckets.clear();
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert_with(|| Buckets {
-            rpm,
-            tpm,
-            requests: f64::from(rpm),
-            tokens: f64::from(tpm),
-            refilled: now,
-        });
+        // Look up before inserting: `entry` would allocate the key on every request.
+        if !buckets.contains_key(key) {
+            buckets.insert(
+                key.to_owned(),
+                Buckets {
+                    rpm,
+                    tpm,
+                    requests: f64::from(rpm),
+                    tokens: f64::from(tpm),
+                    refilled: now,
+                },
+            );
+        }
+        let bucket = buckets.get_mut(key).expect("inserted above");
         if (bucket.rpm, bucket.tpm) != (rpm, tpm) {
             // New limits (a fault switched on or off): start from a full quota under them.
             *bucket = Buckets {
@@ -179,6 +189,12 @@ mod tests {
                 .remaining_requests,
             0
         );
+    }
+
+    #[test]
+    fn the_default_limits_read_as_their_header_texts() {
+        assert_eq!(DEFAULT_RPM.to_string(), DEFAULT_RPM_TEXT);
+        assert_eq!(DEFAULT_TPM.to_string(), DEFAULT_TPM_TEXT);
     }
 
     #[test]

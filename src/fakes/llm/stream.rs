@@ -8,15 +8,41 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::fakes::fault::{Fault, Switchboard};
-use crate::fakes::http::Script;
+use crate::fakes::http::{Script, Step};
+
+/// One event of a stream: its bytes, or the index of a piece the script renders when sent.
+#[derive(Clone, Debug)]
+pub(super) enum Frame {
+    Ready(Bytes),
+    Later(u32),
+}
+
+impl From<Bytes> for Frame {
+    fn from(bytes: Bytes) -> Self {
+        Frame::Ready(bytes)
+    }
+}
+
+impl Script {
+    fn frame(&mut self, frame: Frame) {
+        match frame {
+            Frame::Ready(bytes) => self.send(bytes),
+            Frame::Later(index) => self.steps.push(Step::Render(index)),
+        }
+    }
+}
 
 /// A time-only `stream_cut` holds the stream open before its end until the cut comes, so the
 /// cut always lands mid-stream however fast the rest was sent.
 const HOLD_FOR_CUT: Duration = Duration::from_secs(3600);
 
-/// `data: {json}\n\n`, OpenAI's frame.
-pub(super) fn data(json: &serde_json::Value) -> Bytes {
-    Bytes::from(format!("data: {json}\n\n"))
+/// `data: {json}\n\n`, OpenAI's frame, serialized straight into the frame's buffer.
+pub(super) fn data(json: &impl serde::Serialize) -> Bytes {
+    let mut frame = Vec::with_capacity(256);
+    frame.extend_from_slice(b"data: ");
+    serde_json::to_writer(&mut frame, json).expect("the fake's frames serialize");
+    frame.extend_from_slice(b"\n\n");
+    Bytes::from(frame)
 }
 
 /// `event: name\ndata: {json}\n\n`, Anthropic's named frame.
@@ -31,8 +57,9 @@ pub(super) fn pieces(text: &str) -> impl Iterator<Item = &str> {
 
 /// Paces `events` (the stream's frames, in order) as `fault` says. Jitter is drawn from the
 /// switchboard's seeded RNG now, in request order, so runs repeat.
-pub(super) fn pace(events: Vec<Bytes>, fault: Option<&Fault>, board: &Switchboard) -> Script {
+pub(super) fn pace(events: Vec<Frame>, fault: Option<&Fault>, board: &Switchboard) -> Script {
     let mut script = Script::default();
+    script.steps.reserve(events.len() * 2);
     let count = events.len();
     match fault {
         Some(Fault::SlowStream {
@@ -47,7 +74,7 @@ pub(super) fn pace(events: Vec<Bytes>, fault: Option<&Fault>, board: &Switchboar
                     inter_token.mul_f64(board.sample_jitter(*jitter))
                 };
                 script.wait(wait);
-                script.send(frame);
+                script.frame(frame);
             }
         }
         Some(Fault::Stall {
@@ -58,7 +85,7 @@ pub(super) fn pace(events: Vec<Bytes>, fault: Option<&Fault>, board: &Switchboar
                 if i == *after_chunks as usize {
                     script.wait(*stall);
                 }
-                script.send(frame);
+                script.frame(frame);
             }
         }
         Some(Fault::StreamCut {
@@ -72,14 +99,14 @@ pub(super) fn pace(events: Vec<Bytes>, fault: Option<&Fault>, board: &Switchboar
                 (None, _) => count.saturating_sub(1),
             };
             for frame in events.into_iter().take(keep) {
-                script.send(frame);
+                script.frame(frame);
             }
             if after_chunks.is_none() {
                 script.wait(HOLD_FOR_CUT);
             }
             script.cut();
         }
-        _ => events.into_iter().for_each(|frame| script.send(frame)),
+        _ => events.into_iter().for_each(|frame| script.frame(frame)),
     }
     script
 }
@@ -87,10 +114,14 @@ pub(super) fn pace(events: Vec<Bytes>, fault: Option<&Fault>, board: &Switchboar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::http::Step;
 
-    fn frames(n: usize) -> Vec<Bytes> {
-        (0..n).map(|i| Bytes::from(i.to_string())).collect()
+    fn frames(n: usize) -> Vec<Frame> {
+        (0..n).map(|i| Bytes::from(i.to_string()).into()).collect()
+    }
+
+    #[test]
+    fn a_step_stays_small() {
+        assert!(std::mem::size_of::<Step>() <= 24);
     }
 
     #[test]

@@ -351,6 +351,8 @@ impl Connection {
                 duration_ms: 0.0,
                 input_tokens: None,
                 output_tokens: None,
+                retry_count: None,
+                chunks_sent: None,
             },
         };
         match fault {
@@ -673,6 +675,8 @@ impl Drop for Entry {
                 duration_ms: 0.0,
                 input_tokens: None,
                 output_tokens: None,
+                retry_count: None,
+                chunks_sent: None,
             },
         );
         attempt.duration_ms = self.arrival.elapsed().as_secs_f64() * 1000.0;
