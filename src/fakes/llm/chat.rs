@@ -13,9 +13,10 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::answers::answer_for;
+use super::chat_body::{ChatBody, ChatMessage};
 use super::stream::{data, pace, pieces, Frame};
 use super::tools::{self, Tool};
-use super::{context_window, error, invalid, missing, parse_body, required_model, unix_now};
+use super::{context_window, error, parse_body, unix_now};
 use super::{with_limits, Provider, Turn};
 use crate::fakes::fault::{Fault, FinishReason, Malformation};
 use crate::fakes::http::{Render, Reply, Usage};
@@ -101,30 +102,29 @@ pub(super) fn complete(turn: &Turn) -> Reply {
 }
 
 fn try_complete(turn: &Turn) -> Result<Reply, Reply> {
-    let body = parse_body(turn.request)?;
-    let model = required_model(&body)?;
-    let messages = match body.get("messages") {
-        None | Some(Value::Null) => return Err(missing("messages")),
-        Some(Value::Array(messages)) if messages.is_empty() => return Err(invalid(
-            "messages",
-            "empty array. Expected an array with minimum length 1, but got an empty array instead.",
-        )),
-        Some(Value::Array(messages)) => messages,
-        Some(_) => return Err(invalid("messages", "expected an array of objects.")),
+    // The common body is read without building a map; any other goes the map's way, which
+    // also answers its errors.
+    let (parsed, no_fields);
+    let (request, body) = match ChatBody::fast(&turn.request.body) {
+        Some(request) => {
+            no_fields = Map::new();
+            (request, &no_fields)
+        }
+        None => {
+            parsed = parse_body(turn.request)?;
+            (ChatBody::from_map(&parsed)?, &parsed)
+        }
     };
-    let streaming = body.get("stream").and_then(Value::as_bool) == Some(true);
-    let include_usage = streaming
-        && body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            == Some(true);
-    let max_tokens = body
-        .get("max_completion_tokens")
-        .or_else(|| body.get("max_tokens"))
-        .and_then(Value::as_u64);
+    let model: &str = &request.model;
+    let streaming = request.stream;
+    let include_usage = streaming && request.include_usage;
+    let max_tokens = request.max_tokens;
 
-    let prompt_tokens = 3 + messages.iter().map(message_tokens).sum::<u64>();
+    let prompt_tokens = 3 + request
+        .messages
+        .iter()
+        .map(ChatMessage::tokens)
+        .sum::<u64>();
     let window = context_window(model);
     let wanted = prompt_tokens + max_tokens.unwrap_or(0);
     if wanted > window {
@@ -143,18 +143,14 @@ fn try_complete(turn: &Turn) -> Result<Reply, Reply> {
     }
     let limits = turn.admit(Provider::OpenAi, model, wanted)?;
 
-    let prompt = latest_user_text(messages);
-    let after_tool_result = messages
-        .last()
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str)
-        == Some("tool");
-    let tools = tools::offered(&body);
+    let prompt = request.prompt();
+    let after_tool_result = request.after_tool_result();
+    let tools = tools::offered(body);
     let said = decide(
         turn,
-        &body,
+        body,
         &tools,
-        &prompt,
+        prompt,
         after_tool_result,
         max_tokens,
         "call_",
@@ -570,25 +566,6 @@ pub(super) fn content_text(message: &Value) -> String {
     }
 }
 
-pub(super) fn message_tokens(message: &Value) -> u64 {
-    let field = |name| message.get(name).and_then(Value::as_str).unwrap_or("");
-    3 + approx_tokens(field("role"))
-        + approx_tokens(&content_text(message))
-        + approx_tokens(field("name"))
-}
-
-/// What the answer responds to: the latest user message, else the latest message of any role.
-pub(super) fn latest_user_text(messages: &[Value]) -> String {
-    let is_user = |m: &&Value| m.get("role").and_then(Value::as_str) == Some("user");
-    messages
-        .iter()
-        .rev()
-        .find(is_user)
-        .or_else(|| messages.last())
-        .map(content_text)
-        .unwrap_or_default()
-}
-
 /// Cuts the answer to `max_tokens` (4 characters a token), with OpenAI's `length` reason.
 fn truncate(answer: &str, max_tokens: Option<u64>) -> (&str, &'static str) {
     match max_tokens {
@@ -636,27 +613,6 @@ mod tests {
                 assert_eq!(chunks.render(index), whole, "{piece:?}");
             }
         }
-    }
-
-    #[test]
-    fn the_latest_user_message_is_what_gets_answered() {
-        let messages = vec![
-            json!({"role": "system", "content": "be brief"}),
-            json!({"role": "user", "content": "first"}),
-            json!({"role": "assistant", "content": "ok"}),
-            json!({"role": "user", "content": [{"type": "text", "text": "second"}]}),
-            json!({"role": "assistant", "content": null, "tool_calls": []}),
-        ];
-        assert_eq!(latest_user_text(&messages), "second");
-    }
-
-    #[test]
-    fn a_message_costs_three_tokens_plus_its_text() {
-        // role "user" = 1 token, content of 8 characters = 2 tokens.
-        assert_eq!(
-            message_tokens(&json!({"role": "user", "content": "abcdefgh"})),
-            6
-        );
     }
 
     #[test]

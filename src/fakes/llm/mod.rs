@@ -6,10 +6,11 @@
 //! This module owns routing, authentication, rate limiting, context windows and each
 //! provider's error shape (OpenAI `{"error":{"message","type","param","code"}}`, Anthropic
 //! `{"type":"error","error":{"type","message"}}`), including the bodies of injected status
-//! faults. `chat` and `anthropic` own the two chat endpoints, `stream` the pacing of SSE under
-//! the stream faults, `tools` tool calls, `limits` the per-key buckets, `embeddings` vectors,
-//! `answers` the canned replies from `mocks/answers.toml`. Faults every HTTP fake shares
-//! (status, delay, hang, reset, drop, broken JSON), journaling and serving come from
+//! faults. `chat` and `anthropic` own the two chat endpoints (`chat_body` reads a chat
+//! request's body), `stream` the pacing of SSE under the stream faults, `tools` tool calls,
+//! `limits` the per-key buckets, `embeddings` vectors, `answers` the canned replies from
+//! `mocks/answers.toml`. Faults every HTTP fake shares (status, delay, hang, reset, drop,
+//! broken JSON), journaling and serving come from
 //! `fakes::http`.
 //!
 //! Every answer carries its own request id (`x-request-id`, or Anthropic's `request-id`), an
@@ -22,6 +23,7 @@
 mod answers;
 mod anthropic;
 mod chat;
+mod chat_body;
 mod embeddings;
 mod limits;
 pub mod standalone;
