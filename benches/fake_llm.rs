@@ -32,6 +32,10 @@
 //!
 //!     cargo bench --bench fake_llm
 //!     FAULTLINE_BENCH_SECS=5 FAULTLINE_BENCH_REQUESTS=1000000 FAULTLINE_BENCH_STREAMS=4000 cargo bench --bench fake_llm
+//!
+//! For `perf record`, `FAULTLINE_BENCH_PROFILE=1` runs only the fake's non-streaming load,
+//! `=sse` only `FAULTLINE_BENCH_STREAMS` streams to the fake, `=sse-axum` to the minimal axum
+//! SSE handler.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -499,7 +503,25 @@ fn main() {
 
         let fake = start_fake(200_000).await;
         let fake_addr = fake.addr();
-        if std::env::var_os("FAULTLINE_BENCH_PROFILE").is_some() {
+        if let Ok(what) = std::env::var("FAULTLINE_BENCH_PROFILE") {
+            if what.starts_with("sse") {
+                // `FAULTLINE_BENCH_STREAMS` streams to one server only, for `perf record`: the
+                // fake (`sse`) or the minimal axum handler (`sse-axum`).
+                let body = serde_json::json!({ "model": "m", "stream": true,
+                    "messages": [{ "role": "user", "content": "Write an essay" }] })
+                .to_string();
+                fake.switchboard().activate(
+                    parse_rule(r#"{"kind":"slow_stream","first_token":"20ms","inter_token":"20ms"}"#, 2)
+                        .unwrap(),
+                );
+                let addr = if what == "sse-axum" { start_axum_sse().await } else { fake_addr };
+                let run = stream_load(addr, body.as_bytes(), stream_cap).await;
+                println!(
+                    "{what}: {stream_cap} streams, {} done, p99 lateness {:.2} ms",
+                    run.completed, run.p99
+                );
+                return;
+            }
             // Only the fake's load, for `perf record`.
             let (done, _, took) = load(fake_addr, path, secs, u64::MAX).await;
             println!("fake only: {:.0} req/s", done as f64 / took.as_secs_f64());

@@ -25,11 +25,13 @@ use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
 use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -496,17 +498,27 @@ async fn connection<R: Responder>(
         })
     };
     let serving = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    // The three ways the connection is ended from outside, polled only when one of them wakes
+    // the task (a `FuturesUnordered` of one polls its future only on that future's own
+    // wake-ups): a stream wakes this task for every chunk, and re-polling three `Notify`
+    // waiters each time was a measurable share of a streaming chunk's cost.
+    let mut ended: FuturesUnordered<_> = std::iter::once(async {
+        tokio::select! {
+            _ = stopped(&mut stopping) => {}
+            _ = until(&mut refusing, true) => {}
+            _ = kill.now.notified() => {}
+        }
+    })
+    .collect();
     tokio::select! {
         result = serving => {
             if let Err(error) = result {
                 tracing::debug!(%error, "connection ended with an error");
             }
         }
-        _ = stopped(&mut stopping) => {}
-        _ = until(&mut refusing, true) => {}
         // Leaving the select drops `serving` and with it the socket: a close, or a reset if
         // `Kill::reset` set a zero linger first.
-        _ = kill.now.notified() => {}
+        _ = ended.next() => {}
     }
 }
 
@@ -731,49 +743,111 @@ struct Cut;
 
 /// Plays `script` as a body stream. `entry` rides along and records the attempt when the
 /// stream ends, is cut, or is dropped because the client went away.
-fn play(
-    script: Script,
-    entry: Entry,
-) -> impl futures::Stream<Item = Result<Bytes, Cut>> + Send + 'static {
-    let deadline = script
-        .cut_after
-        .map(|after| tokio::time::Instant::now() + after);
-    let render = script.render.map(Arc::new);
-    let state = (script.steps.into_iter(), entry, deadline);
-    futures::stream::unfold(state, move |(mut steps, mut entry, deadline)| {
-        let render = render.clone();
-        async move {
-            loop {
-                if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
-                    return Some((Err(Cut), (Vec::new().into_iter(), entry, None)));
+///
+/// A hand-written stream rather than `futures::stream::unfold`: a long stream runs this once
+/// per chunk, and here that is a step read and one timer reset (the stream's only timer, made
+/// once), with no per-chunk future or state moves.
+fn play(script: Script, entry: Entry) -> Play {
+    let now = tokio::time::Instant::now();
+    Play {
+        deadline: script.cut_after.map(|after| now + after),
+        steps: script.steps.into_iter(),
+        entry: Some(entry),
+        render: script.render,
+        sleep: Box::pin(tokio::time::sleep_until(now)),
+        sleeping: false,
+        cutting: false,
+    }
+}
+
+struct Play {
+    steps: std::vec::IntoIter<Step>,
+    /// Taken (and so recorded) when the stream ends or is cut.
+    entry: Option<Entry>,
+    /// When a `stream_cut` after a time cuts the stream.
+    deadline: Option<tokio::time::Instant>,
+    render: Option<Render>,
+    /// The wait in progress, if `sleeping`; reset for each wait.
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    sleeping: bool,
+    /// The wait in progress is the pause before a `Cut`.
+    cutting: bool,
+}
+
+impl Play {
+    fn end(&mut self, last: Option<Result<Bytes, Cut>>) -> Poll<Option<Result<Bytes, Cut>>> {
+        self.steps = Vec::new().into_iter();
+        self.deadline = None;
+        self.sleeping = false;
+        drop(self.entry.take());
+        Poll::Ready(last)
+    }
+
+    fn sent(&mut self) {
+        if let Some(entry) = &mut self.entry {
+            let sent = &mut entry.record().chunks_sent;
+            *sent = Some(sent.unwrap_or(0) + 1);
+        }
+    }
+
+    fn wait_until(&mut self, until: tokio::time::Instant) {
+        self.sleep.as_mut().reset(until);
+        self.sleeping = true;
+    }
+}
+
+impl futures::Stream for Play {
+    type Item = Result<Bytes, Cut>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
+        use std::future::Future;
+        let this = self.get_mut();
+        loop {
+            if this.sleeping {
+                std::task::ready!(this.sleep.as_mut().poll(cx));
+                this.sleeping = false;
+                if this.cutting {
+                    return this.end(Some(Err(Cut)));
                 }
-                match steps.next()? {
-                    Step::Send(piece) => {
-                        let sent = &mut entry.record().chunks_sent;
-                        *sent = Some(sent.unwrap_or(0) + 1);
-                        return Some((Ok(*piece), (steps, entry, deadline)));
-                    }
-                    Step::Render(index) => {
-                        let sent = &mut entry.record().chunks_sent;
-                        *sent = Some(sent.unwrap_or(0) + 1);
-                        let piece = render.as_ref().map_or_else(Bytes::new, |r| (r.0)(index));
-                        return Some((Ok(piece), (steps, entry, deadline)));
-                    }
-                    Step::Wait(wait) => {
-                        let until = tokio::time::Instant::now() + wait;
-                        let until = deadline.map_or(until, |cut| until.min(cut));
-                        tokio::time::sleep_until(until).await;
-                    }
-                    Step::Cut => {
-                        // hyper flushes what it buffered only when the body is pending; without
-                        // this pause the error would discard the head and the pieces sent before.
-                        tokio::time::sleep(FLUSH_BEFORE_CUT).await;
-                        return Some((Err(Cut), (Vec::new().into_iter(), entry, None)));
-                    }
+            }
+            if this
+                .deadline
+                .is_some_and(|at| tokio::time::Instant::now() >= at)
+            {
+                return this.end(Some(Err(Cut)));
+            }
+            let Some(step) = this.steps.next() else {
+                return this.end(None);
+            };
+            match step {
+                Step::Send(piece) => {
+                    this.sent();
+                    return Poll::Ready(Some(Ok(*piece)));
+                }
+                Step::Render(index) => {
+                    this.sent();
+                    let piece = this
+                        .render
+                        .as_ref()
+                        .map_or_else(Bytes::new, |r| (r.0)(index));
+                    return Poll::Ready(Some(Ok(piece)));
+                }
+                Step::Wait(wait) => {
+                    let until = tokio::time::Instant::now() + wait;
+                    this.wait_until(this.deadline.map_or(until, |cut| until.min(cut)));
+                }
+                Step::Cut => {
+                    // hyper flushes what it buffered only when the body is pending; without
+                    // this pause the error would discard the head and the pieces sent before.
+                    this.cutting = true;
+                    this.wait_until(tokio::time::Instant::now() + FLUSH_BEFORE_CUT);
                 }
             }
         }
-    })
+    }
 }
 
 /// The correlation key of a request: the last `fl-xxxxxxxx` nonce in the body (prompt,
