@@ -31,7 +31,6 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
 use bytes::Bytes;
-use futures::stream::{FuturesUnordered, StreamExt};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -498,27 +497,35 @@ async fn connection<R: Responder>(
         })
     };
     let serving = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    // The three ways the connection is ended from outside, polled only when one of them wakes
-    // the task (a `FuturesUnordered` of one polls its future only on that future's own
-    // wake-ups): a stream wakes this task for every chunk, and re-polling three `Notify`
-    // waiters each time was a measurable share of a streaming chunk's cost.
-    let mut ended: FuturesUnordered<_> = std::iter::once(async {
-        tokio::select! {
-            _ = stopped(&mut stopping) => {}
-            _ = until(&mut refusing, true) => {}
-            _ = kill.now.notified() => {}
+    // The connection is served in a task of its own, and this one only waits for the three
+    // ways it is ended from outside: a stream wakes its task for every chunk, and a `select!`
+    // over serving and these signals would re-poll three `Notify` waiters each time.
+    let mut serving = tokio::spawn(async move {
+        if let Err(error) = serving.await {
+            tracing::debug!(%error, "connection ended with an error");
         }
-    })
-    .collect();
+    });
+    // Should this task be dropped (its fake's tasks aborted), the connection goes with it.
+    let _guard = AbortOnDrop(serving.abort_handle());
     tokio::select! {
-        result = serving => {
-            if let Err(error) = result {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-        }
-        // Leaving the select drops `serving` and with it the socket: a close, or a reset if
-        // `Kill::reset` set a zero linger first.
-        _ = ended.next() => {}
+        _ = &mut serving => return,
+        _ = stopped(&mut stopping) => {}
+        _ = until(&mut refusing, true) => {}
+        _ = kill.now.notified() => {}
+    }
+    // Aborting drops the connection and with it the socket: a close, or a reset if
+    // `Kill::reset` set a zero linger first. Waiting for it keeps `shutdown` returning only
+    // once nothing of the fake is left running.
+    serving.abort();
+    let _ = serving.await;
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
