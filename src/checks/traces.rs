@@ -20,6 +20,8 @@ use crate::scenario::TracesExpectations;
 
 /// An exporter's batch delay, at most (OpenTelemetry's default `OTEL_BSP_SCHEDULE_DELAY` is 5 s).
 const EXPORT_GRACE_MS: f64 = 5_000.0;
+/// How long before an export arrives its batch may have been cut (batching, then the POST).
+const EXPORT_LAG_MS: f64 = 1_000.0;
 
 /// `traces.per_request`: a trace per completed request, with a span per LLM attempt.
 pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Verdict {
@@ -52,31 +54,6 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
             ),
         );
     }
-    // A target faultline does not stop (attached) never flushes: spans of requests answered
-    // after the collector's last export may still sit in its exporter's batch queue. Those
-    // answered in the last EXPORT_GRACE_MS of the run are not owed yet; a target that stopped
-    // exporting earlier than that still owes every trace.
-    let last_export = evidence
-        .spans
-        .iter()
-        .map(|s| s.at_ms)
-        .fold(f64::NEG_INFINITY, f64::max);
-    let grace_from = evidence.duration_ms - EXPORT_GRACE_MS;
-    let in_queue = |r: &&Record| {
-        let answered = r.at_ms + r.latency_ms;
-        answered > last_export && answered > grace_from
-    };
-    let answered: Vec<&Record> = evidence
-        .records
-        .iter()
-        .filter(|r| r.status.is_some())
-        .collect();
-    let queued = answered.iter().filter(|r| in_queue(r)).count();
-    let completed: Vec<&Record> = answered.into_iter().filter(|r| !in_queue(r)).collect();
-    if completed.is_empty() {
-        return not_applicable(v, "no client request was answered, so no trace is owed.");
-    }
-
     // Traces by the request id a span of theirs carries (a root span's wins), and LLM spans
     // per trace.
     let mut trace_of: HashMap<String, &str> = HashMap::new();
@@ -91,6 +68,34 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
         if span.attributes.contains_key(&expect.llm_span_attribute) {
             *llm_spans.entry(span.trace_id.as_str()).or_default() += 1;
         }
+    }
+
+    // A target faultline does not stop (attached) never flushes: the spans of a request
+    // answered shortly before the collector's last export (after its batch was cut) or after
+    // it may still sit in its exporter's queue. Such a request without a trace, answered in
+    // the last EXPORT_GRACE_MS of the run, is not owed one yet; a target that stopped
+    // exporting earlier still owes every trace, and a partial trace is judged as it is.
+    let last_export = evidence
+        .spans
+        .iter()
+        .map(|s| s.at_ms)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let grace_from = evidence.duration_ms - EXPORT_GRACE_MS;
+    let in_queue = |r: &&Record| {
+        let answered = r.at_ms + r.latency_ms;
+        answered > last_export - EXPORT_LAG_MS
+            && answered > grace_from
+            && !trace_of.contains_key(r.request_id.as_str())
+    };
+    let answered: Vec<&Record> = evidence
+        .records
+        .iter()
+        .filter(|r| r.status.is_some())
+        .collect();
+    let queued = answered.iter().filter(|r| in_queue(r)).count();
+    let completed: Vec<&Record> = answered.into_iter().filter(|r| !in_queue(r)).collect();
+    if completed.is_empty() {
+        return not_applicable(v, "no client request was answered, so no trace is owed.");
     }
     let attempts = attempts_per_record(evidence);
 
@@ -127,8 +132,8 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
     v.evidence = bounded(short.clone());
     let not_judged = if queued > 0 {
         format!(
-            " {queued} answered after the collector's last export, in the run's last {}, were \
-             not judged: their spans may still be in the exporter's queue.",
+            " {queued} answered without a trace around or after the collector's last export, in the \
+             run's last {}, were not judged: their spans may still be in the exporter's queue.",
             format_ms(EXPORT_GRACE_MS)
         )
     } else {
@@ -254,12 +259,28 @@ mod tests {
         e.duration_ms = last + 1_000.0;
         let v = check_per_request(&e, &TracesExpectations::default());
         assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
-        assert!(v.summary.contains("1 answered after"), "{}", v.summary);
+        assert!(
+            v.summary.contains("1 answered without a trace"),
+            "{}",
+            v.summary
+        );
         // Answered long before the end, it was owed a trace: the exporter had time.
         e.duration_ms = last + 60_000.0;
         let v = check_per_request(&e, &TracesExpectations::default());
         assert_eq!(v.outcome, Outcome::Fail, "{v:#?}");
         assert!(v.summary.contains("1 without a trace"), "{}", v.summary);
+
+        // A partial trace is judged as it is, even at the very end: it was exported.
+        let mut e = evidence(false);
+        let last = e.records.iter().map(answered).fold(0.0, f64::max);
+        e.duration_ms = last + 1_000.0;
+        let v = check_per_request(&e, &TracesExpectations::default());
+        assert_eq!(v.outcome, Outcome::Fail, "{v:#?}");
+        assert!(
+            v.summary.contains("1 LLM attempts without a span"),
+            "{}",
+            v.summary
+        );
     }
 
     #[test]
