@@ -3,6 +3,7 @@
 //! through `fakes up`'s control API while it runs, else with its own fakes on the same ports.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -480,6 +481,21 @@ fn an_attached_run_reads_the_tickets_ledger_so_retried_writes_fail_it() {
     assert_eq!(writes["outcome"], "fail", "{writes:#}");
 }
 
+/// `faultline scenario outage --quick --attach URL --fakes CONTROL`, running in the background.
+fn spawn_attached_outage(url: &str, control: &str, out: &Path, stderr: Stdio) -> Reaped {
+    Reaped(
+        Command::cargo_bin("faultline")
+            .unwrap()
+            .args(["scenario", "outage", "--quick", "--attach", url])
+            .args(["--fakes", control, "--quiet", "--out"])
+            .arg(out)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap(),
+    )
+}
+
 #[test]
 #[serial]
 fn ctrl_c_in_an_attached_run_leaves_no_rule_on() {
@@ -488,17 +504,7 @@ fn ctrl_c_in_an_attached_run_leaves_no_rule_on() {
     let control = format!("http://127.0.0.1:{}", base + 9);
     let (_service, url) = service(&env, &[]);
     let out = tempfile::tempdir().unwrap();
-    let mut run = Reaped(
-        Command::cargo_bin("faultline")
-            .unwrap()
-            .args(["scenario", "outage", "--quick", "--attach", &url])
-            .args(["--fakes", &control, "--quiet", "--out"])
-            .arg(out.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut run = spawn_attached_outage(&url, &control, out.path(), Stdio::null());
     // Wait for the fault window (5 s into the quick outage) to be on at the fakes.
     let deadline = Instant::now() + Duration::from_secs(30);
     while rules_on(&control) == 0 {
@@ -521,17 +527,7 @@ fn fakes_that_stop_answering_mid_run_leave_gaps_not_a_hang() {
     let control = format!("http://127.0.0.1:{}", base + 9);
     let (_service, url) = service(&env, &[]);
     let out = tempfile::tempdir().unwrap();
-    let mut run = Reaped(
-        Command::cargo_bin("faultline")
-            .unwrap()
-            .args(["scenario", "outage", "--quick", "--attach", &url])
-            .args(["--fakes", &control, "--quiet", "--out"])
-            .arg(out.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut run = spawn_attached_outage(&url, &control, out.path(), Stdio::piped());
     // Freeze `fakes up` (fakes and control API) before the first fault window at 5 s.
     std::thread::sleep(Duration::from_secs(2));
     let pid = up.0.id() as i32;

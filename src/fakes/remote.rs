@@ -194,32 +194,22 @@ impl ControlClient {
         expect_success(answer, &what).await
     }
 
-    /// Every fake's journal and the tickets ledger from when this run connected, moved onto
-    /// the run's clock (see the module docs).
+    /// Every fake's journal, the tickets ledger and the collector's spans from when this run
+    /// connected, moved onto the run's clock (see the module docs).
     pub async fn read(&self) -> Readings {
         let mut readings = Readings::default();
         // Once the API has not answered, the other reads would only wait as long again.
         let mut down: Option<String> = None;
+        // `dropped` counts since the fakes started: this run's window lost some only if the
+        // oldest entry kept arrived after the window began.
+        let lost_here = |dropped: u64, oldest_ms: Option<f64>| {
+            dropped > 0 && oldest_ms.is_none_or(|t| t > self.since_ms)
+        };
         for fake in FakeName::ALL {
-            let what = format!("GET /journal/{}", fake.as_str());
-            let url = format!(
-                "{}/journal/{}?since_ms={}",
-                self.base,
-                fake.as_str(),
-                self.since_ms
-            );
-            let answer = match &down {
-                Some(why) => Err(why.clone()),
-                None => self
-                    .get_json::<JournalAnswer>(&url, &what)
-                    .await
-                    .map_err(|e| e.noting_down(&mut down)),
-            };
-            match answer {
+            let path = format!("/journal/{}", fake.as_str());
+            match self.read_since::<JournalAnswer>(&path, &mut down).await {
                 Ok(answer) => {
-                    // `dropped` counts since the fakes started: this run's window lost some
-                    // only if the oldest attempt kept arrived after the window began.
-                    if answer.dropped > 0 && answer.oldest_ms.is_none_or(|t| t > self.since_ms) {
+                    if lost_here(answer.dropped, answer.oldest_ms) {
                         readings.dropped += answer.dropped;
                     }
                     readings
@@ -239,15 +229,10 @@ impl ControlClient {
         readings
             .attempts
             .sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
-        let url = format!("{}/writes/tickets?since_ms={}", self.base, self.since_ms);
-        let answer = match down {
-            Some(why) => Err(why),
-            None => self
-                .get_json::<WritesAnswer>(&url, "GET /writes/tickets")
-                .await
-                .map_err(|e| e.noting_down(&mut None)),
-        };
-        match answer {
+        match self
+            .read_since::<WritesAnswer>("/writes/tickets", &mut down)
+            .await
+        {
             Ok(answer) => {
                 readings.writes = answer
                     .writes
@@ -263,10 +248,12 @@ impl ControlClient {
                  could not be counted"
             )),
         }
-        match self.spans().await {
+        match self
+            .read_since::<SpansAnswer>("/journal/otlp", &mut down)
+            .await
+        {
             Ok(answer) => {
-                // As with attempts: drops count since the fakes started.
-                if answer.dropped > 0 && answer.oldest_ms.is_none_or(|t| t > self.since_ms) {
+                if lost_here(answer.dropped, answer.oldest_ms) {
                     readings.spans_dropped = answer.dropped;
                 }
                 readings.spans = answer
@@ -285,12 +272,20 @@ impl ControlClient {
         readings
     }
 
-    /// The spans the collector kept from when this run connected.
-    async fn spans(&self) -> Result<SpansAnswer, String> {
-        let url = format!("{}/journal/otlp?since_ms={}", self.base, self.since_ms);
-        self.get_json::<SpansAnswer>(&url, "GET /journal/otlp")
+    /// `GET {path}?since_ms=<this run's start>`, unless the API already failed to answer
+    /// (`down`, which a failure to answer sets).
+    async fn read_since<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        down: &mut Option<String>,
+    ) -> Result<T, String> {
+        if let Some(why) = down {
+            return Err(why.clone());
+        }
+        let url = format!("{}{path}?since_ms={}", self.base, self.since_ms);
+        self.get_json(&url, &format!("GET {path}"))
             .await
-            .map_err(|e| e.noting_down(&mut None))
+            .map_err(|e| e.noting_down(down))
     }
 
     /// Like [`SpanJournal::settle`](super::otlp::SpanJournal::settle), over the control API:
@@ -298,7 +293,7 @@ impl ControlClient {
     /// passes). Nothing to wait for when no export ever arrived or the API does not answer.
     pub async fn settle_spans(&self, quiet: Duration, limit: Duration) {
         let deadline = Instant::now() + limit;
-        let Ok(mut last) = self.spans().await.map(|a| a.exports) else {
+        let Some(mut last) = self.exports().await else {
             return;
         };
         if last == 0 {
@@ -306,11 +301,18 @@ impl ControlClient {
         }
         while Instant::now() < deadline {
             tokio::time::sleep(quiet).await;
-            match self.spans().await {
-                Ok(answer) if answer.exports != last => last = answer.exports,
+            match self.exports().await {
+                Some(now) if now != last => last = now,
                 _ => return,
             }
         }
+    }
+
+    /// The collector's export count: its counters without a span (`since_ms` past them all).
+    async fn exports(&self) -> Option<u64> {
+        let url = format!("{}/journal/otlp?since_ms=1e300", self.base);
+        let answer: SpansAnswer = self.get_json(&url, "GET /journal/otlp").await.ok()?;
+        Some(answer.exports)
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(
