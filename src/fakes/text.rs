@@ -11,21 +11,6 @@ pub(crate) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_lowercase)
 }
 
-/// The same words as [`words`], borrowed when they are lowercase already (no copy).
-pub(crate) fn word_slices(text: &str) -> impl Iterator<Item = std::borrow::Cow<'_, str>> + '_ {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            if w.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            {
-                std::borrow::Cow::Borrowed(w)
-            } else {
-                std::borrow::Cow::Owned(w.to_lowercase())
-            }
-        })
-}
-
 /// FNV-1a over the seed's bytes then the text's: stable, cheap, good enough to spread words.
 pub(crate) fn hash(seed: u64, text: &str) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -108,8 +93,6 @@ mod tests {
     fn words_are_lowercased_alphanumeric_runs() {
         let got: Vec<String> = words("What's the weather in Paris, today?").collect();
         assert_eq!(got, ["what", "s", "the", "weather", "in", "paris", "today"]);
-        let borrowed: Vec<_> = word_slices("What's the weather in Paris, today?").collect();
-        assert_eq!(borrowed, got);
     }
 
     #[test]

@@ -9,7 +9,10 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use bytes::Bytes;
+use std::borrow::Cow;
+
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::answers::answer_for;
@@ -25,7 +28,9 @@ use crate::fakes::text::approx_tokens;
 /// What the model "says" this turn.
 pub(super) enum Said {
     Text {
-        content: String,
+        content: Cow<'static, str>,
+        /// `content` as a JSON string, when it is a whole canned answer (most are).
+        json: Option<&'static RawValue>,
         finish_reason: &'static str,
     },
     Call {
@@ -73,7 +78,8 @@ pub(super) fn decide(
             arguments,
         };
     }
-    let (content, finish_reason) = truncate(answer_for(turn.options.seed, prompt), max_tokens);
+    let canned = answer_for(turn.options.seed, prompt);
+    let (content, finish_reason) = truncate(canned.text, max_tokens);
     let (content, finish_reason) = match turn.fault {
         // Half the answer, as if the token budget ran out or the filter stopped it there.
         Some(Fault::FinishReason { reason }) => {
@@ -89,8 +95,10 @@ pub(super) fn decide(
         }
         _ => (content, finish_reason),
     };
+    let whole = content.len() == canned.text.len();
     Said::Text {
-        content: content.to_owned(),
+        content: Cow::Borrowed(content),
+        json: whole.then_some(&*canned.json),
         finish_reason,
     }
 }
@@ -165,7 +173,7 @@ fn try_complete(turn: &Turn) -> Result<Reply, Reply> {
         prompt_tokens_details: Cached { cached_tokens: 0 },
         total_tokens: prompt_tokens + completion_tokens,
     };
-    let id = format!("chatcmpl-{}", super::fresh_id());
+    let id = super::fresh_id("chatcmpl-");
     let malformed = match turn.fault {
         Some(Fault::Malformed { what }) => Some(*what),
         _ => None,
@@ -193,8 +201,11 @@ fn try_complete(turn: &Turn) -> Result<Reply, Reply> {
         reply
     } else {
         let message = match &said {
-            Said::Text { content, .. } => Message {
-                content: Some(content),
+            Said::Text { content, json, .. } => Message {
+                content: Some(match json {
+                    Some(json) => Content::Json(json),
+                    None => Content::Text(content),
+                }),
                 refusal: (),
                 role: "assistant",
                 tool_calls: None,
@@ -276,11 +287,19 @@ struct Choice<'a> {
 
 #[derive(Serialize)]
 struct Message<'a> {
-    content: Option<&'a str>,
+    content: Option<Content<'a>>,
     refusal: (),
     role: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_calls: Option<[ToolCall<'a>; 1]>,
+}
+
+/// A message's text, or the same already in JSON (copied, not escaped again).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Content<'a> {
+    Text(&'a str),
+    Json(&'a RawValue),
 }
 
 #[derive(Serialize)]
@@ -376,7 +395,8 @@ impl ChunkHead<'_> {
 struct ContentChunks {
     /// The chunk with `"content":""`, split before the `""` (no split: no content in it).
     template: (Bytes, Option<Bytes>),
-    text: String,
+    /// Borrowed from the answers file unless a fault cut it: a stream holds no copy.
+    text: Cow<'static, str>,
     /// Where each piece of `text` ends.
     bounds: Vec<u32>,
 }
