@@ -203,28 +203,28 @@ impl Reply {
     }
 
     /// Adds a header; values the fakes build are always valid, so a bad one is a bug.
-    pub fn with_header(mut self, name: &'static str, value: impl ToString) -> Self {
+    pub fn with_header(mut self, name: impl Name, value: impl ToString) -> Self {
         let value = HeaderValue::from_str(&value.to_string()).expect("valid header value");
-        self.headers.push((HeaderName::from_static(name), value));
+        self.headers.push((name.header_name(), value));
         self
     }
 
     /// Adds a header whose value is ready.
-    pub fn with_value(mut self, name: &'static str, value: HeaderValue) -> Self {
-        self.headers.push((HeaderName::from_static(name), value));
+    pub fn with_value(mut self, name: impl Name, value: HeaderValue) -> Self {
+        self.headers.push((name.header_name(), value));
         self
     }
 
     /// Adds a header with text the fake built, without copying it again.
-    pub fn with_text(self, name: &'static str, value: String) -> Self {
+    pub fn with_text(self, name: impl Name, value: String) -> Self {
         let value = HeaderValue::from_maybe_shared(Bytes::from(value)).expect("valid header value");
         self.with_value(name, value)
     }
 
     /// Adds a header with a number for its value.
-    pub fn with_number(mut self, name: &'static str, value: u64) -> Self {
+    pub fn with_number(mut self, name: impl Name, value: u64) -> Self {
         self.headers
-            .push((HeaderName::from_static(name), HeaderValue::from(value)));
+            .push((name.header_name(), HeaderValue::from(value)));
         self
     }
 
@@ -285,6 +285,24 @@ impl Reply {
             ),
             _ => {}
         }
+    }
+}
+
+/// A header's name: a lowercase literal, or a `HeaderName` constant for the headers on every
+/// answer (a literal is checked each time it is used; a constant was checked when compiled).
+pub(crate) trait Name {
+    fn header_name(self) -> HeaderName;
+}
+
+impl Name for &'static str {
+    fn header_name(self) -> HeaderName {
+        HeaderName::from_static(self)
+    }
+}
+
+impl Name for HeaderName {
+    fn header_name(self) -> HeaderName {
+        self
     }
 }
 

@@ -104,7 +104,7 @@ fn try_messages(turn: &Turn) -> Result<Reply, Reply> {
             _ => "end_turn",
         },
     };
-    let id = format!("msg_{}", super::fresh_id());
+    let id = super::fresh_id("msg_");
     let malformed = match turn.fault {
         Some(Fault::Malformed { what }) => Some(*what),
         _ => None,

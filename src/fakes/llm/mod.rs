@@ -34,7 +34,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::json;
 
 use super::fault::{Fault, Switchboard};
@@ -42,6 +42,17 @@ use super::http::{self, Reply, Request, Responder};
 use super::journal::Journal;
 use super::{FakeError, FakeHandle};
 use limits::{Limits, Verdict};
+
+// The headers on every answer, checked once when compiled.
+const LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
+const LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
+const REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
+const REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+const RESET_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
+const RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+const PROCESSING_MS: HeaderName = HeaderName::from_static("openai-processing-ms");
 
 /// How the fake LLM behaves when no fault is on.
 #[derive(Clone, Debug)]
@@ -187,23 +198,17 @@ fn with_limits(provider: Provider, reply: Reply, verdict: &Verdict) -> Reply {
             };
             reply
                 .with_value(
-                    "x-ratelimit-limit-requests",
+                    LIMIT_REQUESTS,
                     limit(verdict.rpm, limits::DEFAULT_RPM, limits::DEFAULT_RPM_TEXT),
                 )
                 .with_value(
-                    "x-ratelimit-limit-tokens",
+                    LIMIT_TOKENS,
                     limit(verdict.tpm, limits::DEFAULT_TPM, limits::DEFAULT_TPM_TEXT),
                 )
-                .with_number("x-ratelimit-remaining-requests", verdict.remaining_requests)
-                .with_number("x-ratelimit-remaining-tokens", verdict.remaining_tokens)
-                .with_text(
-                    "x-ratelimit-reset-requests",
-                    limits::reset_text(verdict.reset_requests),
-                )
-                .with_text(
-                    "x-ratelimit-reset-tokens",
-                    limits::reset_text(verdict.reset_tokens),
-                )
+                .with_number(REMAINING_REQUESTS, verdict.remaining_requests)
+                .with_number(REMAINING_TOKENS, verdict.remaining_tokens)
+                .with_text(RESET_REQUESTS, limits::reset_text(verdict.reset_requests))
+                .with_text(RESET_TOKENS, limits::reset_text(verdict.reset_tokens))
         }
         Provider::Anthropic => {
             let at = |wait: Duration| {
@@ -387,19 +392,19 @@ fn mask(key: &str) -> String {
 /// (which includes an injected delay, as a slow model's would).
 fn stamp(provider: Provider, request: &Request, reply: Reply) -> Reply {
     let processing_ms = request.arrival.elapsed().as_millis() as u64;
-    let id = format!("req_{}", fresh_id());
+    let id = fresh_id("req_");
     let reply = match provider {
-        Provider::OpenAi => reply.with_text("x-request-id", id),
-        Provider::Anthropic => reply.with_text("request-id", id),
+        Provider::OpenAi => reply.with_text(X_REQUEST_ID, id),
+        Provider::Anthropic => reply.with_text(REQUEST_ID, id),
     };
-    reply.with_number("openai-processing-ms", processing_ms)
+    reply.with_number(PROCESSING_MS, processing_ms)
 }
 
-/// A new id of 32 lowercase hex digits, the shape of a simple UUID the providers' ids have.
+/// `prefix` and a new id of 32 lowercase hex digits, the shape of a simple UUID the providers' ids have.
 /// Not a v4 UUID: a per-process random start plus a counter, scrambled by splitmix64, so ids
 /// are unique in a process, differ between processes and cost no system call (a v4 UUID
 /// read the OS's random source twice per request, a tenth of the fake's time).
-pub(super) fn fresh_id() -> String {
+pub(super) fn fresh_id(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::LazyLock;
     static START: LazyLock<u64> = LazyLock::new(|| uuid::Uuid::new_v4().as_u64_pair().0);
@@ -414,7 +419,8 @@ pub(super) fn fresh_id() -> String {
     let high = mix(START.wrapping_add(n));
     let low = mix(high ^ *START);
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(32);
+    let mut id = String::with_capacity(prefix.len() + 32);
+    id.push_str(prefix);
     for half in [high, low] {
         for shift in (0..16).rev() {
             id.push(char::from(HEX[((half >> (shift * 4)) & 0xf) as usize]));
@@ -658,7 +664,7 @@ mod tests {
 
     #[test]
     fn fresh_ids_look_like_simple_uuids_and_do_not_repeat() {
-        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| fresh_id()).collect();
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| fresh_id("")).collect();
         assert_eq!(ids.len(), 10_000);
         for id in ids.iter().take(10) {
             assert_eq!(id.len(), 32, "{id}");
