@@ -17,10 +17,11 @@
 //!    frames, the issue's baseline) and an axum handler replaying the fake's own ~210 B
 //!    frames (same bytes on the wire, none of the fake's work), the most
 //!    streams held with every stream done and the inter-token lateness p99 under 5 ms. The
-//!    count steps by 250 from 250 (up to `FAULTLINE_BENCH_STREAMS`, default 4000), the two
-//!    servers taking turns at each count; a miss is run once more before it ends a server's
-//!    search. Then the ratio, and the peak resident memory per open stream at the fake's
-//!    largest count held (the client's buffers included, for both servers alike).
+//!    count steps by 250 from 250 (up to `FAULTLINE_BENCH_STREAMS`, default 4000), the
+//!    servers taking turns at each count, then tries half a step above each server's best; a
+//!    miss is run once more before it counts. Then the ratio; and the resident memory per
+//!    open stream of the fake and of the minimal axum handler, each run alone in a process of
+//!    its own (this binary again, with `FAULTLINE_BENCH_SERVE`), at the fake's largest count.
 //!
 //! The load generator is hand-written on purpose: a minimal keep-alive HTTP/1.1 client over
 //! `tokio::net::TcpStream` that writes a prebuilt request and reads `Content-Length`-framed
@@ -30,14 +31,16 @@
 //! parsing per request, the same for every server, so the servers' own costs show.
 //!
 //! Everything on 127.0.0.1, clients and servers in one process and runtime (so each server
-//! competes with the same client for the same cores). Run:
+//! competes with the same client for the same cores), but for the per-stream memory above.
+//! Run:
 //!
 //!     cargo bench --bench fake_llm
 //!     FAULTLINE_BENCH_SECS=5 FAULTLINE_BENCH_REQUESTS=1000000 FAULTLINE_BENCH_STREAMS=4000 cargo bench --bench fake_llm
 //!
 //! For `perf record`, `FAULTLINE_BENCH_PROFILE=1` runs only the fake's non-streaming load,
 //! `=sse` only `FAULTLINE_BENCH_STREAMS` streams to the fake, `=sse-axum` to the minimal axum
-//! SSE handler.
+//! SSE handler, `=sse-memory` only the per-stream memory of each, alone in its process;
+//! `=chat` runs only part 2.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -51,6 +54,11 @@ use faultline::fakes::journal::Journal;
 use faultline::fakes::llm::{self, LlmOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// The allocator the `faultline` binary runs the fakes with (see `src/main.rs`); every server
+/// here shares it, the baselines included.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const KEY: &str = "sk-bench";
 /// In-flight requests of the load generator (one keep-alive connection each).
@@ -67,24 +75,19 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn rss_mib() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+/// Resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> f64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
     let pages: f64 = statm
         .split_whitespace()
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or(0.0);
-    pages * 4096.0 / (1024.0 * 1024.0)
+    pages * 4096.0 / 1024.0
 }
 
-/// Hands freed heap back to the OS, so an RSS baseline is not flattered (or inflated) by what
-/// an earlier phase left in the allocator.
-fn trim() {
-    // SAFETY: malloc_trim only walks glibc's own arenas.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    unsafe {
-        libc::malloc_trim(0);
-    }
+fn rss_mib() -> f64 {
+    rss_kib(std::process::id()) / 1024.0
 }
 
 fn request_body() -> Bytes {
@@ -326,25 +329,29 @@ struct StreamRun {
     completed: usize,
     p99: f64,
     frames: u64,
-    /// Peak RSS growth over the baseline while the streams were open, per stream.
-    kib_per_stream: f64,
+    /// Peak resident memory of the process `stream_load` watched, in KiB, if it watched one.
+    peak_kib: Option<f64>,
 }
 
-/// Runs `streams` concurrent SSE requests, all started at once.
-async fn stream_load(addr: SocketAddr, body: &[u8], streams: usize) -> StreamRun {
-    trim();
-    let before = rss_mib();
+/// Runs `streams` concurrent SSE requests, all started at once; with `watch`, samples that
+/// process's resident memory meanwhile.
+async fn stream_load(
+    addr: SocketAddr,
+    body: &[u8],
+    streams: usize,
+    watch: Option<u32>,
+) -> StreamRun {
     let request = raw_request(addr, "/v1/chat/completions", body);
     let peak = Arc::new(AtomicU64::new(0));
-    let sampler = {
+    let sampler = watch.map(|pid| {
         let peak = peak.clone();
         tokio::spawn(async move {
             loop {
-                peak.fetch_max((rss_mib() * 1024.0) as u64, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                peak.fetch_max(rss_kib(pid) as u64, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
-    };
+    });
     let tasks: Vec<_> = (0..streams)
         .map(|_| tokio::spawn(one_stream(addr, request.clone())))
         .collect();
@@ -366,63 +373,146 @@ async fn stream_load(addr: SocketAddr, body: &[u8], streams: usize) -> StreamRun
             }
         }
     }
-    sampler.abort();
+    if let Some(sampler) = sampler {
+        sampler.abort();
+    }
     lateness.sort_by(f64::total_cmp);
     let p99 = lateness
         .get((lateness.len() as f64 * 0.99) as usize)
         .copied()
         .unwrap_or(f64::NAN);
-    let peak_kib = peak.load(Ordering::Relaxed) as f64;
     StreamRun {
         completed,
         p99,
         frames,
-        kib_per_stream: (peak_kib - before * 1024.0).max(0.0) / streams as f64,
+        peak_kib: watch.map(|_| peak.load(Ordering::Relaxed) as f64),
     }
 }
 
-/// For each SSE server, the largest stream count (stepping by `STREAM_STEP`, up to `cap`)
-/// that held p99 lateness under the goal with every stream completed. The servers take turns
-/// at each count, so both meet the same neighbours' load; a miss is run once more before it
-/// ends that server's search, so one compile burst on the shared machine does not decide it.
-async fn most_streams(
-    servers: &[(&str, SocketAddr)],
-    body: &[u8],
-    cap: usize,
-) -> Vec<Option<(usize, StreamRun)>> {
-    let mut best: Vec<Option<(usize, StreamRun)>> = servers.iter().map(|_| None).collect();
+/// Runs `streams` streams to one server, and once more if they miss the goal (one compile
+/// burst on the shared machine should not decide a count); the run that held, if one did.
+async fn held_at(name: &str, addr: SocketAddr, body: &[u8], streams: usize) -> Option<StreamRun> {
+    for attempt in ["", " (again)"] {
+        let run = stream_load(addr, body, streams, None).await;
+        let held = run.completed == streams && run.p99 < LATENESS_GOAL_MS;
+        println!(
+            "| {name}{attempt} | {streams} | {} | {} | {:.2} | {} |",
+            run.completed,
+            run.frames,
+            run.p99,
+            if held { "held" } else { "missed" }
+        );
+        // Let TIME_WAIT sockets and timers of the last step settle.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if held {
+            return Some(run);
+        }
+    }
+    None
+}
+
+/// For each SSE server, the largest stream count (up to `cap`) that held p99 lateness under
+/// the goal with every stream completed: stepping by `STREAM_STEP` until a count misses, then
+/// one half step above the last count held, so the ratio of two servers is not rounded to a
+/// whole step (at 1,500 streams a step is 17%). The servers take turns at each count, so both
+/// meet the same neighbours' load.
+async fn most_streams(servers: &[(&str, SocketAddr)], body: &[u8], cap: usize) -> Vec<usize> {
+    let mut best = vec![0; servers.len()];
     let mut searching = vec![true; servers.len()];
     let mut streams = STREAM_STEP;
     while streams <= cap && searching.contains(&true) {
         for (i, (name, addr)) in servers.iter().enumerate() {
-            if !searching[i] {
-                continue;
-            }
-            let mut held = false;
-            for attempt in ["", " (again)"] {
-                let run = stream_load(*addr, body, streams).await;
-                held = run.completed == streams && run.p99 < LATENESS_GOAL_MS;
-                println!(
-                    "| {name}{attempt} | {streams} | {} | {} | {:.2} | {:.1} | {} |",
-                    run.completed,
-                    run.frames,
-                    run.p99,
-                    run.kib_per_stream,
-                    if held { "held" } else { "missed" }
-                );
-                // Let TIME_WAIT sockets and timers of the last step settle.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                if held {
-                    best[i] = Some((streams, run));
-                    break;
+            if searching[i] {
+                searching[i] = held_at(name, *addr, body, streams).await.is_some();
+                if searching[i] {
+                    best[i] = streams;
                 }
             }
-            searching[i] = held;
         }
         streams += STREAM_STEP;
     }
+    for (i, (name, addr)) in servers.iter().enumerate() {
+        let half = best[i] + STREAM_STEP / 2;
+        if best[i] > 0 && half <= cap && held_at(name, *addr, body, half).await.is_some() {
+            best[i] = half;
+        }
+    }
     best
 }
+
+/// The environment variable that makes this binary a lone SSE server (`fake` or `axum`) in a
+/// process of its own: it prints its address, then serves until its stdin closes.
+const SERVE_ROLE: &str = "FAULTLINE_BENCH_SERVE";
+
+/// Serves as [`SERVE_ROLE`] says, until the parent closes stdin (or dies).
+fn serve_alone(role: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (addr, _fake) = match role {
+            "fake" => {
+                let fake = start_fake(200_000).await;
+                fake.switchboard()
+                    .activate(parse_rule(SLOW_STREAM, 2).unwrap());
+                (fake.addr(), Some(fake))
+            }
+            "axum" => (start_axum_sse().await, None),
+            other => panic!("{SERVE_ROLE}={other}: expected fake or axum"),
+        };
+        println!("{addr}");
+        let mut stdin = tokio::io::stdin();
+        let mut sink = Vec::new();
+        let _ = stdin.read_to_end(&mut sink).await;
+    });
+}
+
+/// A server in a process of its own, so its memory is measured without the load client's.
+struct LoneServer {
+    process: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl LoneServer {
+    fn start(role: &str) -> LoneServer {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut process = Command::new(std::env::current_exe().unwrap())
+            .env(SERVE_ROLE, role)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(process.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line.trim().parse().unwrap();
+        LoneServer { process, addr }
+    }
+
+    /// Resident memory per open stream: the peak while `streams` streams run, over the
+    /// resident memory after a warm-up of a few.
+    async fn kib_per_stream(&self, body: &[u8], streams: usize) -> (f64, StreamRun) {
+        stream_load(self.addr, body, 10, None).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let base = rss_kib(self.process.id());
+        let run = stream_load(self.addr, body, streams, Some(self.process.id())).await;
+        let per_stream = (run.peak_kib.unwrap_or(0.0) - base).max(0.0) / streams as f64;
+        (per_stream, run)
+    }
+}
+
+impl Drop for LoneServer {
+    fn drop(&mut self) {
+        drop(self.process.stdin.take());
+        let _ = self.process.wait();
+    }
+}
+
+/// The fault that paces the fake's streams like the baselines: 20 ms before every token.
+const SLOW_STREAM: &str = r#"{"kind":"slow_stream","first_token":"20ms","inter_token":"20ms"}"#;
 
 /// An axum SSE handler that replays `frames` (the fake's own, captured once) with 20 ms
 /// before each: the same bytes on the wire as the fake, none of its work.
@@ -482,7 +572,65 @@ async fn start_axum_sse() -> SocketAddr {
     addr
 }
 
+/// Part 2: non-streaming chat completions per second of the fake at `fake_addr` and of the
+/// baselines serving `sample`, taking turns in 1 s slices for `secs` each.
+async fn chat_rates(fake_addr: SocketAddr, sample: Bytes, secs: Duration) {
+    let path = "/v1/chat/completions";
+    let axum_addr = start_axum(sample.clone()).await;
+    let wiremock = start_wiremock(sample.clone(), true).await;
+    let wiremock_quiet = start_wiremock(sample.clone(), false).await;
+    let servers = [
+        ("faultline fake llm", fake_addr),
+        ("plain axum handler", axum_addr),
+        (
+            "wiremock MockServer, default (records requests)",
+            *wiremock.address(),
+        ),
+        (
+            "wiremock MockServer, recording off",
+            *wiremock_quiet.address(),
+        ),
+    ];
+    for (_, addr) in servers {
+        load(addr, path, Duration::from_millis(500), u64::MAX).await; // warm up
+    }
+    // Round-robin in 1 s slices, so a neighbour's load on this shared machine falls on
+    // every server alike instead of on whichever ran at that moment.
+    let (mut done, mut failed, mut took) = ([0u64; 4], [0u64; 4], [Duration::ZERO; 4]);
+    for _ in 0..secs.as_secs().max(1) {
+        for (i, (_, addr)) in servers.iter().enumerate() {
+            let (d, f, t) = load(*addr, path, Duration::from_secs(1), u64::MAX).await;
+            done[i] += d;
+            failed[i] += f;
+            took[i] += t;
+        }
+    }
+    println!(
+        "\n| server (non-streaming chat, {} B body) | req/s | failed |",
+        sample.len()
+    );
+    println!("|---|---:|---:|");
+    let mut rates = Vec::new();
+    for (i, (name, _)) in servers.iter().enumerate() {
+        let rate = done[i] as f64 / took[i].as_secs_f64();
+        rates.push(rate);
+        println!("| {name} | {rate:.0} | {} |", failed[i]);
+    }
+    println!(
+        "\nfake / axum = {:.2}x (goal >= 0.7x); fake / wiremock default = {:.2}x (goal >= 3x); \
+         fake / wiremock recording off = {:.2}x",
+        rates[0] / rates[1],
+        rates[0] / rates[2],
+        rates[0] / rates[3]
+    );
+    drop(wiremock);
+    drop(wiremock_quiet);
+}
+
 fn main() {
+    if let Ok(role) = std::env::var(SERVE_ROLE) {
+        return serve_alone(&role);
+    }
     // `cargo bench` passes `--bench`; `cargo test --all-targets` (scripts/test) runs this binary
     // without it, and a load run has no place in the test suite.
     if !std::env::args().any(|arg| arg == "--bench") {
@@ -505,30 +653,7 @@ fn main() {
 
         let fake = start_fake(200_000).await;
         let fake_addr = fake.addr();
-        if let Ok(what) = std::env::var("FAULTLINE_BENCH_PROFILE") {
-            if what.starts_with("sse") {
-                // `FAULTLINE_BENCH_STREAMS` streams to one server only, for `perf record`: the
-                // fake (`sse`) or the minimal axum handler (`sse-axum`).
-                let body = serde_json::json!({ "model": "m", "stream": true,
-                    "messages": [{ "role": "user", "content": "Write an essay" }] })
-                .to_string();
-                fake.switchboard().activate(
-                    parse_rule(r#"{"kind":"slow_stream","first_token":"20ms","inter_token":"20ms"}"#, 2)
-                        .unwrap(),
-                );
-                let addr = if what == "sse-axum" { start_axum_sse().await } else { fake_addr };
-                let run = stream_load(addr, body.as_bytes(), stream_cap).await;
-                println!(
-                    "{what}: {stream_cap} streams, {} done, p99 lateness {:.2} ms",
-                    run.completed, run.p99
-                );
-                return;
-            }
-            // Only the fake's load, for `perf record`.
-            let (done, _, took) = load(fake_addr, path, secs, u64::MAX).await;
-            println!("fake only: {:.0} req/s", done as f64 / took.as_secs_f64());
-            return;
-        }
+        // What the fake answers the load's request: the baselines serve the same bytes.
         let sample = reqwest::Client::new()
             .post(format!("{}{path}", fake.base_url()))
             .bearer_auth(KEY)
@@ -540,12 +665,45 @@ fn main() {
             .bytes()
             .await
             .unwrap();
+        if let Ok(what) = std::env::var("FAULTLINE_BENCH_PROFILE") {
+            if what == "chat" {
+                chat_rates(fake_addr, sample, secs).await;
+                return;
+            }
+            if what.starts_with("sse") {
+                // `FAULTLINE_BENCH_STREAMS` streams to one server only, for `perf record`: the
+                // fake (`sse`) or the minimal axum handler (`sse-axum`); or (`sse-memory`) to
+                // each in a process of its own, for its memory per stream.
+                let body = serde_json::json!({ "model": "m", "stream": true,
+                    "messages": [{ "role": "user", "content": "Write an essay" }] })
+                .to_string();
+                if what == "sse-memory" {
+                    for role in ["fake", "axum"] {
+                        let (kib, run) = LoneServer::start(role)
+                            .kib_per_stream(body.as_bytes(), stream_cap)
+                            .await;
+                        println!("{role} alone: {kib:.1} KiB per open stream ({} done)", run.completed);
+                    }
+                    return;
+                }
+                fake.switchboard().activate(parse_rule(SLOW_STREAM, 2).unwrap());
+                let addr = if what == "sse-axum" { start_axum_sse().await } else { fake_addr };
+                let run = stream_load(addr, body.as_bytes(), stream_cap, None).await;
+                println!(
+                    "{what}: {stream_cap} streams, {} done, p99 lateness {:.2} ms",
+                    run.completed, run.p99
+                );
+                return;
+            }
+            // Only the fake's load, for `perf record`.
+            let (done, _, took) = load(fake_addr, path, secs, u64::MAX).await;
+            println!("fake only: {:.0} req/s", done as f64 / took.as_secs_f64());
+            return;
+        }
 
         // Memory first, while nothing else has grown the heap.
-        trim();
         let memory_fake = start_fake(200_000).await;
         load(memory_fake.addr(), path, Duration::from_secs(1), 20_000).await;
-        trim();
         let before = rss_mib();
         let (done, failed, took) = load(memory_fake.addr(), path, Duration::from_secs(3600), requests).await;
         let after = rss_mib();
@@ -564,7 +722,6 @@ fn main() {
         // issue saw it grow to 2.35 GB: its memory, and its throughput over the whole run.
         let long_wiremock = start_wiremock(sample.clone(), true).await;
         load(*long_wiremock.address(), path, Duration::from_secs(1), 20_000).await;
-        trim();
         let before = rss_mib();
         let (done, failed, took) =
             load(*long_wiremock.address(), path, Duration::from_secs(3600), requests).await;
@@ -580,48 +737,8 @@ fn main() {
             fake_long_rate / wiremock_long_rate,
         );
         drop(long_wiremock);
-        trim();
 
-        let axum_addr = start_axum(sample.clone()).await;
-        let wiremock = start_wiremock(sample.clone(), true).await;
-        let wiremock_quiet = start_wiremock(sample.clone(), false).await;
-        let servers = [
-            ("faultline fake llm", fake_addr),
-            ("plain axum handler", axum_addr),
-            ("wiremock MockServer, default (records requests)", *wiremock.address()),
-            ("wiremock MockServer, recording off", *wiremock_quiet.address()),
-        ];
-        for (_, addr) in servers {
-            load(addr, path, Duration::from_millis(500), u64::MAX).await; // warm up
-        }
-        // Round-robin in 1 s slices, so a neighbour's load on this shared machine falls on
-        // every server alike instead of on whichever ran at that moment.
-        let (mut done, mut failed, mut took) = ([0u64; 4], [0u64; 4], [Duration::ZERO; 4]);
-        for _ in 0..secs.as_secs().max(1) {
-            for (i, (_, addr)) in servers.iter().enumerate() {
-                let (d, f, t) = load(*addr, path, Duration::from_secs(1), u64::MAX).await;
-                done[i] += d;
-                failed[i] += f;
-                took[i] += t;
-            }
-        }
-        println!("\n| server (non-streaming chat, {} B body) | req/s | failed |", sample.len());
-        println!("|---|---:|---:|");
-        let mut rates = Vec::new();
-        for (i, (name, _)) in servers.iter().enumerate() {
-            let rate = done[i] as f64 / took[i].as_secs_f64();
-            rates.push(rate);
-            println!("| {name} | {rate:.0} | {} |", failed[i]);
-        }
-        println!(
-            "\nfake / axum = {:.2}x (goal >= 0.7x); fake / wiremock default = {:.2}x (goal >= 3x); \
-             fake / wiremock recording off = {:.2}x",
-            rates[0] / rates[1],
-            rates[0] / rates[2],
-            rates[0] / rates[3]
-        );
-        drop(wiremock);
-        drop(wiremock_quiet);
+        chat_rates(fake_addr, sample.clone(), secs).await;
         fake.shutdown().await;
 
         let sse_fake = start_fake(200_000).await;
@@ -653,17 +770,15 @@ fn main() {
             .into_iter()
             .map(Bytes::from)
             .collect();
-        sse_fake.switchboard().activate(
-            parse_rule(r#"{"kind":"slow_stream","first_token":"20ms","inter_token":"20ms"}"#, 2).unwrap(),
-        );
+        sse_fake.switchboard().activate(parse_rule(SLOW_STREAM, 2).unwrap());
         let axum_sse = start_axum_sse().await;
         let axum_replay = start_axum_replay(frames.clone()).await;
         println!(
             "\n| SSE, 20 ms inter-token, all streams started at once | streams | done | frames | \
-             lateness p99 ms | peak RSS KiB/stream | p99 < {LATENESS_GOAL_MS} ms |"
+             lateness p99 ms | p99 < {LATENESS_GOAL_MS} ms |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---|");
-        let mut best = most_streams(
+        println!("|---|---:|---:|---:|---:|---|");
+        let best = most_streams(
             &[
                 ("minimal axum SSE (100 tokens, ~20 B frames)", axum_sse),
                 ("axum SSE replaying the fake's frames", axum_replay),
@@ -673,9 +788,8 @@ fn main() {
             stream_cap,
         )
         .await;
-        let fake_best = best.pop().flatten();
-        let replay_best = best.pop().flatten();
-        let axum_best = best.pop().flatten();
+        sse_fake.shutdown().await;
+        let (axum_held, replay_held, fake_held) = (best[0], best[1], best[2]);
         // No count held by the baseline (a neighbour's burst even at the first step): no ratio.
         let ratio = |fake: usize, base: usize| {
             if base == 0 {
@@ -684,22 +798,24 @@ fn main() {
                 fake as f64 / base as f64
             }
         };
-        let held = |best: &Option<(usize, StreamRun)>| best.as_ref().map_or(0, |(n, _)| *n);
         println!(
-            "\nstreams held at p99 < {LATENESS_GOAL_MS} ms: minimal axum {}, axum replaying the fake's \
-             frames {}, fake {}: fake / minimal axum = {:.2}x (issue 3's goal >= 0.9x), fake / \
-             replaying axum = {:.2}x; fake peak RSS per open stream at {} streams: {:.1} KiB \
-             (goal <= 25 KiB; minimal axum {:.1} KiB, replaying axum {:.1} KiB)",
-            held(&axum_best),
-            held(&replay_best),
-            held(&fake_best),
-            ratio(held(&fake_best), held(&axum_best)),
-            ratio(held(&fake_best), held(&replay_best)),
-            held(&fake_best),
-            fake_best.as_ref().map_or(f64::NAN, |(_, run)| run.kib_per_stream),
-            axum_best.as_ref().map_or(f64::NAN, |(_, run)| run.kib_per_stream),
-            replay_best.as_ref().map_or(f64::NAN, |(_, run)| run.kib_per_stream),
+            "\nstreams held at p99 < {LATENESS_GOAL_MS} ms: minimal axum {axum_held}, axum replaying \
+             the fake's frames {replay_held}, fake {fake_held}: fake / minimal axum = {:.2}x \
+             (issue 3's goal >= 0.9x), fake / replaying axum = {:.2}x",
+            ratio(fake_held, axum_held),
+            ratio(fake_held, replay_held),
         );
-        sse_fake.shutdown().await;
+
+        // Memory per open stream, of the server alone: each in a process of its own, at the
+        // count the fake held (or the first step, if it held none).
+        let streams = fake_held.max(STREAM_STEP);
+        let (fake_kib, fake_run) = LoneServer::start("fake").kib_per_stream(sse_body.as_bytes(), streams).await;
+        let (axum_kib, axum_run) = LoneServer::start("axum").kib_per_stream(sse_body.as_bytes(), streams).await;
+        println!(
+            "resident memory per open stream, each server in a process of its own, {streams} \
+             streams: fake {fake_kib:.1} KiB ({} done, p99 {:.2} ms; goal <= 25 KiB), minimal \
+             axum {axum_kib:.1} KiB ({} done, p99 {:.2} ms)",
+            fake_run.completed, fake_run.p99, axum_run.completed, axum_run.p99,
+        );
     });
 }
