@@ -100,6 +100,29 @@ fn request_body() -> Bytes {
     )
 }
 
+/// A streamed chat request: mocks/answers.toml answers "essay" with exactly 100 words, so
+/// 100 content chunks.
+fn sse_request_body() -> String {
+    serde_json::json!({ "model": "m", "stream": true,
+        "messages": [{ "role": "user", "content": "Write an essay" }] })
+    .to_string()
+}
+
+/// The fake's whole answer to one chat request with `body`.
+async fn ask(fake: &faultline::fakes::FakeHandle, body: Bytes) -> Bytes {
+    reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", fake.base_url()))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+}
+
 /// The whole HTTP/1.1 request, written once and reused by every worker.
 fn raw_request(addr: SocketAddr, path: &str, body: &[u8]) -> Bytes {
     let mut request = format!(
@@ -654,17 +677,7 @@ fn main() {
         let fake = start_fake(200_000).await;
         let fake_addr = fake.addr();
         // What the fake answers the load's request: the baselines serve the same bytes.
-        let sample = reqwest::Client::new()
-            .post(format!("{}{path}", fake.base_url()))
-            .bearer_auth(KEY)
-            .header("content-type", "application/json")
-            .body(request_body())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let sample = ask(&fake, request_body()).await;
         if let Ok(what) = std::env::var("FAULTLINE_BENCH_PROFILE") {
             if what == "chat" {
                 chat_rates(fake_addr, sample, secs).await;
@@ -674,9 +687,7 @@ fn main() {
                 // `FAULTLINE_BENCH_STREAMS` streams to one server only, for `perf record`: the
                 // fake (`sse`) or the minimal axum handler (`sse-axum`); or (`sse-memory`) to
                 // each in a process of its own, for its memory per stream.
-                let body = serde_json::json!({ "model": "m", "stream": true,
-                    "messages": [{ "role": "user", "content": "Write an essay" }] })
-                .to_string();
+                let body = sse_request_body();
                 if what == "sse-memory" {
                     for role in ["fake", "axum"] {
                         let (kib, run) = LoneServer::start(role)
@@ -742,22 +753,9 @@ fn main() {
         fake.shutdown().await;
 
         let sse_fake = start_fake(200_000).await;
-        // mocks/answers.toml answers "essay" with exactly 100 words: 100 content chunks.
-        let sse_body = serde_json::json!({ "model": "m", "stream": true,
-            "messages": [{ "role": "user", "content": "Write an essay" }] })
-        .to_string();
+        let sse_body = sse_request_body();
         // The fake's frames, captured before it is slowed, for the replaying baseline.
-        let captured = reqwest::Client::new()
-            .post(format!("{}{path}", sse_fake.base_url()))
-            .bearer_auth(KEY)
-            .header("content-type", "application/json")
-            .body(sse_body.clone())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let captured = ask(&sse_fake, Bytes::from(sse_body.clone())).await;
         let frames: Vec<Bytes> = captured
             .split_inclusive(|b| *b == b'\n')
             .fold(Vec::<Vec<u8>>::new(), |mut frames, line| {
