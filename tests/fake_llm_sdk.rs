@@ -8,7 +8,6 @@
 mod common;
 
 use common::python;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,18 +41,8 @@ async fn the_official_openai_and_anthropic_sdks_work_against_the_fake() {
         journal,
     }];
     tokio::spawn(control::serve(listener, fakes, std::future::pending()));
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/llm_sdk_conformance.py");
-
-    let run = tokio::process::Command::new(&python)
-        .arg(&script)
+    let run = common::python_script("llm_sdk_conformance.py")
         .args([fake.base_url(), control_url, KEY.to_owned()])
-        // Loopback must never go through a proxy the environment may name.
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("ALL_PROXY")
-        .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(180), run)
         .await

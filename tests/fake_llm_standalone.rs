@@ -2,6 +2,9 @@
 //! serves with the faults it was given, is steered through its control API, and on Ctrl-C
 //! prints a summary of what it saw. Also the control API in-process.
 
+mod common;
+
+use common::{client, get_json};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,10 +17,6 @@ use faultline::fakes::llm::{self, LlmOptions};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{ChildStdout, Command};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
 
 /// Reads stdout lines until one starts with `prefix` (after trimming), within 20 s.
 async fn line_starting(lines: &mut Lines<BufReader<ChildStdout>>, prefix: &str) -> String {
@@ -80,14 +79,7 @@ async fn the_standalone_fake_prints_its_port_serves_faults_and_summarises_on_ctr
         .unwrap();
     assert_eq!(cleared.status(), 204);
     assert_eq!(chat().await.unwrap().status(), 200);
-    let journal: Value = client()
-        .get(format!("{control}/journal/llm"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let journal = get_json(&format!("{control}/journal/llm")).await;
     assert_eq!(journal["attempts"].as_array().unwrap().len(), 2);
 
     // SAFETY: signalling our own child by its pid.
@@ -186,22 +178,8 @@ async fn the_control_api_adds_lists_removes_and_clears_rules_and_reads_the_journ
         .unwrap();
     assert_eq!(again.status(), 404);
 
-    let all: Value = http
-        .get(format!("{url}/journal/llm?since_ms=0"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all = get_json(&format!("{url}/journal/llm?since_ms=0")).await;
     assert_eq!(all["attempts"][0]["status"], 429);
-    let none: Value = http
-        .get(format!("{url}/journal/llm?since_ms=1e12"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let none = get_json(&format!("{url}/journal/llm?since_ms=1e12")).await;
     assert_eq!(none["attempts"], json!([]));
 }

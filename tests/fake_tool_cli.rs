@@ -1,6 +1,9 @@
 //! `faultline fake tool` end to end: the built binary as a child process on a loopback port,
 //! driven with reqwest, stopped with SIGINT as Ctrl-C would.
 
+mod common;
+
+use common::client;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,10 +65,6 @@ impl Drop for Fake {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 #[tokio::test]

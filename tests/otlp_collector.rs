@@ -8,9 +8,8 @@
 
 mod common;
 
-use common::python;
+use common::{client, get_json};
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,10 +36,6 @@ async fn collector() -> (FakeHandle, Arc<SpanJournal>) {
     .await
     .expect("the collector starts");
     (fake, spans)
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 #[tokio::test]
@@ -219,18 +214,11 @@ async fn the_official_python_exporter_sends_spans_to_otlp_and_the_control_api_sh
         std::future::pending(),
     ));
 
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/otlp_exporter.py");
-    let run = tokio::process::Command::new(python())
-        .arg(&script)
+    let run = common::python_script("otlp_exporter.py")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
         .env("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("ALL_PROXY")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
-        .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(120), run)
         .await
@@ -243,14 +231,7 @@ async fn the_official_python_exporter_sends_spans_to_otlp_and_the_control_api_sh
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let journal: Value = client()
-        .get(format!("{control_url}/journal/otlp"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let journal = get_json(&format!("{control_url}/journal/otlp")).await;
     assert_eq!(journal["received"], 3, "{journal:#}");
     assert_eq!(journal["dropped"], 0);
     let spans = journal["spans"].as_array().unwrap();

@@ -1142,25 +1142,7 @@ async fn spans_are_exported_as_otlp_json_under_one_trace() {
 
     target.ask("weather in Oslo?").await;
 
-    let until = Instant::now() + Duration::from_secs(3);
-    let spans = loop {
-        let spans: Vec<Value> = bodies
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|b| {
-                b["resourceSpans"][0]["scopeSpans"][0]["spans"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect();
-        if spans.iter().any(|s| s["name"] == "/api/chat") {
-            break spans;
-        }
-        assert!(Instant::now() < until, "no root span exported: {spans:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let spans = spans_once_the_root_is_in(&bodies).await;
     let root = spans.iter().find(|s| s["name"] == "/api/chat").unwrap();
     let trace_id = root["traceId"].as_str().unwrap();
     assert_eq!(trace_id.len(), 32);
@@ -1177,9 +1159,8 @@ async fn spans_are_exported_as_otlp_json_under_one_trace() {
     }
 }
 
-/// The `llm_attempt` spans for chat calls one request of `target` exported, once its root span
-/// is in.
-async fn chat_attempt_spans(bodies: &Arc<Mutex<Vec<Value>>>) -> Vec<Value> {
+/// Every span the target exported, once one request's root span is in.
+async fn spans_once_the_root_is_in(bodies: &Arc<Mutex<Vec<Value>>>) -> Vec<Value> {
     let until = Instant::now() + Duration::from_secs(3);
     loop {
         let spans: Vec<Value> = bodies
@@ -1194,20 +1175,26 @@ async fn chat_attempt_spans(bodies: &Arc<Mutex<Vec<Value>>>) -> Vec<Value> {
             })
             .collect();
         if spans.iter().any(|s| s["name"] == "/api/chat") {
-            return spans
-                .into_iter()
-                .filter(|s| {
-                    s["name"] == "llm_attempt"
-                        && s["attributes"].as_array().unwrap().iter().any(|a| {
-                            a["key"] == "gen_ai.operation.name"
-                                && a["value"]["stringValue"] == "chat"
-                        })
-                })
-                .collect();
+            return spans;
         }
         assert!(Instant::now() < until, "no root span exported: {spans:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The `llm_attempt` spans for chat calls one request of `target` exported, once its root span
+/// is in.
+async fn chat_attempt_spans(bodies: &Arc<Mutex<Vec<Value>>>) -> Vec<Value> {
+    spans_once_the_root_is_in(bodies)
+        .await
+        .into_iter()
+        .filter(|s| {
+            s["name"] == "llm_attempt"
+                && s["attributes"].as_array().unwrap().iter().any(|a| {
+                    a["key"] == "gen_ai.operation.name" && a["value"]["stringValue"] == "chat"
+                })
+        })
+        .collect()
 }
 
 #[tokio::test]

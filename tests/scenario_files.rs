@@ -115,21 +115,17 @@ fn full_plan() -> Plan {
             ],
         },
         target: TargetSpec {
-            command: None,
-            url: None,
-            cwd: None,
-            log_file: None,
-            flaws: vec!["no-retry".into()],
-            env: BTreeMap::from([
-                ("OPENAI_BASE_URL".into(), "{llm}/v1".into()),
-                ("OPENAI_API_KEY".into(), "{llm_key}".into()),
-                ("WEATHER_URL".into(), "{tool.weather}".into()),
-                ("REDIS_URL".into(), "{redis}".into()),
-            ]),
             ready_path: "/ready".into(),
             ready_timeout: Duration::from_secs(5),
-            metrics_path: Some("/admin/metrics".into()),
-            metrics_format: None,
+            ..TargetSpec::reference(
+                BTreeMap::from([
+                    ("OPENAI_BASE_URL".into(), "{llm}/v1".into()),
+                    ("OPENAI_API_KEY".into(), "{llm_key}".into()),
+                    ("WEATHER_URL".into(), "{tool.weather}".into()),
+                    ("REDIS_URL".into(), "{redis}".into()),
+                ]),
+                vec!["no-retry".into()],
+            )
         },
         api: Default::default(),
         fakes: Default::default(),

@@ -150,16 +150,10 @@ pub(crate) mod tests {
                 }],
             },
             target: TargetSpec {
-                command: None,
-                url: None,
-                cwd: None,
-                log_file: None,
-                flaws: vec![],
-                env: BTreeMap::new(),
                 ready_path: "/health".into(),
                 ready_timeout: Duration::from_secs(5),
                 metrics_path: None,
-                metrics_format: None,
+                ..TargetSpec::reference(BTreeMap::new(), vec![])
             },
             api: Default::default(),
             fakes: Default::default(),

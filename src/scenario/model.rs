@@ -158,6 +158,23 @@ pub struct TargetSpec {
 }
 
 impl TargetSpec {
+    /// The reference target shipped in this binary, with its defaults: what a scenario gets
+    /// when it names no target.
+    pub fn reference(env: BTreeMap<String, String>, flaws: Vec<String>) -> TargetSpec {
+        TargetSpec {
+            command: None,
+            url: None,
+            cwd: None,
+            log_file: None,
+            flaws,
+            env,
+            ready_path: "/healthz".into(),
+            ready_timeout: Duration::from_secs(20),
+            metrics_path: Some("/admin/metrics".into()),
+            metrics_format: None,
+        }
+    }
+
     /// The target in a few words, for the console and reports.
     pub fn describe(&self) -> String {
         match (&self.command, &self.url) {

@@ -579,7 +579,7 @@ fn build_load(raw: RawLoad, src: &Source) -> Result<Load, ScenarioError> {
 
 fn build_target(raw: Option<RawTarget>, src: &Source) -> Result<TargetSpec, ScenarioError> {
     let Some(raw) = raw else {
-        return Ok(reference_target(BTreeMap::new(), Vec::new()));
+        return Ok(TargetSpec::reference(BTreeMap::new(), Vec::new()));
     };
 
     let command =
@@ -717,7 +717,7 @@ fn build_target(raw: Option<RawTarget>, src: &Source) -> Result<TargetSpec, Scen
         ));
     }
 
-    let mut target = reference_target(env, flaws);
+    let mut target = TargetSpec::reference(env, flaws);
     target.command = command;
     target.url = url;
     target.cwd = cwd;
@@ -727,22 +727,6 @@ fn build_target(raw: Option<RawTarget>, src: &Source) -> Result<TargetSpec, Scen
     target.metrics_path = metrics_path;
     target.metrics_format = metrics_format;
     Ok(target)
-}
-
-/// The reference target's defaults.
-fn reference_target(env: BTreeMap<String, String>, flaws: Vec<String>) -> TargetSpec {
-    TargetSpec {
-        command: None,
-        url: None,
-        cwd: None,
-        log_file: None,
-        flaws,
-        env,
-        ready_path: "/healthz".into(),
-        ready_timeout: Duration::from_secs(20),
-        metrics_path: Some("/admin/metrics".into()),
-        metrics_format: None,
-    }
 }
 
 /// Every `{name}` in an env value must be one the runner knows how to fill in. Braces around

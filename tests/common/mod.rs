@@ -19,6 +19,41 @@ pub fn python() -> PathBuf {
     python
 }
 
+/// `tests/python/<name>` run by [`python`], killed if dropped, with no proxy between it and
+/// loopback (the environment may name one).
+pub fn python_script(name: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(python());
+    command
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/python")
+                .join(name),
+        )
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("ALL_PROXY")
+        .kill_on_drop(true);
+    command
+}
+
+/// An HTTP client that never goes through a proxy: everything the tests reach is loopback.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// The JSON `url` answers with.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// 30 s of chat load with the LLM answering 503 from 10 s to 20 s, held to a 1 s p95 in the
 /// fault phase, judged on the sla and errors families only (the others are tested beside
 /// their code in src/checks). Report tests start from it and change what they are about.
@@ -54,16 +89,10 @@ pub fn outage_plan() -> faultline::scenario::Plan {
             }],
         },
         target: TargetSpec {
-            command: None,
-            url: None,
-            cwd: None,
-            log_file: None,
-            flaws: vec![],
-            env: BTreeMap::new(),
             ready_path: "/health".into(),
             ready_timeout: Duration::from_secs(5),
             metrics_path: None,
-            metrics_format: None,
+            ..TargetSpec::reference(BTreeMap::new(), vec![])
         },
         api: Default::default(),
         fakes: Default::default(),
