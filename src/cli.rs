@@ -88,6 +88,12 @@ pub struct ScenarioArgs {
     /// Print the verdict as JSON on stdout (for scripts) instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Go on when the probe before the load finds that the service does not match its
+    /// description (a log field it names otherwise, a metric it does not have): the checks
+    /// concerned then report "not applicable" with the reason, instead of the run stopping
+    /// with exit 2.
+    #[arg(long)]
+    pub allow_gaps: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +271,7 @@ fn validate(name_or_path: &str, config: Option<PathBuf>) -> i32 {
                 plan.faults.len(),
                 plan.target.describe(),
             );
+            print!("{}", profile_report(&plan));
             print!("{}", preflight_report(&crate::preflight::check(&plan)));
             EXIT_PASSED
         }
@@ -273,6 +280,22 @@ fn validate(name_or_path: &str, config: Option<PathBuf>) -> i32 {
             EXIT_NOT_RUN
         }
     }
+}
+
+/// `faultline validate`'s account of the service profile: each key set, and which file set it
+/// (a scenario's explicit `[expect.*]` key wins over faultline.toml's; the rest are defaults).
+fn profile_report(plan: &scenario::Plan) -> String {
+    let lines = plan.expect.profile.lines();
+    if lines.is_empty() {
+        return "service profile: every log field, metric figure and trace attribute at its \
+                default\n"
+            .into();
+    }
+    let mut out = "service profile (the rest at their defaults):\n".to_string();
+    for line in lines {
+        out.push_str(&format!("  {line}\n"));
+    }
+    out
 }
 
 /// `faultline validate`'s list of what the checks lack, one need a line, blocking ones first.
@@ -388,6 +411,7 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
         // An attached service was started pointing at the fakes' fixed ports: those of a
         // running `fakes up` (driven through its control API), else the run's own.
         fake_ports: plan.target.url.is_some().then_some(args.fake_port),
+        allow_gaps: args.allow_gaps,
         fakes_url: plan.target.url.is_some().then(|| {
             args.fakes.clone().unwrap_or_else(|| {
                 format!(

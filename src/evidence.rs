@@ -234,8 +234,13 @@ pub struct Evidence {
     pub attempts_dropped: u64,
     /// The target's output lines (empty when its logs were not captured).
     pub logs: Vec<LogLine>,
-    /// Metrics endpoint snapshots (empty when the target has none).
+    /// Metrics endpoint snapshots (empty when the target has none): one after the warm-up,
+    /// before the load, and one after the load.
     pub metrics: Vec<MetricsSnapshot>,
+    /// True when this run started the target: its counters began with the fakes' journals,
+    /// so a ratio such as the cache hit ratio can be compared whole.
+    #[serde(default)]
+    pub target_started: bool,
     /// Writes the tool fakes received (empty when no write flow ran).
     #[serde(default)]
     pub writes: Vec<WriteAttempt>,

@@ -16,6 +16,8 @@
 //! - `suite`: several runs with one verdict: the pre-release suite and the selftest matrix.
 //! - `evidence`: everything a run observed, in one value.
 //! - `preflight`: what each selected check needs and the plan lacks, known before the load.
+//! - `probe`: the started service against its description (warm-ups, logs, metrics), before
+//!   the load.
 //! - `checks`: pure functions from evidence to verdicts.
 //! - `report`: report.json, summary.md and the console verdict table.
 //! - `prometheus`: the Prometheus text format and series selectors, for `metrics.truth`.
@@ -27,6 +29,7 @@ pub mod evidence;
 pub mod fakes;
 pub mod load;
 pub mod preflight;
+pub mod probe;
 pub mod prometheus;
 pub mod reference;
 pub mod report;

@@ -247,8 +247,8 @@ pub fn check(plan: &Plan) -> Vec<Need> {
         let missing = format!(
             "logs not captured: the target at {url} was attached, not started by faultline"
         );
-        let fix = "set [target] log_file to the file it writes JSON lines to, e.g. log_file = \
-                   \"/var/log/chat/app.log\"";
+        let fix = "set [logs] file in faultline.toml to the file it writes JSON lines to, e.g. \
+                   file = \"/var/log/chat/app.log\"";
         need(&log_checks, missing.clone(), fix, Lack::Config);
         need(
             &["logs.no_secrets"],
@@ -272,8 +272,8 @@ pub fn check(plan: &Plan) -> Vec<Need> {
         need(
             &["metrics.truth"],
             "no metrics endpoint".into(),
-            "set [target] metrics_path = \"/admin/metrics\" (a JSON body; point [expect.metrics] \
-             at its figures)",
+            "set [metrics] path = \"/metrics\" in faultline.toml, and a selector for each \
+             figure, e.g. tokens_input = 'llm_tokens_total{direction=\"input\"}'",
             Lack::Config,
         );
     } else if [
@@ -288,8 +288,8 @@ pub fn check(plan: &Plan) -> Vec<Need> {
     {
         need(
             &["metrics.truth"],
-            "every figure in [expect.metrics] is left out (empty pointer)".into(),
-            "set one, e.g. [expect.metrics] llm_errors = \"/llm_errors_total\"",
+            "every metric figure is left out (\"\")".into(),
+            "set one in [metrics] of faultline.toml, e.g. llm_errors = \"llm_errors_total\"",
             Lack::Config,
         );
     }
@@ -432,12 +432,14 @@ mod tests {
                 .find(|n| n.checks.iter().any(|c| c == id))
                 .unwrap_or_else(|| panic!("{id} not listed: {lines:#?}"))
         };
-        assert!(find("logs.one_line_per_request").fix.contains("log_file"));
+        assert!(find("logs.one_line_per_request")
+            .fix
+            .contains("[logs] file"));
         assert_eq!(find("logs.tokens").lack, Lack::Config);
         assert_eq!(find("logs.no_secrets").lack, Lack::Partial);
         assert!(find("metrics.truth")
             .fix
-            .contains("metrics_path = \"/admin/metrics\""));
+            .contains("[metrics] path = \"/metrics\""));
         assert!(find("logs.request_id").missing.contains("request id"));
         let honest = find("errors.honest");
         assert!(honest.lack == Lack::Partial && honest.fix.contains("request_id_header"));

@@ -7,8 +7,14 @@
 //! cannot be selected as the exposition writes them), skips lines it cannot read without saying
 //! so (a figure would then read as missing, not as a broken body), and brings chrono. The
 //! grammar needed is one line: `name{label="value",...} value [timestamp]`.
+//!
+//! A figure is read from an [`Exposition`], which also knows the families its `# TYPE` and
+//! `# HELP` lines declare: client libraries (prometheus_client, prom-client) declare a labelled
+//! family before its first sample, so a selector whose labels match no series yet of an existing
+//! family reads 0, not "missing". (The Rust `prometheus` crate writes nothing for a family until
+//! its first use: such a figure exists only once the service has counted something.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One sample line: a series and its value.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,6 +66,85 @@ pub fn parse_exposition(text: &str) -> Result<Vec<Sample>, String> {
         });
     }
     Ok(samples)
+}
+
+/// Suffixes a sample's name may add to its family's (`x_total` of counter `x`, `x_sum` of
+/// histogram `x`).
+const SUFFIXES: [&str; 6] = ["_total", "_sum", "_count", "_bucket", "_created", "_info"];
+
+/// A metrics body: its samples, and the families it declares.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Exposition {
+    pub samples: Vec<Sample>,
+    /// Names given by `# TYPE` and `# HELP` lines.
+    pub declared: BTreeSet<String>,
+}
+
+impl Exposition {
+    /// Parses a body as [`parse_exposition`] does, keeping the declared family names too.
+    pub fn parse(text: &str) -> Result<Exposition, String> {
+        let declared = text
+            .lines()
+            .filter_map(|line| {
+                let rest = line.trim().strip_prefix('#')?.trim_start();
+                let rest = rest
+                    .strip_prefix("TYPE")
+                    .or_else(|| rest.strip_prefix("HELP"))?;
+                rest.split_whitespace().next().map(String::from)
+            })
+            .collect();
+        Ok(Exposition {
+            samples: parse_exposition(text)?,
+            declared,
+        })
+    }
+
+    /// The sample name a selector's name stands for: itself, or `name_total` when only that
+    /// is written (a counter named without its suffix).
+    fn sample_name<'a>(&self, name: &'a str) -> std::borrow::Cow<'a, str> {
+        let exact = self.samples.iter().any(|s| s.name == name);
+        let total = format!("{name}_total");
+        if !exact && self.samples.iter().any(|s| s.name == total) {
+            total.into()
+        } else {
+            name.into()
+        }
+    }
+
+    /// Whether a metric family of this name exists: a sample has it (or `name_total`), or a
+    /// `# TYPE`/`# HELP` line declares it (or the family it is a suffixed series of).
+    pub fn has_family(&self, name: &str) -> bool {
+        let name = self.sample_name(name);
+        let base = SUFFIXES
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(&name);
+        self.samples.iter().any(|s| s.name == name)
+            || self.declared.contains(name.as_ref())
+            || self.declared.contains(base)
+    }
+
+    /// The selector's value: the sum of its matching series, 0 when its family exists but no
+    /// series of it matches yet; `None` when there is no such family.
+    pub fn read(&self, selector: &Selector) -> Option<f64> {
+        if !self.has_family(&selector.name) {
+            return None;
+        }
+        let selector = Selector {
+            name: self.sample_name(&selector.name).into_owned(),
+            matchers: selector.matchers.clone(),
+        };
+        Some(selector.sum(&self.samples).unwrap_or(0.0))
+    }
+
+    /// Every family name the body has (declared or sampled), for messages.
+    pub fn family_names(&self) -> BTreeSet<String> {
+        self.samples
+            .iter()
+            .map(|s| s.name.clone())
+            .chain(self.declared.iter().cloned())
+            .collect()
+    }
 }
 
 fn parse_value(text: &str) -> Option<f64> {
@@ -301,6 +386,31 @@ odd{path="a \"quoted\" \\ value"} +Inf
             (4, "expected a label value in double quotes".into())
         );
         assert_eq!(err("x y").0, 2);
+    }
+
+    #[test]
+    fn a_declared_family_reads_zero_until_its_series_appear() {
+        let body = "# HELP chat_failures_total Failed calls.\n\
+                    # TYPE chat_failures_total counter\n\
+                    # TYPE gen_ai_client_token_usage histogram\n\
+                    gen_ai_client_token_usage_sum{gen_ai_token_type=\"input\"} 40\n\
+                    requests_total{route=\"/a\"} 3\n";
+        let exposition = Exposition::parse(body).unwrap();
+        let read = |s: &str| exposition.read(&Selector::parse(s).unwrap());
+        // prom-client and prometheus_client declare a labelled family before its first use.
+        assert_eq!(read(r#"chat_failures_total{kind="llm"}"#), Some(0.0));
+        assert_eq!(
+            read(r#"gen_ai_client_token_usage_sum{gen_ai_token_type="input"}"#),
+            Some(40.0)
+        );
+        assert_eq!(
+            read(r#"gen_ai_client_token_usage_sum{gen_ai_token_type="output"}"#),
+            Some(0.0)
+        );
+        // A counter named without its suffix reads its `_total` series.
+        assert_eq!(read("requests"), Some(3.0));
+        assert_eq!(read("chat_tokens_total"), None);
+        assert!(exposition.family_names().contains("requests_total"));
     }
 
     #[test]

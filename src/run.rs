@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::checks::{self, Verdict};
-use crate::evidence::{Evidence, MetricsFormat, MetricsSnapshot, TimelineEvent};
+use crate::evidence::{Evidence, MetricsSnapshot, TimelineEvent};
 use crate::fakes::driver::Fakes;
 use crate::fakes::fault::FaultRule;
 use crate::fakes::remote::ControlClient;
@@ -43,6 +43,9 @@ pub struct RunOptions {
     /// The control API of fakes already running (`faultline fakes up`): when one answers
     /// there, the run drives those fakes instead of starting its own.
     pub fakes_url: Option<String>,
+    /// Go on when the probe finds the service does not match its description: the checks
+    /// concerned report "not applicable" with the reason, instead of the run stopping.
+    pub allow_gaps: bool,
 }
 
 /// A finished run: its report, where it was written, and the evidence behind it.
@@ -71,6 +74,9 @@ pub enum RunError {
     SelfExe(std::io::Error),
     #[error("interrupted before the load started; nothing was measured")]
     InterruptedEarly,
+    /// The probe found settings that do not match the service (see [`crate::probe`]).
+    #[error("{0}")]
+    Misconfigured(String),
 }
 
 /// Runs `plan` to the end (or until `interrupt` turns true) and writes its reports.
@@ -192,12 +198,24 @@ async fn run_with_fakes(
         return Err(error.into());
     }
 
-    // A target running before this run has counted earlier traffic: read its metrics now too,
-    // so metrics.truth can judge the change over the run (see checks::metrics).
-    let metrics_before = match plan.target.url {
-        Some(_) => read_metrics(&target, plan, epoch.elapsed().as_secs_f64() * 1000.0).await,
-        None => None,
+    let probed = tokio::select! {
+        probed = probe_stage(plan, options, &target, fakes, epoch) => probed,
+        _ = interrupt.wait_for(|stop| *stop) => {
+            target.stop().await;
+            return Err(RunError::InterruptedEarly);
+        }
     };
+    let probed = match probed {
+        Ok(probed) => probed,
+        Err(error) => {
+            target.stop().await;
+            return Err(error);
+        }
+    };
+    gaps.extend(probed.gaps(plan));
+    // The metrics after the warm-ups: metrics.truth judges the change over the load (see
+    // checks::metrics), whether or not the target counted traffic before this run.
+    let metrics_before = probed.metrics;
     // The load's clock starts here; everything else is shifted onto it.
     let load_start = Instant::now();
     let offset_ms = load_start.duration_since(epoch).as_secs_f64() * 1000.0;
@@ -257,6 +275,7 @@ async fn run_with_fakes(
     }
     let metrics = read_metrics(&target, plan, offset_ms + duration_ms).await;
     let logs = target.logs().clone();
+    let target_started = target.spawned();
     target.stop().await;
     // A stopping target flushes its last spans; let them land before they are read.
     fakes.settle_spans().await;
@@ -273,6 +292,7 @@ async fn run_with_fakes(
         attempts_dropped: readings.dropped,
         logs: logs.snapshot(),
         metrics: metrics_before.into_iter().chain(metrics).collect(),
+        target_started,
         writes: readings.writes,
         spans: readings.spans,
         spans_dropped: readings.spans_dropped,
@@ -285,6 +305,7 @@ async fn run_with_fakes(
     };
     timeline_events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     evidence.timeline = timeline_events;
+    probed.warm_ups.scrub(&mut evidence);
     shift_onto_load_clock(&mut evidence, offset_ms);
 
     let verdicts: Vec<Verdict> = checks::evaluate(&evidence, &plan.expectations());
@@ -477,43 +498,41 @@ async fn show_progress(plan: Plan, live: Arc<load::Live>, load_start: Instant, e
     }
 }
 
-/// Reads the target's metrics endpoint once, as JSON or Prometheus text (as `metrics_format`
-/// says, else as the content type says); `None` when it has none, it did not answer, or the
-/// body is not JSON where JSON was expected.
+/// Reads the target's metrics endpoint once (see [`crate::probe::metrics::fetch`]); `None`
+/// when it has none or it did not answer as it should.
 async fn read_metrics(target: &TargetProcess, plan: &Plan, at_ms: f64) -> Option<MetricsSnapshot> {
-    let path = plan.target.metrics_path.as_ref()?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(3))
-        .no_proxy()
-        .build()
-        .ok()?;
-    let response = client
-        .get(format!("{}{}", target.base_url(), path))
-        .send()
+    plan.target.metrics_path.as_ref()?;
+    crate::probe::metrics::fetch(target.base_url(), plan, at_ms)
         .await
-        .ok()?;
-    let format = plan.target.metrics_format.unwrap_or_else(|| {
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        // Prometheus serves text/plain (0.0.4) or application/openmetrics-text.
-        if content_type.starts_with("text/plain") || content_type.contains("openmetrics") {
-            MetricsFormat::Prometheus
-        } else {
-            MetricsFormat::Json
+        .ok()
+}
+
+/// The probe stage: the ready service against its description, before the load (see
+/// [`crate::probe`]). Findings stop the run, unless `allow_gaps`; then they, and the notes,
+/// are said on the console and become the concerned checks' "not applicable".
+async fn probe_stage(
+    plan: &Plan,
+    options: &RunOptions,
+    target: &TargetProcess,
+    fakes: &Fakes,
+    epoch: Instant,
+) -> Result<crate::probe::Probed, RunError> {
+    let probed = crate::probe::probe(plan, target, fakes, epoch).await;
+    if !probed.findings.is_empty() && !options.allow_gaps {
+        return Err(RunError::Misconfigured(probed.stop_message(plan)));
+    }
+    if options.progress {
+        for note in &probed.notes {
+            eprintln!("faultline: note: {}", note.gap());
         }
-    });
-    let body = match format {
-        MetricsFormat::Json => response.json::<serde_json::Value>().await.ok()?,
-        MetricsFormat::Prometheus => serde_json::Value::String(response.text().await.ok()?),
-    };
-    Some(MetricsSnapshot {
-        at_ms,
-        body,
-        format,
-    })
+        for finding in &probed.findings {
+            eprintln!(
+                "faultline: going on (--allow-gaps) despite: {}",
+                finding.line()
+            );
+        }
+    }
+    Ok(probed)
 }
 
 /// Moves fakes' and the target's timestamps (taken from the run's start) onto the load's clock.

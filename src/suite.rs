@@ -63,6 +63,7 @@ pub async fn run_all(
             progress: true,
             fake_ports: None,
             fakes_url: None,
+            allow_gaps: false,
         };
         let outcome = match run::run(&plan, &options, interrupt.clone()).await {
             Ok(outcome) if outcome.report.interrupted => EntryOutcome::NotRun("interrupted".into()),

@@ -238,11 +238,34 @@ pub(crate) fn json_line(text: &str) -> Option<serde_json::Map<String, serde_json
     }
 }
 
-/// Is this JSON log line a warning? `level`/`severity` of `warn`/`warning`, or pino's 40.
-pub(crate) fn is_warning(line: &serde_json::Map<String, serde_json::Value>) -> bool {
-    ["level", "severity", "lvl", "log.level"]
-        .iter()
-        .any(|k| match line.get(*k) {
+/// A field of a JSON log line: the key as written (`log.level`, as some loggers flatten), else
+/// a dotted path into nested objects (`usage.in` reads `{"usage": {"in": 12}}`).
+pub(crate) fn field<'a>(
+    line: &'a serde_json::Map<String, serde_json::Value>,
+    path: &str,
+) -> Option<&'a serde_json::Value> {
+    if let Some(value) = line.get(path) {
+        return Some(value);
+    }
+    let mut parts = path.split('.');
+    let mut value = line.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_object()?.get(part)?;
+    }
+    Some(value)
+}
+
+/// Is this JSON log line a warning? The service's own level field (`[logs] level_field`) if
+/// it names one, else `level`/`severity`/`lvl`/`log.level`: `warn`/`warning`, or pino's 40.
+pub(crate) fn is_warning(
+    line: &serde_json::Map<String, serde_json::Value>,
+    level_field: Option<&str>,
+) -> bool {
+    let usual = ["level", "severity", "lvl", "log.level"];
+    level_field
+        .into_iter()
+        .chain(usual)
+        .any(|k| match field(line, k) {
             Some(serde_json::Value::String(s)) => {
                 matches!(s.to_ascii_lowercase().as_str(), "warn" | "warning")
             }

@@ -168,7 +168,7 @@ fn check_redis(evidence: &Evidence, expect: &FallbackExpectations) -> Verdict {
         spans
             .iter()
             .any(|s| l.at_ms >= s.start_ms && l.at_ms <= s.end_ms + WARNING_GRACE_MS)
-            && json_line(&l.text).is_some_and(|j| is_warning(&j))
+            && json_line(&l.text).is_some_and(|j| is_warning(&j, expect.level_field.as_deref()))
     });
     let windows: Vec<String> = spans.iter().map(FaultSpan::describe).collect();
     let seen = format!(

@@ -9,7 +9,9 @@
 
 use serde_json::{Map, Value};
 
-use super::common::{attempts_per_record, bounded, gap_about, json_line, not_applicable, pending};
+use super::common::{
+    attempts_per_record, bounded, field, gap_about, json_line, not_applicable, pending,
+};
 use super::sla::format_ratio;
 use super::{Outcome, Verdict};
 use crate::evidence::{Evidence, Record};
@@ -44,17 +46,17 @@ fn no_logs(evidence: &Evidence) -> Option<String> {
         })
 }
 
-/// The field as text, whether the target wrote it as a string or a number.
-fn text_of(line: &Map<String, Value>, field: &str) -> Option<String> {
-    match line.get(field)? {
+/// The field (a name or a dotted path) as text, whether written as a string or a number.
+fn text_of(line: &Map<String, Value>, path: &str) -> Option<String> {
+    match field(line, path)? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
 
-fn count_of(line: &Map<String, Value>, field: &str) -> Option<u64> {
-    match line.get(field)? {
+fn count_of(line: &Map<String, Value>, path: &str) -> Option<u64> {
+    match field(line, path)? {
         Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
@@ -76,11 +78,27 @@ fn summaries<'a>(
             })
         })
         .filter(|(_, j)| {
-            j.contains_key(&expect.input_tokens_field)
-                && j.contains_key(&expect.output_tokens_field)
+            field(j, &expect.input_tokens_field).is_some()
+                && field(j, &expect.output_tokens_field).is_some()
         })
         .map(|(_, j)| j)
         .collect()
+}
+
+/// The fields (top-level keys) of the JSON lines whose text holds the request's id, sorted.
+fn fields_naming(
+    evidence: &Evidence,
+    lines: &[(usize, Map<String, Value>)],
+    r: &Record,
+) -> Vec<String> {
+    let mut fields: Vec<String> = lines
+        .iter()
+        .filter(|(i, _)| evidence.logs[*i].text.contains(&r.request_id))
+        .flat_map(|(_, j)| j.keys().cloned())
+        .collect();
+    fields.sort();
+    fields.dedup();
+    fields
 }
 
 /// `logs.one_line_per_request`: every answered request has exactly one JSON summary line.
@@ -135,6 +153,16 @@ fn check_one_line(
                     "; a plain-text line names it: {}",
                     super::sla::excerpt(&p.text)
                 ));
+            } else if n == 0 {
+                // Lines that name the request under other field names: say which fields they
+                // have, so a wrong [logs] field name shows for what it is.
+                let fields = fields_naming(evidence, lines, r);
+                if !fields.is_empty() {
+                    line.push_str(&format!(
+                        "; the JSON lines naming it have fields {}",
+                        fields.join(", ")
+                    ));
+                }
             }
             bad.push(line);
         }

@@ -9,7 +9,7 @@
 //! defaults; one whose data the run did not produce says "not applicable" and why, never pass.
 
 pub mod agent;
-mod common;
+pub(crate) mod common;
 pub mod cost;
 pub mod errors;
 pub mod fallback;

@@ -20,6 +20,7 @@ use goose::goose::{GooseMethod, GooseRequest, Scenario, Transaction, Transaction
 use goose::GooseAttack;
 use tokio::sync::{mpsc, watch};
 
+pub use answer::{read as read_answer, Answer, SharedTiming};
 pub use correlation::Correlation;
 
 use crate::evidence::{FlowKind, Record};

@@ -415,6 +415,8 @@ impl LlmClient {
         if message.is_object() {
             Ok(message.clone())
         } else {
+            // Answered, but with nothing usable: the call failed all the same.
+            self.metrics.count_llm_error();
             Err(LlmError::Malformed {
                 raw: truncate(&answer.to_string()),
             })
@@ -498,8 +500,33 @@ impl LlmClient {
         .await
     }
 
-    /// The retry loop shared by plain and streamed calls: breaker, budget, backoff, deadline.
+    /// One call, retries included. A call that still failed after them, having sent at least
+    /// one attempt, is one LLM error in the metrics: services count the SDK call, not each of
+    /// its attempts (see `checks::metrics`); a call the open breaker refused sent nothing.
     async fn with_retries<T, F, Fut>(
+        &self,
+        kind: CallKind,
+        request_id: Option<&str>,
+        traffic: Traffic,
+        stats: &mut CallStats,
+        attempt: F,
+    ) -> Result<T, LlmError>
+    where
+        F: FnMut(Option<Duration>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, LlmError>>,
+    {
+        let sent_before = stats.attempts;
+        let result = self
+            .retrying(kind, request_id, traffic, stats, attempt)
+            .await;
+        if result.is_err() && stats.attempts > sent_before {
+            self.metrics.count_llm_error();
+        }
+        result
+    }
+
+    /// The retry loop shared by plain and streamed calls: breaker, budget, backoff, deadline.
+    async fn retrying<T, F, Fut>(
         &self,
         kind: CallKind,
         request_id: Option<&str>,
@@ -553,8 +580,6 @@ impl LlmClient {
                         .max(err.retry_after().unwrap_or_default()),
                     _ => break,
                 };
-                // The SDK's failures still reach our metrics (through its hooks).
-                self.metrics.count_llm_error();
                 tokio::time::sleep(wait).await;
                 stats.attempts += 1;
                 let start = super::otel::now_nanos();
@@ -588,7 +613,6 @@ impl LlmClient {
                 }
                 Err(err) => err,
             };
-            self.metrics.count_llm_error();
             if guarded {
                 if err.is_outage() {
                     breaker.record_failure_of(started, err.kind());

@@ -22,7 +22,9 @@ pub struct Metrics {
     lying: bool,
     /// Milliseconds per chat-completion attempt, answered or not.
     llm_latency: Mutex<Histogram<u64>>,
-    /// Failed LLM attempts (embeddings and chat): statuses, timeouts, refused connections.
+    /// LLM calls (embeddings and chat) that still failed after their retries, and streams
+    /// that broke after they started: what a service counts around its SDK call. Each failed
+    /// attempt is not an error of its own: the retry that follows may get through.
     llm_errors_total: AtomicU64,
     tokens_input: AtomicU64,
     tokens_output: AtomicU64,
@@ -227,7 +229,7 @@ impl Metrics {
             &mut out,
             "llm_errors_total",
             "counter",
-            "Failed LLM attempts.",
+            "LLM calls that failed after their retries.",
             &plain(load(&self.llm_errors_total)),
         );
         metric(

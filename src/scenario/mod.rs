@@ -6,7 +6,9 @@ pub mod catalog;
 pub mod config;
 pub mod model;
 pub mod parse;
+pub mod profile;
 
 pub use config::Config;
 pub use model::*;
 pub use parse::{load_config, load_scenario, parse_config, parse_scenario, ScenarioError};
+pub use profile::ServiceProfile;

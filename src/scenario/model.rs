@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::api::{Api, RequestOverride};
+use super::profile::{Counts, ServiceProfile};
 use crate::evidence::{FlowKind, Phase, PhaseSpan};
 use crate::fakes::fault::Fault;
 
@@ -208,6 +209,10 @@ pub struct Expectations {
     pub traces: TracesExpectations,
     /// Checks not to run: a family (`cost`) or a verdict id (`retries.backoff`).
     pub skip: Vec<String>,
+    /// The service-profile keys set explicitly (by the scenario's `[expect.*]`, then by
+    /// `faultline.toml`), with where each was written; their values are already in the tables
+    /// above. Probes read it to tell a user's setting from a default, and to name its line.
+    pub profile: ServiceProfile,
 }
 
 impl Expectations {
@@ -275,6 +280,10 @@ pub struct FallbackExpectations {
     pub tool_success_rate: f64,
     /// Least share of requests that must still succeed during a Redis outage.
     pub redis_success_rate: f64,
+    /// The log field holding a line's level (`[logs] level_field`), read before the usual
+    /// `level`, `severity`; filled from the log schema by [`Plan::expectations`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level_field: Option<String>,
 }
 
 impl Default for FallbackExpectations {
@@ -283,6 +292,7 @@ impl Default for FallbackExpectations {
             tool_flows: Vec::new(),
             tool_success_rate: 0.95,
             redis_success_rate: 0.95,
+            level_field: None,
         }
     }
 }
@@ -329,12 +339,17 @@ impl Default for RecoveryExpectations {
     }
 }
 
-/// Structured logs (`[expect.logs]`); field names are the lesson's.
+/// Structured logs (`[expect.logs]`, and the profile's `[logs]`); default field names are the
+/// lesson's. A field name may be a dotted path (`usage.in`) into nested objects.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LogExpectations {
     pub request_id_field: String,
     pub input_tokens_field: String,
     pub output_tokens_field: String,
+    /// The field holding a line's level (`warn`, pino's 40), when the service names it.
+    pub level_field: Option<String>,
+    /// The field holding a line's message, when the service names it.
+    pub message_field: Option<String>,
     /// The LLM route whose `usage` the logged token counts add up.
     pub tokens_route: String,
     /// Relative difference allowed between logged and real token counts.
@@ -347,17 +362,22 @@ impl Default for LogExpectations {
             request_id_field: "requestId".into(),
             input_tokens_field: "inputTokens".into(),
             output_tokens_field: "outputTokens".into(),
+            level_field: None,
+            message_field: None,
             tokens_route: "/v1/chat/completions".into(),
             tokens_tolerance: 0.02,
         }
     }
 }
 
-/// The target's metrics against ground truth (`[expect.metrics]`). Each figure is a JSON
-/// pointer into the metrics body; an empty pointer leaves that figure out.
+/// The target's metrics against ground truth (`[expect.metrics]`, and the profile's
+/// `[metrics]`). Each figure is a JSON pointer into the metrics body or a Prometheus series
+/// selector; an empty one leaves that figure out.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MetricsExpectations {
     pub llm_errors: String,
+    /// What the LLM-errors figure counts: failed calls (after the SDK's retries) or attempts.
+    pub llm_errors_counts: Counts,
     pub tokens_input: String,
     pub tokens_output: String,
     pub cache_hit_ratio: String,
@@ -372,6 +392,7 @@ impl Default for MetricsExpectations {
     fn default() -> Self {
         MetricsExpectations {
             llm_errors: "/llm_errors_total".into(),
+            llm_errors_counts: Counts::Calls,
             tokens_input: "/tokens_input".into(),
             tokens_output: "/tokens_output".into(),
             cache_hit_ratio: "/cache_hit_ratio".into(),
@@ -473,6 +494,7 @@ impl Plan {
     pub fn expectations(&self) -> Expectations {
         let mut expect = self.expect.clone();
         expect.errors.message_pointer = self.api.response.error_pointer.clone();
+        expect.fallback.level_field = expect.logs.level_field.clone();
         expect
     }
 

@@ -10,7 +10,10 @@
 //! every check returns a [`ScenarioError`].
 
 mod api;
+mod profile;
 mod raw;
+
+pub use profile::MetricsEndpoint;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -79,11 +82,24 @@ pub fn parse_scenario(text: &str, origin: &str) -> Result<Plan, ScenarioError> {
     build(raw, &src)
 }
 
-/// Parses a `faultline.toml`: a user's target and its API. Relative `cwd` and `log_file`
-/// are taken from `dir`, the file's folder.
+/// Parses a `faultline.toml`: a user's target, its API and its service profile (`[logs]`,
+/// `[metrics]`, `[traces]`). Relative `cwd`, `log_file` and `[logs] file` are taken from
+/// `dir`, the file's folder.
 pub fn parse_config(text: &str, origin: &str, dir: &Path) -> Result<Config, ScenarioError> {
     let src = Source { text, origin };
     let table = toml::de::DeTable::parse(text).map_err(|e| src.syntax_error(&e))?;
+    if let Some((key, _)) = table
+        .get_ref()
+        .iter()
+        .find(|(k, _)| k.get_ref() == "expect")
+    {
+        return Err(src.error_at(
+            key.span().start,
+            "[expect] belongs in a scenario file; faultline.toml describes the service: put its \
+             log field names in [logs], its metric selectors in [metrics], its span attributes \
+             in [traces] (every scenario then uses them); limits stay in the scenario",
+        ));
+    }
     let raw = raw::RawConfig::deserialize(toml::de::Deserializer::from(table))
         .map_err(|e| src.shape_error(&e))?;
     let target = match raw.target {
@@ -99,10 +115,30 @@ pub fn parse_config(text: &str, origin: &str, dir: &Path) -> Result<Config, Scen
         .api
         .map(|api| api::build_api(Some(api), &src))
         .transpose()?;
+    let mut service = crate::scenario::ServiceProfile::default();
+    let mut log_file = None;
+    if let Some(logs) = &raw.logs {
+        let (fields, file) = profile::config_logs(logs, &src)?;
+        service.logs = fields;
+        log_file = file.map(|file| dir.join(file));
+    }
+    let mut metrics = None;
+    if let Some(raw_metrics) = &raw.metrics {
+        let (figures, endpoint) = profile::config_metrics(raw_metrics, &src)?;
+        service.metrics = figures;
+        metrics = endpoint;
+    }
+    if let Some(traces) = &raw.traces {
+        service.traces = profile::config_traces(traces, &src)?;
+    }
     Ok(Config {
         source: origin.to_string(),
         target,
         api,
+        profile: service,
+        metrics,
+        log_file,
+        tools: raw.tools.map(|tools| tools.into_inner()),
     })
 }
 
@@ -421,7 +457,10 @@ fn build(raw: RawScenario, src: &Source) -> Result<Plan, ScenarioError> {
         .enumerate()
         .map(|(i, fault)| build_fault(fault, i + 1, load.duration, src))
         .collect::<Result<Vec<_>, _>>()?;
-    let expect = build_expect(raw.expect, src)?;
+    let mut expect = build_expect(raw.expect, src)?;
+    if api != super::api::Api::default() {
+        expect.profile.api_source = Some(src.origin.to_string());
+    }
     Ok(Plan {
         name: raw.name.into_inner(),
         description: raw.description,
@@ -693,23 +732,11 @@ fn build_target(raw: Option<RawTarget>, src: &Source) -> Result<TargetSpec, Scen
         None => None,
     };
 
-    let metrics_format = match &raw.metrics_format {
-        None => None,
-        Some(text) => Some(match text.get_ref().as_str() {
-            "json" => crate::evidence::MetricsFormat::Json,
-            "prometheus" => crate::evidence::MetricsFormat::Prometheus,
-            other => {
-                return Err(src.error(
-                    text,
-                    format!(
-                        "`metrics_format` in [target] is \"{other}\"; use \"prometheus\" (the \
-                         text exposition format) or \"json\", or leave it out to go by the \
-                         answer's content type"
-                    ),
-                ))
-            }
-        }),
-    };
+    let metrics_format = raw
+        .metrics_format
+        .as_ref()
+        .map(|text| profile::metrics_format(text, "`metrics_format` in [target]", src))
+        .transpose()?;
     if let (Some(text), None) = (&raw.metrics_format, &metrics_path) {
         return Err(src.error(
             text,
@@ -1274,11 +1301,14 @@ fn build_expect(raw: Option<raw::RawExpect>, src: &Source) -> Result<Expectation
                 share(v, &format!("`redis_success_rate` {table}"), "0.95", src)?;
         }
     }
+    // Log fields, metric figures and trace attributes are service-profile keys: kept as set
+    // explicitly (see scenario::profile), applied over the defaults at the end.
+    let mut explicit = crate::scenario::ServiceProfile::default();
     if let Some(r) = raw.logs {
-        build_logs(&r, &mut expect.logs, src)?;
+        explicit.logs = profile::expect_logs(&r, &mut expect.logs, src)?;
     }
     if let Some(r) = raw.metrics {
-        build_metrics(&r, &mut expect.metrics, src)?;
+        explicit.metrics = profile::expect_metrics(&r, &mut expect.metrics, src)?;
     }
     if let Some(r) = raw.cost {
         if let Some(v) = &r.ratio {
@@ -1309,8 +1339,9 @@ fn build_expect(raw: Option<raw::RawExpect>, src: &Source) -> Result<Expectation
         }
     }
     if let Some(r) = raw.traces {
-        build_traces(&r, &mut expect.traces, src)?;
+        explicit.traces = profile::expect_traces(&r, &mut expect.traces, src)?;
     }
+    explicit.apply(&mut expect);
     if let Some(skip) = raw.skip {
         for name in &skip {
             let family = name.get_ref().split('.').next().unwrap_or("");
@@ -1392,145 +1423,6 @@ fn build_retries(
     }
     if let Some(v) = &r.max_unretried {
         e.max_unretried = share(v, &what("max_unretried"), "0.5", src)?;
-    }
-    Ok(())
-}
-
-fn build_logs(
-    r: &raw::RawLogs,
-    e: &mut crate::scenario::LogExpectations,
-    src: &Source,
-) -> Result<(), ScenarioError> {
-    let what = |field: &str| format!("`{field}` in [expect.logs]");
-    for (raw, slot, name) in [
-        (
-            &r.request_id_field,
-            &mut e.request_id_field,
-            "request_id_field",
-        ),
-        (
-            &r.input_tokens_field,
-            &mut e.input_tokens_field,
-            "input_tokens_field",
-        ),
-        (
-            &r.output_tokens_field,
-            &mut e.output_tokens_field,
-            "output_tokens_field",
-        ),
-    ] {
-        if let Some(t) = raw {
-            if t.get_ref().trim().is_empty() {
-                return Err(src.error(
-                    t,
-                    format!(
-                        "{} is empty; name a JSON field, e.g. \"requestId\"",
-                        what(name)
-                    ),
-                ));
-            }
-            *slot = t.get_ref().clone();
-        }
-    }
-    if let Some(t) = &r.tokens_route {
-        e.tokens_route = url_path(t, &what("tokens_route"), src)?;
-    }
-    if let Some(v) = &r.tokens_tolerance {
-        e.tokens_tolerance = share(v, &what("tokens_tolerance"), "0.02", src)?;
-    }
-    Ok(())
-}
-
-fn build_traces(
-    r: &raw::RawTraces,
-    e: &mut crate::scenario::TracesExpectations,
-    src: &Source,
-) -> Result<(), ScenarioError> {
-    let what = |field: &str| format!("`{field}` in [expect.traces]");
-    for (raw, slot, name, example) in [
-        (
-            &r.request_id_attribute,
-            &mut e.request_id_attribute,
-            "request_id_attribute",
-            "request.id",
-        ),
-        (
-            &r.llm_span_attribute,
-            &mut e.llm_span_attribute,
-            "llm_span_attribute",
-            "gen_ai.operation.name",
-        ),
-    ] {
-        if let Some(t) = raw {
-            let key = t.get_ref().trim();
-            if key.is_empty() || key.contains(char::is_whitespace) {
-                return Err(src.error(
-                    t,
-                    format!(
-                        "{} is \"{}\"; give a span attribute key without spaces, e.g. \"{example}\"",
-                        what(name),
-                        t.get_ref()
-                    ),
-                ));
-            }
-            *slot = key.to_string();
-        }
-    }
-    if let Some(v) = &r.max_untraced {
-        e.max_untraced = share(v, &what("max_untraced"), "0.0", src)?;
-    }
-    Ok(())
-}
-
-fn build_metrics(
-    r: &raw::RawMetrics,
-    e: &mut crate::scenario::MetricsExpectations,
-    src: &Source,
-) -> Result<(), ScenarioError> {
-    let what = |field: &str| format!("`{field}` in [expect.metrics]");
-    for (raw, slot, name) in [
-        (&r.llm_errors, &mut e.llm_errors, "llm_errors"),
-        (&r.tokens_input, &mut e.tokens_input, "tokens_input"),
-        (&r.tokens_output, &mut e.tokens_output, "tokens_output"),
-        (
-            &r.cache_hit_ratio,
-            &mut e.cache_hit_ratio,
-            "cache_hit_ratio",
-        ),
-        (&r.agent_steps, &mut e.agent_steps, "agent_steps"),
-    ] {
-        if let Some(t) = raw {
-            let figure = t.get_ref();
-            // Empty leaves the figure out; `/...` is a JSON pointer; anything else must be a
-            // Prometheus series selector.
-            if !figure.is_empty() && !figure.starts_with('/') {
-                if let Err((at, why)) = crate::prometheus::Selector::parse(figure) {
-                    let span = t.span();
-                    // Point inside the string when the source spells it as written (no escapes).
-                    let offset = src
-                        .text
-                        .get(span.clone())
-                        .and_then(|raw| raw.find(figure.as_str()))
-                        .map_or(span.start, |start| span.start + start + at);
-                    return Err(src.error_at(
-                        offset,
-                        format!(
-                            "{} is \"{figure}\": {why}; a figure is a Prometheus series such as \
-                             'llm_tokens_total{{direction=\"input\"}}', a JSON pointer such as \
-                             \"/{name}\", or \"\" to leave it out",
-                            what(name)
-                        ),
-                    ));
-                }
-            }
-            *slot = figure.clone();
-        }
-    }
-    if let Some(t) = &r.tokens_route {
-        e.tokens_route = url_path(t, &what("tokens_route"), src)?;
-    }
-    if let Some(v) = &r.tolerance {
-        e.tolerance = share(v, &what("tolerance"), "0.05", src)?;
     }
     Ok(())
 }

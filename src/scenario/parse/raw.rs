@@ -101,13 +101,20 @@ pub struct RawRequestShape {
     pub body: Option<Spanned<toml::Value>>,
 }
 
-/// A `faultline.toml` kept in a user's repository: their target and its API, picked up by
-/// every scenario run from there.
+/// A `faultline.toml` kept in a user's repository: their target, its API and how it speaks
+/// (the service profile: `[logs]`, `[metrics]`, `[traces]`, `[tools.*]`), picked up by every
+/// scenario run from there.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub target: Option<RawTarget>,
     pub api: Option<RawApi>,
+    pub logs: Option<super::profile::RawProfileLogs>,
+    pub metrics: Option<super::profile::RawProfileMetrics>,
+    pub traces: Option<super::profile::RawProfileTraces>,
+    /// `[tools.<name>]`: the write tools' shapes. Accepted here as any table; the tools' own
+    /// parser (the tickets fake's schema) reads it.
+    pub tools: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,6 +279,8 @@ pub struct RawLogs {
     pub request_id_field: Option<Text>,
     pub input_tokens_field: Option<Text>,
     pub output_tokens_field: Option<Text>,
+    pub level_field: Option<Text>,
+    pub message_field: Option<Text>,
     pub tokens_route: Option<Text>,
     pub tokens_tolerance: Option<Spanned<f64>>,
 }
@@ -279,7 +288,8 @@ pub struct RawLogs {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMetrics {
-    pub llm_errors: Option<Text>,
+    /// A selector string, or `{ selector = "...", counts = "calls" | "attempts" }`.
+    pub llm_errors: Option<Spanned<toml::Value>>,
     pub tokens_input: Option<Text>,
     pub tokens_output: Option<Text>,
     pub cache_hit_ratio: Option<Text>,
