@@ -247,8 +247,8 @@ pub fn check(plan: &Plan) -> Vec<Need> {
         let missing = format!(
             "logs not captured: the target at {url} was attached, not started by faultline"
         );
-        let fix = "set [logs] file in faultline.toml to the file it writes JSON lines to, e.g. \
-                   file = \"/var/log/chat/app.log\"";
+        let fix = "set [logs] file in faultline.toml (or [target] log_file) to the file it \
+                   writes JSON lines to, e.g. file = \"/var/log/chat/app.log\"";
         need(&log_checks, missing.clone(), fix, Lack::Config);
         need(
             &["logs.no_secrets"],

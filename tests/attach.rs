@@ -528,8 +528,9 @@ fn fakes_that_stop_answering_mid_run_leave_gaps_not_a_hang() {
     let (_service, url) = service(&env, &[]);
     let out = tempfile::tempdir().unwrap();
     let mut run = spawn_attached_outage(&url, &control, out.path(), Stdio::piped());
-    // Freeze `fakes up` (fakes and control API) before the first fault window at 5 s.
-    std::thread::sleep(Duration::from_secs(2));
+    // Freeze `fakes up` (fakes and control API) after the warm-up requests before the load,
+    // and before the first fault window, 5 s into it.
+    std::thread::sleep(Duration::from_secs(3));
     let pid = up.0.id() as i32;
     // SAFETY: plain syscalls on our own child; SIGCONT below, and Reaped kills it at the end.
     unsafe { libc::kill(pid, libc::SIGSTOP) };

@@ -215,9 +215,9 @@ kind = "refuse"
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     for expected in [
         "logs.one_line_per_request, logs.request_id, logs.tokens: logs not captured",
-        "fix: set [target] log_file",
+        "fix: set [logs] file in faultline.toml",
         "metrics.truth: no metrics endpoint",
-        "fix: set [target] metrics_path = \"/admin/metrics\"",
+        "fix: set [metrics] path = \"/metrics\" in faultline.toml",
         "judged in part:",
         "logs.no_secrets:",
     ] {

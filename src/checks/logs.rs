@@ -473,6 +473,35 @@ mod tests {
     }
 
     #[test]
+    fn field_names_of_the_services_own_reach_into_objects() {
+        let mut e = evidence(10);
+        for line in &mut e.logs {
+            line.text = line.text.replace("\"requestId\"", "\"req_id\"").replace(
+                "\"inputTokens\":10,\"outputTokens\":4",
+                "\"usage\":{\"in\":10,\"out\":4}",
+            );
+        }
+        // Judged by the default names, the lines are not found, and the evidence says why.
+        let v = find(&e, "logs.one_line_per_request");
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(
+            v.evidence[0]
+                .ends_with("the JSON lines naming it have fields event, level, req_id, usage"),
+            "{:?}",
+            v.evidence
+        );
+        let expect = LogExpectations {
+            request_id_field: "req_id".into(),
+            input_tokens_field: "usage.in".into(),
+            output_tokens_field: "usage.out".into(),
+            ..LogExpectations::default()
+        };
+        for v in check(&e, &expect).into_iter().take(3) {
+            assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
+        }
+    }
+
+    #[test]
     fn a_missing_or_doubled_summary_line_fails() {
         let mut e = evidence(10);
         e.logs.remove(0);

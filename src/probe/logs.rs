@@ -219,3 +219,117 @@ fn judge_one(plan: &Plan, warm_up: &WarmUp) -> Vec<Finding> {
     }
     findings
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::common::tests::attempt;
+    use crate::evidence::{FlowKind, LogLine, LogStream};
+    use crate::probe::warm_up::Answered;
+
+    /// A chat warm-up whose LLM call used 30 in / 7 out, and the lines the service wrote.
+    fn warm_up(lines: &[&str]) -> WarmUp {
+        let mut usage = attempt(
+            1.0,
+            "llm",
+            "/v1/chat/completions",
+            "fl-00000001",
+            Some(200),
+            5.0,
+        );
+        usage.input_tokens = Some(30);
+        usage.output_tokens = Some(7);
+        WarmUp {
+            flow: "ask".into(),
+            kind: FlowKind::Chat,
+            request: "POST /api/chat".into(),
+            nonce: "fl-00000001".into(),
+            request_id: "flwarm-00000001".into(),
+            answer: Ok(Answered {
+                status: 200,
+                request_id: Some("flwarm-00000001".into()),
+                degraded: Some(false),
+                excerpt: "{}".into(),
+                header_names: Vec::new(),
+            }),
+            logs: lines
+                .iter()
+                .map(|text| LogLine {
+                    at_ms: 2.0,
+                    stream: LogStream::Stdout,
+                    text: text.to_string(),
+                })
+                .collect(),
+            logs_total: 3 + lines.len(),
+            upstream: vec![usage],
+        }
+    }
+
+    fn plan() -> Plan {
+        crate::scenario::load_scenario("flaky").unwrap()
+    }
+
+    #[test]
+    fn fields_named_otherwise_are_findings_with_the_field_to_set() {
+        let line = r#"{"severity":"info","req_id":"flwarm-00000001","usage":{"in":30,"out":7}}"#;
+        let findings = judge(&plan(), &[warm_up(&[line])]);
+        let settings: Vec<&str> = findings.iter().map(|f| f.setting.as_str()).collect();
+        assert_eq!(
+            settings,
+            [
+                r#"[logs] request_id_field (not set: the default "requestId")"#,
+                r#"[logs] input_tokens_field (not set: the default "inputTokens")"#,
+                r#"[logs] output_tokens_field (not set: the default "outputTokens")"#,
+            ]
+        );
+        assert_eq!(
+            findings[0].fix,
+            r#"set [logs] request_id_field = "req_id" in faultline.toml"#
+        );
+        assert!(findings[0].saw.contains("fields req_id, severity, usage"));
+        assert_eq!(
+            findings[1].fix,
+            r#"set [logs] input_tokens_field = "usage.in" in faultline.toml"#
+        );
+        assert_eq!(
+            findings[2].fix,
+            r#"set [logs] output_tokens_field = "usage.out" in faultline.toml"#
+        );
+    }
+
+    #[test]
+    fn a_profile_that_names_the_fields_finds_nothing() {
+        let mut plan = plan();
+        plan.expect.logs.request_id_field = "req_id".into();
+        plan.expect.logs.input_tokens_field = "usage.in".into();
+        plan.expect.logs.output_tokens_field = "usage.out".into();
+        let line = r#"{"severity":"info","req_id":"flwarm-00000001","usage":{"in":30,"out":7}}"#;
+        assert_eq!(judge(&plan, &[warm_up(&[line])]), []);
+    }
+
+    #[test]
+    fn practices_the_checks_judge_are_not_findings() {
+        // log-per-attempt: lines with the request id, no token counts anywhere.
+        let attempt_line =
+            r#"{"level":"info","requestId":"flwarm-00000001","attempt":1,"outcome":"ok"}"#;
+        // A plain-text line, and a service that logs no request id at all.
+        for lines in [
+            vec![attempt_line],
+            vec!["INFO answered flwarm-00000001 in 12 ms"],
+            vec![r#"{"level":"info","msg":"answered"}"#],
+        ] {
+            assert_eq!(judge(&plan(), &[warm_up(&lines)]), [], "{lines:?}");
+        }
+    }
+
+    #[test]
+    fn no_log_line_at_all_is_a_finding_about_where_the_logs_are() {
+        let mut quiet = warm_up(&[]);
+        quiet.logs_total = 0;
+        let findings = judge(&plan(), &[quiet]);
+        assert_eq!(findings.len(), 1);
+        assert!(findings[0].saw.starts_with("no log line at all"));
+        assert!(findings[0].fix.contains("[logs] file"));
+        assert!(findings[0].blocks.contains(&"logs.tokens"));
+    }
+}

@@ -267,3 +267,109 @@ fn near_names(figure: &str, names: &[String]) -> String {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::common::tests::attempt;
+    use crate::evidence::FlowKind;
+    use crate::scenario::profile::Written;
+    use serde_json::json;
+
+    fn plan() -> Plan {
+        let mut plan = crate::scenario::load_scenario("flaky").unwrap();
+        plan.target.metrics_path = Some("/metrics".into());
+        plan
+    }
+
+    fn explicit(plan: &mut Plan, tokens_input: &str) {
+        plan.expect.metrics.tokens_input = tokens_input.into();
+        plan.expect.profile.metrics.tokens_input = Some(Written {
+            value: tokens_input.into(),
+            at: "faultline.toml:9:16".into(),
+        });
+    }
+
+    fn snapshot(text: &str) -> Result<MetricsSnapshot, String> {
+        Ok(MetricsSnapshot {
+            at_ms: 0.0,
+            body: json!(text),
+            format: MetricsFormat::Prometheus,
+        })
+    }
+
+    /// A warm-up that used tokens (or not).
+    fn warm_up(tokens: bool) -> WarmUp {
+        let mut usage = attempt(1.0, "llm", "/v1/chat/completions", "fl-1", Some(200), 5.0);
+        usage.input_tokens = tokens.then_some(30);
+        WarmUp {
+            flow: "ask".into(),
+            kind: FlowKind::Chat,
+            request: "POST /api/chat".into(),
+            nonce: "fl-1".into(),
+            request_id: "flwarm-1".into(),
+            answer: Err("unused".into()),
+            logs: Vec::new(),
+            logs_total: 0,
+            upstream: vec![usage],
+        }
+    }
+
+    const BODY: &str = "# TYPE chat_tokens_total counter\nchat_tokens_total{kind=\"prompt\"} 30\n";
+
+    #[test]
+    fn a_configured_figure_the_service_lacks_is_a_finding_naming_what_it_has() {
+        let mut plan = plan();
+        explicit(&mut plan, r#"llm_tokens_total{direction="input"}"#);
+        let (findings, _) = judge(&plan, &snapshot(BODY), &[warm_up(true)]);
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        let finding = &findings[0];
+        assert_eq!(
+            finding.setting,
+            r#"[metrics] tokens_input = "llm_tokens_total{direction=\"input\"}" (faultline.toml:9:16)"#
+        );
+        assert!(
+            finding.fix.contains("it has chat_tokens_total"),
+            "{}",
+            finding.fix
+        );
+        // Nothing else could be read: the whole check is not applicable if the run goes on.
+        assert_eq!(finding.blocks, ["metrics.truth"]);
+        // A label that matches no series of an existing family yet is not a gap.
+        explicit(&mut plan, r#"chat_tokens_total{kind="cached"}"#);
+        let (findings, _) = judge(&plan, &snapshot(BODY), &[warm_up(true)]);
+        assert_eq!(findings, []);
+    }
+
+    #[test]
+    fn a_family_that_may_appear_at_its_first_use_or_a_default_is_a_note() {
+        // No tokens used in the warm-ups: a token counter need not exist yet.
+        let mut plan = plan();
+        explicit(&mut plan, "llm_tokens_total");
+        let (findings, notes) = judge(&plan, &snapshot(BODY), &[warm_up(false)]);
+        assert_eq!(findings, []);
+        assert!(
+            notes.iter().any(|n| n.missing.contains("first use")),
+            "{notes:#?}"
+        );
+        // Defaults the service does not have are left out, said so.
+        assert!(
+            notes.iter().any(|n| n
+                .missing
+                .contains("no cache_hit_ratio figure (the default /cache_hit_ratio)")),
+            "{notes:#?}"
+        );
+        assert!(notes.iter().all(|n| n.lack == Lack::Partial));
+    }
+
+    #[test]
+    fn an_endpoint_that_does_not_answer_blocks_metrics_truth() {
+        let (findings, _) = judge(
+            &plan(),
+            &Err("GET /metrics answered 404 Not Found: nope".into()),
+            &[],
+        );
+        assert_eq!(findings[0].setting, r#"[metrics] path = "/metrics""#);
+        assert_eq!(findings[0].blocks, ["metrics.truth"]);
+    }
+}

@@ -333,3 +333,146 @@ fn json_of(body: &str) -> Option<serde_json::Value> {
             .find_map(|data| serde_json::from_str(data).ok())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::common::tests::attempt;
+
+    fn warm_up(status: u16, body: &str, request_id: Option<&str>) -> WarmUp {
+        WarmUp {
+            flow: "ask".into(),
+            kind: FlowKind::Chat,
+            request: "POST /api/chat".into(),
+            nonce: "fl-00000001".into(),
+            request_id: "flwarm-00000001".into(),
+            answer: Ok(Answered {
+                status,
+                request_id: request_id.map(String::from),
+                degraded: Some(true),
+                excerpt: body.into(),
+                header_names: vec!["content-type".into()],
+            }),
+            logs: Vec::new(),
+            logs_total: 1,
+            upstream: vec![attempt(
+                1.0,
+                "llm",
+                "/v1/chat/completions",
+                "fl-00000001",
+                Some(401),
+                1.0,
+            )],
+        }
+    }
+
+    fn plan() -> Plan {
+        crate::scenario::load_scenario("flaky").unwrap()
+    }
+
+    #[test]
+    fn a_refused_warm_up_names_the_request_shape_and_what_the_fakes_saw() {
+        let finding = judge_answer(&plan(), &warm_up(404, r#"{"detail":"Not Found"}"#, None))
+            .expect("a finding");
+        assert_eq!(finding.setting, "[api.chat] POST /api/chat (flow `ask`)");
+        assert!(finding.saw.contains("answered 404"), "{}", finding.saw);
+        let finding = judge_answer(&plan(), &warm_up(502, "{}", None)).unwrap();
+        assert!(
+            finding
+                .saw
+                .contains("the fakes saw: llm /v1/chat/completions 401"),
+            "{}",
+            finding.saw
+        );
+        assert!(finding.fix.contains("{llm_key}"));
+    }
+
+    #[test]
+    fn a_request_id_elsewhere_in_the_answer_is_pointed_at() {
+        let body = r#"{"reply":"hi","rid":"flwarm-00000001"}"#;
+        let finding = judge_answer(&plan(), &warm_up(200, body, None)).unwrap();
+        assert!(finding.setting.starts_with(
+            r#"[api] request_id_header = "x-request-id", request_id_pointer = "/requestId""#
+        ));
+        assert!(
+            finding.saw.contains("its body's fields are reply, rid"),
+            "{}",
+            finding.saw
+        );
+        assert_eq!(finding.fix, r#"set [api] request_id_pointer = "/rid""#);
+        assert_eq!(finding.blocks, ["logs.request_id"]);
+        // Found: no finding, and a degraded answer is not a misconfiguration.
+        assert_eq!(
+            judge_answer(&plan(), &warm_up(200, body, Some("flwarm-00000001"))),
+            None
+        );
+    }
+
+    #[test]
+    fn a_run_that_goes_on_makes_the_findings_checks_not_applicable() {
+        let plan = plan();
+        let probed = Probed {
+            findings: vec![Finding {
+                setting: "[logs] request_id_field = \"rid\" (faultline.toml:2:20)".into(),
+                saw: "no log line had it".into(),
+                fix: "set it".into(),
+                blocks: vec!["logs.tokens"],
+                narrows: vec!["fallback.redis"],
+            }],
+            notes: Vec::new(),
+            metrics: None,
+            warm_ups: WarmUps::default(),
+        };
+        let gaps = probed.gaps(&plan);
+        assert_eq!(
+            crate::preflight::blocked_reason(&gaps[0], "logs.tokens"),
+            Some("[logs] request_id_field = \"rid\" (faultline.toml:2:20): no log line had it; set it")
+        );
+        assert!(gaps[1].starts_with("fallback.redis: partial: "));
+        let stop = probed.stop_message(&plan);
+        assert!(
+            stop.contains("1 setting(s) to fix") && stop.contains("fix: set it"),
+            "{stop}"
+        );
+    }
+
+    #[test]
+    fn the_warm_ups_leave_nothing_in_the_evidence() {
+        let ids = WarmUps::of(&[warm_up(200, "{}", Some("svc-own-id"))]);
+        let mut evidence = crate::evidence::Evidence::default();
+        evidence.attempts = vec![
+            attempt(
+                -5.0,
+                "llm",
+                "/v1/chat/completions",
+                "fl-00000001",
+                Some(200),
+                1.0,
+            ),
+            attempt(
+                5.0,
+                "llm",
+                "/v1/chat/completions",
+                "fl-00000002",
+                Some(200),
+                1.0,
+            ),
+        ];
+        evidence.logs = vec![
+            crate::evidence::LogLine {
+                at_ms: -4.0,
+                stream: crate::evidence::LogStream::Stdout,
+                text: r#"{"requestId":"svc-own-id"}"#.into(),
+            },
+            crate::evidence::LogLine {
+                at_ms: 6.0,
+                stream: crate::evidence::LogStream::Stdout,
+                text: r#"{"requestId":"flreq-00000002"}"#.into(),
+            },
+        ];
+        ids.scrub(&mut evidence);
+        assert_eq!(evidence.attempts.len(), 1);
+        assert_eq!(evidence.attempts[0].key.as_deref(), Some("fl-00000002"));
+        assert_eq!(evidence.logs.len(), 1);
+    }
+}

@@ -166,7 +166,10 @@ pub async fn send_all(
             logs_total: 0,
             upstream: Vec::new(),
         };
-        wait_for_logs(target, &mut warm_up, since_ms).await;
+        // An attached service's output is not captured unless it names its log file.
+        if target.spawned() || plan.target.log_file.is_some() {
+            wait_for_logs(target, &mut warm_up, since_ms).await;
+        }
         warm_up.upstream = fakes
             .read()
             .await

@@ -216,9 +216,8 @@ fn error_figure(
             return Err(src.error(
                 value,
                 format!(
-                    "`llm_errors` in {table} is a {}; give a selector string, e.g. llm_errors = \
-                     \"llm_errors_total\", or a table: {example}",
-                    other.type_str()
+                    "`llm_errors` in {table} is {other}, neither a string nor a table; give a \
+                     selector, e.g. llm_errors = \"llm_errors_total\", or a table: {example}"
                 ),
             ))
         }
