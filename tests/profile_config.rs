@@ -37,6 +37,16 @@ path = "/tickets"
 required = ["subject", "user"]
 "#;
 
+/// The least a scenario holds: one user asking one question.
+const MINIMAL: &str = r#"name = "mine"
+[load]
+users = 1
+duration = "10s"
+[[load.flows]]
+name = "ask"
+messages = ["Hello?"]
+"#;
+
 fn config(text: &str) -> Result<Config, ScenarioError> {
     parse_config(text, "faultline.toml", Path::new("/srv/chat"))
 }
@@ -123,22 +133,17 @@ fn every_built_in_scenario_takes_the_profile_over_its_defaults() {
 
 #[test]
 fn a_key_the_scenario_sets_explicitly_wins_over_the_profile() {
-    let scenario = r#"name = "mine"
-[load]
-users = 1
-duration = "10s"
-[[load.flows]]
-name = "ask"
-messages = ["Hello?"]
-
+    let scenario = format!(
+        r#"{MINIMAL}
 [expect.logs]
 request_id_field = "rid"
 tokens_tolerance = 0.1
 
 [expect.metrics]
 llm_errors = "llm_errors_total"
-"#;
-    let plan = parse_scenario(scenario, "mine.toml").unwrap();
+"#
+    );
+    let plan = parse_scenario(&scenario, "mine.toml").unwrap();
     let plan = plan.with_config(&config(PROFILE).unwrap()).unwrap();
     let expect = plan.expectations();
     assert_eq!(expect.logs.request_id_field, "rid", "the scenario's own");
@@ -272,17 +277,10 @@ fn bad_values_in_profile_tables_say_where_and_what_to_write() {
 
 #[test]
 fn a_scenario_may_describe_what_its_error_figure_counts_too() {
-    let scenario = r#"name = "mine"
-[load]
-users = 1
-duration = "10s"
-[[load.flows]]
-name = "ask"
-messages = ["Hello?"]
-[expect.metrics]
-llm_errors = { selector = "/errors", counts = "attempts" }
-"#;
-    let plan = parse_scenario(scenario, "mine.toml").unwrap();
+    let scenario = format!(
+        "{MINIMAL}[expect.metrics]\nllm_errors = {{ selector = \"/errors\", counts = \"attempts\" }}\n"
+    );
+    let plan = parse_scenario(&scenario, "mine.toml").unwrap();
     assert_eq!(plan.expect.metrics.llm_errors, "/errors");
     assert_eq!(plan.expect.metrics.llm_errors_counts, Counts::Attempts);
     let bad = scenario.replace("counts = \"attempts\"", "counts = 2");

@@ -86,6 +86,25 @@ fn verdict(report: &Value, id: &str) -> Value {
         .clone()
 }
 
+/// `faultline scenario flaky --quick` with the profile in `dir`, reports in `dir/out`; its exit
+/// code and stderr.
+fn run_flaky(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = dir.join("out");
+    let mut args = vec![
+        "scenario",
+        "flaky",
+        "--quick",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let output = faultline(dir, &args);
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 fn report(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("out/report.json")).unwrap()).unwrap()
 }
@@ -93,20 +112,9 @@ fn report(dir: &Path) -> Value {
 #[test]
 fn a_service_with_its_own_names_passes_the_log_and_metrics_checks_through_its_profile() {
     let dir = write_profile(true);
-    let out = dir.path().join("out");
-    let output = faultline(
-        dir.path(),
-        &[
-            "scenario",
-            "flaky",
-            "--quick",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, stderr) = run_flaky(dir.path(), &[]);
     // Other families may judge the SDK's own policy; this test is about logs and metrics.
-    assert_ne!(output.status.code(), Some(2), "{stderr}");
+    assert_ne!(code, Some(2), "{stderr}");
     let report = report(dir.path());
     for id in [
         "logs.one_line_per_request",
@@ -132,19 +140,8 @@ fn a_service_with_its_own_names_passes_the_log_and_metrics_checks_through_its_pr
 #[test]
 fn a_profile_without_the_services_log_fields_stops_before_the_load_with_the_fix() {
     let dir = write_profile(false);
-    let out = dir.path().join("out");
-    let output = faultline(
-        dir.path(),
-        &[
-            "scenario",
-            "flaky",
-            "--quick",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = run_flaky(dir.path(), &[]);
+    assert_eq!(code, Some(2), "{stderr}");
     for expected in [
         "the service does not match its description",
         r#"[logs] request_id_field (not set: the default "requestId")"#,
@@ -159,22 +156,14 @@ fn a_profile_without_the_services_log_fields_stops_before_the_load_with_the_fix(
             "missing {expected:?} in:\n{stderr}"
         );
     }
-    assert!(!out.join("report.json").exists(), "no load, no report");
+    assert!(
+        !dir.path().join("out/report.json").exists(),
+        "no load, no report"
+    );
 
     // Asked to go on, the log checks it cannot judge say why instead.
-    let output = faultline(
-        dir.path(),
-        &[
-            "scenario",
-            "flaky",
-            "--quick",
-            "--allow-gaps",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_ne!(output.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = run_flaky(dir.path(), &["--allow-gaps"]);
+    assert_ne!(code, Some(2), "{stderr}");
     let report = report(dir.path());
     for id in ["logs.one_line_per_request", "logs.tokens"] {
         let v = verdict(&report, id);

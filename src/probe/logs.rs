@@ -223,46 +223,25 @@ fn judge_one(plan: &Plan, warm_up: &WarmUp) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::common::tests::attempt;
-    use crate::evidence::{FlowKind, LogLine, LogStream};
+    use crate::evidence::{LogLine, LogStream};
     use crate::probe::warm_up::Answered;
 
     /// A chat warm-up whose LLM call used 30 in / 7 out, and the lines the service wrote.
     fn warm_up(lines: &[&str]) -> WarmUp {
-        let mut usage = attempt(
-            1.0,
-            "llm",
-            "/v1/chat/completions",
-            "fl-00000001",
-            Some(200),
-            5.0,
-        );
-        usage.input_tokens = Some(30);
-        usage.output_tokens = Some(7);
-        WarmUp {
-            flow: "ask".into(),
-            kind: FlowKind::Chat,
-            request: "POST /api/chat".into(),
-            nonce: "fl-00000001".into(),
-            request_id: "flwarm-00000001".into(),
-            answer: Ok(Answered {
-                status: 200,
-                request_id: Some("flwarm-00000001".into()),
-                degraded: Some(false),
-                excerpt: "{}".into(),
-                header_names: Vec::new(),
-            }),
-            logs: lines
-                .iter()
-                .map(|text| LogLine {
-                    at_ms: 2.0,
-                    stream: LogStream::Stdout,
-                    text: text.to_string(),
-                })
-                .collect(),
-            logs_total: 3 + lines.len(),
-            upstream: vec![usage],
+        let mut warm_up = crate::probe::warm_up::tests::warm_up(200, "{}", 200);
+        if let Ok(Answered { request_id, .. }) = &mut warm_up.answer {
+            *request_id = Some("flwarm-00000001".into());
         }
+        warm_up.logs = lines
+            .iter()
+            .map(|text| LogLine {
+                at_ms: 2.0,
+                stream: LogStream::Stdout,
+                text: text.to_string(),
+            })
+            .collect();
+        warm_up.logs_total = 3 + lines.len();
+        warm_up
     }
 
     fn plan() -> Plan {

@@ -271,8 +271,6 @@ fn near_names(figure: &str, names: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::common::tests::attempt;
-    use crate::evidence::FlowKind;
     use crate::scenario::profile::Written;
     use serde_json::json;
 
@@ -300,19 +298,12 @@ mod tests {
 
     /// A warm-up that used tokens (or not).
     fn warm_up(tokens: bool) -> WarmUp {
-        let mut usage = attempt(1.0, "llm", "/v1/chat/completions", "fl-1", Some(200), 5.0);
-        usage.input_tokens = tokens.then_some(30);
-        WarmUp {
-            flow: "ask".into(),
-            kind: FlowKind::Chat,
-            request: "POST /api/chat".into(),
-            nonce: "fl-1".into(),
-            request_id: "flwarm-1".into(),
-            answer: Err("unused".into()),
-            logs: Vec::new(),
-            logs_total: 0,
-            upstream: vec![usage],
+        let mut warm_up = crate::probe::warm_up::tests::warm_up(200, "{}", 200);
+        if !tokens {
+            warm_up.upstream[0].input_tokens = None;
+            warm_up.upstream[0].output_tokens = None;
         }
+        warm_up
     }
 
     const BODY: &str = "# TYPE chat_tokens_total counter\nchat_tokens_total{kind=\"prompt\"} 30\n";

@@ -340,30 +340,12 @@ mod tests {
     use crate::checks::common::tests::attempt;
 
     fn warm_up(status: u16, body: &str, request_id: Option<&str>) -> WarmUp {
-        WarmUp {
-            flow: "ask".into(),
-            kind: FlowKind::Chat,
-            request: "POST /api/chat".into(),
-            nonce: "fl-00000001".into(),
-            request_id: "flwarm-00000001".into(),
-            answer: Ok(Answered {
-                status,
-                request_id: request_id.map(String::from),
-                degraded: Some(true),
-                excerpt: body.into(),
-                header_names: vec!["content-type".into()],
-            }),
-            logs: Vec::new(),
-            logs_total: 1,
-            upstream: vec![attempt(
-                1.0,
-                "llm",
-                "/v1/chat/completions",
-                "fl-00000001",
-                Some(401),
-                1.0,
-            )],
+        let mut warm_up = warm_up::tests::warm_up(status, body, 401);
+        if let Ok(answered) = &mut warm_up.answer {
+            answered.request_id = request_id.map(String::from);
+            answered.degraded = Some(true);
         }
+        warm_up
     }
 
     fn plan() -> Plan {

@@ -256,3 +256,41 @@ async fn wait_for_logs(target: &TargetProcess, warm_up: &mut WarmUp, since_ms: f
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::checks::common::tests::attempt;
+
+    /// A chat warm-up (`fl-00000001`, `flwarm-00000001`) answered `status` with `body`, whose
+    /// LLM call answered `llm_status` using 30 input and 7 output tokens.
+    pub(crate) fn warm_up(status: u16, body: &str, llm_status: u16) -> WarmUp {
+        let mut usage = attempt(
+            1.0,
+            "llm",
+            "/v1/chat/completions",
+            "fl-00000001",
+            Some(llm_status),
+            5.0,
+        );
+        usage.input_tokens = Some(30);
+        usage.output_tokens = Some(7);
+        WarmUp {
+            flow: "ask".into(),
+            kind: FlowKind::Chat,
+            request: "POST /api/chat".into(),
+            nonce: "fl-00000001".into(),
+            request_id: "flwarm-00000001".into(),
+            answer: Ok(Answered {
+                status,
+                request_id: None,
+                degraded: Some(false),
+                excerpt: body.into(),
+                header_names: vec!["content-type".into()],
+            }),
+            logs: Vec::new(),
+            logs_total: 3,
+            upstream: vec![usage],
+        }
+    }
+}
