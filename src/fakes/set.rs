@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::fault::Switchboard;
 use super::journal::{Attempt, Journal};
-use super::llm::{self, LlmOptions};
+use super::llm::{self, ApiKey, LlmOptions};
 use super::otlp::{self, SpanJournal, SpanRecord};
 use super::redis::{self, RedisOptions};
 use super::tool::{self, TicketLedger, WriteOutcome};
@@ -17,7 +17,10 @@ use super::{FakeError, FakeHandle};
 use crate::evidence::WriteAttempt;
 use crate::scenario::FakeName;
 
-/// The API key the fake LLM expects. Also a canary: it must never show up in logs or answers.
+/// The API key faultline gives the service (`{llm_key}`). The fake LLM accepts any key (and
+/// none), as other LLM fakes do, and journals whether each attempt sent this one, another or
+/// none, so a service that sends no key or a hard-coded one is named in the report instead of
+/// failing every request with 401. Also a canary: it must never show up in logs or answers.
 pub const FAKE_LLM_KEY: &str = "sk-faultline-canary-7c1e9a20d4b84f55";
 /// Attempts each fake's journal keeps.
 const JOURNAL_CAPACITY: usize = 200_000;
@@ -60,7 +63,9 @@ impl FakeSet {
         let llm = llm::start_on(
             at(0),
             LlmOptions {
-                api_key: FAKE_LLM_KEY.into(),
+                api_key: ApiKey::Any {
+                    given: Some(FAKE_LLM_KEY.into()),
+                },
                 seed,
             },
             Arc::new(Switchboard::new(seed ^ 0x11)),
