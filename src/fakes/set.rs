@@ -12,7 +12,7 @@ use super::journal::{Attempt, Journal};
 use super::llm::{self, ApiKey, LlmOptions};
 use super::otlp::{self, SpanJournal, SpanRecord};
 use super::redis::{self, RedisOptions};
-use super::tool::{self, TicketLedger, WriteOutcome};
+use super::tool::{self, WriteLedger, WriteOutcome};
 use super::{FakeError, FakeHandle};
 use crate::evidence::WriteAttempt;
 use crate::scenario::FakeName;
@@ -35,7 +35,7 @@ pub struct FakeSet {
     weather: FakeHandle,
     tickets: FakeHandle,
     /// Every write the tickets fake received, for duplicate side effects.
-    ledger: Arc<TicketLedger>,
+    ledger: Arc<WriteLedger>,
     redis: FakeHandle,
     /// The OTLP collector; its export attempts are not upstream calls, so they stay out of
     /// [`FakeSet::attempts`].
@@ -76,9 +76,13 @@ impl FakeSet {
         let weather =
             tool::start_weather_on(at(1), Arc::new(Switchboard::new(seed ^ 0x22)), journal())
                 .await?;
-        let (tickets, ledger) =
-            tool::start_tickets_on(at(2), Arc::new(Switchboard::new(seed ^ 0x33)), journal())
-                .await?;
+        let (tickets, ledger) = tool::start_tickets_on(
+            at(2),
+            tool::WriteSchema::default(),
+            Arc::new(Switchboard::new(seed ^ 0x33)),
+            journal(),
+        )
+        .await?;
         let redis = redis::start(
             RedisOptions {
                 port: at(3).port(),
@@ -133,7 +137,7 @@ impl FakeSet {
     }
 
     /// The fakes that keep a ledger of writes, by name, for the control API's `/writes`.
-    pub fn ledgers(&self) -> Vec<(String, Arc<TicketLedger>)> {
+    pub fn ledgers(&self) -> Vec<(String, Arc<WriteLedger>)> {
         vec![("tickets".to_string(), self.ledger.clone())]
     }
 
@@ -209,7 +213,7 @@ impl FakeSet {
 }
 
 /// A ledger's writes as evidence, attributed to the fake `name`.
-pub fn write_attempts(name: &str, ledger: &TicketLedger) -> Vec<WriteAttempt> {
+pub fn write_attempts(name: &str, ledger: &WriteLedger) -> Vec<WriteAttempt> {
     ledger
         .writes()
         .into_iter()
@@ -220,6 +224,7 @@ pub fn write_attempts(name: &str, ledger: &TicketLedger) -> Vec<WriteAttempt> {
             idempotency_key: write.idempotency_key,
             payload_hash: write.payload_hash,
             side_effect: write.outcome == WriteOutcome::Created,
+            status: write.status,
         })
         .collect()
 }
