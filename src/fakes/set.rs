@@ -15,7 +15,7 @@ use super::redis::{self, RedisOptions};
 use super::tool::{self, WriteLedger, WriteOutcome};
 use super::{FakeError, FakeHandle};
 use crate::evidence::WriteAttempt;
-use crate::scenario::FakeName;
+use crate::scenario::{FakeName, FakeOptions};
 
 /// The API key faultline gives the service (`{llm_key}`). The fake LLM accepts any key (and
 /// none), as other LLM fakes do, and journals whether each attempt sent this one, another or
@@ -52,6 +52,21 @@ impl FakeSet {
         base_port: Option<u16>,
         redis_upstream: Option<String>,
     ) -> Result<FakeSet, FakeError> {
+        let options = FakeOptions {
+            redis_upstream,
+            ..FakeOptions::default()
+        };
+        FakeSet::start_with(seed, epoch, base_port, &options).await
+    }
+
+    /// Like [`FakeSet::start`], with the fakes shaped as `options` says (the Redis upstream,
+    /// the tickets fake's schema).
+    pub async fn start_with(
+        seed: u64,
+        epoch: Instant,
+        base_port: Option<u16>,
+        options: &FakeOptions,
+    ) -> Result<FakeSet, FakeError> {
         let at = |offset: u16| {
             SocketAddr::from((
                 Ipv4Addr::LOCALHOST,
@@ -78,7 +93,7 @@ impl FakeSet {
                 .await?;
         let (tickets, ledger) = tool::start_tickets_on(
             at(2),
-            tool::WriteSchema::default(),
+            options.tickets.clone(),
             Arc::new(Switchboard::new(seed ^ 0x33)),
             journal(),
         )
@@ -87,7 +102,7 @@ impl FakeSet {
             RedisOptions {
                 port: at(3).port(),
                 password: None,
-                upstream: redis_upstream,
+                upstream: options.redis_upstream.clone(),
                 keyspace: None,
             },
             Arc::new(Switchboard::new(seed ^ 0x44)),
