@@ -61,10 +61,10 @@ pub fn notes(evidence: &Evidence) -> Vec<String> {
         notes.push(format!(
             "api key: the service called the LLM with another API key than the one faultline \
              gave it ({{llm_key}}) on {other} of {total} attempts{examples}. The fake LLM \
-             accepted it, as it accepts any key, but the service is not reading the key from \
-             its environment (or the profile does not pass it: faultline.toml [target] env: \
-             OPENAI_API_KEY = \"{{llm_key}}\"), and the secrets check watches logs and answers \
-             only for the key faultline gave."
+             accepted it, as it accepts any key, but a real provider checks it: either the \
+             service does not read its key from the environment, or faultline.toml gives it \
+             another (map OPENAI_API_KEY = \"{{llm_key}}\" in [target] env). The secrets check \
+             watches logs and answers only for the key faultline gave."
         ));
     }
     notes
