@@ -174,21 +174,10 @@ async fn tickets_takes_its_shape_from_flags_and_sums_up_its_writes_on_ctrl_c() {
 
 #[test]
 fn tickets_shape_flags_are_checked_before_anything_starts() {
-    let run = |args: &[&str]| {
-        let output = Command::cargo_bin("faultline")
-            .unwrap()
-            .args(["fake", "tool"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(2));
-        String::from_utf8_lossy(&output.stderr).into_owned()
-    };
-
-    assert!(run(&["tickets", "--path", "tickets"]).contains("starting with `/`"));
-    assert!(run(&["tickets", "--required", "a,,b"]).contains("give field names"));
-    assert!(run(&["tickets", "--idempotency-header", "a b"]).contains("not an HTTP header"));
-    assert!(run(&["weather", "--path", "/w"]).contains("shape `faultline fake tool tickets`"));
+    assert!(refused(&["tickets", "--path", "tickets"]).contains("starting with `/`"));
+    assert!(refused(&["tickets", "--required", "a,,b"]).contains("give field names"));
+    assert!(refused(&["tickets", "--idempotency-header", "a b"]).contains("not an HTTP header"));
+    assert!(refused(&["weather", "--path", "/w"]).contains("shape `faultline fake tool tickets`"));
 }
 
 #[tokio::test]
@@ -263,17 +252,18 @@ fn a_bad_stub_file_fails_with_its_line_and_column() {
 
 #[test]
 fn stubs_without_a_file_and_a_bad_fault_are_refused() {
-    let run = |args: &[&str]| {
-        let output = Command::cargo_bin("faultline")
-            .unwrap()
-            .args(["fake", "tool"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(!output.status.success());
-        String::from_utf8_lossy(&output.stderr).into_owned()
-    };
+    assert!(refused(&["stubs"]).contains("needs --stubs FILE"));
+    assert!(refused(&["weather", "--fault", r#"{"kind":"explode"}"#]).contains("kinds: refuse"));
+}
 
-    assert!(run(&["stubs"]).contains("needs --stubs FILE"));
-    assert!(run(&["weather", "--fault", r#"{"kind":"explode"}"#]).contains("kinds: refuse"));
+/// `faultline fake tool ARGS…`, which must refuse to start (exit 2); what it said.
+fn refused(args: &[&str]) -> String {
+    let output = Command::cargo_bin("faultline")
+        .unwrap()
+        .args(["fake", "tool"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{args:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
