@@ -112,22 +112,17 @@ async fn choose_fakes(
             );
         }
     }
-    Fakes::start(
-        plan.seed,
-        epoch,
-        options.fake_ports,
-        plan.fakes.redis_upstream.clone(),
-    )
-    .await
-    .map_err(|e| match (options.fake_ports, &options.fakes_url) {
-        (Some(base), Some(url)) => RunError::Unsupported(format!(
-            "{e}; the ports {base}..{} are taken but no control API answers at {url}: stop \
+    Fakes::start(plan.seed, epoch, options.fake_ports, &plan.fakes)
+        .await
+        .map_err(|e| match (options.fake_ports, &options.fakes_url) {
+            (Some(base), Some(url)) => RunError::Unsupported(format!(
+                "{e}; the ports {base}..{} are taken but no control API answers at {url}: stop \
              whatever holds them, or start `faultline fakes up --base-port {base}` and attach \
              to it (--fakes URL names its control API)",
-            base + 3
-        )),
-        _ => RunError::Fake(e),
-    })
+                base + 3
+            )),
+            _ => RunError::Fake(e),
+        })
 }
 
 async fn run_with_fakes(

@@ -37,6 +37,72 @@ pub fn python_script(name: &str) -> tokio::process::Command {
     command
 }
 
+/// Reads `lines` (a child's stdout) until one starts with `prefix` (after trimming), within
+/// 20 s; that line, trimmed.
+pub async fn line_starting(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    prefix: &str,
+) -> String {
+    let read = async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("stdout ended before a line starting {prefix:?}"));
+            if line.trim_start().starts_with(prefix) {
+                return line.trim().to_owned();
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), read)
+        .await
+        .unwrap_or_else(|_| panic!("no line starting {prefix:?} within 20 s"))
+}
+
+/// `faultline fake llm --port 0 --control-port 0 ARGS…`, running, with what it printed first.
+pub struct FakeLlmProcess {
+    pub child: tokio::process::Child,
+    /// The rest of its stdout.
+    pub lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Its `api key: …` line.
+    pub key_line: String,
+    /// The control API's URL.
+    pub control: String,
+}
+
+/// Starts the built `faultline fake llm` with `args` on ephemeral ports and reads where it
+/// listens; killed when dropped.
+pub async fn spawn_fake_llm(args: &[&str]) -> FakeLlmProcess {
+    use assert_cmd::cargo::CommandCargoExt;
+    use tokio::io::AsyncBufReadExt;
+    let mut command: tokio::process::Command = std::process::Command::cargo_bin("faultline")
+        .unwrap()
+        .into();
+    let mut child = command
+        .args(["fake", "llm", "--port", "0", "--control-port", "0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("faultline starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = line_starting(&mut lines, "fake llm listening on").await;
+    let base = listening.rsplit(' ').next().unwrap().to_owned();
+    let key_line = line_starting(&mut lines, "api key:").await;
+    let control = line_starting(&mut lines, "control:").await;
+    let control = control.split_whitespace().nth(1).unwrap().to_owned();
+    FakeLlmProcess {
+        child,
+        lines,
+        base,
+        key_line,
+        control,
+    }
+}
+
 /// An HTTP client that never goes through a proxy: everything the tests reach is loopback.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
