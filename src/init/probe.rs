@@ -1,0 +1,460 @@
+//! The probes that talk to the service over HTTP: health, the chat route and its body shape,
+//! and one request while the fake LLM fails. Every request has a timeout, and the searches a
+//! cap on requests and time, so a service that never answers cannot hold `init`.
+//!
+//! A chat route counts as found only when it answers 2xx *and* the fake LLM saw the question
+//! (its journal holds the nonce faultline put in the text, or the request id): a route that
+//! answers 200 without asking the LLM is not the chat route.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::answer::{self, Reply};
+use super::Found;
+use crate::fakes::driver::Fakes;
+use crate::fakes::fault::{Fault, FaultRule};
+use crate::fakes::journal::Attempt;
+use crate::load::{Correlation, Ids};
+use crate::scenario::api::fill_template;
+use crate::scenario::FakeName;
+
+/// Paths services answer health on, most usual first; `/` last, as it often serves a page.
+pub const HEALTH_PATHS: &[&str] = &["/healthz", "/health", "/readyz", "/ready", "/livez", "/"];
+
+/// Chat routes to try after the source's own POST routes.
+const CHAT_ROUTES: &[&str] = &[
+    "/api/chat",
+    "/v1/chat",
+    "/chat",
+    "/api/v1/chat",
+    "/v1/chat/completions",
+    "/api/ask",
+    "/ask",
+    "/v1/ask",
+    "/api/query",
+    "/query",
+    "/api/message",
+    "/api/messages",
+    "/api/completions",
+    "/api/generate",
+];
+
+/// Words that make a POST route look like a chat route.
+const CHAT_WORDS: &[&str] = &[
+    "chat", "ask", "complet", "message", "query", "prompt", "generate", "convers", "answer",
+    "assist", "question", "reply",
+];
+
+/// Requests the chat search may send, and how long it may take, in all.
+const CHAT_REQUEST_LIMIT: usize = 120;
+const CHAT_TIME_LIMIT: Duration = Duration::from_secs(90);
+/// How long one chat request may take (the fake LLM answers at once).
+pub const CHAT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a request may take while the fake LLM fails (the SDK's retries and backoff).
+const FAILURE_TIMEOUT: Duration = Duration::from_secs(40);
+/// Bodies larger than this are cut (an answer is a few KiB).
+const BODY_LIMIT: usize = 1024 * 1024;
+
+/// The questions: a greeting for the chat search, and others for the request that is looked
+/// at closely and for the failure probe, so a cache keyed on the question answers neither.
+pub const QUESTION: &str = "Hello! What can you help me with?";
+pub const SECOND_QUESTION: &str = "How do I reset my password?";
+const FAILING_QUESTION: &str = "What plans do you offer?";
+
+/// A body shape to try: how it reads in a comment, and its template.
+fn bodies() -> Vec<(&'static str, Value)> {
+    let messages = json!([{ "role": "user", "content": "{message}" }]);
+    vec![
+        ("{\"message\": …}", json!({ "message": "{message}" })),
+        ("{\"prompt\": …}", json!({ "prompt": "{message}" })),
+        ("{\"input\": …}", json!({ "input": "{message}" })),
+        ("{\"question\": …}", json!({ "question": "{message}" })),
+        ("{\"query\": …}", json!({ "query": "{message}" })),
+        ("{\"text\": …}", json!({ "text": "{message}" })),
+        (
+            "{\"messages\": [{\"role\": \"user\", \"content\": …}]}",
+            json!({ "messages": messages }),
+        ),
+        (
+            "{\"model\": …, \"messages\": [{\"role\": \"user\", \"content\": …}]}",
+            json!({ "model": "gpt-4o-mini", "messages": messages }),
+        ),
+    ]
+}
+
+/// What the probes share: the client, where the service is, the fakes, the ids.
+pub struct Session<'a> {
+    pub client: reqwest::Client,
+    pub base: String,
+    /// `None` for a service attached with `--url` when no `fakes up` answers.
+    pub fakes: Option<&'a Fakes>,
+    pub correlation: Correlation,
+}
+
+/// A found chat route: the request shape and one answer to it.
+#[derive(Clone, Debug)]
+pub struct ChatRoute {
+    pub path: String,
+    pub body: Value,
+    /// How it was found, for the draft's comment.
+    pub how: String,
+    /// False when no fakes could confirm the LLM saw the question (attached, no `fakes up`).
+    pub confirmed: bool,
+}
+
+/// One request sent with a shape, and what came of it.
+pub struct Exchange {
+    pub ids: Ids,
+    pub reply: Reply,
+    /// The LLM attempts the fake saw for it.
+    pub llm_attempts: Vec<Attempt>,
+}
+
+impl Session<'_> {
+    /// GET each of [`HEALTH_PATHS`] until one answers 2xx.
+    pub async fn health(&self) -> Result<Found<String>, String> {
+        let mut tried = Vec::new();
+        for path in HEALTH_PATHS {
+            let answer = self
+                .client
+                .get(format!("{}{path}", self.base))
+                .timeout(Duration::from_secs(3))
+                .send()
+                .await;
+            match answer {
+                Ok(response) if response.status().is_success() => {
+                    let mut how = format!("GET {path} answered {}", response.status().as_u16());
+                    if !tried.is_empty() {
+                        how = format!("{how} ({})", tried.join(", "));
+                    }
+                    return Ok(Found::new(path.to_string(), how));
+                }
+                Ok(response) => tried.push(format!("{path}: {}", response.status().as_u16())),
+                Err(error) => tried.push(format!("{path}: {}", error_kind(&error))),
+            }
+        }
+        Err(format!("no 2xx from GET {}", tried.join(", ")))
+    }
+
+    /// Tries POST routes (the source's first, then usual ones) with usual bodies until one
+    /// answers 2xx with the fake LLM having seen the question.
+    pub async fn chat(&self, source_routes: &[(String, String)]) -> Result<ChatRoute, String> {
+        let routes = candidate_routes(source_routes);
+        let started = Instant::now();
+        let mut sent = 0;
+        let mut notes: Vec<String> = Vec::new();
+        // A 2xx that the LLM did not see: kept in case nothing better turns up (attached
+        // without fakes, nothing can be confirmed).
+        let mut unconfirmed: Option<ChatRoute> = None;
+        'routes: for (path, why) in &routes {
+            for (shown, body) in bodies() {
+                if sent >= CHAT_REQUEST_LIMIT || started.elapsed() > CHAT_TIME_LIMIT {
+                    notes.push(format!(
+                        "stopped after {sent} requests in {:.0} s",
+                        started.elapsed().as_secs_f64()
+                    ));
+                    break 'routes;
+                }
+                sent += 1;
+                let exchange = match self.send(path, &body, QUESTION, CHAT_TIMEOUT).await {
+                    Ok(exchange) => exchange,
+                    Err(error) => {
+                        notes.push(format!("POST {path}: {error}"));
+                        continue 'routes;
+                    }
+                };
+                let status = exchange.reply.status;
+                match status {
+                    // No such route (or not for POST): the next route.
+                    404 | 405 => {
+                        notes.push(format!("POST {path}: {status}"));
+                        continue 'routes;
+                    }
+                    401 | 403 => {
+                        notes.push(format!(
+                            "POST {path}: {status} (it wants credentials: add them in [api] \
+                             headers, e.g. headers = {{ authorization = \"Bearer …\" }})"
+                        ));
+                        continue 'routes;
+                    }
+                    200..=299 => {}
+                    // A wrong body (400, 422, or a 500 from a handler that read a missing
+                    // field): the next body.
+                    _ => continue,
+                }
+                let how = format!("POST {path} ({why}) answered {status} to {shown}");
+                match self.fakes {
+                    Some(_) if exchange.llm_attempts.is_empty() => {
+                        notes.push(format!(
+                            "POST {path} answered {status} to {shown}, but the fake LLM never \
+                             saw the question"
+                        ));
+                    }
+                    Some(_) => {
+                        let attempts = exchange.llm_attempts.len();
+                        return Ok(ChatRoute {
+                            path: path.clone(),
+                            body,
+                            how: format!(
+                                "{how}; the fake LLM saw the question ({attempts} attempt(s))"
+                            ),
+                            confirmed: true,
+                        });
+                    }
+                    None => {
+                        if unconfirmed.is_none() && !exchange.reply.is_sse() {
+                            unconfirmed = Some(ChatRoute {
+                                path: path.clone(),
+                                body,
+                                how: format!(
+                                    "{how}; a guess: no fakes' control API answered, so \
+                                     whether the LLM saw the question is not known"
+                                ),
+                                confirmed: false,
+                            });
+                        }
+                        continue 'routes;
+                    }
+                }
+            }
+        }
+        unconfirmed.ok_or_else(|| {
+            let tried: Vec<&str> = routes.iter().map(|(path, _)| path.as_str()).collect();
+            format!(
+                "no POST route answered 2xx with an answer from the fake LLM; tried {} with \
+                 bodies like {{\"message\"}}, {{\"prompt\"}}, {{\"messages\": [...]}}; {}",
+                tried.join(", "),
+                summarize(&notes)
+            )
+        })
+    }
+
+    /// Sends one request with `body` (its `{message}` filled with `question` and a nonce),
+    /// and reads the answer and the LLM attempts the fake saw for it.
+    pub async fn send(
+        &self,
+        path: &str,
+        body: &Value,
+        question: &str,
+        timeout: Duration,
+    ) -> Result<Exchange, String> {
+        let ids = self.correlation.next();
+        let message = format!("{question} [{}]", ids.nonce);
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .timeout(timeout)
+            .header("x-request-id", &ids.request_id)
+            .header("accept", "application/json")
+            .json(&fill_template(body, &message, &ids.request_id))
+            .send()
+            .await
+            .map_err(|e| error_kind(&e))?;
+        let reply = read_reply(response).await?;
+        let llm_attempts = self.llm_attempts(&ids).await;
+        Ok(Exchange {
+            ids,
+            reply,
+            llm_attempts,
+        })
+    }
+
+    /// The attempts the fake LLM saw for a request (by nonce, or by its propagated id).
+    pub async fn llm_attempts(&self, ids: &Ids) -> Vec<Attempt> {
+        let Some(fakes) = self.fakes else {
+            return Vec::new();
+        };
+        fakes
+            .read()
+            .await
+            .attempts
+            .into_iter()
+            .filter(|a| {
+                a.fake == "llm"
+                    && a.key
+                        .as_deref()
+                        .is_some_and(|key| key == ids.nonce || key == ids.request_id)
+            })
+            .collect()
+    }
+
+    /// One request while the fake LLM answers 503 to every attempt: the service's error
+    /// answer, and the attempts it made.
+    pub async fn failure(&self, route: &ChatRoute) -> Result<Exchange, String> {
+        let Some(fakes) = self.fakes else {
+            return Err("no fakes to fail the LLM with".into());
+        };
+        let rule = FaultRule {
+            id: 0,
+            fault: Fault::Status {
+                code: 503,
+                retry_after: None,
+                retry_after_ms: true,
+                should_retry: None,
+                error_code: None,
+            },
+            route: None,
+            rate: 1.0,
+            first_attempts: None,
+        };
+        fakes.switch_on(FakeName::Llm, rule).await?;
+        let exchange = self
+            .send(&route.path, &route.body, FAILING_QUESTION, FAILURE_TIMEOUT)
+            .await;
+        // Off whatever came of the request, before the answer is looked at.
+        fakes.switch_all_off().await?;
+        exchange.map_err(|e| format!("with the fake LLM answering 503, POST {}: {e}", route.path))
+    }
+}
+
+/// The source's chat-like POST routes, the usual ones, then the source's others.
+fn candidate_routes(source_routes: &[(String, String)]) -> Vec<(String, String)> {
+    let chat_like = |path: &str| {
+        let lower = path.to_ascii_lowercase();
+        CHAT_WORDS.iter().any(|w| lower.contains(w))
+    };
+    let mut routes: Vec<(String, String)> = Vec::new();
+    let mut push = |path: &str, why: String| {
+        if !routes.iter().any(|(p, _)| p == path) {
+            routes.push((path.to_string(), why));
+        }
+    };
+    for (path, at) in source_routes.iter().filter(|(p, _)| chat_like(p)) {
+        push(path, format!("declared at {at}"));
+    }
+    for path in CHAT_ROUTES {
+        push(path, "a usual chat route".into());
+    }
+    for (path, at) in source_routes.iter().filter(|(p, _)| !chat_like(p)).take(8) {
+        push(path, format!("declared at {at}"));
+    }
+    routes
+}
+
+async fn read_reply(response: reqwest::Response) -> Result<Reply, String> {
+    let status = response.status().as_u16();
+    let headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+        })
+        .collect();
+    let content_type = headers
+        .iter()
+        .find(|(name, _)| name == "content-type")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let bytes = response.bytes().await.map_err(|e| error_kind(&e))?;
+    let body = String::from_utf8_lossy(&bytes[..bytes.len().min(BODY_LIMIT)]).to_string();
+    let json = serde_json::from_str(&body).ok();
+    Ok(Reply {
+        status,
+        headers,
+        content_type,
+        body,
+        json,
+    })
+}
+
+/// Where an error answer keeps its message, and whether it still carries the request id.
+pub fn error_shape(exchange: &Exchange) -> Result<Found<String>, String> {
+    let reply = &exchange.reply;
+    let attempts = exchange.llm_attempts.len();
+    if reply.status < 400 {
+        return Err(format!(
+            "with the fake LLM failing, the service answered {} (after {attempts} LLM \
+             attempt(s)): a fallback answer, not an error",
+            reply.status
+        ));
+    }
+    let Some(json) = &reply.json else {
+        return Err(format!(
+            "with the fake LLM failing, the service answered {} without JSON: {}",
+            reply.status,
+            excerpt(&reply.body)
+        ));
+    };
+    answer::error_message(json)
+        .map(|pointer| {
+            let text = json
+                .pointer(&pointer)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            Found::new(
+                pointer.clone(),
+                format!(
+                    "with the fake LLM answering 503, the service answered {} after \
+                     {attempts} LLM attempt(s), with {text} at {pointer}",
+                    reply.status
+                ),
+            )
+        })
+        .ok_or_else(|| {
+            format!(
+                "with the fake LLM failing, the service answered {} with no message field: {}",
+                reply.status,
+                excerpt(&reply.body)
+            )
+        })
+}
+
+fn excerpt(text: &str) -> String {
+    let mut end = text.len().min(160);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// The last few of many notes, so a TODO stays readable.
+fn summarize(notes: &[String]) -> String {
+    const SHOWN: usize = 6;
+    if notes.len() <= SHOWN {
+        return notes.join("; ");
+    }
+    format!(
+        "{}; and {} more",
+        notes[..SHOWN].join("; "),
+        notes.len() - SHOWN
+    )
+}
+
+/// A transport error in a few words.
+pub fn error_kind(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".into()
+    } else if error.is_connect() {
+        "connection refused".into()
+    } else {
+        error.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sources_chat_routes_come_first_and_its_others_last() {
+        let source = [
+            ("/internal/reindex".to_string(), "app.py:9".to_string()),
+            ("/v2/ask".to_string(), "app.py:3".to_string()),
+            ("/api/chat".to_string(), "app.py:5".to_string()),
+        ];
+        let routes = candidate_routes(&source);
+        let paths: Vec<&str> = routes.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(&paths[..3], ["/v2/ask", "/api/chat", "/v1/chat"]);
+        assert_eq!(*paths.last().unwrap(), "/internal/reindex");
+        assert_eq!(routes[1].1, "declared at app.py:5");
+        assert_eq!(paths.iter().filter(|p| **p == "/api/chat").count(), 1);
+    }
+
+    #[test]
+    fn every_body_carries_the_message() {
+        for (shown, body) in bodies() {
+            assert!(crate::scenario::api::carries_message(&body), "{shown}");
+        }
+    }
+}
