@@ -94,6 +94,13 @@ impl Out {
     fn blank(&mut self) {
         self.line("");
     }
+
+    /// Lines of TOML, commented out: an example to start from under a TODO.
+    fn example(&mut self, lines: &[&str]) {
+        for line in lines {
+            self.line(&format!("# {line}"));
+        }
+    }
 }
 
 /// The draft's text, and how many TODOs it holds.
@@ -173,7 +180,7 @@ fn target(out: &mut Out, findings: &Findings) {
                 "ready_path: {why}. Give a path that answers 2xx once the service can take \
                  requests (faultline waits for it before the load)."
             ));
-            out.line("# ready_path = \"/healthz\"");
+            out.example(&["ready_path = \"/healthz\""]);
         }
     }
     if let Some(seconds) = findings.listening_after {
@@ -355,7 +362,7 @@ fn env(out: &mut Out, findings: &Findings) {
     }
     for why in &redis_left_out {
         out.comment(why);
-        out.line("# REDIS_URL = \"{redis}\"");
+        out.example(&["REDIS_URL = \"{redis}\""]);
     }
     if !left_default.is_empty() {
         out.comment(&format!(
@@ -453,9 +460,11 @@ fn api(out: &mut Out, findings: &Findings) {
                 "the chat route: {why}. Set the method, path and a JSON body with \"{{message}}\" \
                  where the question goes."
             ));
-            out.line("# method = \"POST\"");
-            out.line("# path = \"/api/chat\"");
-            out.line("# body = { message = \"{message}\" }");
+            out.example(&[
+                "method = \"POST\"",
+                "path = \"/api/chat\"",
+                "body = { message = \"{message}\" }",
+            ]);
         }
     }
     out.blank();
@@ -480,14 +489,12 @@ fn log_schema(out: &mut Out, findings: &Findings) {
                  path reaches into objects); `file = \"…\"` reads a log file instead of its \
                  output."
             ));
-            for line in [
+            out.example(&[
                 "[logs]",
                 "request_id_field = \"requestId\"",
                 "input_tokens_field = \"inputTokens\"",
                 "output_tokens_field = \"outputTokens\"",
-            ] {
-                out.line(&format!("# {line}"));
-            }
+            ]);
             out.blank();
             return;
         }
@@ -536,9 +543,7 @@ fn metrics_section(out: &mut Out, findings: &Findings) {
                  metrics, give the path and a selector per figure; without them metrics.truth \
                  is not applicable."
             ));
-            for line in ["[metrics]", "path = \"/metrics\"", "llm_errors = \"\""] {
-                out.line(&format!("# {line}"));
-            }
+            out.example(&["[metrics]", "path = \"/metrics\"", "llm_errors = \"\""]);
             out.blank();
             return;
         }
@@ -618,13 +623,11 @@ fn traces_section(out: &mut Out, findings: &Findings) {
                  OTEL_EXPORTER_OTLP_ENDPOINT = \"{{otlp}}\" in [target.env] and name the span \
                  attributes; without spans traces.per_request is not applicable."
             ));
-            for line in [
+            out.example(&[
                 "[traces]",
                 "request_id_attribute = \"request.id\"",
                 "llm_span_attribute = \"gen_ai.operation.name\"",
-            ] {
-                out.line(&format!("# {line}"));
-            }
+            ]);
             out.blank();
             return;
         }
@@ -653,14 +656,12 @@ fn tools(out: &mut Out, findings: &Findings) {
              idempotency_header).",
             read.name, read.at
         ));
-        for line in [
+        out.example(&[
             "[tools.tickets]",
             "path = \"/tickets\"",
             "required = [\"subject\"]",
             "idempotency_header = \"Idempotency-Key\"",
-        ] {
-            out.line(&format!("# {line}"));
-        }
+        ]);
     }
 }
 

@@ -1,12 +1,13 @@
 //! `faultline init`: probe a service and write a commented `faultline.toml` draft.
 //!
 //! Given a command (or the URL of a service already running), init scans the source for the
-//! environment variables it reads ([`source`]), starts the run's fakes and the command with
-//! the fakes' addresses under those names, and probes it ([`probe`]): health, the chat route
-//! and its body, where answers keep the request id and the answer text ([`answer`]), the
-//! metrics ([`metrics`]), the log line of one request ([`logs`]), its spans ([`traces`]), and
-//! one request while the fake LLM fails. [`draft`] writes what was found, each value with how,
-//! and a TODO for each piece it could not find.
+//! environment variables it reads and the POST routes it declares ([`source`]), starts the
+//! fakes and the command with the fakes' addresses under those names, and surveys it
+//! ([`survey`]): health, the chat route and its body ([`probe`]), where answers keep the
+//! request id and the answer text ([`answer`]), the metrics ([`metrics`]), the log line of one
+//! request ([`logs`]), its spans ([`traces`]), and one request while the fake LLM fails.
+//! [`draft`] writes what was found, each value with how, and a TODO for each piece it could
+//! not find.
 //!
 //! Bounded: every probe has a timeout, the searches a cap; the child is stopped and reaped
 //! however init ends (an error, Ctrl-C), and dies with faultline if faultline is killed.
@@ -17,6 +18,7 @@ mod logs;
 mod metrics;
 mod probe;
 mod source;
+mod survey;
 mod traces;
 
 use std::collections::BTreeMap;
@@ -28,7 +30,6 @@ use anyhow::{anyhow, bail, Context};
 use crate::fakes::driver::Fakes;
 use crate::fakes::remote::ControlClient;
 use crate::fakes::set::{service_env, FAKE_LLM_KEY};
-use crate::load::Correlation;
 use crate::target::{self, SpawnSpec, TargetError, TargetProcess};
 
 pub use draft::{toml_inline, toml_string};
@@ -354,9 +355,9 @@ async fn start_and_probe(
         })?;
     let listening_after = started.elapsed().as_secs_f64();
     let dir = service_dir_shown(&args.cwd);
-    let mut findings = probe_all(service, Some(fakes), scan, &dir).await;
+    let mut findings = survey::survey(service, Some(fakes), scan, &dir).await;
     findings.listening_after = Some(listening_after);
-    let summary = summary(&findings);
+    let summary = survey::summary(&findings);
     Ok((findings, summary))
 }
 
@@ -388,7 +389,7 @@ async fn probe_url(
     let service = TargetProcess::attach(&url, None, epoch);
     let dir = service_dir_shown(&args.cwd);
     let result = tokio::select! {
-        findings = probe_all(&service, fakes.as_ref(), &scan, &dir) => Ok(findings),
+        findings = survey::survey(&service, fakes.as_ref(), &scan, &dir) => Ok(findings),
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted; nothing was written")),
     };
     let attached = fakes.is_some();
@@ -400,7 +401,7 @@ async fn probe_url(
         url,
         fakes: attached.then_some(control),
     };
-    let summary = summary(&findings);
+    let summary = survey::summary(&findings);
     Ok((findings, summary))
 }
 
@@ -408,285 +409,6 @@ async fn probe_url(
 fn service_dir_shown(cwd: &Option<PathBuf>) -> String {
     cwd.as_ref()
         .map_or(".".into(), |dir| dir.display().to_string())
-}
-
-/// Every probe, in order: health, metrics, the chat route, one more request for its log line,
-/// spans and metrics, then one while the fake LLM fails.
-async fn probe_all(
-    service: &TargetProcess,
-    fakes: Option<&Fakes>,
-    scan: &source::Scan,
-    scan_dir: &str,
-) -> draft::Findings {
-    let session = probe::Session {
-        client: reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("a plain HTTP client always builds"),
-        base: service.base_url().to_string(),
-        fakes,
-        correlation: Correlation::new(rand::random()),
-    };
-    let ready = session.health().await;
-    let metrics_before = metrics::find(&session.client, &session.base).await;
-    let routes: Vec<(String, String)> = scan
-        .routes
-        .iter()
-        .map(|r| (r.path.clone(), r.at.clone()))
-        .collect();
-    let chat = session.chat(&routes).await;
-    let mut findings = draft::Findings {
-        reached: draft::Reached::Url {
-            url: session.base.clone(),
-            fakes: None,
-        },
-        scan: (scan_dir.to_string(), scan.clone()),
-        listening_after: None,
-        ready,
-        chat: Err(String::new()),
-        located: answer::Located::default(),
-        error_pointer: Err("no chat route to send a failing request to".into()),
-        llm_reached: false,
-        logs: Err("no chat route was found, so no request left a log line".into()),
-        metrics: Err("no metrics endpoint".into()),
-        traces: Err("no chat route was found, so no request left spans".into()),
-        limits: scenario_limits(),
-    };
-    let route = match chat {
-        Ok(route) => route,
-        Err(why) => {
-            findings.chat = Err(why);
-            findings.metrics = metrics_without_probes(metrics_before);
-            return findings;
-        }
-    };
-    findings.chat = Ok((route.path.clone(), route.body.clone(), route.how.clone()));
-    findings.llm_reached = route.confirmed;
-
-    // One more request with the found shape, alone between two metrics reads, so each figure
-    // can be checked against what the fake LLM saw for exactly this request.
-    let before = metrics_before
-        .as_ref()
-        .ok()
-        .map(|(endpoint, _)| endpoint.path.clone());
-    let snapshot = |path: Option<String>| {
-        let client = session.client.clone();
-        let base = session.base.clone();
-        async move {
-            match path {
-                Some(path) => metrics::read(&client, &base, &path)
-                    .await
-                    .ok()
-                    .map(|(s, _)| s),
-                None => None,
-            }
-        }
-    };
-    let metrics_start = snapshot(before.clone()).await;
-    let confirm = session
-        .send(
-            &route.path,
-            &route.body,
-            probe::SECOND_QUESTION,
-            probe::CHAT_TIMEOUT,
-        )
-        .await;
-    let metrics_answered = snapshot(before.clone()).await;
-    let observed_tokens = match &confirm {
-        Ok(exchange) if (200..300).contains(&exchange.reply.status) => {
-            findings.located = answer::locate(
-                &exchange.reply,
-                &exchange.ids.request_id,
-                crate::fakes::llm::is_canned_answer,
-            );
-            let sum = |f: fn(&crate::fakes::journal::Attempt) -> Option<u64>| {
-                let values: Vec<u64> = exchange.llm_attempts.iter().filter_map(f).collect();
-                (!values.is_empty()).then(|| values.iter().sum::<u64>())
-            };
-            let tokens = (sum(|a| a.input_tokens), sum(|a| a.output_tokens));
-            findings.logs = match service.spawned() {
-                true => {
-                    // The line may follow the answer by a moment (a logger's buffer).
-                    let mut found = Err(String::new());
-                    for _ in 0..10 {
-                        found = logs::find(
-                            &service.logs().snapshot(),
-                            &exchange.ids.request_id,
-                            tokens.0,
-                            tokens.1,
-                        );
-                        if found.is_ok() {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    found
-                }
-                false => Err(
-                    "init cannot see the output of a service it did not start: if it \
-                              writes its logs to a file, set [target] log_file = \"…\""
-                        .into(),
-                ),
-            };
-            findings.traces = match fakes {
-                Some(fakes) => {
-                    wait_for_spans(fakes, &exchange.ids.request_id).await;
-                    traces::find(
-                        &fakes.read().await.spans,
-                        &exchange.ids.request_id,
-                        exchange.llm_attempts.len(),
-                    )
-                }
-                None => {
-                    Err("no fakes' control API answered, so no OTLP collector saw spans".into())
-                }
-            };
-            tokens
-        }
-        Ok(exchange) => {
-            findings.located = answer::Located::default();
-            let why = format!(
-                "a second request to POST {} answered {}, not 2xx",
-                route.path, exchange.reply.status
-            );
-            findings.logs = Err(why.clone());
-            findings.traces = Err(why);
-            (None, None)
-        }
-        Err(error) => {
-            let why = format!("a second request to POST {}: {error}", route.path);
-            findings.logs = Err(why.clone());
-            findings.traces = Err(why);
-            (None, None)
-        }
-    };
-
-    let failure = session.failure(&route).await;
-    let metrics_failed = snapshot(before).await;
-    findings.error_pointer = match &failure {
-        Ok(exchange) => probe::error_shape(exchange),
-        Err(why) => Err(why.clone()),
-    };
-    let failed_attempts = failure.as_ref().ok().map(|e| e.llm_attempts.len());
-    findings.metrics = match (metrics_before, metrics_start) {
-        (Ok((endpoint, first)), start) => {
-            let format = first.format();
-            let readings = metrics::Readings {
-                before: start.unwrap_or(first),
-                after_answer: metrics_answered,
-                after_failure: metrics_failed,
-            };
-            let observed = metrics::Observed {
-                input_tokens: observed_tokens.0,
-                output_tokens: observed_tokens.1,
-                failed_attempts: failed_attempts.filter(|n| *n > 0),
-            };
-            Ok((endpoint, format, metrics::propose(&readings, &observed)))
-        }
-        (Err(why), _) => Err(why),
-    };
-    findings
-}
-
-/// The metrics proposal when no request could be sent: by names alone.
-fn metrics_without_probes(
-    found: Result<(metrics::Endpoint, metrics::Snapshot), String>,
-) -> Result<
-    (
-        metrics::Endpoint,
-        crate::evidence::MetricsFormat,
-        metrics::Proposal,
-    ),
-    String,
-> {
-    let (endpoint, snapshot) = found?;
-    let format = snapshot.format();
-    let readings = metrics::Readings {
-        before: snapshot,
-        after_answer: None,
-        after_failure: None,
-    };
-    Ok((
-        endpoint,
-        format,
-        metrics::propose(&readings, &metrics::Observed::default()),
-    ))
-}
-
-/// Waits (up to 6 s: an exporter's batch delay) for a span carrying `request_id`.
-async fn wait_for_spans(fakes: &Fakes, request_id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(6);
-    while Instant::now() < deadline {
-        let spans = fakes.read().await.spans;
-        let arrived = spans.iter().any(|s| {
-            s.attributes
-                .values()
-                .any(|v| v.as_str() == Some(request_id))
-        });
-        if arrived {
-            // Its children may come in the same batch or the next one.
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The tightest limits among the built-in scenarios that a service's timeouts and breaker
-/// settings must fit: `errors.within` where an upstream hangs (only a timeout ends a hang),
-/// and `recovery.fast_fail`.
-fn scenario_limits() -> draft::ScenarioLimits {
-    let mut within: Option<(String, f64)> = None;
-    let mut fast_fail: Option<(String, f64)> = None;
-    let tighter =
-        |best: &Option<(String, f64)>, value: f64| best.as_ref().is_none_or(|b| value < b.1);
-    for name in crate::scenario::catalog::names() {
-        let Ok(plan) = crate::scenario::load_scenario(name) else {
-            continue;
-        };
-        let hangs = plan
-            .faults
-            .iter()
-            .any(|w| matches!(w.fault, crate::fakes::fault::Fault::Hang));
-        let w = plan.expect.errors.within.as_secs_f64();
-        if hangs && tighter(&within, w) {
-            within = Some((name.to_string(), w));
-        }
-        let f = plan.expect.recovery.fast_fail.as_secs_f64();
-        if tighter(&fast_fail, f) {
-            fast_fail = Some((name.to_string(), f));
-        }
-    }
-    draft::ScenarioLimits {
-        // The built-in catalog always has both; the fallbacks only keep this total.
-        errors_within: within.unwrap_or(("outage".into(), 9.0)),
-        fast_fail: fast_fail.unwrap_or(("outage".into(), 1.0)),
-    }
-}
-
-/// One line for the console: what was found.
-fn summary(findings: &draft::Findings) -> String {
-    let mut found = Vec::new();
-    if let Ok((path, _, _)) = &findings.chat {
-        found.push(format!("chat route POST {path}"));
-    }
-    if let Ok(ready) = &findings.ready {
-        found.push(format!("health {}", ready.value));
-    }
-    if let Ok((endpoint, _, _)) = &findings.metrics {
-        found.push(format!("metrics {}", endpoint.path));
-    }
-    if findings.logs.is_ok() {
-        found.push("a JSON log line".into());
-    }
-    if findings.traces.is_ok() {
-        found.push("spans".into());
-    }
-    if found.is_empty() {
-        "found nothing it could use".into()
-    } else {
-        format!("found {}", found.join(", "))
-    }
 }
 
 /// `path` relative to `base` (both absolute), for `cwd` in a draft read from `base`; absolute
