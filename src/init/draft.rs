@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::answer::Located;
+use super::probe::ChatRoute;
 use super::source::{self, Role, Scan};
 use super::{logs, metrics, traces, Found, Probe};
 use crate::evidence::{LogStream, MetricsFormat};
@@ -39,8 +40,7 @@ pub struct Findings {
     /// Seconds from the start until it answered HTTP (a started command).
     pub listening_after: Option<f64>,
     pub ready: Probe<String>,
-    /// The chat route: path, body template, how found.
-    pub chat: Result<(String, Value, String), String>,
+    pub chat: Result<ChatRoute, String>,
     pub located: Located,
     pub error_pointer: Probe<String>,
     /// True when the fake LLM answered a probe request (its variables were right).
@@ -379,7 +379,8 @@ fn env(out: &mut Out, findings: &Findings) {
 fn api(out: &mut Out, findings: &Findings) {
     out.line("[api]");
     let located = &findings.located;
-    let chat_found = findings.chat.is_ok();
+    // Pointers read a JSON answer: a stream's are not looked for.
+    let chat_found = findings.chat.as_ref().is_ok_and(|route| !route.streams);
     match (&located.request_id_header, &located.request_id_pointer) {
         (None, None) if chat_found => {
             let own = located
@@ -447,14 +448,20 @@ fn api(out: &mut Out, findings: &Findings) {
         }
     }
     out.blank();
+    if let Some(route) = findings.chat.as_ref().ok().filter(|route| route.streams) {
+        out.line("[api.stream]");
+        request_shape(out, route);
+        out.blank();
+    }
     out.line("[api.chat]");
     match &findings.chat {
-        Ok((path, body, how)) => {
-            out.comment(how);
-            out.line("method = \"POST\"");
-            out.line(&format!("path = {}", toml_string(path)));
-            out.line(&format!("body = {}", toml_inline(body)));
-        }
+        Ok(route) if !route.streams => request_shape(out, route),
+        Ok(route) => out.todo(&format!(
+            "POST {} answers with a stream, described in [api.stream] above. Chat flows, which \
+             most built-in scenarios send, read one JSON answer: if the service has a route \
+             that answers JSON, give it here (method, path, a body with \"{{message}}\").",
+            route.path
+        )),
         Err(why) => {
             out.todo(&format!(
                 "the chat route: {why}. Set the method, path and a JSON body with \"{{message}}\" \
@@ -468,6 +475,13 @@ fn api(out: &mut Out, findings: &Findings) {
         }
     }
     out.blank();
+}
+
+fn request_shape(out: &mut Out, route: &ChatRoute) {
+    out.comment(&route.how);
+    out.line("method = \"POST\"");
+    out.line(&format!("path = {}", toml_string(&route.path)));
+    out.line(&format!("body = {}", toml_inline(&route.body)));
 }
 
 fn pointer_or_todo(out: &mut Out, key: &str, found: &Option<Found<String>>, todo: &str) {
@@ -771,6 +785,79 @@ mod tests {
         let parsed: toml::Table = toml::from_str(&doc).unwrap();
         let back: Value = serde_json::to_value(&parsed["body"]).unwrap();
         assert_eq!(back, body);
+    }
+
+    fn nothing_found() -> Findings {
+        Findings {
+            reached: Reached::Command {
+                words: vec!["node".into(), "server.js".into()],
+                cwd: ".".into(),
+                cwd_shown: ".".into(),
+            },
+            scan: (".".into(), Scan::default()),
+            listening_after: Some(1.0),
+            ready: Err("no 2xx from GET /healthz: 404".into()),
+            chat: Err("no POST route answered 2xx".into()),
+            located: Located::default(),
+            error_pointer: Err("no chat route".into()),
+            llm_reached: false,
+            logs: Err("no line".into()),
+            metrics: Err("GET /metrics: 404".into()),
+            traces: Err("no span".into()),
+            limits: ScenarioLimits {
+                errors_within: ("llm-timeout".into(), 6.0),
+                fast_fail: ("outage".into(), 1.0),
+            },
+        }
+    }
+
+    #[test]
+    fn a_draft_with_nothing_found_names_each_gap_and_still_parses() {
+        let (text, todos) = write(&nothing_found());
+        for gap in [
+            "ready_path",
+            "the chat route",
+            "[logs]",
+            "[metrics]",
+            "[traces]",
+            "no variable",
+        ] {
+            assert!(
+                text.contains(&format!("# TODO: {gap}")),
+                "no TODO for {gap}:\n{text}"
+            );
+        }
+        assert_eq!(todos, 6, "{text}");
+        let config = crate::scenario::parse_config(&text, "draft.toml", std::path::Path::new("."))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let target = config.target.unwrap();
+        assert_eq!(target.command.unwrap(), ["node", "server.js"]);
+        // Left to the parser's defaults, which the TODOs say to change.
+        assert_eq!(target.ready_path, "/healthz");
+        assert_eq!(target.ready_timeout, std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn a_route_that_streams_is_described_as_a_stream_with_a_todo_for_chat() {
+        let mut findings = nothing_found();
+        findings.chat = Ok(ChatRoute {
+            path: "/v1/chat".into(),
+            body: serde_json::json!({"prompt": "{message}"}),
+            how: "POST /v1/chat answered 200 as a stream".into(),
+            confirmed: true,
+            streams: true,
+        });
+        let (text, _) = write(&findings);
+        assert!(text.contains("[api.stream]\n# POST /v1/chat answered 200 as a stream\nmethod = \"POST\"\npath = \"/v1/chat\""), "{text}");
+        assert!(
+            text.contains("# TODO: POST /v1/chat answers with a stream"),
+            "{text}"
+        );
+        let config = crate::scenario::parse_config(&text, "draft.toml", std::path::Path::new("."))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let api = config.api.unwrap();
+        assert_eq!(api.stream.path, "/v1/chat");
+        assert_eq!(api.stream.body, serde_json::json!({"prompt": "{message}"}));
     }
 
     #[test]

@@ -22,6 +22,9 @@ use crate::scenario::FakeName;
 /// Paths services answer health on, most usual first; `/` last, as it often serves a page.
 pub const HEALTH_PATHS: &[&str] = &["/healthz", "/health", "/readyz", "/ready", "/livez", "/"];
 
+/// How long a health path that answers 5xx is asked again (a service warming up).
+const WARM_UP: Duration = Duration::from_secs(10);
+
 /// Chat routes to try after the source's own POST routes.
 const CHAT_ROUTES: &[&str] = &[
     "/api/chat",
@@ -101,6 +104,8 @@ pub struct ChatRoute {
     pub how: String,
     /// False when no fakes could confirm the LLM saw the question (attached, no `fakes up`).
     pub confirmed: bool,
+    /// It answered with a stream (SSE), not one JSON answer.
+    pub streams: bool,
 }
 
 /// One request sent with a shape, and what came of it.
@@ -112,9 +117,23 @@ pub struct Exchange {
 }
 
 impl Session<'_> {
-    /// GET each of [`HEALTH_PATHS`] until one answers 2xx.
+    /// GET each of [`HEALTH_PATHS`] until one answers 2xx. A 5xx may be a service still
+    /// warming up (a health check that waits for its dependencies): asked again for a while.
     pub async fn health(&self) -> Result<Found<String>, String> {
+        let deadline = Instant::now() + WARM_UP;
+        loop {
+            let (found, warming) = self.health_once().await;
+            if found.is_ok() || !warming || Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// One pass over the health paths; and whether some path answered 5xx.
+    async fn health_once(&self) -> (Result<Found<String>, String>, bool) {
         let mut tried = Vec::new();
+        let mut warming = false;
         for path in HEALTH_PATHS {
             let answer = self
                 .client
@@ -128,13 +147,19 @@ impl Session<'_> {
                     if !tried.is_empty() {
                         how = format!("{how} ({})", tried.join(", "));
                     }
-                    return Ok(Found::new(path.to_string(), how));
+                    return (Ok(Found::new(path.to_string(), how)), false);
                 }
-                Ok(response) => tried.push(format!("{path}: {}", response.status().as_u16())),
+                Ok(response) => {
+                    warming |= response.status().is_server_error();
+                    tried.push(format!("{path}: {}", response.status().as_u16()));
+                }
                 Err(error) => tried.push(format!("{path}: {}", error_kind(&error))),
             }
         }
-        Err(format!("no 2xx from GET {}", tried.join(", ")))
+        (
+            Err(format!("no 2xx from GET {}", tried.join(", "))),
+            warming,
+        )
     }
 
     /// Tries POST routes (the source's first, then usual ones) with usual bodies until one
@@ -144,9 +169,10 @@ impl Session<'_> {
         let started = Instant::now();
         let mut sent = 0;
         let mut notes: Vec<String> = Vec::new();
-        // A 2xx that the LLM did not see: kept in case nothing better turns up (attached
-        // without fakes, nothing can be confirmed).
+        // A 2xx that the LLM did not see (attached without fakes, nothing can be confirmed),
+        // or a stream: kept in case no JSON answer the LLM saw turns up.
         let mut unconfirmed: Option<ChatRoute> = None;
+        let mut streamed: Option<ChatRoute> = None;
         'routes: for (path, why) in &routes {
             for (shown, body) in bodies() {
                 if sent >= CHAT_REQUEST_LIMIT || started.elapsed() > CHAT_TIME_LIMIT {
@@ -184,6 +210,22 @@ impl Session<'_> {
                     _ => continue,
                 }
                 let how = format!("POST {path} ({why}) answered {status} to {shown}");
+                if exchange.reply.is_sse() {
+                    // Chat flows read a whole JSON answer: a stream is [api.stream]'s shape.
+                    notes.push(format!(
+                        "POST {path} answered {status} with a stream to {shown}"
+                    ));
+                    if streamed.is_none() {
+                        streamed = Some(ChatRoute {
+                            path: path.clone(),
+                            body,
+                            how: format!("{how} as a stream (text/event-stream)"),
+                            confirmed: !exchange.llm_attempts.is_empty(),
+                            streams: true,
+                        });
+                    }
+                    continue 'routes;
+                }
                 match self.fakes {
                     Some(_) if exchange.llm_attempts.is_empty() => {
                         notes.push(format!(
@@ -200,10 +242,11 @@ impl Session<'_> {
                                 "{how}; the fake LLM saw the question ({attempts} attempt(s))"
                             ),
                             confirmed: true,
+                            streams: false,
                         });
                     }
                     None => {
-                        if unconfirmed.is_none() && !exchange.reply.is_sse() {
+                        if unconfirmed.is_none() {
                             unconfirmed = Some(ChatRoute {
                                 path: path.clone(),
                                 body,
@@ -212,6 +255,7 @@ impl Session<'_> {
                                      whether the LLM saw the question is not known"
                                 ),
                                 confirmed: false,
+                                streams: false,
                             });
                         }
                         continue 'routes;
@@ -219,7 +263,7 @@ impl Session<'_> {
                 }
             }
         }
-        unconfirmed.ok_or_else(|| {
+        unconfirmed.or(streamed).ok_or_else(|| {
             let tried: Vec<&str> = routes.iter().map(|(path, _)| path.as_str()).collect();
             format!(
                 "no POST route answered 2xx with an answer from the fake LLM; tried {} with \

@@ -68,7 +68,7 @@ pub async fn survey(
             return findings;
         }
     };
-    findings.chat = Ok((route.path.clone(), route.body.clone(), route.how.clone()));
+    findings.chat = Ok(route.clone());
     findings.llm_reached = route.confirmed;
 
     // One more request with the found shape, alone between two metrics reads, so each figure
@@ -253,8 +253,8 @@ fn scenario_limits() -> draft::ScenarioLimits {
 /// One line for the console: what was found.
 pub fn summary(findings: &Findings) -> String {
     let mut found = Vec::new();
-    if let Ok((path, _, _)) = &findings.chat {
-        found.push(format!("chat route POST {path}"));
+    if let Ok(route) = &findings.chat {
+        found.push(format!("chat route POST {}", route.path));
     }
     if let Ok(ready) = &findings.ready {
         found.push(format!("health {}", ready.value));
