@@ -1,57 +1,18 @@
-//! What a service's source says about it, before it runs:
-//! - which environment variables it reads: `os.environ["X"]`, `process.env.X`,
-//!   `std::env::var("X")`, `os.Getenv("X")`, `System.getenv("X")`, `ENV["X"]`, `getenv("X")`,
-//!   clap's `env = "X"`, `.env.example` files; and the variables the official SDKs read by
-//!   themselves when the source imports them (`OPENAI_BASE_URL` for `import openai`);
-//! - which POST routes it declares (`@app.post("/v1/chat")`, `app.post('/chat', …)`,
-//!   `.route("/chat", post(…))`), the first places to look for its chat route.
-//!
-//! The walk is bounded (depth, files, bytes) and never follows symlinks or enters dependency
-//! folders (`node_modules`, virtualenvs, `target`): a service's own code is small, and a scan
-//! must not crawl a disk. [`role`] then sorts each name into the fake it should point at.
+//! Which environment variables a service reads: `os.environ["X"]`, `process.env.X`,
+//! `std::env::var("X")`, `os.Getenv("X")`, `System.getenv("X")`, `ENV["X"]`, `getenv("X")`,
+//! clap's `env = "X"`, `.env.example` files, calls of the service's own config helpers
+//! (`number("CHAT_DEADLINE_MS", 5000)`), and the variables the official SDKs read by themselves
+//! when the source imports them (`OPENAI_BASE_URL` for `import openai`). [`role`] then sorts
+//! each name into the fake it should point at.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::LazyLock;
 
 use regex::Regex;
 
-/// Folders deeper than this are not entered.
-const MAX_DEPTH: usize = 10;
-/// Directory entries looked at, in all.
-const MAX_ENTRIES: usize = 20_000;
-/// Source files read, in all.
-const MAX_FILES: usize = 2_000;
-/// A file larger than this is skipped (generated or bundled code).
-const MAX_FILE_BYTES: u64 = 512 * 1024;
-/// Bytes read, in all.
-const MAX_TOTAL_BYTES: u64 = 16 * 1024 * 1024;
-
-/// Folders that hold dependencies, build output or tests, not the service's own code.
-const SKIPPED_DIRS: &[&str] = &[
-    "node_modules",
-    "target",
-    "__pycache__",
-    "venv",
-    "site-packages",
-    "dist",
-    "build",
-    "vendor",
-    "coverage",
-    "tests",
-    "test",
-    "__tests__",
-    "spec",
-];
-
-/// Extensions of source files worth reading.
-const SOURCE_EXTENSIONS: &[&str] = &[
-    "py", "js", "mjs", "cjs", "ts", "mts", "cts", "tsx", "jsx", "rs", "go", "java", "kt", "rb",
-    "php", "cs", "c", "cc", "cpp", "h", "ex", "exs", "scala", "swift",
-];
-
 /// Files that list a service's variables by name (`NAME=value` lines).
-const ENV_EXAMPLE_FILES: &[&str] = &[
+pub(super) const ENV_EXAMPLE_FILES: &[&str] = &[
     ".env.example",
     ".env.sample",
     ".env.template",
@@ -68,25 +29,6 @@ pub struct EnvRead {
     pub at: String,
     /// How it is read: `os.environ.get`, `process.env`, `the openai SDK reads it itself`…
     pub how: String,
-}
-
-/// A POST route the source declares.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteRead {
-    pub path: String,
-    pub at: String,
-}
-
-/// What a scan found, and how far it looked.
-#[derive(Clone, Debug, Default)]
-pub struct Scan {
-    /// By name; the first place each is read.
-    pub reads: BTreeMap<String, EnvRead>,
-    /// POST routes without path parameters, in the order found.
-    pub routes: Vec<RouteRead>,
-    pub files_read: usize,
-    /// Why the scan stopped early or skipped files, if it did.
-    pub limits: Vec<String>,
 }
 
 /// The fake (or the port) a variable's value should come from.
@@ -277,7 +219,7 @@ static SDKS: LazyLock<Vec<(Regex, &'static str, &'static [&'static str])>> = Laz
             "the anthropic SDK",
             anthropic,
         ),
-        (r"\basync_openai::", "async-openai", &["OPENAI_API_KEY"][..]),
+        (r"\basync_openai::", "async-openai", openai),
         (
             r#"opentelemetry\.exporter\.otlp|["']@opentelemetry/exporter-trace-otlp-(?:http|proto|grpc)["']|\bopentelemetry_otlp::|otlptracehttp"#,
             "the OpenTelemetry OTLP exporter",
@@ -289,159 +231,108 @@ static SDKS: LazyLock<Vec<(Regex, &'static str, &'static [&'static str])>> = Laz
     .collect()
 });
 
-/// Scans the source under `root` (bounded) for the variables it reads.
-pub fn scan(root: &Path) -> Scan {
-    let mut scan = Scan::default();
-    let mut walk = Walk {
-        entries: 0,
-        bytes: 0,
-        files: Vec::new(),
-    };
-    walk.visit(root, 0, &mut scan.limits);
-    for path in walk.files {
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        scan.files_read += 1;
-        let shown = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .display()
-            .to_string();
-        read_file(&shown, &path, &text, &mut scan.reads);
-        read_routes(&shown, &text, &mut scan.routes);
-    }
-    scan
-}
-
-/// POST route declarations: FastAPI/Flask/Express/Fastify/Hono (`.post("/x"`), axum
-/// (`.route("/x", post(`), Gin/Echo (`.POST("/x"`), Spring (`@PostMapping("/x")`), Flask's
-/// `@app.route("/x", methods=["POST"])`.
-static ROUTES: LazyLock<Regex> = LazyLock::new(|| {
+/// Function definitions with their first parameter: JavaScript/TypeScript (`function f(name`,
+/// `const f = (name`), Rust (`fn f(name:`), Python (`def f(name`), Go (`func f(name string`).
+static DEFINITIONS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
-        r#"(?:\.(?:post|POST)\(\s*["'`](/[^"'`\s]*)["'`])"#,
-        r#"|(?:\.route\(\s*"(/[^"\s]*)"\s*,\s*(?:[\w:]+::)?post\()"#,
-        r#"|(?:@PostMapping\(\s*(?:value\s*=\s*)?"(/[^"\s]*)")"#,
-        r#"|(?:\.route\(\s*["'](/[^"'\s]*)["'][^)]*methods\s*=\s*\[[^\]]*["']POST["'])"#,
+        r"(?:function\s+(\w+)\s*\(\s*(\w+))",
+        r"|(?:(?:const|let|var)\s+(\w+)\s*=\s*(?:async\s*)?\(\s*(\w+))",
+        r"|(?:fn\s+(\w+)\s*(?:<[^>]*>)?\(\s*(\w+)\s*:)",
+        r"|(?:def\s+(\w+)\s*\(\s*(\w+))",
+        r"|(?:func\s+(\w+)\s*\(\s*(\w+)\s+string)",
     ))
     .expect("a valid pattern")
 });
 
-fn read_routes(shown: &str, text: &str, routes: &mut Vec<RouteRead>) {
-    for found in ROUTES.captures_iter(text) {
-        let Some(path) = (1..=4).find_map(|group| found.get(group)) else {
-            continue;
-        };
-        // `/chat/{id}`, `/chat/:id`, `/chat/<id>`: a route faultline cannot fill in.
-        if path.as_str().contains(['{', ':', '<', '*']) {
-            continue;
-        }
-        if routes.iter().any(|r| r.path == path.as_str()) {
-            continue;
-        }
-        routes.push(RouteRead {
-            path: path.as_str().to_string(),
-            at: format!("{shown}:{}", text[..path.start()].matches('\n').count() + 1),
-        });
-    }
-}
+/// How far into a function's body its environment read is looked for.
+const HELPER_BODY: usize = 400;
 
-struct Walk {
-    entries: usize,
-    bytes: u64,
-    files: Vec<PathBuf>,
-}
-
-impl Walk {
-    fn visit(&mut self, dir: &Path, depth: usize, limits: &mut Vec<String>) {
-        if depth > MAX_DEPTH {
-            note(
-                limits,
-                format!("folders deeper than {MAX_DEPTH} were not read"),
-            );
-            return;
-        }
-        let Ok(listing) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut entries: Vec<_> = listing.flatten().collect();
-        // Sorted, so the same tree gives the same draft.
-        entries.sort_by_key(|entry| entry.file_name());
-        let mut subdirs = Vec::new();
-        for entry in entries {
-            self.entries += 1;
-            if self.entries > MAX_ENTRIES {
-                note(
-                    limits,
-                    format!("stopped after {MAX_ENTRIES} files and folders"),
-                );
-                return;
-            }
-            let name = entry.file_name().to_string_lossy().to_string();
-            // symlink_metadata: a link (a shared virtualenv, a mounted tree) is not followed.
-            let Ok(meta) = entry.path().symlink_metadata() else {
-                continue;
-            };
-            if meta.is_dir() {
-                let skipped = name.starts_with('.')
-                    || SKIPPED_DIRS.contains(&name.as_str())
-                    || entry.path().join("pyvenv.cfg").exists();
-                if !skipped {
-                    subdirs.push(entry.path());
+/// Functions that read the variable their first parameter names (`function number(name) {
+/// … process.env[name] …`), or pass it on to one that does (`fn millis(name) { … var(name) …
+/// }`): a service's config helpers, whose calls name its variables.
+pub(super) fn env_helpers<'a>(texts: impl Iterator<Item = &'a str> + Clone) -> Vec<String> {
+    let mut helpers: Vec<String> = Vec::new();
+    // A helper may call a helper: a few rounds find chains of them.
+    for _ in 0..3 {
+        let before = helpers.len();
+        for text in texts.clone() {
+            for found in DEFINITIONS.captures_iter(text) {
+                let (Some(name), Some(param)) = (
+                    (1..=9).step_by(2).find_map(|g| found.get(g)),
+                    (2..=10).step_by(2).find_map(|g| found.get(g)),
+                ) else {
+                    continue;
+                };
+                if helpers.iter().any(|h| h == name.as_str()) {
+                    continue;
                 }
-                continue;
+                let start = found.get(0).expect("group 0").end();
+                let mut end = (start + HELPER_BODY).min(text.len());
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let body = &text[start..end];
+                let param = regex::escape(param.as_str());
+                let mut readers = vec![
+                    format!(r"process\.env\[\s*{param}\s*\]"),
+                    format!(r"env::var(?:_os)?\(\s*&?{param}\s*\)"),
+                    format!(r"environ(?:\.get)?\s*[\[(]\s*{param}\b"),
+                    format!(r"(?i:getenv)\(\s*{param}\b"),
+                    format!(r"\bENV(?:\.fetch\(\s*|\[\s*){param}\b"),
+                ];
+                for helper in &helpers {
+                    readers.push(format!(r"\b{}\(\s*&?{param}\b", regex::escape(helper)));
+                }
+                let reads = Regex::new(&readers.join("|")).is_ok_and(|r| r.is_match(body));
+                if reads {
+                    helpers.push(name.as_str().to_string());
+                }
             }
-            if !meta.is_file() || !is_scanned_file(&name) {
-                continue;
-            }
-            if meta.len() > MAX_FILE_BYTES {
-                note(
-                    limits,
-                    format!("files over {} KiB were skipped", MAX_FILE_BYTES / 1024),
-                );
-                continue;
-            }
-            if self.files.len() >= MAX_FILES || self.bytes + meta.len() > MAX_TOTAL_BYTES {
-                note(
-                    limits,
-                    format!(
-                        "stopped after {} files ({} MiB)",
-                        self.files.len(),
-                        self.bytes / (1024 * 1024)
-                    ),
-                );
-                return;
-            }
-            self.bytes += meta.len();
-            self.files.push(entry.path());
         }
-        for subdir in subdirs {
-            self.visit(&subdir, depth + 1, limits);
+        if helpers.len() == before {
+            break;
         }
     }
+    helpers
 }
 
-fn note(limits: &mut Vec<String>, why: String) {
-    if !limits.contains(&why) {
-        limits.push(why);
+/// Calls of the service's env helpers with a variable's name: `number("CHAT_DEADLINE_MS", 5000)`.
+pub(super) fn read_helper_calls(
+    shown: &str,
+    text: &str,
+    helpers: &[String],
+    reads: &mut BTreeMap<String, EnvRead>,
+) {
+    if helpers.is_empty() {
+        return;
     }
-}
-
-fn is_scanned_file(name: &str) -> bool {
-    if ENV_EXAMPLE_FILES.contains(&name) {
-        return true;
+    let names: Vec<String> = helpers.iter().map(|h| regex::escape(h)).collect();
+    let Ok(calls) = Regex::new(&format!(
+        r#"\b({})\(\s*["'`]([A-Z][A-Z0-9_]*)["'`]"#,
+        names.join("|")
+    )) else {
+        return;
+    };
+    for found in calls.captures_iter(text) {
+        let helper = found.get(1).expect("group 1").as_str();
+        let name = found.get(2).expect("group 2");
+        reads
+            .entry(name.as_str().to_string())
+            .or_insert_with(|| EnvRead {
+                name: name.as_str().to_string(),
+                at: format!("{shown}:{}", text[..name.start()].matches('\n').count() + 1),
+                how: format!("{helper}(), which reads the environment"),
+            });
     }
-    let is_test = name.starts_with("test_")
-        || name.contains(".test.")
-        || name.contains(".spec.")
-        || name.ends_with("_test.go")
-        || name.ends_with("_test.py");
-    let extension = name.rsplit_once('.').map(|(_, ext)| ext).unwrap_or("");
-    !is_test && SOURCE_EXTENSIONS.contains(&extension)
 }
 
 /// Adds what one file reads to `reads` (the first place a name is read wins).
-fn read_file(shown: &str, path: &Path, text: &str, reads: &mut BTreeMap<String, EnvRead>) {
+pub(super) fn read_file(
+    shown: &str,
+    path: &Path,
+    text: &str,
+    reads: &mut BTreeMap<String, EnvRead>,
+) {
     let line_of = |offset: usize| text[..offset].matches('\n').count() + 1;
     let mut add = |name: &str, offset: usize, how: String| {
         reads.entry(name.to_string()).or_insert_with(|| EnvRead {
@@ -529,6 +420,35 @@ mod tests {
     }
 
     #[test]
+    fn calls_of_the_services_own_env_helpers_name_its_variables() {
+        let ts = "function number(name: string, fallback: number): number {\n  const raw = process.env[name];\n  return raw ? Number(raw) : fallback;\n}\nexport const c = { a: number(\"CHAT_DEADLINE_MS\", 5000), b: number(\"PORT\", 3000) };\nconst x = other(\"NOT_ENV\");\n";
+        let rust = "fn var(name: &str) -> Option<String> {\n    std::env::var(name).ok()\n}\nfn millis(name: &str, d: u64) -> u64 {\n    match var(name) { _ => d }\n}\nlet r = var(\"REDIS_URL\");\nlet t = millis(\"ASKBOT_LLM_TIMEOUT_MS\", 4000);\n";
+        let py = "def setting(key, default=None):\n    return os.environ.get(key, default)\n\nTIMEOUT = setting('LLM_TIMEOUT_S', '4')\n";
+        let helpers = env_helpers([ts, rust, py].into_iter());
+        assert_eq!(helpers, ["number", "var", "millis", "setting"]);
+        let mut reads = BTreeMap::new();
+        for (file, text) in [("config.ts", ts), ("config.rs", rust), ("app.py", py)] {
+            read_helper_calls(file, text, &helpers, &mut reads);
+        }
+        let names: Vec<&str> = reads.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "ASKBOT_LLM_TIMEOUT_MS",
+                "CHAT_DEADLINE_MS",
+                "LLM_TIMEOUT_S",
+                "PORT",
+                "REDIS_URL"
+            ]
+        );
+        assert_eq!(reads["CHAT_DEADLINE_MS"].at, "config.ts:5");
+        assert_eq!(
+            reads["ASKBOT_LLM_TIMEOUT_MS"].how,
+            "millis(), which reads the environment"
+        );
+    }
+
+    #[test]
     fn an_imported_sdk_reads_its_own_variables() {
         let reads = reads_of("app.py", "import os\nimport openai\n");
         assert_eq!(
@@ -570,71 +490,5 @@ mod tests {
         ] {
             assert_eq!(role(name), expected, "{name}");
         }
-    }
-
-    #[test]
-    fn post_routes_are_found_in_each_framework() {
-        let mut routes = Vec::new();
-        read_routes(
-            "app.py",
-            "@app.post(\"/v2/ask\")\n@app.get(\"/healthz\")\n",
-            &mut routes,
-        );
-        read_routes(
-            "s.ts",
-            "app.post('/api/chat', h)\nrouter.post(\"/chat/:id\", h)\n",
-            &mut routes,
-        );
-        read_routes(
-            "main.rs",
-            ".route(\"/v1/chat\", post(chat))\n.route(\"/x\", axum::routing::post(x))\n",
-            &mut routes,
-        );
-        read_routes("a.go", "r.POST(\"/ask\", ask)", &mut routes);
-        read_routes("A.java", "@PostMapping(\"/question\")", &mut routes);
-        read_routes(
-            "f.py",
-            "@app.route(\"/q\", methods=[\"POST\"])",
-            &mut routes,
-        );
-        let paths: Vec<&str> = routes.iter().map(|r| r.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            [
-                "/v2/ask",
-                "/api/chat",
-                "/v1/chat",
-                "/x",
-                "/ask",
-                "/question",
-                "/q"
-            ]
-        );
-        assert_eq!(routes[0].at, "app.py:1");
-    }
-
-    #[test]
-    fn the_walk_skips_dependencies_tests_and_symlinks() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::write(root.join("app.py"), "os.environ['OWN']\n").unwrap();
-        std::fs::create_dir_all(root.join("node_modules/x")).unwrap();
-        std::fs::write(root.join("node_modules/x/i.js"), "process.env.DEP").unwrap();
-        std::fs::create_dir_all(root.join("tests")).unwrap();
-        std::fs::write(root.join("tests/t.py"), "os.environ['TEST_ONLY']").unwrap();
-        std::fs::create_dir_all(root.join("venv2")).unwrap();
-        std::fs::write(root.join("venv2/pyvenv.cfg"), "").unwrap();
-        std::fs::write(root.join("venv2/lib.py"), "os.environ['VENV']").unwrap();
-        std::fs::write(root.join(".env.example"), "EXAMPLE_URL=http://x\n").unwrap();
-        let elsewhere = tempfile::tempdir().unwrap();
-        std::fs::write(elsewhere.path().join("far.py"), "os.environ['FAR']").unwrap();
-        std::os::unix::fs::symlink(elsewhere.path(), root.join("linked")).unwrap();
-        std::fs::write(root.join("big.js"), "x".repeat(600 * 1024)).unwrap();
-
-        let scan = scan(root);
-        let names: Vec<&str> = scan.reads.keys().map(String::as_str).collect();
-        assert_eq!(names, ["EXAMPLE_URL", "OWN"]);
-        assert_eq!(scan.reads["EXAMPLE_URL"].how, "listed in .env.example");
-        assert!(scan.limits.iter().any(|l| l.contains("512 KiB")));
     }
 }
