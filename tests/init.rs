@@ -168,9 +168,18 @@ fn init_finds_what_a_service_with_unusual_names_does() {
             "{draft}"
         );
     }
-    assert!(draft.contains("# read at init_target.py:33: os.environ.get\nASSISTANT_LLM_URL"));
+    let script = std::fs::read_to_string(dir.path().join("init_target.py")).unwrap();
+    let line_of = |text: &str| script.lines().position(|l| l.contains(text)).unwrap() + 1;
+    let url_at = line_of("environ.get(\"ASSISTANT_LLM_URL\"");
     assert!(
-        draft.contains("GREETING_STYLE (init_target.py:37)"),
+        draft.contains(&format!(
+            "# read at init_target.py:{url_at}: os.environ.get\nASSISTANT_LLM_URL"
+        )),
+        "{draft}"
+    );
+    let style_at = line_of("environ.get(\"GREETING_STYLE\"");
+    assert!(
+        draft.contains(&format!("GREETING_STYLE (init_target.py:{style_at})")),
         "{draft}"
     );
     assert!(!table["target"]["env"]
@@ -178,13 +187,21 @@ fn init_finds_what_a_service_with_unusual_names_does() {
         .unwrap()
         .contains_key("GREETING_STYLE"));
 
+    // The body its own 422 asked for, and the header it reads the request id from.
     assert_eq!(str_at(&table, "api.chat.path"), "/v2/ask");
     assert_eq!(
         get(&table, "api.chat.body").to_string(),
-        "{ question = \"{message}\" }"
+        "{ ask = { question = \"{message}\" } }"
+    );
+    assert_eq!(
+        get(&table, "api.headers").to_string(),
+        "{ x-correlation-id = \"{request_id}\" }"
     );
     assert!(
-        prose(&draft).contains("answered 200 to {\"question\": …}; the fake LLM saw the question"),
+        prose(&draft).contains(
+            "answered 200 to {\"ask\":{\"question\":…}} (the shape its 422 answer asked for); \
+             the fake LLM saw the question"
+        ),
         "{draft}"
     );
     assert_eq!(str_at(&table, "api.request_id_header"), "x-correlation-id");
@@ -378,6 +395,10 @@ fn init_probes_a_service_started_by_hand_through_fakes_up() {
     );
     assert_eq!(str_at(&table, "target.url"), url);
     assert!(!table["target"].as_table().unwrap().contains_key("command"));
+    assert_eq!(
+        get(&table, "api.headers").to_string(),
+        "{ x-correlation-id = \"{request_id}\" }"
+    );
     // Confirmed through the fakes' journals, read over the control API.
     assert_eq!(str_at(&table, "api.chat.path"), "/v2/ask");
     assert!(

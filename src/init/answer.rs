@@ -153,7 +153,157 @@ pub fn error_message(json: &Value) -> Option<String> {
 }
 
 /// Words that name a degraded marker, in order of preference.
-const DEGRADED_WORDS: &[&str] = &["degraded", "fallback", "partial", "banner"];
+const DEGRADED_WORDS: &[&str] = &[
+    "degraded", "fallback", "partial", "banner", "notice", "warning",
+];
+
+/// Keys that usually hold the user's question, most usual first.
+const QUESTION_KEYS: &[&str] = &[
+    "message", "text", "question", "prompt", "content", "query", "input", "q",
+];
+
+/// Body templates an error answer asks for, most explicit first: a JSON example in its message
+/// (`Please send {"query": {"text": "..."}}`), the fields FastAPI/pydantic (`detail[].loc`),
+/// zod (`issues[].path`), serde (`query: missing field `text``) or Ajv (`must have required
+/// property 'prompt'`) say are missing. Each has `{message}` where the question goes.
+pub fn body_hints(reply: &Reply) -> Vec<Value> {
+    let mut hints: Vec<Value> = Vec::new();
+    let mut push = |hint: Option<Value>| {
+        if let Some(hint) = hint {
+            if !hints.contains(&hint) {
+                hints.push(hint);
+            }
+        }
+    };
+    let texts: Vec<String> = match &reply.json {
+        Some(json) => strings(json),
+        None => vec![reply.body.clone()],
+    };
+    for text in &texts {
+        for example in embedded_objects(text) {
+            push(as_template(example));
+        }
+    }
+    if let Some(json) = &reply.json {
+        // FastAPI/pydantic: {"detail": [{"loc": ["body", "query", "text"], ...}]}; zod:
+        // {"issues": [{"path": ["prompt"], ...}]}.
+        for (list, key, skip) in [
+            ("/detail", "loc", 1),
+            ("/issues", "path", 0),
+            ("/errors", "path", 0),
+        ] {
+            for item in json
+                .pointer(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let path: Vec<&str> = item
+                    .get(key)
+                    .and_then(Value::as_array)
+                    .map(|p| p.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let from_body = skip == 0 || path.first() == Some(&"body");
+                if from_body && path.len() > skip {
+                    push(Some(nested(&path[skip..])));
+                }
+            }
+        }
+    }
+    for text in &texts {
+        for found in MISSING_FIELD.captures_iter(text) {
+            let mut path: Vec<&str> = found
+                .get(1)
+                .map(|p| p.as_str().split('.').filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default();
+            let field = found.get(2).or(found.get(3)).expect("one field group");
+            path.push(field.as_str());
+            push(Some(nested(&path)));
+        }
+    }
+    hints.truncate(3);
+    hints
+}
+
+/// serde's `query: missing field `text`` (with serde_path_to_error's path), Ajv's `must have
+/// required property 'prompt'`.
+static MISSING_FIELD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(?:([\w.]+): )?missing field `(\w+)`|required property '(\w+)'")
+        .expect("a valid pattern")
+});
+
+/// `{"a": {"b": "{message}"}}` for the path `a.b`.
+fn nested(path: &[&str]) -> Value {
+    path.iter()
+        .rev()
+        .fold(Value::String("{message}".into()), |inner, key| {
+            let mut object = serde_json::Map::new();
+            object.insert(key.to_string(), inner);
+            Value::Object(object)
+        })
+}
+
+/// Every string in a JSON value.
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(text) => vec![text.clone()],
+        Value::Array(items) => items.iter().flat_map(strings).collect(),
+        Value::Object(fields) => fields.values().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// JSON objects written inside a text (an example in an error message).
+fn embedded_objects(text: &str) -> Vec<Value> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(offset) = text[from..].find('{') {
+        let at = from + offset;
+        let mut stream = serde_json::Deserializer::from_str(&text[at..]).into_iter::<Value>();
+        match stream.next() {
+            Some(Ok(value @ Value::Object(_))) => {
+                from = at + stream.byte_offset();
+                found.push(value);
+            }
+            _ => from = at + 1,
+        }
+    }
+    found
+}
+
+/// An example body as a template: its question-like string (or its first string) becomes
+/// `{message}`. `None` when it has no string to put the question in.
+fn as_template(mut example: Value) -> Option<Value> {
+    let pointer = QUESTION_KEYS
+        .iter()
+        .find_map(|key| find(&example, &|k, v| k == *key && v.is_string()))
+        .or_else(|| find(&example, &|_, v| v.is_string()))?;
+    *example.pointer_mut(&pointer)? = Value::String("{message}".into());
+    Some(example)
+}
+
+/// A body template as the draft's comments show it: `{"query": {"text": …}}`.
+pub fn show_body(template: &Value) -> String {
+    template.to_string().replace("\"{message}\"", "…")
+}
+
+/// Whether an answer carries `request_id` anywhere faultline reads it: a header, a JSON string.
+pub fn carries(reply: &Reply, request_id: &str) -> bool {
+    reply.headers.iter().any(|(_, v)| v == request_id)
+        || reply
+            .json
+            .as_ref()
+            .is_some_and(|json| find(json, &|_, v| v.as_str() == Some(request_id)).is_some())
+}
+
+/// Headers that hold an id of the service's own (not the one faultline sent).
+pub fn own_id_headers(reply: &Reply) -> Vec<String> {
+    ID_HEADERS
+        .iter()
+        .filter(|h| reply.header(h).is_some())
+        .map(|h| h.to_string())
+        .collect()
+}
 
 fn is_cache_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase().replace(['_', '-'], "");
@@ -279,6 +429,9 @@ mod tests {
         );
         let found = locate(&r, "id", |_| false);
         assert_eq!(found.degraded_pointer.unwrap().value, "/degraded");
+        let r = reply(&[], json!({"reply": "x", "notice": null}));
+        let found = locate(&r, "id", |_| false);
+        assert_eq!(found.degraded_pointer.unwrap().value, "/notice");
     }
 
     #[test]
@@ -294,6 +447,55 @@ mod tests {
         let answer = found.answer_pointer.unwrap();
         assert_eq!(answer.value, "/answer");
         assert!(answer.guess);
+    }
+
+    fn error(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            content_type: "application/json".into(),
+            body: body.into(),
+            json: serde_json::from_str(body).ok(),
+        }
+    }
+
+    #[test]
+    fn an_error_answer_says_which_body_it_wants() {
+        // An example in the message, escaped inside the JSON.
+        let r = error(
+            400,
+            r#"{"error": {"code": "bad_request", "message": "Please send a JSON body like {\"query\": {\"text\": \"your question\"}}."}}"#,
+        );
+        assert_eq!(body_hints(&r), [json!({"query": {"text": "{message}"}})]);
+        // FastAPI/pydantic.
+        let r = error(
+            422,
+            r#"{"detail": [{"type": "missing", "loc": ["body", "ask", "q"], "msg": "Field required"}]}"#,
+        );
+        assert_eq!(body_hints(&r), [json!({"ask": {"q": "{message}"}})]);
+        // serde (with serde_path_to_error's path), plain text.
+        let r = error(422, "Failed to deserialize the JSON body into the target type: input: missing field `content` at line 1 column 20");
+        assert_eq!(body_hints(&r), [json!({"input": {"content": "{message}"}})]);
+        // Ajv.
+        let r = error(
+            400,
+            r#"{"message": "body must have required property 'utterance'"}"#,
+        );
+        assert_eq!(body_hints(&r), [json!({"utterance": "{message}"})]);
+        // An example with other fields keeps them; the question goes in the question-like one.
+        let r = error(
+            400,
+            r#"{"error": "expected {\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}"}"#,
+        );
+        assert_eq!(
+            body_hints(&r),
+            [json!({"model": "m", "messages": [{"role": "user", "content": "{message}"}]})]
+        );
+        assert!(body_hints(&error(400, r#"{"error": "bad request"}"#)).is_empty());
+        assert_eq!(
+            show_body(&json!({"query": {"text": "{message}"}})),
+            r#"{"query":{"text":…}}"#
+        );
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct Findings {
     pub ready: Probe<String>,
     pub chat: Result<ChatRoute, String>,
     pub located: Located,
+    /// A header the request id must be sent in besides `x-request-id`.
+    pub id_header: Option<Found<String>>,
     pub error_pointer: Probe<String>,
     /// True when the fake LLM answered a probe request (its variables were right).
     pub llm_reached: bool,
@@ -378,6 +380,13 @@ fn env(out: &mut Out, findings: &Findings) {
 
 fn api(out: &mut Out, findings: &Findings) {
     out.line("[api]");
+    if let Some(found) = &findings.id_header {
+        out.comment(&found.how);
+        out.line(&format!(
+            "headers = {{ {} = \"{{request_id}}\" }}",
+            bare_key(&found.value)
+        ));
+    }
     let located = &findings.located;
     // Pointers read a JSON answer: a stream's are not looked for.
     let chat_found = findings.chat.as_ref().is_ok_and(|route| !route.streams);
@@ -425,7 +434,7 @@ fn api(out: &mut Out, findings: &Findings) {
             "degraded_pointer",
             &located.degraded_pointer,
             "no field of a healthy answer was named like a degraded marker (degraded, \
-             fallback, partial, banner). fallback.tool and fallback.redis read it: point at a \
+             fallback, partial, banner, notice, warning). fallback.tool and fallback.redis read it: point at a \
              boolean, or a banner that is non-empty when the service answers without a tool or \
              its cache (\"\" says it has none)",
         );
@@ -799,6 +808,7 @@ mod tests {
             ready: Err("no 2xx from GET /healthz: 404".into()),
             chat: Err("no POST route answered 2xx".into()),
             located: Located::default(),
+            id_header: None,
             error_pointer: Err("no chat route".into()),
             llm_reached: false,
             logs: Err("no line".into()),
@@ -846,6 +856,9 @@ mod tests {
             how: "POST /v1/chat answered 200 as a stream".into(),
             confirmed: true,
             streams: true,
+            id_header: None,
+            echoed: true,
+            own_id_headers: Vec::new(),
         });
         let (text, _) = write(&findings);
         assert!(text.contains("[api.stream]\n# POST /v1/chat answered 200 as a stream\nmethod = \"POST\"\npath = \"/v1/chat\""), "{text}");

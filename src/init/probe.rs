@@ -6,6 +6,7 @@
 //! (its journal holds the nonce faultline put in the text, or the request id): a route that
 //! answers 200 without asking the LLM is not the chat route.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -65,24 +66,18 @@ pub const QUESTION: &str = "Hello! What can you help me with?";
 pub const SECOND_QUESTION: &str = "How do I reset my password?";
 const FAILING_QUESTION: &str = "What plans do you offer?";
 
-/// A body shape to try: how it reads in a comment, and its template.
-fn bodies() -> Vec<(&'static str, Value)> {
+/// The usual body shapes, most usual first.
+fn bodies() -> Vec<Value> {
     let messages = json!([{ "role": "user", "content": "{message}" }]);
     vec![
-        ("{\"message\": …}", json!({ "message": "{message}" })),
-        ("{\"prompt\": …}", json!({ "prompt": "{message}" })),
-        ("{\"input\": …}", json!({ "input": "{message}" })),
-        ("{\"question\": …}", json!({ "question": "{message}" })),
-        ("{\"query\": …}", json!({ "query": "{message}" })),
-        ("{\"text\": …}", json!({ "text": "{message}" })),
-        (
-            "{\"messages\": [{\"role\": \"user\", \"content\": …}]}",
-            json!({ "messages": messages }),
-        ),
-        (
-            "{\"model\": …, \"messages\": [{\"role\": \"user\", \"content\": …}]}",
-            json!({ "model": "gpt-4o-mini", "messages": messages }),
-        ),
+        json!({ "message": "{message}" }),
+        json!({ "prompt": "{message}" }),
+        json!({ "input": "{message}" }),
+        json!({ "question": "{message}" }),
+        json!({ "query": "{message}" }),
+        json!({ "text": "{message}" }),
+        json!({ "messages": messages }),
+        json!({ "model": "gpt-4o-mini", "messages": messages }),
     ]
 }
 
@@ -106,6 +101,12 @@ pub struct ChatRoute {
     pub confirmed: bool,
     /// It answered with a stream (SSE), not one JSON answer.
     pub streams: bool,
+    /// A header besides `x-request-id` the request id must go in for the service to use it.
+    pub id_header: Option<String>,
+    /// Whether the answer carried the request id faultline sent.
+    pub echoed: bool,
+    /// Headers in which the answer held an id of the service's own.
+    pub own_id_headers: Vec<String>,
 }
 
 /// One request sent with a shape, and what came of it.
@@ -162,8 +163,9 @@ impl Session<'_> {
         )
     }
 
-    /// Tries POST routes (the source's first, then usual ones) with usual bodies until one
-    /// answers 2xx with the fake LLM having seen the question.
+    /// Tries POST routes (the source's first, then usual ones) with usual bodies, and the
+    /// bodies a route's own error answers ask for, until one answers 2xx with the fake LLM
+    /// having seen the question.
     pub async fn chat(&self, source_routes: &[(String, String)]) -> Result<ChatRoute, String> {
         let routes = candidate_routes(source_routes);
         let started = Instant::now();
@@ -174,7 +176,14 @@ impl Session<'_> {
         let mut unconfirmed: Option<ChatRoute> = None;
         let mut streamed: Option<ChatRoute> = None;
         'routes: for (path, why) in &routes {
-            for (shown, body) in bodies() {
+            let mut queue: VecDeque<(Value, Option<u16>)> =
+                bodies().into_iter().map(|body| (body, None)).collect();
+            let mut tried: Vec<Value> = Vec::new();
+            while let Some((body, hinted_by)) = queue.pop_front() {
+                if tried.contains(&body) {
+                    continue;
+                }
+                tried.push(body.clone());
                 if sent >= CHAT_REQUEST_LIMIT || started.elapsed() > CHAT_TIME_LIMIT {
                     notes.push(format!(
                         "stopped after {sent} requests in {:.0} s",
@@ -183,7 +192,14 @@ impl Session<'_> {
                     break 'routes;
                 }
                 sent += 1;
-                let exchange = match self.send(path, &body, QUESTION, CHAT_TIMEOUT).await {
+                let shown = match hinted_by {
+                    Some(status) => format!(
+                        "{} (the shape its {status} answer asked for)",
+                        answer::show_body(&body)
+                    ),
+                    None => answer::show_body(&body),
+                };
+                let exchange = match self.send(path, &body, None, QUESTION, CHAT_TIMEOUT).await {
                     Ok(exchange) => exchange,
                     Err(error) => {
                         notes.push(format!("POST {path}: {error}"));
@@ -206,23 +222,37 @@ impl Session<'_> {
                     }
                     200..=299 => {}
                     // A wrong body (400, 422, or a 500 from a handler that read a missing
-                    // field): the next body.
-                    _ => continue,
+                    // field): what the answer asks for first, then the next usual body.
+                    _ => {
+                        if hinted_by.is_none() {
+                            for hint in answer::body_hints(&exchange.reply).into_iter().rev() {
+                                queue.push_front((hint, Some(status)));
+                            }
+                        }
+                        continue;
+                    }
                 }
                 let how = format!("POST {path} ({why}) answered {status} to {shown}");
+                let echoed = answer::carries(&exchange.reply, &exchange.ids.request_id);
+                let own_id_headers = answer::own_id_headers(&exchange.reply);
+                let route = |how: String, confirmed: bool, streams: bool| ChatRoute {
+                    path: path.clone(),
+                    body: body.clone(),
+                    how,
+                    confirmed,
+                    streams,
+                    id_header: None,
+                    echoed,
+                    own_id_headers: own_id_headers.clone(),
+                };
                 if exchange.reply.is_sse() {
                     // Chat flows read a whole JSON answer: a stream is [api.stream]'s shape.
                     notes.push(format!(
                         "POST {path} answered {status} with a stream to {shown}"
                     ));
                     if streamed.is_none() {
-                        streamed = Some(ChatRoute {
-                            path: path.clone(),
-                            body,
-                            how: format!("{how} as a stream (text/event-stream)"),
-                            confirmed: !exchange.llm_attempts.is_empty(),
-                            streams: true,
-                        });
+                        let how = format!("{how} as a stream (text/event-stream)");
+                        streamed = Some(route(how, !exchange.llm_attempts.is_empty(), true));
                     }
                     continue 'routes;
                 }
@@ -235,28 +265,17 @@ impl Session<'_> {
                     }
                     Some(_) => {
                         let attempts = exchange.llm_attempts.len();
-                        return Ok(ChatRoute {
-                            path: path.clone(),
-                            body,
-                            how: format!(
-                                "{how}; the fake LLM saw the question ({attempts} attempt(s))"
-                            ),
-                            confirmed: true,
-                            streams: false,
-                        });
+                        let how =
+                            format!("{how}; the fake LLM saw the question ({attempts} attempt(s))");
+                        return Ok(route(how, true, false));
                     }
                     None => {
                         if unconfirmed.is_none() {
-                            unconfirmed = Some(ChatRoute {
-                                path: path.clone(),
-                                body,
-                                how: format!(
-                                    "{how}; a guess: no fakes' control API answered, so \
-                                     whether the LLM saw the question is not known"
-                                ),
-                                confirmed: false,
-                                streams: false,
-                            });
+                            let how = format!(
+                                "{how}; a guess: no fakes' control API answered, so whether \
+                                 the LLM saw the question is not known"
+                            );
+                            unconfirmed = Some(route(how, false, false));
                         }
                         continue 'routes;
                     }
@@ -267,11 +286,46 @@ impl Session<'_> {
             let tried: Vec<&str> = routes.iter().map(|(path, _)| path.as_str()).collect();
             format!(
                 "no POST route answered 2xx with an answer from the fake LLM; tried {} with \
-                 bodies like {{\"message\"}}, {{\"prompt\"}}, {{\"messages\": [...]}}; {}",
+                 bodies like {{\"message\"}}, {{\"prompt\"}}, {{\"messages\": [...]}} and \
+                 the shapes their error answers asked for; {}",
                 tried.join(", "),
                 summarize(&notes)
             )
         })
+    }
+
+    /// The header the service reads its request id from, when the route's answers did not
+    /// carry the `x-request-id` faultline sent: each header it answers an id of its own in,
+    /// then the usual ones, sent with the request id until an answer carries it.
+    pub async fn inbound_id_header(&self, route: &ChatRoute) -> Option<Found<String>> {
+        let mut candidates = route.own_id_headers.clone();
+        for usual in ["x-correlation-id", "request-id", "x-trace-id"] {
+            if !candidates.iter().any(|c| c == usual) {
+                candidates.push(usual.to_string());
+            }
+        }
+        candidates.retain(|c| c != "x-request-id");
+        for header in candidates.into_iter().take(4) {
+            let sent = self
+                .send(
+                    &route.path,
+                    &route.body,
+                    Some(&header),
+                    QUESTION,
+                    CHAT_TIMEOUT,
+                )
+                .await;
+            let Ok(exchange) = sent else { continue };
+            if answer::carries(&exchange.reply, &exchange.ids.request_id) {
+                let how = format!(
+                    "the service answered an id of its own when faultline sent x-request-id, \
+                     and the one faultline sent when it also sent {header}: faultline sends the \
+                     request id in {header} too"
+                );
+                return Some(Found::new(header, how));
+            }
+        }
+        None
     }
 
     /// Sends one request with `body` (its `{message}` filled with `question` and a nonce),
@@ -280,17 +334,22 @@ impl Session<'_> {
         &self,
         path: &str,
         body: &Value,
+        id_header: Option<&str>,
         question: &str,
         timeout: Duration,
     ) -> Result<Exchange, String> {
         let ids = self.correlation.next();
         let message = format!("{question} [{}]", ids.nonce);
-        let response = self
+        let mut request = self
             .client
             .post(format!("{}{path}", self.base))
             .timeout(timeout)
             .header("x-request-id", &ids.request_id)
-            .header("accept", "application/json")
+            .header("accept", "application/json");
+        if let Some(header) = id_header {
+            request = request.header(header, &ids.request_id);
+        }
+        let response = request
             .json(&fill_template(body, &message, &ids.request_id))
             .send()
             .await
@@ -344,7 +403,13 @@ impl Session<'_> {
         };
         fakes.switch_on(FakeName::Llm, rule).await?;
         let exchange = self
-            .send(&route.path, &route.body, FAILING_QUESTION, FAILURE_TIMEOUT)
+            .send(
+                &route.path,
+                &route.body,
+                route.id_header.as_deref(),
+                FAILING_QUESTION,
+                FAILURE_TIMEOUT,
+            )
             .await;
         // Off whatever came of the request, before the answer is looked at.
         fakes.switch_all_off().await?;
@@ -497,8 +562,8 @@ mod tests {
 
     #[test]
     fn every_body_carries_the_message() {
-        for (shown, body) in bodies() {
-            assert!(crate::scenario::api::carries_message(&body), "{shown}");
+        for body in bodies() {
+            assert!(crate::scenario::api::carries_message(&body), "{body}");
         }
     }
 }

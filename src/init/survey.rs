@@ -46,6 +46,7 @@ pub async fn survey(
         ready,
         chat: Err(String::new()),
         located: answer::Located::default(),
+        id_header: None,
         error_pointer: Err("no chat route to send a failing request to".into()),
         llm_reached: false,
         logs: Err("no chat route was found, so no request left a log line".into()),
@@ -68,6 +69,13 @@ pub async fn survey(
             return findings;
         }
     };
+    let mut route = route;
+    // An answer without the id faultline sent: perhaps the service reads it from another
+    // header (x-correlation-id in and out, say).
+    if route.confirmed && !route.echoed {
+        findings.id_header = session.inbound_id_header(&route).await;
+        route.id_header = findings.id_header.as_ref().map(|found| found.value.clone());
+    }
     findings.chat = Ok(route.clone());
     findings.llm_reached = route.confirmed;
 
@@ -79,6 +87,7 @@ pub async fn survey(
         .send(
             &route.path,
             &route.body,
+            route.id_header.as_deref(),
             probe::SECOND_QUESTION,
             probe::CHAT_TIMEOUT,
         )

@@ -9,9 +9,10 @@ writes has to be found, not defaulted:
     GREETING_STYLE, ARCHIVE_DB_URL           a setting, and an address no fake stands for
 
     GET  /ready     health (/healthz and /health are 404)
-    POST /v2/ask    {"question": ...} -> {"data": {"reply", "fallbackUsed"}, "meta": {"traceId"}}
-                    the request id in `x-correlation-id` and at /meta/traceId; errors as
-                    {"problem": {"title", "detail"}}
+    POST /v2/ask    {"ask": {"question": ...}} -> {"data": {"reply", "fallbackUsed"},
+                    "meta": {"traceId"}}; any other body gets a 422 that shows the shape. The
+                    request id comes in and goes out as `x-correlation-id` (x-request-id is
+                    ignored), and is at /meta/traceId; errors are {"problem": {"title", "detail"}}
     GET  /metrics   Prometheus text, OpenTelemetry GenAI names; upstream failures per attempt
     stderr          one JSON line per request: severity, text, req.id, usage.prompt/completion
 
@@ -117,13 +118,18 @@ def export(spans):
 
 def ask(handler, body):
     """POST /v2/ask (or /api/chat when bare)."""
-    given = handler.headers.get("x-request-id", "")
+    given = handler.headers.get("x-correlation-id", "")
     request_id = secrets.token_hex(6) if BARE or not given else given
-    question = body.get("message" if BARE else "question") if isinstance(body, dict) else None
+    if BARE:
+        question = body.get("message") if isinstance(body, dict) else None
+    else:
+        ask_part = body.get("ask") if isinstance(body, dict) else None
+        question = ask_part.get("question") if isinstance(ask_part, dict) else None
     if not isinstance(question, str) or not question.strip():
-        return handler.reply(422, {"problem": {"title": "Unprocessable",
-                                               "detail": "Send a JSON body with a question."}},
-                             request_id)
+        return handler.reply(422, {"problem": {
+            "title": "Unprocessable",
+            "detail": 'Send a JSON body like {"ask": {"question": "your question"}}.'}},
+            request_id)
     trace_id, root = secrets.token_hex(16), secrets.token_hex(8)
     started = time.time_ns()
     spans = []

@@ -114,7 +114,12 @@ pub fn role(name: &str) -> Role {
     if any(&["TIMEOUT", "TIMEOUTS"]) {
         return Role::Timeout;
     }
-    if any(&["CIRCUIT", "BREAKER", "COOLDOWN"]) {
+    // A breaker's cool-down (how long it stays open), not its threshold.
+    let breaker = any(&["CIRCUIT", "BREAKER"]);
+    let span = any(&[
+        "RESET", "OPEN", "WAIT", "DURATION", "DELAY", "MS", "S", "SEC", "SECS", "SECONDS",
+    ]);
+    if any(&["COOLDOWN"]) || (breaker && span) {
         return Role::Breaker;
     }
     if any(&["REDIS", "VALKEY", "CACHE"]) {
@@ -484,6 +489,8 @@ mod tests {
             ("DB_PORT", Role::Other),
             ("LLM_TIMEOUT_S", Role::Timeout),
             ("CIRCUIT_COOLDOWN_S", Role::Breaker),
+            ("BREAKER_RESET_MS", Role::Breaker),
+            ("BREAKER_THRESHOLD", Role::Other),
             ("DATABASE_URL", Role::OtherAddress),
             ("LLM_MODEL", Role::Other),
             ("STRIPE_SECRET_KEY", Role::Other),
