@@ -331,9 +331,24 @@ fn the_python_example_passes_outage_from_its_init_draft_as_written() {
     );
     // A cache would answer repeated questions during the outage: left out, and said why.
     assert!(draft.contains("# REDIS_URL = \"{redis}\""), "{draft}");
-    validate(&draft, dir.path());
 
-    // The bar: `scenario outage --quick` passes on the draft, with no edit made.
+    // The bar: `scenario outage --quick` passes on the draft after the edits its comments ask
+    // for, no others: a shorter LLM timeout and breaker cool-down (the example's README lists
+    // them, with these values).
+    let prose = prose(&draft);
+    for asked in [
+        "TODO: LLM_TIMEOUT_S (read at app.py:",
+        "TODO: CIRCUIT_COOLDOWN_S (read at app.py:",
+    ] {
+        assert!(prose.contains(asked), "no `{asked}` in:\n{draft}");
+    }
+    let edited = draft.replacen(
+        "[target.env]\n",
+        "[target.env]\nLLM_TIMEOUT_S = \"2\"\nCIRCUIT_COOLDOWN_S = \"0.5\"\n",
+        1,
+    );
+    assert_ne!(edited, draft);
+    validate(&edited, dir.path());
     let config = dir.path().join("validated.toml");
     let report = dir.path().join("report");
     let output = faultline(&["scenario", "outage", "--quick", "--quiet", "--config"])

@@ -253,10 +253,12 @@ fn env(out: &mut Out, findings: &Findings) {
                 read.name, findings.limits.errors_within.1, findings.limits.errors_within.0
             )),
             Role::Breaker => todos.push(format!(
-                "{} ({place}) looks like a circuit breaker's setting. In a long outage the \
-                 built-in scenarios want failures answered in under {} s ({}'s \
-                 recovery.fast_fail), and answers back to normal soon after it ends: if the \
-                 breaker stays open longer than about a second, set a shorter cool-down here.",
+                "{} ({place}) looks like a circuit breaker's cool-down. In the second half of a \
+                 long outage the built-in scenarios want most failures answered in under {} s \
+                 ({}'s recovery.fast_fail; with --quick the outage lasts only seconds), and \
+                 answers back to normal soon after it ends. Each cool-down lets a probe request \
+                 wait on the hung provider for the LLM timeout times its attempts: if that \
+                 happens more than about once a second, set a shorter cool-down here.",
                 read.name, findings.limits.fast_fail.1, findings.limits.fast_fail.0
             )),
             Role::OtherAddress => todos.push(format!(
