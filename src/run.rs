@@ -367,7 +367,7 @@ fn spawn_spec(
 
 /// Fills `{llm}`-style placeholders. The parser has refused unknown ones; other braces
 /// (JSON in a value, say) are left as they are.
-fn render(template: &str, values: &BTreeMap<&'static str, String>) -> String {
+pub(crate) fn render(template: &str, values: &BTreeMap<&'static str, String>) -> String {
     values
         .iter()
         .fold(template.to_string(), |out, (placeholder, value)| {

@@ -2,7 +2,11 @@
 //! (each test binary uses some of them, hence the `dead_code` allowance).
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use assert_cmd::cargo::CommandCargoExt;
 
 /// The Python with the official SDKs, redis-py and the OpenTelemetry exporter: the one
 /// `FAULTLINE_PYTHON` names, else the `.venv` that scripts/test provisions.
@@ -101,6 +105,58 @@ pub async fn spawn_fake_llm(args: &[&str]) -> FakeLlmProcess {
         key_line,
         control,
     }
+}
+
+/// Kills a child when the test ends, however it ends.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A base port with ten free loopback ports above it.
+pub fn free_base() -> u16 {
+    for base in (21000..60000).step_by(97) {
+        let free = (0..10).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no ten free loopback ports in a row");
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `faultline fakes up --base-port base`, held until dropped; returns it with the env it printed.
+pub fn fakes_up(base: u16) -> (Reaped, Vec<(String, String)>) {
+    let mut up = Reaped(
+        Command::cargo_bin("faultline")
+            .unwrap()
+            .args(["fakes", "up", "--base-port", &base.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut env = Vec::new();
+    for line in BufReader::new(up.0.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+            env.push((name.to_string(), value.to_string()));
+        }
+        if line.starts_with("# Ctrl-C") {
+            break;
+        }
+    }
+    (up, env)
 }
 
 /// An HTTP client that never goes through a proxy: everything the tests reach is loopback.

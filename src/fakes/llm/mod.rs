@@ -43,6 +43,12 @@ use super::journal::{ApiKeySent, Journal};
 use super::{FakeError, FakeHandle};
 use limits::{Limits, Verdict};
 
+/// Whether `text` holds one of the fake's canned answers (a service may wrap or trim it, so a
+/// long enough part of one counts): how `faultline init` tells an answer came from the fake.
+pub fn is_canned_answer(text: &str) -> bool {
+    answers::is_canned(text)
+}
+
 // The headers on every answer, checked once when compiled.
 const LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
 const LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
