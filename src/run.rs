@@ -118,22 +118,17 @@ async fn choose_fakes(
             );
         }
     }
-    Fakes::start(
-        plan.seed,
-        epoch,
-        options.fake_ports,
-        plan.fakes.redis_upstream.clone(),
-    )
-    .await
-    .map_err(|e| match (options.fake_ports, &options.fakes_url) {
-        (Some(base), Some(url)) => RunError::Unsupported(format!(
-            "{e}; the ports {base}..{} are taken but no control API answers at {url}: stop \
+    Fakes::start(plan.seed, epoch, options.fake_ports, &plan.fakes)
+        .await
+        .map_err(|e| match (options.fake_ports, &options.fakes_url) {
+            (Some(base), Some(url)) => RunError::Unsupported(format!(
+                "{e}; the ports {base}..{} are taken but no control API answers at {url}: stop \
              whatever holds them, or start `faultline fakes up --base-port {base}` and attach \
              to it (--fakes URL names its control API)",
-            base + 3
-        )),
-        _ => RunError::Fake(e),
-    })
+                base + 3
+            )),
+            _ => RunError::Fake(e),
+        })
 }
 
 async fn run_with_fakes(
@@ -339,7 +334,8 @@ fn spawn_spec(
 ) -> Result<SpawnSpec, RunError> {
     let values = fakes.placeholders(port).ok_or_else(|| {
         RunError::Unsupported(
-            "the fakes of `faultline fakes up` drive only a service started by hand: pass              --attach URL, or stop `fakes up` so the run starts its own fakes"
+            "the fakes of `faultline fakes up` drive only a service started by hand: pass \
+             --attach URL, or stop `fakes up` so the run starts its own fakes"
                 .into(),
         )
     })?;
@@ -392,7 +388,7 @@ fn spawn_spec(
 
 /// Fills `{llm}`-style placeholders. The parser has refused unknown ones; other braces
 /// (JSON in a value, say) are left as they are.
-fn render(template: &str, values: &BTreeMap<&'static str, String>) -> String {
+pub(crate) fn render(template: &str, values: &BTreeMap<&'static str, String>) -> String {
     values
         .iter()
         .fold(template.to_string(), |out, (placeholder, value)| {

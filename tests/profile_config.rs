@@ -99,8 +99,8 @@ fn a_profile_describes_logs_metrics_and_traces_with_where_each_key_was_written()
         "http.request_id"
     );
     assert!(
-        config.tools.is_some(),
-        "[tools.*] is kept for its own parser"
+        config.tools.tickets.is_some(),
+        "[tools.*] is read beside the profile's tables"
     );
 }
 

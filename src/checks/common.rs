@@ -292,6 +292,7 @@ pub(crate) mod tests {
             output_tokens: None,
             retry_count: None,
             chunks_sent: None,
+            api_key: None,
         };
         assert!(!attempt_failed(&attempt(Some(200), None)));
         assert!(!attempt_failed(&attempt(Some(200), Some("delay 1s"))));
@@ -329,6 +330,7 @@ pub(crate) mod tests {
             output_tokens: None,
             retry_count: None,
             chunks_sent: None,
+            api_key: None,
         }
     }
 

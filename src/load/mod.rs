@@ -21,7 +21,7 @@ use goose::GooseAttack;
 use tokio::sync::{mpsc, watch};
 
 pub use answer::{read as read_answer, Answer, SharedTiming};
-pub use correlation::Correlation;
+pub use correlation::{Correlation, Ids};
 
 use crate::evidence::{FlowKind, Record};
 use crate::scenario::api::{fill_template, fill_text, Api, RequestShape, ResponseShape};

@@ -24,8 +24,8 @@ pub struct Config {
     pub metrics: Option<MetricsEndpoint>,
     /// `[logs] file`: the file the service writes its log lines to (from the file's folder).
     pub log_file: Option<PathBuf>,
-    /// `[tools.*]` as written, for the tools' own parser.
-    pub tools: Option<toml::Value>,
+    /// `[tools.*]`: the shapes of the service's write tools.
+    pub tools: crate::scenario::parse::Tools,
 }
 
 /// The name faultline looks for in the working directory.
@@ -42,6 +42,7 @@ impl Plan {
     /// keys go key by key: the scenario's explicit `[expect.logs|metrics|traces]` keys, then
     /// the config's, then the defaults.
     pub fn with_config(mut self, config: &Config) -> Result<Plan, String> {
+        self = self.with_tools(&config.tools);
         let scenario_names_target = self.target.command.is_some() || self.target.url.is_some();
         let config_names_target =
             config.target.is_some() || config.metrics.is_some() || config.log_file.is_some();

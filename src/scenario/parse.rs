@@ -12,8 +12,10 @@
 mod api;
 mod profile;
 mod raw;
+mod tools;
 
 pub use profile::MetricsEndpoint;
+pub use tools::Tools;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -138,7 +140,7 @@ pub fn parse_config(text: &str, origin: &str, dir: &Path) -> Result<Config, Scen
         profile: service,
         metrics,
         log_file,
-        tools: raw.tools.map(|tools| tools.into_inner()),
+        tools: tools::build_tools(raw.tools, &src)?,
     })
 }
 
@@ -1641,7 +1643,10 @@ fn build_fakes(raw: Option<raw::RawFakes>, src: &Source) -> Result<FakeOptions, 
             Some(text.into_inner())
         }
     };
-    Ok(FakeOptions { redis_upstream })
+    Ok(FakeOptions {
+        redis_upstream,
+        ..FakeOptions::default()
+    })
 }
 
 /// A Redis command name as a fault's route (`GET`, `set`), upper-cased as Redis spells it.

@@ -112,9 +112,7 @@ pub struct RawConfig {
     pub logs: Option<super::profile::RawProfileLogs>,
     pub metrics: Option<super::profile::RawProfileMetrics>,
     pub traces: Option<super::profile::RawProfileTraces>,
-    /// `[tools.<name>]`: the write tools' shapes. Accepted here as any table; the tools' own
-    /// parser (the tickets fake's schema) reads it.
-    pub tools: Option<Spanned<toml::Value>>,
+    pub tools: Option<super::tools::RawTools>,
 }
 
 #[derive(Debug, Deserialize)]
