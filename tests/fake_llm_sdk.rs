@@ -15,10 +15,8 @@
 mod common;
 
 use common::{client, get_json, line_starting, python, spawn_fake_llm};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline::fakes::control::{self, ControlledFake};
 use faultline::fakes::fault::Switchboard;
 use faultline::fakes::journal::{ApiKeySent, Journal};
 use faultline::fakes::llm::{self, ApiKey, LlmOptions};
