@@ -497,10 +497,13 @@ fn bad_input_gets_a_clear_error_naming_the_flag_and_exit_2() {
 fn a_command_that_never_listens_is_stopped_and_reaped_at_its_timeout() {
     // A sleep with an argument no other process has, to find it afterwards.
     let marker = format!("{}.{}", 600 + std::process::id() % 100, std::process::id());
+    // An empty folder to scan: this test is about the timeout, not the source scan.
+    let cwd = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let output = faultline(&["init", "--command"])
         .arg(format!("sleep {marker}"))
-        .args(["--ready-timeout", "1s", "--out", "-"])
+        .args(["--ready-timeout", "1s", "--out", "-", "--cwd"])
+        .arg(cwd.path())
         .output()
         .unwrap();
     let shown = text(&output);
