@@ -15,10 +15,8 @@
 mod common;
 
 use common::{client, get_json, line_starting, python, spawn_fake_llm};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline::fakes::control::{self, ControlledFake};
 use faultline::fakes::fault::Switchboard;
 use faultline::fakes::journal::{ApiKeySent, Journal};
 use faultline::fakes::llm::{self, ApiKey, LlmOptions};
@@ -30,28 +28,9 @@ const KEY: &str = "sk-faultline-sdk";
 #[tokio::test]
 async fn the_official_openai_and_anthropic_sdks_work_against_the_fake() {
     let python = python();
-    let board = Arc::new(Switchboard::new(5));
-    let journal = Arc::new(Journal::new(Instant::now(), 10_000));
-    let fake = llm::start(
-        LlmOptions {
-            api_key: KEY.into(),
-            seed: 5,
-        },
-        board.clone(),
-        journal.clone(),
-    )
-    .await
-    .expect("fake llm starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let control_url = format!("http://{}", listener.local_addr().unwrap());
-    let fakes = vec![ControlledFake {
-        name: "llm".into(),
-        switchboard: board,
-        journal,
-    }];
-    tokio::spawn(control::serve(listener, fakes, std::future::pending()));
+    let fake = common::controlled_llm(KEY, 5).await;
     let run = common::python_script("llm_sdk_conformance.py")
-        .args([fake.base_url(), control_url, KEY.to_owned()])
+        .args([fake.handle.base_url(), fake.control_url, KEY.to_owned()])
         .output();
     let output = tokio::time::timeout(Duration::from_secs(180), run)
         .await

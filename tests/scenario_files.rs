@@ -928,7 +928,7 @@ messages = ["hi"]
 fn every_check_family_gets_defaults_without_expect() {
     let plan = parse_scenario(MINI, "s.toml").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(plan.expect, Expectations::default());
-    assert_eq!(plan.expect.retries.max_attempts, 4);
+    assert_eq!(plan.expect.retries.max_attempts, 5);
     assert_eq!(plan.expect.recovery.windows, 3);
     assert_eq!(plan.expect.logs.request_id_field, "requestId");
     assert_eq!(plan.expect.metrics.llm_errors, "/llm_errors_total");

@@ -37,7 +37,7 @@ pub enum Flaw {
     NoCircuitBreaker,
     /// A log line per LLM attempt and no per-request line with the totals.
     LogPerAttempt,
-    /// LLM retries wait a constant (jittered) delay instead of backing off exponentially.
+    /// LLM retries wait the same fixed delay every time instead of backing off exponentially.
     FixedBackoff,
     /// The SDK's own retries (2) run inside the app's retry loop: up to 9 attempts per call.
     NestedRetries,

@@ -232,17 +232,25 @@ impl Expectations {
     }
 }
 
-/// How the target retries upstream calls (`[expect.retries]`).
+/// How the target retries upstream calls (`[expect.retries]`). The defaults are derived from
+/// real client policies (`checks::retries::policies`): every sane one passes them.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RetryExpectations {
     /// Most attempts (first try included) one client request may make at one fake and route.
+    /// Default 5: boto3's default (legacy) mode and the Gemini SDK's retry options make 5.
     pub max_attempts: u32,
     /// Most upstream attempts per client request in a fault window, relative to the baseline's.
+    /// Default 5, as many as `max_attempts` allows a one-call flow.
     pub amplification: f64,
-    /// The mean wait before retry n+1 must be at least this many times the wait before retry n.
+    /// The mean wait before retry n+1 over the one before must be able to reach this, given the
+    /// spread of the waits seen: `retries.backoff` fails when even the upper confidence bound of
+    /// the growth is lower. Default 1.1, under the slowest sane growth (1.3x) by what 5 samples
+    /// can miss it by.
     pub min_growth: f64,
-    /// The first waits of different requests must vary at least this much (coefficient of
-    /// variation), or clients that failed together retry together.
+    /// The first waits of different requests must spread (range, outer tenths left out from
+    /// 10 waits) at least this share of their mean, and at least 10 ms of scheduling noise, or
+    /// clients that failed together retry together. Default 0.02: the OpenAI and Anthropic
+    /// SDKs jitter first waits by 0–25% (375–500 ms).
     pub min_jitter: f64,
     /// Answers that must never be retried (the request itself is wrong).
     pub non_retryable: Vec<u16>,
@@ -255,10 +263,10 @@ pub struct RetryExpectations {
 impl Default for RetryExpectations {
     fn default() -> Self {
         RetryExpectations {
-            max_attempts: 4,
-            amplification: 4.0,
-            min_growth: 1.2,
-            min_jitter: 0.1,
+            max_attempts: 5,
+            amplification: 5.0,
+            min_growth: 1.1,
+            min_jitter: 0.02,
             non_retryable: vec![400, 401, 403, 404, 422],
             retryable: vec![429, 500, 502, 503, 504],
             max_unretried: 0.5,

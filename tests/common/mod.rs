@@ -23,22 +23,78 @@ pub fn python() -> PathBuf {
     python
 }
 
-/// `tests/python/<name>` run by [`python`], killed if dropped, with no proxy between it and
-/// loopback (the environment may name one).
-pub fn python_script(name: &str) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(python());
+/// `program` run on `script`, killed if dropped, with no proxy between it and loopback (the
+/// environment may name one).
+fn loopback_command(
+    program: impl AsRef<std::ffi::OsStr>,
+    script: PathBuf,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
     command
-        .arg(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/python")
-                .join(name),
-        )
+        .arg(script)
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env_remove("HTTP_PROXY")
         .env_remove("HTTPS_PROXY")
         .env_remove("ALL_PROXY")
         .kill_on_drop(true);
     command
+}
+
+/// `tests/python/<name>` run by [`python`], killed if dropped, with no proxy between it and
+/// loopback.
+pub fn python_script(name: &str) -> tokio::process::Command {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python");
+    loopback_command(python(), dir.join(name))
+}
+
+/// `tests/node/<name>` run by `node` (`FAULTLINE_NODE`, else the one on the PATH) in
+/// tests/node, whose npm packages scripts/provision/node.sh installs.
+pub fn node_script(name: &str) -> tokio::process::Command {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    assert!(
+        dir.join("node_modules/openai/package.json").exists(),
+        "no npm packages in {}: run scripts/test (scripts/provision/node.sh installs them with \
+         npm ci)",
+        dir.display()
+    );
+    let node = std::env::var_os("FAULTLINE_NODE").unwrap_or_else(|| "node".into());
+    let mut command = loopback_command(node, dir.join(name));
+    command.current_dir(dir);
+    command
+}
+
+/// The fake LLM expecting `key`, with its control API (faults, journal) beside it.
+pub struct ControlledLlm {
+    pub handle: faultline::fakes::FakeHandle,
+    pub control_url: String,
+    pub journal: std::sync::Arc<faultline::fakes::journal::Journal>,
+}
+
+pub async fn controlled_llm(key: &str, seed: u64) -> ControlledLlm {
+    use faultline::fakes::{control, fault::Switchboard, journal::Journal, llm};
+    use std::sync::Arc;
+    let board = Arc::new(Switchboard::new(seed));
+    let journal = Arc::new(Journal::new(std::time::Instant::now(), 10_000));
+    let options = llm::LlmOptions {
+        api_key: key.into(),
+        seed,
+    };
+    let handle = llm::start(options, board.clone(), journal.clone())
+        .await
+        .expect("fake llm starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let control_url = format!("http://{}", listener.local_addr().unwrap());
+    let fakes = vec![control::ControlledFake {
+        name: "llm".into(),
+        switchboard: board,
+        journal: journal.clone(),
+    }];
+    tokio::spawn(control::serve(listener, fakes, std::future::pending()));
+    ControlledLlm {
+        handle,
+        control_url,
+        journal,
+    }
 }
 
 /// Reads `lines` (a child's stdout) until one starts with `prefix` (after trimming), within
