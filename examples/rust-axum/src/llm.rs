@@ -111,7 +111,7 @@ impl Llm {
         let result =
             tokio::time::timeout(self.deadline, self.call(correlation_id, system, question))
                 .await
-                .unwrap_or_else(|_| Err(LlmFailure::Timeout));
+                .unwrap_or(Err(LlmFailure::Timeout));
         // A refused request says nothing about the provider's health.
         if !matches!(result, Err(LlmFailure::Rejected)) {
             self.breaker.record(result.is_ok());
