@@ -244,6 +244,10 @@ async def chat(request: Request):
         breaker.record(False)
         done(503, "llm_unavailable")
         return fail(503, "The AI service is unavailable right now. Please try again shortly.", request_id)
+    except Exception:  # A 200 whose body is no completion (cut-off JSON): honest, not a 500 page.
+        breaker.record(False)
+        done(502, "llm_bad_answer")
+        return fail(502, "The AI service sent an answer we could not read. Please try again.", request_id)
 
     breaker.record(True)
     answer = completion.choices[0].message.content or ""
