@@ -318,7 +318,8 @@ fn spawn_spec(
 ) -> Result<SpawnSpec, RunError> {
     let values = fakes.placeholders(port).ok_or_else(|| {
         RunError::Unsupported(
-            "the fakes of `faultline fakes up` drive only a service started by hand: pass              --attach URL, or stop `fakes up` so the run starts its own fakes"
+            "the fakes of `faultline fakes up` drive only a service started by hand: pass \
+             --attach URL, or stop `fakes up` so the run starts its own fakes"
                 .into(),
         )
     })?;

@@ -571,6 +571,16 @@ async fn a_rate_limit_is_a_bucket_that_runs_out_and_says_so_in_headers() {
     assert!((15_000..=20_000).contains(&wait), "{wait} ms");
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    // OpenAI's own wording, in one sentence with single spaces (users read it in their logs).
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "Rate limit reached for gpt-4o-mini in organization org-faultline on requests per \
+             min (RPM): Limit 3, Requested 1. Please try again in "
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("  "), "{message}");
 }
 
 #[tokio::test]
@@ -633,4 +643,35 @@ async fn the_same_seed_gives_the_same_fault_sequence() {
     assert_eq!(first, again);
     assert_ne!(first, other);
     assert!(first.contains(&503) && first.contains(&200));
+}
+
+#[tokio::test]
+async fn an_anthropic_rate_limit_says_so_in_one_sentence() {
+    let fake = llm_with(r#"{"kind":"rate_limit","requests_per_minute":1}"#).await;
+    let body = json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "messages": [{ "role": "user", "content": "hi" }],
+    });
+    let send = || {
+        client()
+            .post(format!("{}/v1/messages", fake.base_url()))
+            .header("x-api-key", KEY)
+            .header("anthropic-version", "2023-06-01")
+            .json(&body)
+            .send()
+    };
+
+    assert_eq!(send().await.unwrap().status(), 200);
+    let refused = send().await.unwrap();
+
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        "This request would exceed the rate limit for your organization of 1 requests per \
+         minute. Please try again later."
+    );
 }

@@ -153,14 +153,17 @@ impl Turn<'_> {
         };
         let reply = match provider {
             Provider::OpenAi => {
-                let (unit, limit) = match which {
-                    "requests" => ("requests per min (RPM)", rpm),
-                    _ => ("tokens per min (TPM)", tpm),
+                // As OpenAI words it: a request asks for one request of the RPM bucket, or
+                // its tokens of the TPM bucket.
+                let (unit, limit, requested) = match which {
+                    "requests" => ("requests per min (RPM)", rpm, 1),
+                    _ => ("tokens per min (TPM)", tpm, tokens),
                 };
                 error(
                     StatusCode::TOO_MANY_REQUESTS,
                     &format!(
-                        "Rate limit reached for {model} in organization org-faultline on {unit}:                          Limit {limit}, Requested {tokens}. Please try again in {}.",
+                        "Rate limit reached for {model} in organization org-faultline on {unit}: \
+                         Limit {limit}, Requested {requested}. Please try again in {}.",
                         limits::reset_text(wait)
                     ),
                     which,
@@ -172,7 +175,8 @@ impl Turn<'_> {
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limit_error",
                 &format!(
-                    "This request would exceed the rate limit for your organization of {}                      {which} per minute. Please try again later.",
+                    "This request would exceed the rate limit for your organization of {} \
+                     {which} per minute. Please try again later.",
                     if which == "requests" { rpm } else { tpm }
                 ),
             ),
