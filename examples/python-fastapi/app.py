@@ -96,11 +96,13 @@ NONCE = re.compile(r"\s*\[fl-[0-9a-f]{8}\]")
 
 class CircuitBreaker:
     """Fail fast while the provider is down: open after `threshold` failures in a row, then
-    let one probe through per `cooldown_s` until a call succeeds."""
+    let one probe through per `cooldown_s` until a call succeeds. A call that started before
+    the circuit last closed says nothing about the provider now: its failure is not counted
+    (calls that hung through an outage would otherwise reopen the circuit once it is over)."""
 
     def __init__(self, threshold: int = 5, cooldown_s: float = 1.0):
         self.threshold, self.cooldown_s = threshold, cooldown_s
-        self.failures, self.opened_at = 0, None
+        self.failures, self.opened_at, self.closed_at = 0, None, 0.0
 
     def allow(self) -> bool:
         if self.opened_at is None:
@@ -110,11 +112,14 @@ class CircuitBreaker:
             return True
         return False
 
-    def record(self, ok: bool):
+    def record(self, ok: bool, started: float):
         if ok:
             if self.opened_at is not None:
                 log(level="warn", event="circuit_closed")
+                self.closed_at = time.monotonic()
             self.failures, self.opened_at = 0, None
+            return
+        if started < self.closed_at:
             return
         self.failures += 1
         if self.failures >= self.threshold and self.opened_at is None:
@@ -225,6 +230,7 @@ async def chat(request: Request):
     if not breaker.allow():
         done(503, "circuit_open")
         return fail(503, "The AI service is unavailable right now. Please try again shortly.", request_id)
+    call_started = time.monotonic()
     try:
         completion = await llm.chat.completions.create(
             model=MODEL,
@@ -233,23 +239,23 @@ async def chat(request: Request):
             extra_headers={"x-request-id": request_id},
         )
     except openai.APITimeoutError:
-        breaker.record(False)
+        breaker.record(False, call_started)
         done(504, "llm_timeout")
         return fail(504, "The AI service timed out. Please try a shorter question.", request_id)
     except openai.RateLimitError:
-        breaker.record(False)
+        breaker.record(False, call_started)
         done(429, "llm_rate_limited")
         return fail(429, "The AI service is busy right now. Please try again in a minute.", request_id)
     except (openai.APIConnectionError, openai.InternalServerError, openai.APIStatusError):
-        breaker.record(False)
+        breaker.record(False, call_started)
         done(503, "llm_unavailable")
         return fail(503, "The AI service is unavailable right now. Please try again shortly.", request_id)
     except Exception:  # A 200 whose body is no completion (cut-off JSON): honest, not a 500 page.
-        breaker.record(False)
+        breaker.record(False, call_started)
         done(502, "llm_bad_answer")
         return fail(502, "The AI service sent an answer we could not read. Please try again.", request_id)
 
-    breaker.record(True)
+    breaker.record(True, call_started)
     answer = completion.choices[0].message.content or ""
     if completion.usage:
         totals["inputTokens"] = completion.usage.prompt_tokens

@@ -15,10 +15,15 @@ const openai = new OpenAI({
   fetch: tracedFetch,
 });
 
-/** Open after `threshold` failed calls in a row; then one probe per cool-down until one succeeds. */
+/**
+ * Open after `threshold` failed calls in a row; then one probe per cool-down until one succeeds.
+ * A call that started before the circuit last closed says nothing about the provider now: its
+ * failure is not counted (calls that hung through an outage would reopen it once it is over).
+ */
 class CircuitBreaker {
   private failures = 0;
   private openedAt: number | undefined;
+  private closedAt = 0;
 
   constructor(private threshold: number, private cooldownMs: number) {}
 
@@ -31,13 +36,17 @@ class CircuitBreaker {
     return false;
   }
 
-  record(ok: boolean): void {
+  record(ok: boolean, started: number): void {
     if (ok) {
-      if (this.openedAt !== undefined) log.warn({ event: "circuit_closed" }, "provider answered again; circuit closed");
+      if (this.openedAt !== undefined) {
+        log.warn({ event: "circuit_closed" }, "provider answered again; circuit closed");
+        this.closedAt = Date.now();
+      }
       this.failures = 0;
       this.openedAt = undefined;
       return;
     }
+    if (started < this.closedAt) return;
     this.failures += 1;
     if (this.failures >= this.threshold && this.openedAt === undefined) {
       this.openedAt = Date.now();
@@ -71,6 +80,7 @@ export async function complete(reqId: string, system: string, prompt: string): P
     metrics.circuitRejections.inc();
     throw new LlmFailure("circuit_open");
   }
+  const started = Date.now();
   try {
     const completion = await openai.chat.completions.create(
       { model: config.model, messages: [{ role: "system", content: system }, { role: "user", content: prompt }] },
@@ -78,7 +88,7 @@ export async function complete(reqId: string, system: string, prompt: string): P
     );
     const text = completion.choices[0]?.message?.content;
     if (typeof text !== "string") throw new LlmFailure("bad_answer");
-    breaker.record(true);
+    breaker.record(true, started);
     const usage = { inputTokens: completion.usage?.prompt_tokens ?? 0, outputTokens: completion.usage?.completion_tokens ?? 0 };
     metrics.tokens.observe({ gen_ai_token_type: "input", gen_ai_operation_name: "chat" }, usage.inputTokens);
     metrics.tokens.observe({ gen_ai_token_type: "output", gen_ai_operation_name: "chat" }, usage.outputTokens);
@@ -86,7 +96,7 @@ export async function complete(reqId: string, system: string, prompt: string): P
   } catch (error) {
     const failure = classify(error);
     // A refused request (400) says nothing about the provider's health.
-    if (failure.reason !== "rejected") breaker.record(false);
+    if (failure.reason !== "rejected") breaker.record(false, started);
     metrics.llmFailures.inc({ reason: failure.reason });
     throw failure;
   }

@@ -108,13 +108,14 @@ impl Llm {
         if !self.breaker.allow() {
             return Err(LlmFailure::CircuitOpen);
         }
+        let started = Instant::now();
         let result =
             tokio::time::timeout(self.deadline, self.call(correlation_id, system, question))
                 .await
                 .unwrap_or(Err(LlmFailure::Timeout));
         // A refused request says nothing about the provider's health.
         if !matches!(result, Err(LlmFailure::Rejected)) {
-            self.breaker.record(result.is_ok());
+            self.breaker.record(result.is_ok(), started);
         }
         result
     }
@@ -285,7 +286,10 @@ impl tower::Service<HttpRequestFactory> for Attempts {
         );
         Box::pin(
             async move {
+                // An attempt the call's deadline cancels never returns here, yet it failed.
+                let mut unfinished = Unfinished(Some(metrics));
                 let result = future.await;
+                let metrics = unfinished.0.take().expect("taken once");
                 match &result {
                     Ok(r) => {
                         tracing::Span::current()
@@ -303,11 +307,31 @@ impl tower::Service<HttpRequestFactory> for Attempts {
     }
 }
 
+/// Counts its attempt as failed if dropped before the attempt finished (cancelled by the
+/// call's deadline).
+struct Unfinished(Option<Arc<Metrics>>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(metrics) = self.0.take() {
+            metrics.llm_attempt_failures.inc();
+        }
+    }
+}
+
 /// Open after `threshold` failed calls in a row; then one probe per cool-down until one succeeds.
+/// A call that started before the circuit last closed says nothing about the provider now: its
+/// failure is not counted (calls that hung through an outage would reopen it once it is over).
 struct CircuitBreaker {
     threshold: u32,
     cooldown: Duration,
-    state: Mutex<(u32, Option<Instant>)>,
+    state: Mutex<BreakerState>,
+}
+
+struct BreakerState {
+    failures: u32,
+    opened: Option<Instant>,
+    closed: Option<Instant>,
 }
 
 impl CircuitBreaker {
@@ -315,40 +339,49 @@ impl CircuitBreaker {
         CircuitBreaker {
             threshold,
             cooldown,
-            state: Mutex::new((0, None)),
+            state: Mutex::new(BreakerState {
+                failures: 0,
+                opened: None,
+                closed: None,
+            }),
         }
     }
 
     fn allow(&self) -> bool {
         let mut state = self.state.lock().unwrap();
-        match state.1 {
+        match state.opened {
             None => true,
             Some(opened) if opened.elapsed() >= self.cooldown => {
-                state.1 = Some(Instant::now()); // this caller is the probe
+                state.opened = Some(Instant::now()); // this caller is the probe
                 true
             }
             Some(_) => false,
         }
     }
 
-    fn record(&self, ok: bool) {
+    fn record(&self, ok: bool, started: Instant) {
         let mut state = self.state.lock().unwrap();
         if ok {
-            if state.1.is_some() {
+            if state.opened.is_some() {
                 tracing::warn!(
                     event = "circuit_closed",
                     "provider answered again; circuit closed"
                 );
+                state.closed = Some(Instant::now());
             }
-            *state = (0, None);
+            state.failures = 0;
+            state.opened = None;
             return;
         }
-        state.0 += 1;
-        if state.0 >= self.threshold && state.1.is_none() {
-            state.1 = Some(Instant::now());
+        if state.closed.is_some_and(|closed| started < closed) {
+            return;
+        }
+        state.failures += 1;
+        if state.failures >= self.threshold && state.opened.is_none() {
+            state.opened = Some(Instant::now());
             tracing::warn!(
                 event = "circuit_opened",
-                failures = state.0,
+                failures = state.failures,
                 "provider failing; circuit open"
             );
         }
