@@ -246,7 +246,11 @@ async def chat(request: Request):
         breaker.record(False, call_started)
         done(429, "llm_rate_limited")
         return fail(429, "The AI service is busy right now. Please try again in a minute.", request_id)
-    except (openai.APIConnectionError, openai.InternalServerError, openai.APIStatusError):
+    except (openai.APIConnectionError, openai.InternalServerError, openai.APIStatusError) as error:
+        if isinstance(error, openai.APIStatusError) and 400 <= error.status_code < 500:
+            # The provider refused this request (a 400): says nothing of its health.
+            done(502, "llm_rejected")
+            return fail(502, "The AI service could not process this question. Please rephrase it.", request_id)
         breaker.record(False, call_started)
         done(503, "llm_unavailable")
         return fail(503, "The AI service is unavailable right now. Please try again shortly.", request_id)
