@@ -125,6 +125,9 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Start (or reach) your service with the fakes, probe it, and write a commented
+    /// faultline.toml draft: what it found, and a TODO for what it could not.
+    Init(crate::init::InitArgs),
     /// List the built-in scenarios.
     List,
     /// Check a scenario file (and the faultline.toml it would use) without running it, and
@@ -205,6 +208,7 @@ pub fn execute(cli: Cli) -> i32 {
                 EXIT_NOT_RUN
             }
         },
+        Command::Init(args) => exit_code_of(runtime.block_on(crate::init::main(args))),
         Command::Report(args) => exit_code_of(crate::report::cli::run_report(args)),
         Command::Compare(args) => exit_code_of(crate::report::cli::run_compare(args)),
         Command::Suite {

@@ -133,15 +133,20 @@ pub struct WriteAttempt {
     pub at_ms: f64,
     /// Which fake: `tickets`.
     pub fake: String,
-    /// Correlation key (the client request's nonce), if found.
+    /// The client request it belongs to: the nonce found in it, else the `x-request-id` it
+    /// carried (see `fakes::tool::ledger`); `None` when unlinked.
     pub key: Option<String>,
     /// The `Idempotency-Key` header sent, if any.
     pub idempotency_key: Option<String>,
-    /// A hash of the payload, so the same write under another key can be spotted.
+    /// The write's identity (method, path and payload, volatile values masked), so the same
+    /// write under another key can be spotted.
     pub payload_hash: u64,
     /// True when the fake created something new (a side effect), false for a replay it
     /// recognised by its idempotency key.
     pub side_effect: bool,
+    /// The status the fake answered (0 in evidence written before it was recorded).
+    #[serde(default)]
+    pub status: u16,
 }
 
 impl Record {

@@ -11,6 +11,7 @@
 //! - `fakes`: fault-injecting stand-ins for the LLM provider, tool APIs and (later) Redis;
 //!   `fakes::fault` is the one fault model they share, `fakes::journal` what they saw.
 //! - `target`: spawning the service under test, readiness, log capture, clean stop.
+//! - `init`: `faultline init`, which probes a service and writes its faultline.toml draft.
 //! - `load`: Goose users and the `Record` each client request becomes.
 //! - `run`: the orchestrator and the fault timeline.
 //! - `suite`: several runs with one verdict: the pre-release suite and the selftest matrix.
@@ -25,6 +26,7 @@ pub mod checks;
 pub mod cli;
 pub mod evidence;
 pub mod fakes;
+pub mod init;
 pub mod load;
 pub mod preflight;
 pub mod prometheus;

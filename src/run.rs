@@ -112,22 +112,17 @@ async fn choose_fakes(
             );
         }
     }
-    Fakes::start(
-        plan.seed,
-        epoch,
-        options.fake_ports,
-        plan.fakes.redis_upstream.clone(),
-    )
-    .await
-    .map_err(|e| match (options.fake_ports, &options.fakes_url) {
-        (Some(base), Some(url)) => RunError::Unsupported(format!(
-            "{e}; the ports {base}..{} are taken but no control API answers at {url}: stop \
+    Fakes::start(plan.seed, epoch, options.fake_ports, &plan.fakes)
+        .await
+        .map_err(|e| match (options.fake_ports, &options.fakes_url) {
+            (Some(base), Some(url)) => RunError::Unsupported(format!(
+                "{e}; the ports {base}..{} are taken but no control API answers at {url}: stop \
              whatever holds them, or start `faultline fakes up --base-port {base}` and attach \
              to it (--fakes URL names its control API)",
-            base + 3
-        )),
-        _ => RunError::Fake(e),
-    })
+                base + 3
+            )),
+            _ => RunError::Fake(e),
+        })
 }
 
 async fn run_with_fakes(
@@ -372,7 +367,7 @@ fn spawn_spec(
 
 /// Fills `{llm}`-style placeholders. The parser has refused unknown ones; other braces
 /// (JSON in a value, say) are left as they are.
-fn render(template: &str, values: &BTreeMap<&'static str, String>) -> String {
+pub(crate) fn render(template: &str, values: &BTreeMap<&'static str, String>) -> String {
     values
         .iter()
         .fold(template.to_string(), |out, (placeholder, value)| {

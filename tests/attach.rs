@@ -2,42 +2,15 @@
 //! service starts with the env they print, then `faultline scenario … --attach URL` drives it:
 //! through `fakes up`'s control API while it runs, else with its own fakes on the same ports.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
 use serial_test::serial;
 
-/// Kills a child when the test ends, however it ends.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A base port with ten free loopback ports above it.
-fn free_base() -> u16 {
-    for base in (21000..60000).step_by(97) {
-        let free = (0..10).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if free {
-            return base;
-        }
-    }
-    panic!("no ten free loopback ports in a row");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{fakes_up, free_base, free_port, Reaped};
 
 fn wait_healthy(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -149,29 +122,6 @@ fn a_service_started_by_hand_is_driven_through_the_fakes_fixed_ports() {
         logs["summary"].as_str().unwrap().contains("attached"),
         "{logs:#}"
     );
-}
-
-/// `faultline fakes up --base-port base`, held until dropped; returns it with the env it printed.
-fn fakes_up(base: u16) -> (Reaped, Vec<(String, String)>) {
-    let mut up = Reaped(
-        Command::cargo_bin("faultline")
-            .unwrap()
-            .args(["fakes", "up", "--base-port", &base.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut env = Vec::new();
-    for line in BufReader::new(up.0.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-            env.push((name.to_string(), value.to_string()));
-        }
-        if line.starts_with("# Ctrl-C") {
-            break;
-        }
-    }
-    (up, env)
 }
 
 /// The reference target (with `flaws`) started by hand against the fakes' env, without its

@@ -4,65 +4,33 @@
 
 mod common;
 
-use common::{client, get_json};
-use std::process::Stdio;
+use common::{client, get_json, line_starting, spawn_fake_llm};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
 use faultline::fakes::control::{self, ControlledFake};
 use faultline::fakes::fault::Switchboard;
 use faultline::fakes::journal::Journal;
 use faultline::fakes::llm::{self, LlmOptions};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{ChildStdout, Command};
-
-/// Reads stdout lines until one starts with `prefix` (after trimming), within 20 s.
-async fn line_starting(lines: &mut Lines<BufReader<ChildStdout>>, prefix: &str) -> String {
-    let read = async {
-        loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .unwrap_or_else(|| panic!("stdout ended before a line starting {prefix:?}"));
-            if line.trim_start().starts_with(prefix) {
-                return line.trim().to_owned();
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), read)
-        .await
-        .unwrap_or_else(|_| panic!("no line starting {prefix:?} within 20 s"))
-}
 
 #[tokio::test]
 async fn the_standalone_fake_prints_its_port_serves_faults_and_summarises_on_ctrl_c() {
-    let mut command: Command = std::process::Command::cargo_bin("faultline")
-        .unwrap()
-        .into();
-    let mut child = command
-        .args(["fake", "llm", "--port", "0", "--control-port", "0"])
-        .args(["--api-key", "sk-standalone", "--seed", "3"])
-        .args(["--fault", r#"{"kind":"status","code":503}"#])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("faultline starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-
-    let listening = line_starting(&mut lines, "fake llm listening on").await;
-    let base = listening.rsplit(' ').next().unwrap().to_owned();
+    let mut fake = spawn_fake_llm(&[
+        "--api-key",
+        "sk-standalone",
+        "--seed",
+        "3",
+        "--fault",
+        r#"{"kind":"status","code":503}"#,
+    ])
+    .await;
+    let (base, control) = (fake.base.clone(), fake.control.clone());
     assert!(
         base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"),
         "{base}"
     );
-    assert!(line_starting(&mut lines, "api key:")
-        .await
-        .ends_with("sk-standalone"));
-    let control = line_starting(&mut lines, "control:").await;
-    let control = control.split_whitespace().nth(1).unwrap().to_owned();
+    assert!(fake.key_line.ends_with("sk-standalone"));
 
     let chat = || {
         client()
@@ -83,10 +51,10 @@ async fn the_standalone_fake_prints_its_port_serves_faults_and_summarises_on_ctr
     assert_eq!(journal["attempts"].as_array().unwrap().len(), 2);
 
     // SAFETY: signalling our own child by its pid.
-    let pid = child.id().expect("still running") as libc::pid_t;
+    let pid = fake.child.id().expect("still running") as libc::pid_t;
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let summary = line_starting(&mut lines, "fake llm:").await;
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+    let summary = line_starting(&mut fake.lines, "fake llm:").await;
+    let status = tokio::time::timeout(Duration::from_secs(10), fake.child.wait())
         .await
         .expect("exits after Ctrl-C")
         .unwrap();

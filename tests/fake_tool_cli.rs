@@ -15,18 +15,21 @@ use serde_json::{json, Value};
 struct Fake {
     child: Child,
     base_url: String,
+    /// Where its stderr goes (a file, so a chatty fake can never block on a full pipe).
+    stderr: tempfile::NamedTempFile,
 }
 
 impl Fake {
     /// Starts `faultline fake tool <args>` and waits for the base URL it prints first.
     fn start(args: &[&str]) -> Fake {
+        let stderr = tempfile::NamedTempFile::new().unwrap();
         let mut child = Command::cargo_bin("faultline")
             .expect("the faultline binary is built")
             .args(["fake", "tool"])
             .args(args)
             .env_remove("FAULTLINE_LOG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr.reopen().unwrap())
             .spawn()
             .expect("faultline starts");
         let mut line = String::new();
@@ -38,7 +41,16 @@ impl Fake {
             base_url.starts_with("http://127.0.0.1:"),
             "printed {base_url:?}"
         );
-        Fake { child, base_url }
+        Fake {
+            child,
+            base_url,
+            stderr,
+        }
+    }
+
+    /// What it wrote to stderr so far.
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.stderr.path()).unwrap()
     }
 
     fn port(&self) -> u16 {
@@ -46,7 +58,7 @@ impl Fake {
     }
 
     /// Sends SIGINT (what Ctrl-C sends) and waits for a clean exit.
-    fn interrupt(mut self) -> std::process::ExitStatus {
+    fn interrupt(&mut self) -> std::process::ExitStatus {
         // SAFETY: kill(2) on our own child's pid has no memory effects.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -69,7 +81,7 @@ impl Drop for Fake {
 
 #[tokio::test]
 async fn weather_on_port_zero_prints_its_real_port_and_stops_on_ctrl_c() {
-    let fake = Fake::start(&["weather", "--port", "0"]);
+    let mut fake = Fake::start(&["weather", "--port", "0"]);
 
     assert_ne!(fake.port(), 0);
     let response = client()
@@ -103,6 +115,69 @@ async fn tickets_listens_on_the_port_it_is_given() {
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn tickets_takes_its_shape_from_flags_and_sums_up_its_writes_on_ctrl_c() {
+    let mut fake = Fake::start(&[
+        "tickets",
+        "--port",
+        "0",
+        "--path",
+        "/v1/tickets",
+        "--required",
+        "subject,user",
+        "--idempotency-header",
+        "X-Idempotency-Key",
+    ]);
+    let write = |body: Value, key: Option<&'static str>| {
+        let mut request = client()
+            .post(format!("{}/v1/tickets", fake.base_url))
+            .json(&body);
+        if let Some(key) = key {
+            request = request.header("X-Idempotency-Key", key);
+        }
+        request.send()
+    };
+    let ticket = json!({ "subject": "Refund [fl-00000007]", "user": "u_1" });
+
+    let missing = write(json!({ "subject": "no user" }), None).await.unwrap();
+    let first = write(ticket.clone(), Some("k-1")).await.unwrap();
+    let replay = write(ticket.clone(), Some("k-1")).await.unwrap();
+    let duplicate = write(ticket, None).await.unwrap();
+
+    assert_eq!(missing.status(), 400);
+    let error = missing.json::<Value>().await.unwrap();
+    assert_eq!(
+        error["error"],
+        "missing required field 'user' (required: subject, user)"
+    );
+    assert_eq!(
+        [first.status(), replay.status(), duplicate.status()].map(|s| s.as_u16()),
+        [201, 201, 201]
+    );
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert!(fake.interrupt().success());
+    let stderr = fake.stderr();
+    assert!(
+        stderr.contains(
+            "fake tickets: 4 writes: 2 created, 1 replayed, 0 refused (key reused), 1 invalid, \
+             0 faulted; 1 duplicate side effect"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("request fl-00000007 created 2 times (idempotency keys: k-1, none)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn tickets_shape_flags_are_checked_before_anything_starts() {
+    assert!(refused(&["tickets", "--path", "tickets"]).contains("starting with `/`"));
+    assert!(refused(&["tickets", "--required", "a,,b"]).contains("give field names"));
+    assert!(refused(&["tickets", "--idempotency-header", "a b"]).contains("not an HTTP header"));
+    assert!(refused(&["weather", "--path", "/w"]).contains("shape `faultline fake tool tickets`"));
 }
 
 #[tokio::test]
@@ -177,17 +252,18 @@ fn a_bad_stub_file_fails_with_its_line_and_column() {
 
 #[test]
 fn stubs_without_a_file_and_a_bad_fault_are_refused() {
-    let run = |args: &[&str]| {
-        let output = Command::cargo_bin("faultline")
-            .unwrap()
-            .args(["fake", "tool"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(!output.status.success());
-        String::from_utf8_lossy(&output.stderr).into_owned()
-    };
+    assert!(refused(&["stubs"]).contains("needs --stubs FILE"));
+    assert!(refused(&["weather", "--fault", r#"{"kind":"explode"}"#]).contains("kinds: refuse"));
+}
 
-    assert!(run(&["stubs"]).contains("needs --stubs FILE"));
-    assert!(run(&["weather", "--fault", r#"{"kind":"explode"}"#]).contains("kinds: refuse"));
+/// `faultline fake tool ARGS…`, which must refuse to start (exit 2); what it said.
+fn refused(args: &[&str]) -> String {
+    let output = Command::cargo_bin("faultline")
+        .unwrap()
+        .args(["fake", "tool"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{args:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -398,3 +398,174 @@ async fn a_refuse_fault_refuses_connections_until_it_is_lifted() {
         }
     }
 }
+
+// ---- Idempotent stubs: the tickets fake's ledger for any write a stub answers ----
+
+const WRITES: &str = r#"
+idempotency_header = "X-Idempotency-Key"
+
+[[stub]]
+name = "refund an order"
+method = "POST"
+path = "/refunds"
+idempotent = true
+[stub.response]
+status = 201
+json = { id = "re_1", status = "pending" }
+
+[[stub]]
+name = "note (not a ledgered write)"
+method = "POST"
+path = "/notes"
+[stub.response]
+body = "noted"
+"#;
+
+async fn start_writes() -> (FakeHandle, Arc<tool::WriteLedger>) {
+    let stubs = StubSet::parse(WRITES, "writes.toml").expect("the write stubs parse");
+    let ledger = stubs.ledger();
+    let fake = tool::start_stubs(
+        stubs,
+        Arc::new(Switchboard::new(7)),
+        Arc::new(Journal::new(Instant::now(), 1000)),
+    )
+    .await
+    .expect("stubs fake starts");
+    (fake, ledger)
+}
+
+async fn refund(fake: &FakeHandle, body: &Value, key: Option<&str>) -> reqwest::Response {
+    let mut request = client()
+        .post(format!("{}/refunds", fake.base_url()))
+        .json(body);
+    if let Some(key) = key {
+        request = request.header("X-Idempotency-Key", key);
+    }
+    request.send().await.expect("answered")
+}
+
+#[tokio::test]
+async fn an_idempotent_stub_replays_a_repeat_and_refuses_its_key_on_another_write() {
+    let (fake, ledger) = start_writes().await;
+    let order = json!({ "order_id": 42, "amount": 10, "requested_at": "2025-01-31T10:00:00Z" });
+    let retried = json!({ "order_id": 42, "amount": 10, "requested_at": "2025-01-31T10:00:03Z" });
+
+    let first = refund(&fake, &order, Some("k-1")).await;
+    let again = refund(&fake, &retried, Some("k-1")).await;
+    let other = refund(&fake, &json!({ "order_id": 43, "amount": 10 }), Some("k-1")).await;
+    let note = post(&fake, "/notes", r#"{"text":"hi"}"#).await;
+
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        json_of(again).await,
+        json!({ "id": "re_1", "status": "pending" })
+    );
+    assert_eq!(other.status(), 400);
+    assert!(json_of(other).await["error"]
+        .as_str()
+        .unwrap()
+        .contains("k-1"));
+    assert_eq!(note.status(), 200);
+    let outcomes: Vec<_> = ledger.writes().iter().map(|w| w.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            tool::WriteOutcome::Created,
+            tool::WriteOutcome::Replayed,
+            tool::WriteOutcome::KeyReused
+        ]
+    );
+    assert_eq!(ledger.created(), 1);
+}
+
+#[tokio::test]
+async fn an_idempotent_stub_counts_one_requests_write_made_twice_as_a_duplicate() {
+    let (fake, ledger) = start_writes().await;
+    let order = json!({ "order_id": 42, "note": "damaged [fl-0000002a]" });
+
+    refund(&fake, &order, None).await;
+    refund(&fake, &order, Some("fresh")).await;
+    refund(
+        &fake,
+        &json!({ "order_id": 42, "note": "[fl-0000002b]" }),
+        None,
+    )
+    .await;
+
+    let duplicates = ledger.duplicate_writes();
+    assert_eq!(duplicates.len(), 1, "{duplicates:?}");
+    assert_eq!(duplicates[0].keys, vec![Some("fl-0000002a".to_string()); 2]);
+    assert_eq!(
+        duplicates[0].idempotency_keys,
+        [None, Some("fresh".to_string())]
+    );
+}
+
+/// A client request's refund as a service makes it: the nonce in the note, a 5xx retried up
+/// to twice, the idempotency key `stable` (or a new one per try when `None`).
+async fn refund_with_retries(fake: &FakeHandle, nonce: &str, stable: Option<&str>) -> u16 {
+    let mut status = 0;
+    for _ in 0..3 {
+        let key = stable.map_or_else(|| uuid::Uuid::new_v4().to_string(), String::from);
+        let body = json!({ "order_id": 42, "note": format!("parcel lost [{nonce}]") });
+        status = refund(fake, &body, Some(&key)).await.status().as_u16();
+        if status < 500 {
+            break;
+        }
+    }
+    status
+}
+
+#[tokio::test]
+async fn writes_idempotent_judges_an_idempotent_stub_as_it_judges_the_tickets_fake() {
+    use faultline::checks::{writes::check_idempotent, Outcome};
+    use faultline::evidence::{Evidence, Record};
+
+    for (stable, expected) in [(true, Outcome::Pass), (false, Outcome::Fail)] {
+        let (fake, ledger) = start_writes().await;
+        fake.switchboard().activate(FaultRule {
+            route: Some("/refunds".into()),
+            first_attempts: Some(1),
+            ..rule(Fault::status(503, None))
+        });
+        let mut records = Vec::new();
+        for n in 1..=3u32 {
+            let nonce = format!("fl-{n:08x}");
+            let key = format!("key-{n}");
+            let status = refund_with_retries(&fake, &nonce, stable.then_some(&key)).await;
+            records.push(Record {
+                request_id: format!("flreq-{n:08x}"),
+                nonce,
+                status: Some(status),
+                ..Record::default()
+            });
+        }
+        let evidence = Evidence {
+            records,
+            writes: faultline::fakes::set::write_attempts("stubs", &ledger),
+            ..Evidence::default()
+        };
+
+        let verdict = check_idempotent(&evidence, &Default::default());
+
+        assert_eq!(verdict.outcome, expected, "{verdict:#?}");
+        assert!(
+            verdict
+                .summary
+                .starts_with("6 writes for 3 requests, 3 of them retried"),
+            "{}",
+            verdict.summary
+        );
+        if expected == Outcome::Fail {
+            assert!(
+                verdict.evidence[0]
+                    .starts_with("flreq-00000001 at stubs: retried under a different"),
+                "{:?}",
+                verdict.evidence
+            );
+        }
+    }
+}

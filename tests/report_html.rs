@@ -63,6 +63,7 @@ fn evidence(plan: &Plan) -> Evidence {
                 output_tokens: None,
                 retry_count: None,
                 chunks_sent: None,
+                api_key: None,
             });
         }
         if in_fault {

@@ -269,6 +269,7 @@ pub(crate) mod tests {
             output_tokens: None,
             retry_count: None,
             chunks_sent: None,
+            api_key: None,
         };
         assert!(!attempt_failed(&attempt(Some(200), None)));
         assert!(!attempt_failed(&attempt(Some(200), Some("delay 1s"))));
@@ -306,6 +307,7 @@ pub(crate) mod tests {
             output_tokens: None,
             retry_count: None,
             chunks_sent: None,
+            api_key: None,
         }
     }
 

@@ -37,7 +37,7 @@ use tokio::net::TcpListener;
 
 use super::fault::{parse_rule, Switchboard};
 use super::journal::Journal;
-use super::tool::TicketLedger;
+use super::tool::WriteLedger;
 
 /// Ids the control API gives rules start here, far above the ids scenario timelines use, so
 /// a rule added by hand never replaces one the timeline manages.
@@ -55,7 +55,7 @@ pub struct ControlledFake {
 struct Control {
     fakes: Vec<ControlledFake>,
     /// Tool fakes that keep a ledger of writes, by name (`tickets`).
-    ledgers: Vec<(String, Arc<TicketLedger>)>,
+    ledgers: Vec<(String, Arc<WriteLedger>)>,
     next_id: AtomicUsize,
 }
 
@@ -82,7 +82,7 @@ pub fn router(fakes: Vec<ControlledFake>) -> Router {
 /// The control API's routes over `fakes`, with `GET /writes/{name}` for each ledger.
 pub fn router_with_ledgers(
     fakes: Vec<ControlledFake>,
-    ledgers: Vec<(String, Arc<TicketLedger>)>,
+    ledgers: Vec<(String, Arc<WriteLedger>)>,
 ) -> Router {
     let control = Arc::new(Control {
         fakes,

@@ -10,7 +10,7 @@ use super::fault::FaultRule;
 use super::remote::{ControlClient, Readings};
 use super::set::FakeSet;
 use super::FakeError;
-use crate::scenario::FakeName;
+use crate::scenario::{FakeName, FakeOptions};
 
 /// How long the OTLP collector must go without an export before spans are read.
 const SPANS_QUIET: Duration = Duration::from_millis(300);
@@ -26,14 +26,14 @@ pub enum Fakes {
 }
 
 impl Fakes {
-    /// The run's own fakes (see [`FakeSet::start`]).
+    /// The run's own fakes (see [`FakeSet::start_with`]).
     pub async fn start(
         seed: u64,
         epoch: Instant,
         base_port: Option<u16>,
-        redis_upstream: Option<String>,
+        options: &FakeOptions,
     ) -> Result<Fakes, FakeError> {
-        FakeSet::start(seed, epoch, base_port, redis_upstream)
+        FakeSet::start_with(seed, epoch, base_port, options)
             .await
             .map(|set| Fakes::Local(Box::new(set)))
     }

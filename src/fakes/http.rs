@@ -39,7 +39,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::fault::{Fault, Malformation, Switchboard};
-use super::journal::{Journal, Key, Record};
+use super::journal::{ApiKeySent, Journal, Key, Record};
 use super::text::last_nonce;
 use super::{FakeError, FakeHandle};
 
@@ -340,6 +340,20 @@ pub(crate) trait Responder: Send + Sync + 'static {
         let _ = fault;
         self.answer(request)
     }
+
+    /// The correlation key of a request that carries no nonce and no `x-request-id`, if the
+    /// fake can tell one (a write tool: the payload's identity), so `first_attempts` and the
+    /// journal still see its retries as one request's. By default: none.
+    fn fallback_key(&self, request: &Request) -> Option<String> {
+        let _ = request;
+        None
+    }
+
+    /// Which API key the request sent, for fakes that take one (the LLM).
+    fn api_key_sent(&self, request: &Request) -> Option<ApiKeySent> {
+        let _ = request;
+        None
+    }
 }
 
 /// Binds `127.0.0.1:0`, starts the accept loop for `responder` and returns its handle.
@@ -614,13 +628,6 @@ impl<R: Responder> Shared<R> {
                 return entry.finish(reply);
             }
         };
-        let key = correlation_key(&body, &head.uri, &head.headers);
-        let fault = self.switchboard.pick(head.uri.path(), key);
-        let record = entry.record();
-        record.key = Key::of(key);
-        record.fault = fault
-            .as_ref()
-            .map(|fault| self.journal.name(&fault.label()));
         let request = Request {
             method: head.method,
             uri: head.uri,
@@ -628,6 +635,18 @@ impl<R: Responder> Shared<R> {
             body,
             arrival,
         };
+        let found = correlation_key(&request.body, &request.uri, &request.headers);
+        let fallback = found
+            .is_none()
+            .then(|| self.responder.fallback_key(&request));
+        let key = found.or(fallback.as_ref().and_then(Option::as_deref));
+        let fault = self.switchboard.pick(request.uri.path(), key);
+        let record = entry.record();
+        record.key = Key::of(key);
+        record.api_key = self.responder.api_key_sent(&request);
+        record.fault = fault
+            .as_ref()
+            .map(|fault| self.journal.name(&fault.label()));
 
         let Some(fault) = fault else {
             return entry.finish(self.responder.answer(&request));

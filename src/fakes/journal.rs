@@ -46,6 +46,49 @@ pub struct Attempt {
     /// For a streamed answer, the events actually sent before it ended or was cut.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunks_sent: Option<u32>,
+    /// Which API key the attempt sent, as a class, never the key itself (the fake LLM only;
+    /// `None` for fakes that take no key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<ApiKeySent>,
+}
+
+/// Which API key an attempt sent, relative to the key faultline gave the service (`{llm_key}`).
+///
+/// A class rather than the key or a fingerprint of it: a service that reads its key from the
+/// environment may send a real provider key, and the journal is served by the control API and
+/// written into `evidence.json`. Even a short hash of a real secret is a derivative of it that
+/// has no business in a report, and the class answers what a person needs to know: did the
+/// service send a key at all, and was it the one it was given?
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeySent {
+    /// The key faultline gave the service (`{llm_key}`, or the fake's `--api-key`).
+    Given,
+    /// Some other key (with `faultline fake llm --api-key any`, every key sent).
+    Other,
+    /// No `Authorization: Bearer` and no `x-api-key` header.
+    None,
+}
+
+impl ApiKeySent {
+    /// Packed into one byte for the ring (0: not recorded).
+    fn pack(class: Option<ApiKeySent>) -> u8 {
+        match class {
+            None => 0,
+            Some(ApiKeySent::Given) => 1,
+            Some(ApiKeySent::Other) => 2,
+            Some(ApiKeySent::None) => 3,
+        }
+    }
+
+    fn unpack(byte: u8) -> Option<ApiKeySent> {
+        match byte {
+            1 => Some(ApiKeySent::Given),
+            2 => Some(ApiKeySent::Other),
+            3 => Some(ApiKeySent::None),
+            _ => None,
+        }
+    }
 }
 
 /// Distinct fake names, routes and fault labels one journal keeps.
@@ -109,6 +152,7 @@ pub(crate) struct Record {
     pub output_tokens: Option<u64>,
     pub retry_count: Option<u32>,
     pub chunks_sent: Option<u32>,
+    pub api_key: Option<ApiKeySent>,
     fake: Name,
     route: Name,
 }
@@ -122,7 +166,10 @@ struct Entry {
     output_tokens: Option<u32>,
     chunks_sent: Option<u32>,
     retry_count: Option<u16>,
-    status: Option<u16>,
+    /// 0 when no answer was sent (no HTTP status is 0), so the entry stays 80 bytes.
+    status: u16,
+    /// [`ApiKeySent::pack`]ed.
+    api_key: u8,
     fake: Name,
     route: Name,
     fault: Option<Name>,
@@ -201,6 +248,7 @@ impl Journal {
             output_tokens: None,
             retry_count: None,
             chunks_sent: None,
+            api_key: None,
             fake: self.name(fake),
             route: self.name(route),
         }
@@ -221,7 +269,8 @@ impl Journal {
             retry_count: record
                 .retry_count
                 .map(|n| u16::try_from(n).unwrap_or(u16::MAX)),
-            status: record.status,
+            status: record.status.unwrap_or(0),
+            api_key: ApiKeySent::pack(record.api_key),
             fake: record.fake,
             route: record.route,
             fault: record.fault,
@@ -241,7 +290,8 @@ impl Journal {
             retry_count: attempt
                 .retry_count
                 .map(|n| u16::try_from(n).unwrap_or(u16::MAX)),
-            status: attempt.status,
+            status: attempt.status.unwrap_or(0),
+            api_key: ApiKeySent::pack(attempt.api_key),
             fake: self.name(&attempt.fake),
             route: self.name(&attempt.route),
             fault: attempt.fault.as_deref().map(|f| self.name(f)),
@@ -272,12 +322,13 @@ impl Journal {
                 route: text(entry.route),
                 key: entry.key.text(),
                 fault: entry.fault.map(text),
-                status: entry.status,
+                status: (entry.status != 0).then_some(entry.status),
                 duration_ms: entry.duration_us as f64 / 1000.0,
                 input_tokens: entry.input_tokens.map(u64::from),
                 output_tokens: entry.output_tokens.map(u64::from),
                 retry_count: entry.retry_count.map(u32::from),
                 chunks_sent: entry.chunks_sent,
+                api_key: ApiKeySent::unpack(entry.api_key),
             })
             .collect()
     }
@@ -314,6 +365,7 @@ mod tests {
             output_tokens: None,
             retry_count: None,
             chunks_sent: None,
+            api_key: None,
         }
     }
 
@@ -343,6 +395,7 @@ mod tests {
             output_tokens: Some(34),
             retry_count: Some(2),
             chunks_sent: Some(7),
+            api_key: Some(ApiKeySent::Other),
         };
         let other_key = Attempt {
             key: Some("req-7".into()),

@@ -9,7 +9,8 @@
 //!   per-attempt faults and journaling, shutdown that ends hung connections.
 //! - `text`: word splitting, stable hashing and the token approximation the fakes share.
 //! - `llm`: the OpenAI-compatible fake (chat completions, embeddings, models).
-//! - `tool`: HTTP tool fakes (weather).
+//! - `tool`: HTTP tool fakes (weather, tickets, stubs from `mocks/*.toml`) and the ledger of
+//!   writes the write tools keep for `writes.idempotent`.
 //! - `otlp`: an OTLP/HTTP collector that keeps the spans a target exports.
 //! - `set`, `up`, `control`: the fakes of one run, `faultline fakes up`, and the control API.
 //! - `remote`, `driver`: a client of that control API, and [`driver::Fakes`], the one type a

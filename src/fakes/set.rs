@@ -9,15 +9,18 @@ use std::time::Instant;
 
 use super::fault::Switchboard;
 use super::journal::{Attempt, Journal};
-use super::llm::{self, LlmOptions};
+use super::llm::{self, ApiKey, LlmOptions};
 use super::otlp::{self, SpanJournal, SpanRecord};
 use super::redis::{self, RedisOptions};
-use super::tool::{self, TicketLedger, WriteOutcome};
+use super::tool::{self, WriteLedger, WriteOutcome};
 use super::{FakeError, FakeHandle};
 use crate::evidence::WriteAttempt;
-use crate::scenario::FakeName;
+use crate::scenario::{FakeName, FakeOptions};
 
-/// The API key the fake LLM expects. Also a canary: it must never show up in logs or answers.
+/// The API key faultline gives the service (`{llm_key}`). The fake LLM accepts any key (and
+/// none), as other LLM fakes do, and journals whether each attempt sent this one, another or
+/// none, so a service that sends no key or a hard-coded one is named in the report instead of
+/// failing every request with 401. Also a canary: it must never show up in logs or answers.
 pub const FAKE_LLM_KEY: &str = "sk-faultline-canary-7c1e9a20d4b84f55";
 /// Attempts each fake's journal keeps.
 const JOURNAL_CAPACITY: usize = 200_000;
@@ -32,7 +35,7 @@ pub struct FakeSet {
     weather: FakeHandle,
     tickets: FakeHandle,
     /// Every write the tickets fake received, for duplicate side effects.
-    ledger: Arc<TicketLedger>,
+    ledger: Arc<WriteLedger>,
     redis: FakeHandle,
     /// The OTLP collector; its export attempts are not upstream calls, so they stay out of
     /// [`FakeSet::attempts`].
@@ -49,6 +52,21 @@ impl FakeSet {
         base_port: Option<u16>,
         redis_upstream: Option<String>,
     ) -> Result<FakeSet, FakeError> {
+        let options = FakeOptions {
+            redis_upstream,
+            ..FakeOptions::default()
+        };
+        FakeSet::start_with(seed, epoch, base_port, &options).await
+    }
+
+    /// Like [`FakeSet::start`], with the fakes shaped as `options` says (the Redis upstream,
+    /// the tickets fake's schema).
+    pub async fn start_with(
+        seed: u64,
+        epoch: Instant,
+        base_port: Option<u16>,
+        options: &FakeOptions,
+    ) -> Result<FakeSet, FakeError> {
         let at = |offset: u16| {
             SocketAddr::from((
                 Ipv4Addr::LOCALHOST,
@@ -60,7 +78,9 @@ impl FakeSet {
         let llm = llm::start_on(
             at(0),
             LlmOptions {
-                api_key: FAKE_LLM_KEY.into(),
+                api_key: ApiKey::Any {
+                    given: Some(FAKE_LLM_KEY.into()),
+                },
                 seed,
             },
             Arc::new(Switchboard::new(seed ^ 0x11)),
@@ -71,14 +91,18 @@ impl FakeSet {
         let weather =
             tool::start_weather_on(at(1), Arc::new(Switchboard::new(seed ^ 0x22)), journal())
                 .await?;
-        let (tickets, ledger) =
-            tool::start_tickets_on(at(2), Arc::new(Switchboard::new(seed ^ 0x33)), journal())
-                .await?;
+        let (tickets, ledger) = tool::start_tickets_on(
+            at(2),
+            options.tickets.clone(),
+            Arc::new(Switchboard::new(seed ^ 0x33)),
+            journal(),
+        )
+        .await?;
         let redis = redis::start(
             RedisOptions {
                 port: at(3).port(),
                 password: None,
-                upstream: redis_upstream,
+                upstream: options.redis_upstream.clone(),
                 keyspace: None,
             },
             Arc::new(Switchboard::new(seed ^ 0x44)),
@@ -128,7 +152,7 @@ impl FakeSet {
     }
 
     /// The fakes that keep a ledger of writes, by name, for the control API's `/writes`.
-    pub fn ledgers(&self) -> Vec<(String, Arc<TicketLedger>)> {
+    pub fn ledgers(&self) -> Vec<(String, Arc<WriteLedger>)> {
         vec![("tickets".to_string(), self.ledger.clone())]
     }
 
@@ -204,7 +228,7 @@ impl FakeSet {
 }
 
 /// A ledger's writes as evidence, attributed to the fake `name`.
-pub fn write_attempts(name: &str, ledger: &TicketLedger) -> Vec<WriteAttempt> {
+pub fn write_attempts(name: &str, ledger: &WriteLedger) -> Vec<WriteAttempt> {
     ledger
         .writes()
         .into_iter()
@@ -215,6 +239,7 @@ pub fn write_attempts(name: &str, ledger: &TicketLedger) -> Vec<WriteAttempt> {
             idempotency_key: write.idempotency_key,
             payload_hash: write.payload_hash,
             side_effect: write.outcome == WriteOutcome::Created,
+            status: write.status,
         })
         .collect()
 }

@@ -10,6 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use super::set::FakeSet;
+use crate::scenario::FakeOptions;
 
 /// The first of the fixed ports: llm, then weather, tickets, redis, the OTLP collector at +4;
 /// +5 to +8 are free for fakes to come; the control API at +9.
@@ -27,6 +28,10 @@ pub struct UpArgs {
     /// Seed for the fakes' random draws.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The service's profile, for the shapes of its tools (`[tools.*]`; default:
+    /// ./faultline.toml when it exists).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<std::path::PathBuf>,
 }
 
 /// Starts the fakes and the control API, prints where they are, and holds them until Ctrl-C.
@@ -37,7 +42,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             "--base-port {base} leaves no room for the 10 ports the fakes use; pick a lower one"
         );
     }
-    let fakes = FakeSet::start(args.seed, Instant::now(), Some(base), None)
+    let options = fake_options(args.config.as_deref())?;
+    let fakes = FakeSet::start_with(args.seed, Instant::now(), Some(base), &options)
         .await
         .map_err(|e| {
             anyhow::anyhow!(
@@ -53,6 +59,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("# faultline fakes are up. Start your service with:");
     for (name, value) in fakes.service_env() {
         println!("export {name}={value}");
+    }
+    if options.tickets != crate::fakes::tool::WriteSchema::default() {
+        let tickets = &options.tickets;
+        println!(
+            "# tickets fake shaped by [tools.tickets]: writes at POST {}, required: [{}], key header {}",
+            tickets.path,
+            tickets.required.join(", "),
+            tickets.idempotency_header
+        );
     }
     println!("# control API (switch faults, read journals): http://{control_addr}");
     println!("#   curl -X POST http://{control_addr}/faults/llm -d '{{\"kind\":\"status\",\"code\":503}}'");
@@ -75,6 +90,22 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     fakes.shutdown().await;
     eprintln!("faultline: fakes stopped after {attempts} upstream attempts");
     Ok(())
+}
+
+/// The fakes' shapes from the profile at `path`, else ./faultline.toml when it exists, so an
+/// attached run finds the tickets fake where the service writes.
+fn fake_options(path: Option<&std::path::Path>) -> anyhow::Result<FakeOptions> {
+    let found = std::path::Path::new(crate::scenario::config::FILE_NAME);
+    let path = match path {
+        Some(path) => path,
+        None if found.exists() => found,
+        None => return Ok(FakeOptions::default()),
+    };
+    let config = crate::scenario::load_config(path)?;
+    Ok(FakeOptions {
+        tickets: config.tools.tickets.unwrap_or_default(),
+        ..FakeOptions::default()
+    })
 }
 
 /// The environment `fakes up` (and an attached scenario run) gives a service, without

@@ -20,7 +20,7 @@ use goose::goose::{GooseMethod, GooseRequest, Scenario, Transaction, Transaction
 use goose::GooseAttack;
 use tokio::sync::{mpsc, watch};
 
-pub use correlation::Correlation;
+pub use correlation::{Correlation, Ids};
 
 use crate::evidence::{FlowKind, Record};
 use crate::scenario::api::{fill_template, fill_text, Api, RequestShape, ResponseShape};

@@ -336,6 +336,7 @@ mod tests {
             output_tokens: None,
             retry_count: None,
             chunks_sent: None,
+            api_key: None,
         }
     }
 

@@ -80,6 +80,10 @@ pub fn console_table(report: &Report) -> String {
         }
     }
 
+    for note in &report.notes {
+        out.push_str(&format!("\nnote: {note}\n"));
+    }
+
     out.push('\n');
     out.push_str(&gate_line(report));
     out.push('\n');

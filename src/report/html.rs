@@ -74,6 +74,13 @@ pub fn report_html(report: &Report, evidence: Option<&Evidence>) -> String {
     header(&mut h, report);
     verdict_banner(&mut h, report);
     verdict_table(&mut h, report);
+    if !report.notes.is_empty() {
+        h.push_str("<section id=\"notes\"><h2>Notes</h2><ul>");
+        for note in &report.notes {
+            let _ = write!(h, "<li>{}</li>", escape(note));
+        }
+        h.push_str("</ul></section>");
+    }
     match evidence {
         Some(evidence) => charts(&mut h, report, evidence),
         None => h.push_str(
@@ -570,6 +577,7 @@ mod tests {
             output_tokens: None,
             retry_count: None,
             chunks_sent: None,
+            api_key: None,
         }
     }
 

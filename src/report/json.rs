@@ -45,6 +45,11 @@ pub struct Report {
     /// the preflight's list (before the load) and what went missing during the run.
     #[serde(default)]
     pub gaps: Vec<String>,
+    /// What the service did that a person should know and no gate owns (it sent the LLM no
+    /// API key, or another than the one it was given), one line each with its evidence; see
+    /// [`super::notes`]. Never fails the gate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// How much evidence the run gathered.
@@ -109,6 +114,7 @@ pub fn build(plan: &Plan, meta: &RunMeta, evidence: &Evidence, verdicts: Vec<Ver
             log_lines: evidence.logs.len() as u64,
         },
         gaps: evidence.gaps.clone(),
+        notes: super::notes::notes(evidence),
     }
 }
 

@@ -77,6 +77,13 @@ pub fn summary_markdown(report: &Report) -> String {
         );
     }
 
+    if !report.notes.is_empty() {
+        md.push_str("\n## Notes\n\n");
+        for note in &report.notes {
+            let _ = writeln!(md, "- {}", note.trim());
+        }
+    }
+
     let failed: Vec<&Verdict> = report.failed().collect();
     if !failed.is_empty() {
         md.push_str("\n## Why it failed\n");

@@ -12,6 +12,8 @@ pub struct Config {
     pub source: String,
     pub target: Option<TargetSpec>,
     pub api: Option<Api>,
+    /// `[tools.*]`: the shapes of the service's write tools.
+    pub tools: crate::scenario::parse::Tools,
 }
 
 /// The name faultline looks for in the working directory.
@@ -23,6 +25,7 @@ impl Plan {
     /// target, with the scenario's env entries added where the config does not set them. The
     /// same goes for the API: a scenario's own `[api]` wins over the config's.
     pub fn with_config(mut self, config: &Config) -> Result<Plan, String> {
+        self = self.with_tools(&config.tools);
         let scenario_names_target = self.target.command.is_some() || self.target.url.is_some();
         if let (Some(target), false) = (&config.target, scenario_names_target) {
             if !self.target.flaws.is_empty() {

@@ -72,6 +72,8 @@ pub struct FakeOptions {
     /// `[fakes.redis] upstream`: the Redis fake proxies to this real redis-server (loopback),
     /// so the target gets real Redis semantics with the fake's faults in between.
     pub redis_upstream: Option<String>,
+    /// The tickets fake's shape: `[tools.tickets]` of the service profile.
+    pub tickets: crate::fakes::tool::WriteSchema,
 }
 
 /// The fakes a fault can be aimed at.

@@ -11,6 +11,9 @@
 
 mod api;
 mod raw;
+mod tools;
+
+pub use tools::Tools;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -103,6 +106,7 @@ pub fn parse_config(text: &str, origin: &str, dir: &Path) -> Result<Config, Scen
         source: origin.to_string(),
         target,
         api,
+        tools: tools::build_tools(raw.tools, &src)?,
     })
 }
 
@@ -1749,7 +1753,10 @@ fn build_fakes(raw: Option<raw::RawFakes>, src: &Source) -> Result<FakeOptions, 
             Some(text.into_inner())
         }
     };
-    Ok(FakeOptions { redis_upstream })
+    Ok(FakeOptions {
+        redis_upstream,
+        ..FakeOptions::default()
+    })
 }
 
 /// A Redis command name as a fault's route (`GET`, `set`), upper-cased as Redis spells it.

@@ -163,7 +163,23 @@ impl TargetProcess {
         ready_path: &str,
         timeout: Duration,
     ) -> Result<(), TargetError> {
-        let url = format!("{}{}", self.base_url, ready_path);
+        self.wait_for(ready_path, timeout, |status| status.is_success())
+            .await
+    }
+
+    /// Polls `GET /` until it answers with any status (the target listens and speaks HTTP),
+    /// the process exits, or the timeout passes: for a target whose health path is not known.
+    pub async fn wait_answering(&mut self, timeout: Duration) -> Result<(), TargetError> {
+        self.wait_for("/", timeout, |_| true).await
+    }
+
+    async fn wait_for(
+        &mut self,
+        path: &str,
+        timeout: Duration,
+        ready: impl Fn(reqwest::StatusCode) -> bool,
+    ) -> Result<(), TargetError> {
+        let url = format!("{}{}", self.base_url, path);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .no_proxy()
@@ -184,7 +200,7 @@ impl TargetProcess {
                 });
             }
             let last = match client.get(&url).send().await {
-                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) if ready(response.status()) => return Ok(()),
                 Ok(response) => format!("status {}", response.status().as_u16()),
                 Err(error) if error.is_connect() => "connection refused".to_string(),
                 Err(error) => error.to_string(),

@@ -2,7 +2,11 @@
 //! (each test binary uses some of them, hence the `dead_code` allowance).
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use assert_cmd::cargo::CommandCargoExt;
 
 /// The Python with the official SDKs, redis-py and the OpenTelemetry exporter: the one
 /// `FAULTLINE_PYTHON` names, else the `.venv` that scripts/test provisions.
@@ -35,6 +39,124 @@ pub fn python_script(name: &str) -> tokio::process::Command {
         .env_remove("ALL_PROXY")
         .kill_on_drop(true);
     command
+}
+
+/// Reads `lines` (a child's stdout) until one starts with `prefix` (after trimming), within
+/// 20 s; that line, trimmed.
+pub async fn line_starting(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    prefix: &str,
+) -> String {
+    let read = async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("stdout ended before a line starting {prefix:?}"));
+            if line.trim_start().starts_with(prefix) {
+                return line.trim().to_owned();
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), read)
+        .await
+        .unwrap_or_else(|_| panic!("no line starting {prefix:?} within 20 s"))
+}
+
+/// `faultline fake llm --port 0 --control-port 0 ARGS…`, running, with what it printed first.
+pub struct FakeLlmProcess {
+    pub child: tokio::process::Child,
+    /// The rest of its stdout.
+    pub lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Its `api key: …` line.
+    pub key_line: String,
+    /// The control API's URL.
+    pub control: String,
+}
+
+/// Starts the built `faultline fake llm` with `args` on ephemeral ports and reads where it
+/// listens; killed when dropped.
+pub async fn spawn_fake_llm(args: &[&str]) -> FakeLlmProcess {
+    use assert_cmd::cargo::CommandCargoExt;
+    use tokio::io::AsyncBufReadExt;
+    let mut command: tokio::process::Command = std::process::Command::cargo_bin("faultline")
+        .unwrap()
+        .into();
+    let mut child = command
+        .args(["fake", "llm", "--port", "0", "--control-port", "0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("faultline starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = line_starting(&mut lines, "fake llm listening on").await;
+    let base = listening.rsplit(' ').next().unwrap().to_owned();
+    let key_line = line_starting(&mut lines, "api key:").await;
+    let control = line_starting(&mut lines, "control:").await;
+    let control = control.split_whitespace().nth(1).unwrap().to_owned();
+    FakeLlmProcess {
+        child,
+        lines,
+        base,
+        key_line,
+        control,
+    }
+}
+
+/// Kills a child when the test ends, however it ends.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A base port with ten free loopback ports above it.
+pub fn free_base() -> u16 {
+    for base in (21000..60000).step_by(97) {
+        let free = (0..10).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no ten free loopback ports in a row");
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `faultline fakes up --base-port base`, held until dropped; returns it with the env it printed.
+pub fn fakes_up(base: u16) -> (Reaped, Vec<(String, String)>) {
+    let mut up = Reaped(
+        Command::cargo_bin("faultline")
+            .unwrap()
+            .args(["fakes", "up", "--base-port", &base.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut env = Vec::new();
+    for line in BufReader::new(up.0.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+            env.push((name.to_string(), value.to_string()));
+        }
+        if line.starts_with("# Ctrl-C") {
+            break;
+        }
+    }
+    (up, env)
 }
 
 /// An HTTP client that never goes through a proxy: everything the tests reach is loopback.

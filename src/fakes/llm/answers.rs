@@ -115,6 +115,15 @@ pub(super) fn answer_for(seed: u64, prompt: &str) -> &'static Canned {
     &choices[pick as usize]
 }
 
+/// Whether `text` contains a canned answer, or is at least 40 characters of one (a service
+/// may trim or wrap what the LLM said).
+pub(super) fn is_canned(text: &str) -> bool {
+    let text = text.trim();
+    INDEX.answers.iter().flatten().any(|canned| {
+        text.contains(canned.text) || (text.len() >= 40 && canned.text.contains(text))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +143,18 @@ mod tests {
                 topic.name
             );
         }
+    }
+
+    #[test]
+    fn canned_answers_are_recognized_whole_wrapped_or_trimmed() {
+        let answer = answer_for(1, "hello").text;
+        assert!(is_canned(answer));
+        assert!(is_canned(&format!("Assistant: {answer}")));
+        assert!(is_canned(&answer[..answer.len() - 1]));
+        assert!(!is_canned("Hello!"));
+        assert!(!is_canned(
+            "an answer that no canned list holds, long enough to be checked"
+        ));
     }
 
     #[test]

@@ -39,9 +39,15 @@ use serde_json::json;
 
 use super::fault::{Fault, Switchboard};
 use super::http::{self, Reply, Request, Responder};
-use super::journal::Journal;
+use super::journal::{ApiKeySent, Journal};
 use super::{FakeError, FakeHandle};
 use limits::{Limits, Verdict};
+
+/// Whether `text` holds one of the fake's canned answers (a service may wrap or trim it, so a
+/// long enough part of one counts): how `faultline init` tells an answer came from the fake.
+pub fn is_canned_answer(text: &str) -> bool {
+    answers::is_canned(text)
+}
 
 // The headers on every answer, checked once when compiled.
 const LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
@@ -57,15 +63,66 @@ const PROCESSING_MS: HeaderName = HeaderName::from_static("openai-processing-ms"
 /// How the fake LLM behaves when no fault is on.
 #[derive(Clone, Debug)]
 pub struct LlmOptions {
-    /// The API key clients must send (`Authorization: Bearer`, or `x-api-key` for Anthropic's
-    /// routes); others get a 401.
-    pub api_key: String,
+    /// Which API keys clients may send (`Authorization: Bearer`, or `x-api-key` for
+    /// Anthropic's routes). `KEY.into()` accepts only that key.
+    pub api_key: ApiKey,
     /// Seed for generated answers, embeddings and tool-call ids.
     pub seed: u64,
 }
 
+/// The keys the fake LLM accepts. Every attempt is journaled with the class of key it sent
+/// ([`ApiKeySent`]), whichever this is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiKey {
+    /// Only this key; any other, or none, gets the provider's 401.
+    Only(String),
+    /// Every key, and none, as other LLM fakes do. Attempts are classed against `given`, the
+    /// key the service was given (a scenario run's `{llm_key}`), when there is one.
+    Any { given: Option<String> },
+}
+
+impl ApiKey {
+    /// `any` (accept every key), else only `text`: the `--api-key` flag's meaning.
+    pub fn from_flag(text: &str) -> ApiKey {
+        if text.eq_ignore_ascii_case("any") {
+            ApiKey::Any { given: None }
+        } else {
+            ApiKey::Only(text.to_owned())
+        }
+    }
+
+    /// The key the service was given, if any.
+    pub fn given(&self) -> Option<&str> {
+        match self {
+            ApiKey::Only(key) => Some(key),
+            ApiKey::Any { given } => given.as_deref(),
+        }
+    }
+
+    /// How a request's key compares with the one the service was given.
+    fn class(&self, sent: Option<&str>) -> ApiKeySent {
+        match (sent, self.given()) {
+            (None, _) => ApiKeySent::None,
+            (Some(sent), Some(given)) if sent == given => ApiKeySent::Given,
+            (Some(_), _) => ApiKeySent::Other,
+        }
+    }
+}
+
+impl From<&str> for ApiKey {
+    fn from(key: &str) -> ApiKey {
+        ApiKey::Only(key.to_owned())
+    }
+}
+
+impl From<String> for ApiKey {
+    fn from(key: String) -> ApiKey {
+        ApiKey::Only(key)
+    }
+}
+
 /// Starts the fake LLM on `127.0.0.1` at an ephemeral port. Point an OpenAI SDK at
-/// `{base_url}/v1` and an Anthropic SDK at `{base_url}` with `options.api_key`.
+/// `{base_url}/v1` and an Anthropic SDK at `{base_url}` with a key `options.api_key` accepts.
 pub async fn start(
     options: LlmOptions,
     switchboard: Arc<Switchboard>,
@@ -274,6 +331,10 @@ impl Responder for Llm {
         self.status_reply(request, status, retry_after, None)
     }
 
+    fn api_key_sent(&self, request: &Request) -> Option<ApiKeySent> {
+        Some(self.options.api_key.class(sent_key(request)))
+    }
+
     fn status_reply(
         &self,
         request: &Request,
@@ -340,20 +401,32 @@ impl Llm {
     }
 
     fn authenticate(&self, provider: Provider, request: &Request) -> Result<(), Reply> {
+        let ApiKey::Only(expected) = &self.options.api_key else {
+            return Ok(());
+        };
         let sent = sent_key(request);
-        if sent == Some(self.options.api_key.as_str()) {
+        if sent == Some(expected.as_str()) {
             return Ok(());
         }
+        // The provider's own wording first (SDKs and services match on it), then where the
+        // expected key comes from: without it a person sees only "incorrect key".
+        let which = format!(
+            "faultline's fake LLM expects the key it was started with ({}); start it with \
+             --api-key any to accept every key.",
+            shown(expected)
+        );
         Err(match provider {
             Provider::OpenAi => {
                 let message = match sent {
                     Some(key) => format!(
-                        "Incorrect API key provided: {}. You can find your API key at https://platform.openai.com/account/api-keys.",
+                        "Incorrect API key provided: {}. You can find your API key at https://platform.openai.com/account/api-keys. {which}",
                         mask(key)
                     ),
-                    None => "You didn't provide an API key. You need to provide your API key in an \
-                             Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-                        .to_owned(),
+                    None => format!(
+                        "You didn't provide an API key. You need to provide your API key in an \
+                         Authorization header using Bearer auth (i.e. Authorization: Bearer \
+                         YOUR_KEY). {which}"
+                    ),
                 };
                 error(
                     StatusCode::UNAUTHORIZED,
@@ -366,19 +439,29 @@ impl Llm {
             Provider::Anthropic => anthropic_error(
                 StatusCode::UNAUTHORIZED,
                 "authentication_error",
-                "invalid x-api-key",
+                &match sent {
+                    Some(_) => format!("invalid x-api-key. {which}"),
+                    None => format!("x-api-key header is required. {which}"),
+                },
             ),
         })
     }
 }
 
-/// The API key a request carries: `Authorization: Bearer`, else Anthropic's `x-api-key`.
+/// The API key a request carries: `Authorization: Bearer`, else Anthropic's `x-api-key`; an
+/// empty one is none.
 fn sent_key(request: &Request) -> Option<&str> {
-    request
+    let bearer = request
         .header("authorization")
         .and_then(|value| value.strip_prefix("Bearer "))
-        .or_else(|| request.header("x-api-key"))
         .map(str::trim)
+        .filter(|key| !key.is_empty());
+    bearer.or_else(|| {
+        request
+            .header("x-api-key")
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+    })
 }
 
 /// Shows only the last 4 characters of a wrong key, as OpenAI does, so an error message a
@@ -390,6 +473,18 @@ fn mask(key: &str) -> String {
     }
     let tail: String = chars[chars.len() - 4..].iter().collect();
     format!("***{tail}")
+}
+
+/// A key the fake expects, shown so a person can tell which it is without it being usable
+/// from a log line: its first 4 characters, the last 4 and its length.
+fn shown(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() < 12 {
+        return format!("{} characters", chars.len());
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}, {} characters", chars.len())
 }
 
 /// Adds the headers every answer carries: the provider's own request id and the time spent

@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::{start_on, LlmOptions};
+use super::{start_on, ApiKey, LlmOptions};
 use crate::fakes::control::{self, ControlledFake};
 use crate::fakes::fault::{parse_rule, Switchboard};
-use crate::fakes::journal::Journal;
+use crate::fakes::journal::{ApiKeySent, Journal};
 
 /// Attempts the standalone fake remembers (the summary counts only what is kept, and says how
 /// many were pushed out).
@@ -31,7 +31,9 @@ pub struct StandaloneArgs {
     /// Seed for answers, embeddings and fault draws: the same seed repeats the same run.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// The API key clients must send.
+    /// The API key clients must send; `any` accepts every key (and none), as other LLM
+    /// fakes do. Either way the journal records which key each attempt sent: the given one,
+    /// another, or none (a class, never the key).
     #[arg(long, default_value = "sk-faultline")]
     pub api_key: String,
     /// Loopback port of the control API (switch faults, read the journal); 0 picks a free one.
@@ -46,10 +48,14 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     }
     let journal = Arc::new(Journal::new(Instant::now(), JOURNAL_CAPACITY));
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
+    let api_key = ApiKey::from_flag(&args.api_key);
+    if args.api_key.trim().is_empty() {
+        anyhow::bail!("--api-key is empty; give the key clients must send, or `any`");
+    }
     let fake = start_on(
         addr,
         LlmOptions {
-            api_key: args.api_key.clone(),
+            api_key: api_key.clone(),
             seed: args.seed,
         },
         board.clone(),
@@ -80,7 +86,10 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     println!("fake llm listening on {base}");
     println!("  OPENAI_BASE_URL={base}/v1");
     println!("  ANTHROPIC_BASE_URL={base}");
-    println!("  api key: {}", args.api_key);
+    match &api_key {
+        ApiKey::Only(key) => println!("  api key: {key}"),
+        ApiKey::Any { .. } => println!("  api key: any (every key is accepted, and none)"),
+    }
     println!("  control: {control_url}  (GET /faults, POST /faults/llm, GET /journal/llm)");
     for rule in board.active() {
         println!("  fault {}: {}", rule.id, rule.fault.label());
@@ -97,7 +106,8 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `fake llm: 12 attempts (200: 9, 429: 2, no answer: 1), 3 with faults, 0 dropped`
+/// `fake llm: 12 attempts (200: 9, 429: 2, no answer: 1), 3 with faults, 0 dropped from the
+/// journal`, and a second line when some attempts sent no API key.
 fn summary(journal: &Journal) -> String {
     let attempts = journal.snapshot();
     let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
@@ -112,10 +122,21 @@ fn summary(journal: &Journal) -> String {
         .map(|(status, n)| format!("{status}: {n}"))
         .collect();
     let faulted = attempts.iter().filter(|a| a.fault.is_some()).count();
-    format!(
+    let keyless = attempts
+        .iter()
+        .filter(|a| a.api_key == Some(ApiKeySent::None))
+        .count();
+    let mut line = format!(
         "fake llm: {} attempts ({}), {faulted} with faults, {} dropped from the journal",
         attempts.len(),
         statuses.join(", "),
         journal.dropped()
-    )
+    );
+    if keyless > 0 {
+        line.push_str(&format!(
+            "\nfake llm: {keyless} attempts sent no API key (no Authorization or x-api-key \
+             header); a real provider answers them 401"
+        ));
+    }
+    line
 }

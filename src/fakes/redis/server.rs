@@ -353,6 +353,7 @@ impl Connection {
                 output_tokens: None,
                 retry_count: None,
                 chunks_sent: None,
+                api_key: None,
             },
         };
         match fault {
@@ -677,6 +678,7 @@ impl Drop for Entry {
                 output_tokens: None,
                 retry_count: None,
                 chunks_sent: None,
+                api_key: None,
             },
         );
         attempt.duration_ms = self.arrival.elapsed().as_secs_f64() * 1000.0;

@@ -1,15 +1,20 @@
 //! HTTP tool fakes: the APIs a chat backend calls as tools.
 //!
 //! - `weather`: `GET /weather?city=` with stable, checkable answers.
-//! - `tickets`: `POST /tickets` with `Idempotency-Key` (a write) and `GET /tickets/{id}`, plus
-//!   a [`TicketLedger`] of every write, from which a check can see duplicate side effects.
-//! - `stubs`: user-defined stubs from `mocks/*.toml`, selected with wiremock's matchers.
+//! - `tickets`: a write API of the service's shape ([`WriteSchema`]: by default any JSON object
+//!   posted to `/tickets`) with idempotency keys, and `GET /tickets/{id}`.
+//! - `stubs`: user-defined stubs from `mocks/*.toml`, selected with wiremock's matchers; a stub
+//!   marked `idempotent` is a write with idempotency keys, like the tickets fake.
+//! - `ledger`: the [`WriteLedger`] of every write those two keep (replays, refusals, duplicate
+//!   side effects), what `writes.idempotent` reads; it also says what "the same write" is and
+//!   what links a write to a client request.
 //! - `standalone`: `faultline fake tool weather|tickets|stubs`.
 //!
 //! Errors, injected or not, are `{"error": "..."}` with the status, the shape of a typical
 //! small JSON API. Faults, journaling and serving come from `fakes::http`, so every fault it
 //! can act out applies to every tool fake alike.
 
+pub mod ledger;
 pub mod standalone;
 pub mod stubs;
 pub mod tickets;
@@ -22,10 +27,9 @@ use serde_json::json;
 
 use super::http::Reply;
 
+pub use ledger::{DuplicateWrite, WriteLedger, WriteOutcome, WriteRecord};
 pub use stubs::{start_stubs, start_stubs_on, Stub, StubError, StubSet};
-pub use tickets::{
-    start_tickets, start_tickets_on, DuplicateWrite, TicketLedger, TicketWrite, WriteOutcome,
-};
+pub use tickets::{start_tickets, start_tickets_on, WriteSchema};
 pub use weather::{start_weather, start_weather_on};
 
 /// `{"error": message}` with `status`.

@@ -23,6 +23,26 @@
 //! match answers 404 `{"error", "tried": [stub names]}`. Errors in a file name it with
 //! `file:line:column`.
 //!
+//! A write stub can be idempotent, as the tickets fake is, with the same [`WriteLedger`]:
+//!
+//! ```toml
+//! idempotency_header = "Idempotency-Key"   # top level, the default
+//! [[stub]]
+//! name = "refund an order"
+//! method = "POST"
+//! path = "/refunds"
+//! idempotent = true
+//! ```
+//!
+//! Then a request it matches with an idempotency key never seen gets the stub's answer and
+//! counts as a side effect; the same key with the same write (method, path and payload, its
+//! timestamps and UUIDs aside: see `ledger`) gets the same answer again with
+//! `idempotent-replayed: true` and creates nothing; the same key with another write is a 400
+//! `{"error"}`; a request without a key always counts as a side effect. The ledger counts
+//! duplicate side effects per client request, and `writes.idempotent` reads it
+//! ([`StubSet::ledger`], as `fakes::set::write_attempts` turns it into evidence) as it reads
+//! the tickets fake's. A GET cannot be idempotent in this sense: it writes nothing.
+//!
 //! A stub's `delay` is played by the serving loop as a script (head at once, body after the
 //! wait), so slow stubs hold no thread under load.
 
@@ -39,6 +59,7 @@ use serde_spanned::Spanned;
 use wiremock::matchers;
 use wiremock::Match;
 
+use super::ledger::{self, Answer, Decision, Seen, WriteLedger, WriteOutcome};
 use super::status_fault_reply;
 use crate::fakes::fault::Switchboard;
 use crate::fakes::http::{self, Reply, Request, Responder, Script};
@@ -55,7 +76,8 @@ pub async fn start_stubs(
     switchboard: Arc<Switchboard>,
     journal: Arc<Journal>,
 ) -> Result<FakeHandle, FakeError> {
-    http::serve("stubs", stubs, switchboard, journal).await
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    start_stubs_on(addr, stubs, switchboard, journal).await
 }
 
 /// Like [`start_stubs`], on a given loopback address.
@@ -65,6 +87,10 @@ pub async fn start_stubs_on(
     switchboard: Arc<Switchboard>,
     journal: Arc<Journal>,
 ) -> Result<FakeHandle, FakeError> {
+    let stubs = StubSet {
+        journal: Some(journal.clone()),
+        ..stubs
+    };
     http::serve_on(addr, "stubs", stubs, switchboard, journal).await
 }
 
@@ -85,10 +111,24 @@ pub enum StubError {
     },
 }
 
-/// The stubs of one file, in file order.
-#[derive(Debug)]
+/// The stubs of one file, in file order, and the ledger of the writes its idempotent stubs
+/// answered.
 pub struct StubSet {
     stubs: Vec<Stub>,
+    /// The header idempotent stubs read their key from.
+    idempotency_header: String,
+    ledger: Arc<WriteLedger>,
+    /// For `at_ms` offsets on the journal's clock; set when the fake starts.
+    journal: Option<Arc<Journal>>,
+}
+
+impl std::fmt::Debug for StubSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StubSet")
+            .field("stubs", &self.stubs)
+            .field("idempotency_header", &self.idempotency_header)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One stub: its matchers and its answer.
@@ -99,6 +139,8 @@ pub struct Stub {
     headers: Vec<(HeaderName, HeaderValue)>,
     body: Bytes,
     delay: Option<Duration>,
+    /// A write with idempotency keys, kept in the set's ledger.
+    idempotent: bool,
 }
 
 impl std::fmt::Debug for Stub {
@@ -107,6 +149,7 @@ impl std::fmt::Debug for Stub {
             .field("name", &self.name)
             .field("matchers", &self.matchers.len())
             .field("status", &self.status)
+            .field("idempotent", &self.idempotent)
             .finish_non_exhaustive()
     }
 }
@@ -135,17 +178,39 @@ impl StubSet {
         };
         let file: RawFile = toml::from_str(text)
             .map_err(|e| at(e.span().map_or(0, |s| s.start), e.message().to_owned()))?;
+        let idempotency_header = match file.idempotency_header {
+            None => "Idempotency-Key".to_owned(),
+            Some(name) => match HeaderName::from_bytes(name.get_ref().as_bytes()) {
+                Ok(_) => name.into_inner(),
+                Err(_) => {
+                    return Err(at(
+                        name.span().start,
+                        format!("`{}` is not an HTTP header name", name.get_ref()),
+                    ))
+                }
+            },
+        };
         let stubs = file
             .stub
             .into_iter()
             .enumerate()
             .map(|(index, raw)| build(raw, index).map_err(|(offset, m)| at(offset, m)))
             .collect::<Result<_, _>>()?;
-        Ok(StubSet { stubs })
+        Ok(StubSet {
+            stubs,
+            idempotency_header,
+            ledger: Arc::default(),
+            journal: None,
+        })
     }
 
     pub fn stubs(&self) -> &[Stub] {
         &self.stubs
+    }
+
+    /// The writes the idempotent stubs answered; keep the `Arc` before starting the fake.
+    pub fn ledger(&self) -> Arc<WriteLedger> {
+        self.ledger.clone()
     }
 
     /// The first stub matching `request`, if any.
@@ -154,11 +219,48 @@ impl StubSet {
             .iter()
             .find(|stub| stub.matchers.iter().all(|m| m.matches(request)))
     }
+
+    /// The stub that matches `request` (`Ok(None)`: none does), or the 400 for a request
+    /// target that is not a URL.
+    fn matching(&self, request: &Request) -> Result<Option<&Stub>, Reply> {
+        // wiremock's matchers read a full URL; the host is irrelevant to them.
+        let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
+        let Ok(url) = format!("http://localhost{target}").parse() else {
+            return Err(super::error(
+                StatusCode::BAD_REQUEST,
+                "request target is not a valid URL",
+            ));
+        };
+        let seen = wiremock::Request {
+            url,
+            method: request.method.clone(),
+            headers: request.headers.clone(),
+            body: request.body.to_vec(),
+        };
+        Ok(self.find(&seen))
+    }
+
+    /// The matching stub when it is idempotent.
+    fn idempotent(&self, request: &Request) -> Option<&Stub> {
+        self.matching(request)
+            .ok()
+            .flatten()
+            .filter(|s| s.idempotent)
+    }
+
+    fn seen(&self, request: &Request) -> Seen {
+        let at_ms = self
+            .journal
+            .as_ref()
+            .map_or(0.0, |journal| journal.offset_ms(request.arrival));
+        Seen::of(request, at_ms, &self.idempotency_header)
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
+    idempotency_header: Option<Spanned<String>>,
     #[serde(default)]
     stub: Vec<RawStub>,
 }
@@ -176,6 +278,7 @@ struct RawStub {
     body_json: Option<Value>,
     body_partial_json: Option<Value>,
     body_contains: Option<String>,
+    idempotent: Option<Spanned<bool>>,
     #[serde(default)]
     response: RawResponse,
 }
@@ -197,6 +300,20 @@ type At = (usize, String);
 /// (bad method, header or regex) is checked here first, so a bad file is an error, not a crash.
 fn build(raw: RawStub, index: usize) -> Result<Stub, At> {
     let name = raw.name.unwrap_or_else(|| format!("stub {}", index + 1));
+    let idempotent = raw.idempotent.as_ref().is_some_and(|flag| *flag.get_ref());
+    if let (Some(flag), Some(method)) = (&raw.idempotent, &raw.method) {
+        let read = ["GET", "HEAD", "OPTIONS"];
+        if idempotent && read.contains(&method.get_ref().to_ascii_uppercase().as_str()) {
+            return Err((
+                flag.span().start,
+                format!(
+                    "`idempotent = true` is for writes (POST, PUT, PATCH, DELETE); stub `{name}` \
+                     answers {}, which writes nothing",
+                    method.get_ref().to_ascii_uppercase()
+                ),
+            ));
+        }
+    }
     let mut matchers: Vec<Box<dyn Match>> = Vec::new();
     if let Some(method) = &raw.method {
         let upper = method.get_ref().to_ascii_uppercase();
@@ -322,6 +439,7 @@ fn build(raw: RawStub, index: usize) -> Result<Stub, At> {
         headers,
         body,
         delay,
+        idempotent,
     })
 }
 
@@ -344,57 +462,86 @@ fn header_list(
 
 impl Responder for StubSet {
     fn answer(&self, request: &Request) -> Reply {
-        let target = request
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        // wiremock's matchers read a full URL; the host is irrelevant to them.
-        let Ok(url) = format!("http://localhost{target}").parse() else {
-            return super::error(StatusCode::BAD_REQUEST, "request target is not a valid URL");
-        };
-        let seen = wiremock::Request {
-            url,
-            method: request.method.clone(),
-            headers: request.headers.clone(),
-            body: request.body.to_vec(),
-        };
-        match self.find(&seen) {
-            Some(stub) => {
-                let mut reply = Reply {
-                    status: stub.status,
-                    headers: stub.headers.clone(),
-                    body: stub.body.clone(),
-                    usage: None,
-                    stream: None,
-                };
-                // The serving loop awaits a script's waits, so a slow stub holds no thread:
-                // the head goes out at once and the body after the delay.
-                if let Some(delay) = stub.delay {
-                    let mut script = Script::default();
-                    script.wait(delay);
-                    script.send(std::mem::take(&mut reply.body));
-                    reply.stream = Some(Box::new(script));
-                }
-                reply
+        let stub = match self.matching(request) {
+            Ok(Some(stub)) => stub,
+            Ok(None) => {
+                let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
+                return Reply::json(
+                    StatusCode::NOT_FOUND,
+                    &json!({
+                        "error": format!("no stub matched {} {target}", request.method),
+                        "tried": self.stubs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+                    }),
+                );
             }
-            None => Reply::json(
-                StatusCode::NOT_FOUND,
-                &json!({
-                    "error": format!("no stub matched {} {target}", request.method),
-                    "tried": self.stubs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-                }),
+            Err(refusal) => return refusal,
+        };
+        if !stub.idempotent {
+            return stub.reply();
+        }
+        let decision = self.ledger.write(self.seen(request), || Answer {
+            status: stub.status,
+            body: stub.body.clone(),
+            id: None,
+        });
+        match decision {
+            Decision::Created(_) => stub.reply(),
+            // The stub's answer is fixed, so the first one is the stub's again.
+            Decision::Replayed(_) => stub.reply().with_header("idempotent-replayed", "true"),
+            Decision::Refused { key, .. } => super::error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "keys for idempotent requests can only be used with the same parameters \
+                     they were first used with; key '{key}' was first used for another request"
+                ),
             ),
         }
     }
 
     fn fault_reply(
         &self,
-        _request: &Request,
+        request: &Request,
         status: StatusCode,
         retry_after: Option<Duration>,
     ) -> Reply {
+        // A faulted write created nothing, but a check needs to see it was tried.
+        if self.idempotent(request).is_some() {
+            self.ledger
+                .refused(self.seen(request), WriteOutcome::Faulted, status);
+        }
         status_fault_reply(status, retry_after)
+    }
+
+    fn fallback_key(&self, request: &Request) -> Option<String> {
+        self.idempotent(request)
+            .map(|_| ledger::fallback_key(request))
+    }
+}
+
+impl Stub {
+    /// Whether the stub is a write kept in the ledger (`idempotent = true`).
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotent
+    }
+
+    /// The stub's answer.
+    fn reply(&self) -> Reply {
+        let mut reply = Reply {
+            status: self.status,
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+            usage: None,
+            stream: None,
+        };
+        // The serving loop awaits a script's waits, so a slow stub holds no thread: the head
+        // goes out at once and the body after the delay.
+        if let Some(delay) = self.delay {
+            let mut script = Script::default();
+            script.wait(delay);
+            script.send(std::mem::take(&mut reply.body));
+            reply.stream = Some(Box::new(script));
+        }
+        reply
     }
 }
 
@@ -430,6 +577,22 @@ mod tests {
         assert!(error.starts_with("x.toml:2:10: "), "{error}");
         let error = error_of("[[stub]]\n[stub.response]\nstatus = 101\n");
         assert!(error.starts_with("x.toml:3:10: status 101"), "{error}");
+    }
+
+    #[test]
+    fn a_read_cannot_be_idempotent_and_the_header_must_be_a_header() {
+        let error = error_of("[[stub]]\nmethod = \"get\"\nidempotent = true\n");
+        assert!(
+            error.starts_with("x.toml:3:14: `idempotent = true` is for writes"),
+            "{error}"
+        );
+        let error = error_of("idempotency_header = \"Idem Key\"\n[[stub]]\n");
+        assert!(
+            error.starts_with("x.toml:1:22: `Idem Key` is not"),
+            "{error}"
+        );
+        let set = StubSet::parse("[[stub]]\nmethod = \"PUT\"\nidempotent = true\n", "x.toml");
+        assert!(set.unwrap().stubs()[0].is_idempotent());
     }
 
     #[test]

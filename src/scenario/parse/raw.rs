@@ -108,6 +108,7 @@ pub struct RawRequestShape {
 pub struct RawConfig {
     pub target: Option<RawTarget>,
     pub api: Option<RawApi>,
+    pub tools: Option<super::tools::RawTools>,
 }
 
 #[derive(Debug, Deserialize)]

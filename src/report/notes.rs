@@ -1,0 +1,140 @@
+//! Notes: what a person should know about how the service behaved that no gate owns. Each is
+//! one line with the figures and a few request ids as evidence; reports show them beside the
+//! verdicts, and they never fail the gate.
+//!
+//! Today: which API key the service sent the fake LLM. The fake accepts every key (as other
+//! LLM fakes do) and journals a class per attempt (`Attempt::api_key`); a service that sent no
+//! key, or a key other than the `{llm_key}` faultline gave it, works against the fake but not
+//! against a real provider, and its logs are no longer watched for the key it really uses.
+
+use std::collections::BTreeMap;
+
+use crate::evidence::Evidence;
+use crate::fakes::journal::ApiKeySent;
+
+/// Request ids named per note.
+const EXAMPLES: usize = 3;
+
+/// The notes `evidence` calls for, in a fixed order.
+pub fn notes(evidence: &Evidence) -> Vec<String> {
+    let classed: Vec<_> = evidence
+        .attempts
+        .iter()
+        .filter_map(|a| a.api_key.map(|class| (class, a.key.as_deref())))
+        .collect();
+    let total = classed.len();
+    let request_of: BTreeMap<&str, &str> = evidence
+        .records
+        .iter()
+        .map(|r| (r.nonce.as_str(), r.request_id.as_str()))
+        .collect();
+    let of_class = |wanted: ApiKeySent| {
+        let keys: Vec<Option<&str>> = classed
+            .iter()
+            .filter(|(class, _)| *class == wanted)
+            .map(|(_, key)| *key)
+            .collect();
+        let mut examples: Vec<&str> = keys
+            .iter()
+            .filter_map(|key| request_of.get((*key)?).copied())
+            .collect();
+        examples.dedup();
+        examples.truncate(EXAMPLES);
+        let examples = match examples.is_empty() {
+            true => String::new(),
+            false => format!(" (e.g. requests {})", examples.join(", ")),
+        };
+        (keys.len(), examples)
+    };
+    let mut notes = Vec::new();
+    let (none, examples) = of_class(ApiKeySent::None);
+    if none > 0 {
+        notes.push(format!(
+            "api key: the service called the LLM with no API key on {none} of {total} attempts{examples}: \
+             no Authorization or x-api-key header. The fake LLM accepted them; a real provider \
+             answers 401. Give the SDK its key (faultline.toml [target] env: OPENAI_API_KEY = \
+             \"{{llm_key}}\", or ANTHROPIC_API_KEY)."
+        ));
+    }
+    let (other, examples) = of_class(ApiKeySent::Other);
+    if other > 0 {
+        notes.push(format!(
+            "api key: the service called the LLM with another API key than the one faultline \
+             gave it ({{llm_key}}) on {other} of {total} attempts{examples}. The fake LLM \
+             accepted it, as it accepts any key, but a real provider checks it: either the \
+             service does not read its key from the environment, or faultline.toml gives it \
+             another (map OPENAI_API_KEY = \"{{llm_key}}\" in [target] env). The secrets check \
+             watches logs and answers only for the key faultline gave."
+        ));
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::Phase;
+    use crate::fakes::journal::Attempt;
+
+    fn attempt(nonce: &str, class: ApiKeySent) -> Attempt {
+        serde_json::from_value(serde_json::json!({
+            "at_ms": 1.0, "fake": "llm", "route": "/v1/chat/completions", "key": nonce,
+            "fault": null, "status": 200, "duration_ms": 1.0, "input_tokens": null,
+            "output_tokens": null, "api_key": class,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_service_that_sends_its_given_key_gets_no_note() {
+        let mut e = EvidenceBuilder::new()
+            .records(Phase::Baseline, 2, Some(200), 10.0)
+            .build();
+        e.attempts = vec![attempt("n1", ApiKeySent::Given)];
+        assert!(notes(&e).is_empty());
+    }
+
+    #[test]
+    fn no_key_and_another_key_are_each_named_with_requests() {
+        let mut e = EvidenceBuilder::new()
+            .records(Phase::Baseline, 3, Some(200), 10.0)
+            .build();
+        e.attempts = vec![
+            attempt("n1", ApiKeySent::None),
+            attempt("n1", ApiKeySent::None),
+            attempt("n2", ApiKeySent::Other),
+            attempt("n3", ApiKeySent::Given),
+        ];
+        let notes = notes(&e);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].starts_with(
+                "api key: the service called the LLM with no API key on 2 of 4 attempts (e.g. requests req-1)"
+            ),
+            "{}",
+            notes[0]
+        );
+        assert!(
+            notes[1].contains("on 1 of 4 attempts (e.g. requests req-2)"),
+            "{}",
+            notes[1]
+        );
+    }
+
+    #[test]
+    fn every_rendering_shows_the_notes_and_they_do_not_fail_the_gate() {
+        let mut report = crate::report::json::tests::report(&[]);
+        assert!(report.notes.is_empty());
+        report.notes = vec!["api key: the service called the LLM with no API key".into()];
+        let text = |rendered: &str| rendered.contains("the service called the LLM with no API key");
+
+        assert!(report.passed);
+        assert!(text(&crate::report::console_table(&report)));
+        assert!(crate::report::summary_markdown(&report).contains("## Notes\n\n- api key:"));
+        let html = crate::report::report_html(&report, None);
+        assert!(html.contains("<section id=\"notes\">") && text(&html));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["notes"][0], report.notes[0]);
+    }
+}
