@@ -9,6 +9,7 @@ faultline can point it at its fakes without changing a line:
     WEATHER_API_URL                   the weather tool (optional)
     LLM_TIMEOUT_S                     per-call timeout (default 4)
     OTEL_EXPORTER_OTLP_ENDPOINT       where to export traces over OTLP/HTTP (optional)
+    EXAMPLE_DEFECTS                   defects to plant, comma-separated (see DEFECTS below)
 
 It follows the practices faultline checks: one JSON log line per request, the request id in
 every answer, timeouts on every upstream call, retries with backoff (the SDK's), a circuit
@@ -24,6 +25,7 @@ import os
 import re
 import sys
 import time
+import traceback
 import uuid
 
 import httpx
@@ -36,6 +38,17 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+# Each defect breaks one practice faultline checks; README.md names the gate that must fail.
+DEFECTS = {
+    "no-retry": "the SDK's retries off: a passing 503 becomes the user's error",
+    "leak-secrets": "the raw question in the request log line",
+    "stack-trace-errors": "error bodies carry the Python traceback",
+    "no-tool-fallback": "a weather tool outage fails the whole answer",
+}
+PLANTED = {d.strip() for d in os.environ.get("EXAMPLE_DEFECTS", "").split(",") if d.strip()}
+if PLANTED - DEFECTS.keys():
+    sys.exit(f"EXAMPLE_DEFECTS names {sorted(PLANTED - DEFECTS.keys())}; the defects are: {', '.join(DEFECTS)}")
 
 LLM_TIMEOUT_S = float(os.environ.get("LLM_TIMEOUT_S", "4"))
 MODEL = os.environ.get("LLM_MODEL", "gpt-4o-mini")
@@ -71,7 +84,7 @@ class TracedTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-llm = openai.AsyncOpenAI(timeout=LLM_TIMEOUT_S, max_retries=1,
+llm = openai.AsyncOpenAI(timeout=LLM_TIMEOUT_S, max_retries=0 if "no-retry" in PLANTED else 1,
                          http_client=httpx.AsyncClient(transport=TracedTransport()))
 cache = aioredis.from_url(os.environ["REDIS_URL"], socket_timeout=0.2) if os.environ.get("REDIS_URL") else None
 weather_url = os.environ.get("WEATHER_API_URL")
@@ -83,11 +96,13 @@ NONCE = re.compile(r"\s*\[fl-[0-9a-f]{8}\]")
 
 class CircuitBreaker:
     """Fail fast while the provider is down: open after `threshold` failures in a row, then
-    let one probe through per `cooldown_s` until a call succeeds."""
+    let one probe through per `cooldown_s` until a call succeeds. A call that started before
+    the circuit last closed says nothing about the provider now: its failure is not counted
+    (calls that hung through an outage would otherwise reopen the circuit once it is over)."""
 
     def __init__(self, threshold: int = 5, cooldown_s: float = 1.0):
         self.threshold, self.cooldown_s = threshold, cooldown_s
-        self.failures, self.opened_at = 0, None
+        self.failures, self.opened_at, self.closed_at = 0, None, 0.0
 
     def allow(self) -> bool:
         if self.opened_at is None:
@@ -97,11 +112,14 @@ class CircuitBreaker:
             return True
         return False
 
-    def record(self, ok: bool):
+    def record(self, ok: bool, started: float):
         if ok:
             if self.opened_at is not None:
                 log(level="warn", event="circuit_closed")
+                self.closed_at = time.monotonic()
             self.failures, self.opened_at = 0, None
+            return
+        if started < self.closed_at:
             return
         self.failures += 1
         if self.failures >= self.threshold and self.opened_at is None:
@@ -145,8 +163,10 @@ async def traced(request: Request, call_next):
 
 
 def fail(status: int, message: str, request_id: str) -> JSONResponse:
-    return JSONResponse({"error": message, "requestId": request_id}, status_code=status,
-                        headers={"x-request-id": request_id})
+    body = {"error": message, "requestId": request_id}
+    if "stack-trace-errors" in PLANTED and sys.exc_info()[0] is not None:
+        body = {"error": traceback.format_exc(), "requestId": request_id}
+    return JSONResponse(body, status_code=status, headers={"x-request-id": request_id})
 
 
 @app.get("/healthz")
@@ -161,9 +181,12 @@ async def chat(request: Request):
     totals = {"inputTokens": 0, "outputTokens": 0, "cacheHit": False, "degraded": False}
 
     def done(status: int, error: str | None = None):
+        leaked = {"message": message} if "leak-secrets" in PLANTED and message else {}
         log(level="error" if error else "info", requestId=request_id, route="/api/chat",
             model=MODEL, status=status, latencyMs=round((time.monotonic() - started) * 1000),
-            error=error, **totals)
+            error=error, **totals, **leaked)
+
+    message = ""
 
     try:
         body = await request.json()
@@ -196,6 +219,9 @@ async def chat(request: Request):
             reply.raise_for_status()
             context = "Live weather: " + reply.text
         except Exception as error:  # Tool down: answer without live data, and say so.
+            if "no-tool-fallback" in PLANTED:
+                done(502, "tool_unavailable")
+                return fail(502, "The weather service is unavailable. Please try again.", request_id)
             banner = "live data unavailable"
             totals["degraded"] = True
             log(level="warn", requestId=request_id, event="tool_unavailable", tool="weather",
@@ -204,6 +230,7 @@ async def chat(request: Request):
     if not breaker.allow():
         done(503, "circuit_open")
         return fail(503, "The AI service is unavailable right now. Please try again shortly.", request_id)
+    call_started = time.monotonic()
     try:
         completion = await llm.chat.completions.create(
             model=MODEL,
@@ -212,19 +239,27 @@ async def chat(request: Request):
             extra_headers={"x-request-id": request_id},
         )
     except openai.APITimeoutError:
-        breaker.record(False)
+        breaker.record(False, call_started)
         done(504, "llm_timeout")
         return fail(504, "The AI service timed out. Please try a shorter question.", request_id)
     except openai.RateLimitError:
-        breaker.record(False)
+        breaker.record(False, call_started)
         done(429, "llm_rate_limited")
         return fail(429, "The AI service is busy right now. Please try again in a minute.", request_id)
-    except (openai.APIConnectionError, openai.InternalServerError, openai.APIStatusError):
-        breaker.record(False)
+    except (openai.APIConnectionError, openai.InternalServerError, openai.APIStatusError) as error:
+        if isinstance(error, openai.APIStatusError) and 400 <= error.status_code < 500:
+            # The provider refused this request (a 400): says nothing of its health.
+            done(502, "llm_rejected")
+            return fail(502, "The AI service could not process this question. Please rephrase it.", request_id)
+        breaker.record(False, call_started)
         done(503, "llm_unavailable")
         return fail(503, "The AI service is unavailable right now. Please try again shortly.", request_id)
+    except Exception:  # A 200 whose body is no completion (cut-off JSON): honest, not a 500 page.
+        breaker.record(False, call_started)
+        done(502, "llm_bad_answer")
+        return fail(502, "The AI service sent an answer we could not read. Please try again.", request_id)
 
-    breaker.record(True)
+    breaker.record(True, call_started)
     answer = completion.choices[0].message.content or ""
     if completion.usage:
         totals["inputTokens"] = completion.usage.prompt_tokens
