@@ -71,28 +71,10 @@ fn init(args: &[&str], out: &Path) -> (String, toml::Table) {
     (draft, table)
 }
 
-/// The draft without the profile's sections that main's parser does not read yet ([logs],
-/// [metrics], [traces]: the `profile` engineer's parser adds them). Until it lands, validate
-/// judges the rest; the sections themselves are checked by value in the tests.
-fn without_profile_sections(draft: &str) -> String {
-    let mut kept = Vec::new();
-    let mut skipping = false;
-    for line in draft.lines() {
-        if let Some(table) = line.strip_prefix('[') {
-            let name = table.trim_end_matches(']');
-            skipping = ["logs", "metrics", "traces"].contains(&name);
-        }
-        if !skipping {
-            kept.push(line);
-        }
-    }
-    kept.join("\n")
-}
-
-/// `faultline validate outage --config` on the draft (see [`without_profile_sections`]).
+/// `faultline validate outage --config` on the draft, profile sections included.
 fn validate(draft: &str, dir: &Path) -> String {
     let config = dir.join("validated.toml");
-    std::fs::write(&config, without_profile_sections(draft)).unwrap();
+    std::fs::write(&config, draft).unwrap();
     let output = faultline(&["validate", "outage", "--config"])
         .arg(&config)
         .output()
