@@ -1,10 +1,10 @@
 //! `faultline init`: run on real services, the draft it writes names what each one does (and
-//! what it could not find), is accepted by `faultline validate`, and carries the Python
-//! example through `scenario outage --quick` as written.
+//! what it could not find), is accepted by `faultline validate`, and carries each example
+//! service through `scenario outage --quick` after only the edits its own TODOs ask for.
 //!
 //! The services: tests/python/init_target.py (standard library only), whose every name is
-//! unusual, and its `--bare` form, which has nothing init could find; and
-//! examples/python-fastapi.
+//! unusual, and its `--bare` form, which has nothing init could find; and the three example
+//! services under examples/.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -331,8 +331,13 @@ fn the_python_example_passes_outage_from_its_init_draft_as_written() {
     );
     assert_ne!(edited, draft);
     validate(&edited, dir.path());
-    let config = dir.path().join("validated.toml");
-    let report = dir.path().join("report");
+    passes_outage_quick(dir.path(), &draft);
+}
+
+/// `scenario outage --quick` on the draft [`validate`] wrote into `dir` exits 0.
+fn passes_outage_quick(dir: &Path, draft: &str) {
+    let config = dir.join("validated.toml");
+    let report = dir.join("report");
     let output = faultline(&["scenario", "outage", "--quick", "--quiet", "--config"])
         .arg(&config)
         .arg("--out")
@@ -340,6 +345,54 @@ fn the_python_example_passes_outage_from_its_init_draft_as_written() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}\n{draft}", text(&output));
+}
+
+/// The Node and Rust examples (built by scripts/provision/example-node.sh and example-rust.sh)
+/// pass outage --quick on their drafts with no edit at all: their TODOs are all "if" (the
+/// defaults of their timeouts and breakers already fit), and the figures they lack
+/// (cache_hit_ratio, agent_steps) are drafted as "". Their routes, log fields and metric names
+/// differ from each other's and from the defaults, so the draft must have found each.
+#[test]
+#[serial]
+fn the_node_and_rust_examples_pass_outage_from_their_init_drafts_unedited() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (example, command, built, route, request_id_field) in [
+        (
+            "examples/node-express",
+            "node dist/server.js",
+            "dist/server.js",
+            "/v1/chat",
+            "reqId",
+        ),
+        (
+            "examples/rust-axum",
+            "target/debug/askbot --listen 127.0.0.1:{port}",
+            "target/debug/askbot",
+            "/api/v2/ask",
+            "correlation_id",
+        ),
+    ] {
+        let folder = root.join(example);
+        assert!(
+            folder.join(built).exists(),
+            "{example}/{built} is missing: run scripts/test, which builds it"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("faultline.toml");
+        let (draft, table) = init(
+            &["--command", command, "--cwd", folder.to_str().unwrap()],
+            &out,
+        );
+        assert_eq!(str_at(&table, "api.chat.path"), route, "{draft}");
+        assert_eq!(
+            str_at(&table, "logs.request_id_field"),
+            request_id_field,
+            "{draft}"
+        );
+        assert_eq!(str_at(&table, "metrics.format"), "prometheus", "{draft}");
+        validate(&draft, dir.path());
+        passes_outage_quick(dir.path(), &draft);
+    }
 }
 
 #[test]
