@@ -1,7 +1,8 @@
 //! The fake LLM, OpenAI- and Anthropic-compatible: `POST /v1/chat/completions` (plain and
 //! SSE, with tool calls), `POST /v1/embeddings`, `GET /v1/models` behind
 //! `Authorization: Bearer <api_key>`, and Anthropic's `POST /v1/messages` (plain and SSE with
-//! its named events) behind `x-api-key`.
+//! its named events) behind `x-api-key`, and OpenAI's Responses API `POST /v1/responses`
+//! (plain and SSE with its semantic events, function calls, `previous_response_id`).
 //!
 //! This module owns routing, authentication, rate limiting, context windows and each
 //! provider's error shape (OpenAI `{"error":{"message","type","param","code"}}`, Anthropic
@@ -26,6 +27,7 @@ mod chat;
 mod chat_body;
 mod embeddings;
 mod limits;
+mod responses;
 pub mod standalone;
 mod stream;
 mod tools;
@@ -148,6 +150,7 @@ pub async fn start_on(
         options,
         board: switchboard.clone(),
         limits: Limits::default(),
+        ledger: responses::Ledger::default(),
     };
     http::serve_on(addr, "llm", llm, switchboard, journal).await
 }
@@ -157,6 +160,8 @@ struct Llm {
     /// For jitter draws while pacing streams (the same seeded RNG as the fault picks).
     board: Arc<Switchboard>,
     limits: Limits,
+    /// The Responses API's conversation state: which response ids exist.
+    ledger: responses::Ledger,
 }
 
 /// Whose wire format a request speaks, by route.
@@ -368,6 +373,7 @@ impl Llm {
             Ok(()) => match (&request.method, request.uri.path()) {
                 (&Method::POST, "/v1/chat/completions") => chat::complete(&turn),
                 (&Method::POST, "/v1/messages") => anthropic::messages(&turn),
+                (&Method::POST, "/v1/responses") => responses::create(&turn, &self.ledger),
                 (&Method::POST, "/v1/embeddings") => {
                     let mut reply = embeddings::embed(&self.options, request);
                     if matches!(
