@@ -1,7 +1,8 @@
 //! Conformance with the official SDKs: tests/python/llm_sdk_conformance.py drives the fake LLM
 //! with the `openai` and `anthropic` Python packages (non-streaming, streaming with usage,
 //! tool calls, base64 embeddings, models, error classes, retry-after-ms and x-should-retry),
-//! and the Responses API with `openai` (tests/python/llm_responses.py).
+//! the Responses API with `openai` (tests/python/llm_responses.py), and the Gemini API with
+//! `google-genai` (tests/python/llm_gemini.py).
 //!
 //! And the key: `faultline fake llm --api-key any` (the built binary) serves both SDKs with
 //! arbitrary keys (tests/python/llm_any_key.py) and a call with no key at all; the journal
@@ -58,6 +59,11 @@ async fn the_official_openai_and_anthropic_sdks_work_against_the_fake() {
 #[tokio::test]
 async fn the_official_openai_sdk_speaks_the_responses_api_with_the_fake() {
     sdk_script_passes("llm_responses.py").await;
+}
+
+#[tokio::test]
+async fn googles_genai_sdk_speaks_the_gemini_api_with_the_fake() {
+    sdk_script_passes("llm_gemini.py").await;
 }
 
 #[tokio::test]

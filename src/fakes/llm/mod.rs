@@ -2,7 +2,9 @@
 //! SSE, with tool calls), `POST /v1/embeddings`, `GET /v1/models` behind
 //! `Authorization: Bearer <api_key>`, and Anthropic's `POST /v1/messages` (plain and SSE with
 //! its named events) behind `x-api-key`, and OpenAI's Responses API `POST /v1/responses`
-//! (plain and SSE with its semantic events, function calls, `previous_response_id`).
+//! (plain and SSE with its semantic events, function calls, `previous_response_id`), and
+//! Google's Gemini API (`/v1beta/models/{m}:generateContent` and its siblings) behind
+//! `x-goog-api-key`.
 //!
 //! This module owns routing, authentication, rate limiting, context windows and each
 //! provider's error shape (OpenAI `{"error":{"message","type","param","code"}}`, Anthropic
@@ -26,6 +28,7 @@ mod anthropic;
 mod chat;
 mod chat_body;
 mod embeddings;
+mod gemini;
 mod limits;
 mod responses;
 pub mod standalone;
@@ -169,12 +172,16 @@ struct Llm {
 enum Provider {
     OpenAi,
     Anthropic,
+    Gemini,
 }
 
 impl Provider {
     fn of(request: &Request) -> Provider {
-        if request.uri.path().starts_with("/v1/messages") {
+        let path = request.uri.path();
+        if path.starts_with("/v1/messages") {
             Provider::Anthropic
+        } else if gemini::is_gemini(path) {
+            Provider::Gemini
         } else {
             Provider::OpenAi
         }
@@ -242,6 +249,16 @@ impl Turn<'_> {
                     if which == "requests" { rpm } else { tpm }
                 ),
             ),
+            Provider::Gemini => gemini::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "Quota exceeded for metric: generate_content_{which}, limit: {}. Please \
+                     retry in {}.",
+                    if which == "requests" { rpm } else { tpm },
+                    limits::reset_text(wait)
+                ),
+                Some(wait),
+            ),
         };
         let reply = reply
             .with_retry_after(Some(wait))
@@ -304,6 +321,8 @@ fn with_limits(provider: Provider, reply: Reply, verdict: &Verdict) -> Reply {
                 )
                 .with_header("anthropic-ratelimit-tokens-reset", at(verdict.reset_tokens))
         }
+        // Gemini sends no rate-limit headers; its 429 says the wait in a RetryInfo detail.
+        Provider::Gemini => reply,
     }
 }
 
@@ -353,6 +372,7 @@ impl Responder for Llm {
             Provider::Anthropic => {
                 anthropic_status_error(status, error_code).with_retry_after(retry_after)
             }
+            Provider::Gemini => gemini::status_error(status, retry_after),
         };
         stamp(provider, request, reply)
     }
@@ -387,6 +407,10 @@ impl Llm {
                     reply
                 }
                 (&Method::GET, "/v1/models") => models(),
+                (&Method::POST, path) if gemini::route(path).is_some() => {
+                    let (model, action) = gemini::route(path).expect("matched above");
+                    gemini::answer(&turn, model, action)
+                }
                 (method, path) => match provider {
                     Provider::OpenAi => error(
                         StatusCode::NOT_FOUND,
@@ -399,6 +423,11 @@ impl Llm {
                         StatusCode::NOT_FOUND,
                         "not_found_error",
                         &format!("Not found: {method} {path}"),
+                    ),
+                    Provider::Gemini => gemini::error(
+                        StatusCode::NOT_FOUND,
+                        &format!("Method not found: {method} {path}"),
+                        None,
                     ),
                 },
             },
@@ -450,24 +479,53 @@ impl Llm {
                     None => format!("x-api-key header is required. {which}"),
                 },
             ),
+            // Google answers a wrong key with 400 and a missing one with 403.
+            Provider::Gemini => match sent {
+                Some(_) => gemini::error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("API key not valid. Please pass a valid API key. {which}"),
+                    None,
+                ),
+                None => gemini::error(
+                    StatusCode::FORBIDDEN,
+                    &format!(
+                        "Method doesn't allow unregistered callers (callers without established \
+                         identity). Please use API Key or other form of API consumer identity \
+                         to call this API. {which}"
+                    ),
+                    None,
+                ),
+            },
         })
     }
 }
 
-/// The API key a request carries: `Authorization: Bearer`, else Anthropic's `x-api-key`; an
-/// empty one is none.
+/// The API key a request carries: `Authorization: Bearer`, else Anthropic's `x-api-key`,
+/// else Google's `x-goog-api-key` or `?key=`; an empty one is none.
 fn sent_key(request: &Request) -> Option<&str> {
+    let header = |name: &str| {
+        request
+            .header(name)
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+    };
     let bearer = request
         .header("authorization")
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|key| !key.is_empty());
-    bearer.or_else(|| {
+    let query_key = || {
         request
-            .header("x-api-key")
-            .map(str::trim)
+            .uri
+            .query()?
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("key="))
             .filter(|key| !key.is_empty())
-    })
+    };
+    bearer
+        .or_else(|| header("x-api-key"))
+        .or_else(|| header("x-goog-api-key"))
+        .or_else(query_key)
 }
 
 /// Shows only the last 4 characters of a wrong key, as OpenAI does, so an error message a
@@ -501,6 +559,7 @@ fn stamp(provider: Provider, request: &Request, reply: Reply) -> Reply {
     let reply = match provider {
         Provider::OpenAi => reply.with_text(X_REQUEST_ID, id),
         Provider::Anthropic => reply.with_text(REQUEST_ID, id),
+        Provider::Gemini => reply,
     };
     reply.with_number(PROCESSING_MS, processing_ms)
 }
