@@ -4,7 +4,8 @@
 //! its named events) behind `x-api-key`, and OpenAI's Responses API `POST /v1/responses`
 //! (plain and SSE with its semantic events, function calls, `previous_response_id`), and
 //! Google's Gemini API (`/v1beta/models/{m}:generateContent` and its siblings) behind
-//! `x-goog-api-key`.
+//! `x-goog-api-key`. Azure OpenAI's paths (`/openai/deployments/{d}/…`, `/openai/v1/…`) reach
+//! the OpenAI routes behind `api-key`, with Azure's headers and gateway errors.
 //!
 //! This module owns routing, authentication, rate limiting, context windows and each
 //! provider's error shape (OpenAI `{"error":{"message","type","param","code"}}`, Anthropic
@@ -25,6 +26,7 @@
 
 mod answers;
 mod anthropic;
+mod azure;
 mod chat;
 mod chat_body;
 mod embeddings;
@@ -173,12 +175,16 @@ enum Provider {
     OpenAi,
     Anthropic,
     Gemini,
+    /// OpenAI's routes under Azure's paths.
+    Azure,
 }
 
 impl Provider {
     fn of(request: &Request) -> Provider {
         let path = request.uri.path();
-        if path.starts_with("/v1/messages") {
+        if azure::is_azure(path) {
+            Provider::Azure
+        } else if path.starts_with("/v1/messages") {
             Provider::Anthropic
         } else if gemini::is_gemini(path) {
             Provider::Gemini
@@ -249,6 +255,15 @@ impl Turn<'_> {
                     if which == "requests" { rpm } else { tpm }
                 ),
             ),
+            Provider::Azure => azure::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "Requests to the ChatCompletions_Create Operation under Azure OpenAI API \
+                     version 2024-10-21 have exceeded {which} rate limit of your current OpenAI \
+                     S0 pricing tier. Please retry after {} seconds.",
+                    wait.as_millis().div_ceil(1000)
+                ),
+            ),
             Provider::Gemini => gemini::error(
                 StatusCode::TOO_MANY_REQUESTS,
                 &format!(
@@ -270,7 +285,8 @@ impl Turn<'_> {
 /// Adds the rate-limit headers of `verdict` in the provider's spelling.
 fn with_limits(provider: Provider, reply: Reply, verdict: &Verdict) -> Reply {
     match provider {
-        Provider::OpenAi => {
+        // Azure sends OpenAI's rate-limit headers too.
+        Provider::OpenAi | Provider::Azure => {
             // The default limits are on almost every answer: their values are built once.
             let limit = |value: u32, default: u32, text: &'static str| {
                 if value == default {
@@ -373,6 +389,7 @@ impl Responder for Llm {
                 anthropic_status_error(status, error_code).with_retry_after(retry_after)
             }
             Provider::Gemini => gemini::status_error(status, retry_after),
+            Provider::Azure => azure::status_error(status, retry_after),
         };
         stamp(provider, request, reply)
     }
@@ -390,7 +407,10 @@ impl Llm {
         };
         let reply = match self.authenticate(provider, request) {
             Err(refusal) => refusal,
-            Ok(()) => match (&request.method, request.uri.path()) {
+            Ok(()) => match (
+                &request.method,
+                azure::openai_path(request.uri.path()).0.as_ref(),
+            ) {
                 (&Method::POST, "/v1/chat/completions") => chat::complete(&turn),
                 (&Method::POST, "/v1/messages") => anthropic::messages(&turn),
                 (&Method::POST, "/v1/responses") => responses::create(&turn, &self.ledger),
@@ -429,6 +449,7 @@ impl Llm {
                         &format!("Method not found: {method} {path}"),
                         None,
                     ),
+                    Provider::Azure => azure::error(StatusCode::NOT_FOUND, "Resource not found"),
                 },
             },
         };
@@ -479,6 +500,14 @@ impl Llm {
                     None => format!("x-api-key header is required. {which}"),
                 },
             ),
+            Provider::Azure => azure::error(
+                StatusCode::UNAUTHORIZED,
+                &format!(
+                    "Access denied due to invalid subscription key or wrong API endpoint. Make \
+                     sure to provide a valid key for an active subscription and use a correct \
+                     regional API endpoint for your resource. {which}"
+                ),
+            ),
             // Google answers a wrong key with 400 and a missing one with 403.
             Provider::Gemini => match sent {
                 Some(_) => gemini::error(
@@ -501,7 +530,7 @@ impl Llm {
 }
 
 /// The API key a request carries: `Authorization: Bearer`, else Anthropic's `x-api-key`,
-/// else Google's `x-goog-api-key` or `?key=`; an empty one is none.
+/// else Google's `x-goog-api-key` or `?key=`, else Azure's `api-key`; an empty one is none.
 fn sent_key(request: &Request) -> Option<&str> {
     let header = |name: &str| {
         request
@@ -525,6 +554,7 @@ fn sent_key(request: &Request) -> Option<&str> {
     bearer
         .or_else(|| header("x-api-key"))
         .or_else(|| header("x-goog-api-key"))
+        .or_else(|| header("api-key"))
         .or_else(query_key)
 }
 
@@ -560,6 +590,10 @@ fn stamp(provider: Provider, request: &Request, reply: Reply) -> Reply {
         Provider::OpenAi => reply.with_text(X_REQUEST_ID, id),
         Provider::Anthropic => reply.with_text(REQUEST_ID, id),
         Provider::Gemini => reply,
+        Provider::Azure => {
+            let deployment = azure::openai_path(request.uri.path()).1;
+            azure::stamp(reply.with_text(X_REQUEST_ID, id.clone()), &id, deployment)
+        }
     };
     reply.with_number(PROCESSING_MS, processing_ms)
 }
