@@ -213,6 +213,7 @@ async fn run_with_fakes(
     let metrics_before = probed.metrics;
     // The load's clock starts here; everything else is shifted onto it.
     let load_start = Instant::now();
+    target.logs().mark_load_start();
     let offset_ms = load_start.duration_since(epoch).as_secs_f64() * 1000.0;
     let (stop_tx, stop_rx) = watch::channel(false);
     let drain = load::drain_time(plan.load.request_timeout);
@@ -286,6 +287,7 @@ async fn run_with_fakes(
         attempts: readings.attempts,
         attempts_dropped: readings.dropped,
         logs: logs.snapshot(),
+        logs_lost: logs.loss(),
         metrics: metrics_before.into_iter().chain(metrics).collect(),
         target_started,
         writes: readings.writes,

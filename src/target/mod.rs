@@ -77,8 +77,6 @@ pub struct TargetExit {
     pub killed: bool,
 }
 
-/// Output lines kept from a target; older lines beyond this are counted, not kept.
-const LOG_LINE_LIMIT: usize = 200_000;
 /// Lines of the target's output quoted when it fails to start.
 const TAIL_LINES: usize = 20;
 /// How long a target gets between SIGTERM and SIGKILL.
@@ -119,7 +117,7 @@ impl TargetProcess {
                 .unwrap_or_default(),
             source,
         })?;
-        let logs = Arc::new(LogCapture::new(epoch, LOG_LINE_LIMIT));
+        let logs = Arc::new(LogCapture::new(epoch));
         logs.follow(child.stdout.take(), child.stderr.take());
         if let Some(file) = &spec.log_file {
             logs.follow_file(file.clone());
@@ -133,7 +131,7 @@ impl TargetProcess {
 
     /// A target already running at `base_url`; its logs come from `log_file`, if any.
     pub fn attach(base_url: &str, log_file: Option<PathBuf>, epoch: Instant) -> TargetProcess {
-        let logs = Arc::new(LogCapture::new(epoch, LOG_LINE_LIMIT));
+        let logs = Arc::new(LogCapture::new(epoch));
         if let Some(file) = log_file {
             logs.follow_file(file);
         }
