@@ -575,6 +575,7 @@ fn install_interrupt_handler() -> watch::Receiver<bool> {
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             eprintln!("\nfaultline: interrupted again, exiting now (exit code 2)");
+            crate::target::group::kill_all_now();
             std::process::exit(EXIT_NOT_RUN);
         }
         eprintln!(

@@ -191,6 +191,15 @@ pub struct LogLoss {
     pub not_utf8: u64,
 }
 
+/// A target faultline started that exited before faultline stopped it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetCrash {
+    /// `exit status: 3`, `signal: 9 (SIGKILL)`, …
+    pub status: String,
+    /// Its last output lines, oldest first.
+    pub last_lines: Vec<String>,
+}
+
 /// A fault switched on or off by the timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEvent {
@@ -263,6 +272,9 @@ pub struct Evidence {
     /// so a ratio such as the cache hit ratio can be compared whole.
     #[serde(default)]
     pub target_started: bool,
+    /// Set when the target faultline started exited on its own during the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_crash: Option<TargetCrash>,
     /// Writes the tool fakes received (empty when no write flow ran).
     #[serde(default)]
     pub writes: Vec<WriteAttempt>,

@@ -164,12 +164,10 @@ async fn run_child(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
-    crate::target::group::isolate(&mut command);
-    let mut child = match command.spawn() {
-        Ok(child) => child,
+    let (mut child, group) = match crate::target::group::spawn(&mut command) {
+        Ok(spawned) => spawned,
         Err(error) => return EntryOutcome::NotRun(format!("could not start a run: {error}")),
     };
-    let group = child.id().map_or(0, |pid| pid as i32);
     // Read stderr beside the wait, so a chatty child never blocks on a full pipe.
     let stderr_reader = child.stderr.take().map(|mut pipe| {
         tokio::spawn(async move {
@@ -196,6 +194,7 @@ async fn run_child(
         crate::target::group::stop(&mut child, group, CHILD_STOP_GRACE).await;
         return EntryOutcome::NotRun("interrupted".into());
     };
+    crate::target::group::forget(group);
     let stderr = match stderr_reader {
         Some(reader) => reader.await.unwrap_or_default(),
         None => Vec::new(),

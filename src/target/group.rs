@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
+/// How long what is left of a group gets after its leader has exited on SIGTERM.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(1);
+
 /// Sets `command` up to run in a process group of its own (so faultline signals the whole
 /// tree, and a terminal's Ctrl-C reaches faultline alone, which then stops children in order)
 /// and to be killed when faultline dies, however it dies (`PR_SET_PDEATHSIG`).
@@ -29,6 +32,34 @@ pub fn isolate(command: &mut Command) {
     }
 }
 
+/// The groups of children started through [`spawn`] and not yet stopped: a second interrupt
+/// kills them all before faultline exits (a death signal reaches only direct children, not a
+/// target's own children).
+static LIVE: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// Spawns an [`isolate`]d command; returns the child and its process group.
+pub fn spawn(command: &mut Command) -> std::io::Result<(Child, i32)> {
+    isolate(command);
+    let child = command.spawn()?;
+    let group = child.id().map_or(0, |pid| pid as i32);
+    LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(group);
+    Ok((child, group))
+}
+
+/// SIGKILL to every group [`spawn`] started and nothing stopped yet: for exiting at once.
+pub fn kill_all_now() {
+    for &group in LIVE.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        signal_group(group, libc::SIGKILL);
+    }
+}
+
+/// Takes `group` off the list [`kill_all_now`] kills: its child ended and was reaped.
+pub fn forget(group: i32) {
+    LIVE.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|&live| live != group);
+}
+
 /// How a stopped child ended.
 #[derive(Clone, Debug)]
 pub struct Stopped {
@@ -44,9 +75,11 @@ pub struct Stopped {
 /// the child is reaped.
 pub async fn stop(child: &mut Child, group: i32, grace: Duration) -> Stopped {
     signal_group(group, libc::SIGTERM);
-    let deadline = Instant::now() + grace;
     let mut status = tokio::time::timeout(grace, child.wait()).await.ok();
-    // The direct child may be gone while a grandchild that ignores SIGTERM lives on.
+    // The direct child may be gone while a grandchild that ignores SIGTERM lives on. A
+    // service that waits for its workers has already waited for them; what is left after it
+    // gets a short while more, not another whole grace.
+    let deadline = Instant::now() + LEFTOVER_GRACE.min(grace);
     while group_alive(group) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -57,6 +90,7 @@ pub async fn stop(child: &mut Child, group: i32, grace: Duration) -> Stopped {
     if status.is_none() {
         status = Some(child.wait().await);
     }
+    forget(group);
     Stopped {
         status: status_text(status.expect("waited above")),
         killed,

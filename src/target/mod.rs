@@ -95,25 +95,24 @@ impl TargetProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        group::isolate(&mut command);
         if let Some(cwd) = &spec.cwd {
             command.current_dir(cwd);
         }
-        let mut child = command.spawn().map_err(|source| TargetError::Spawn {
-            program: spec.program.display().to_string(),
-            cwd: spec
-                .cwd
-                .as_ref()
-                .map(|cwd| format!(" in {}", cwd.display()))
-                .unwrap_or_default(),
-            source,
-        })?;
+        let (mut child, group) =
+            group::spawn(&mut command).map_err(|source| TargetError::Spawn {
+                program: spec.program.display().to_string(),
+                cwd: spec
+                    .cwd
+                    .as_ref()
+                    .map(|cwd| format!(" in {}", cwd.display()))
+                    .unwrap_or_default(),
+                source,
+            })?;
         let logs = Arc::new(LogCapture::new(epoch));
         logs.follow(child.stdout.take(), child.stderr.take());
         if let Some(file) = &spec.log_file {
             logs.follow_file(file.clone());
         }
-        let group = child.id().map_or(0, |pid| pid as i32);
         Ok(TargetProcess {
             child: Some((child, group)),
             base_url: spec.base_url.clone(),
@@ -132,6 +131,16 @@ impl TargetProcess {
             base_url: base_url.to_string(),
             logs,
         }
+    }
+
+    /// How the target ended, when faultline started it and it has exited on its own.
+    pub fn exited(&mut self) -> Option<String> {
+        let (child, _) = self.child.as_mut()?;
+        child
+            .try_wait()
+            .ok()
+            .flatten()
+            .map(|status| status.to_string())
     }
 
     /// True when faultline started the target (and so sees its output).
