@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::checks::{self, Verdict};
-use crate::evidence::{Evidence, MetricsSnapshot, TimelineEvent};
+use crate::evidence::{Evidence, MetricsSnapshot, TargetCrash, TimelineEvent};
 use crate::fakes::driver::Fakes;
 use crate::fakes::fault::FaultRule;
 use crate::fakes::remote::ControlClient;
@@ -27,6 +27,9 @@ use crate::load::{self, LoadError, LoadSpec};
 use crate::report::{self, Report, RunMeta};
 use crate::scenario::Plan;
 use crate::target::{self, SpawnSpec, TargetError, TargetProcess};
+
+/// Lines of a crashed target's output quoted in the console and the report.
+const CRASH_TAIL_LINES: usize = 10;
 
 /// Choices made on the command line rather than in the scenario.
 #[derive(Clone, Debug, Default)]
@@ -213,6 +216,7 @@ async fn run_with_fakes(
     let metrics_before = probed.metrics;
     // The load's clock starts here; everything else is shifted onto it.
     let load_start = Instant::now();
+    target.logs().mark_load_start();
     let offset_ms = load_start.duration_since(epoch).as_secs_f64() * 1000.0;
     let (stop_tx, stop_rx) = watch::channel(false);
     let drain = load::drain_time(plan.load.request_timeout);
@@ -271,7 +275,24 @@ async fn run_with_fakes(
     let metrics = read_metrics(&target, plan, offset_ms + duration_ms).await;
     let logs = target.logs().clone();
     let target_started = target.spawned();
+    let crashed = target.exited();
     target.stop().await;
+    // Read after the stop: the readers have then taken the last lines off the pipes.
+    let target_crash = crashed.map(|status| TargetCrash {
+        status,
+        last_lines: logs
+            .tail(CRASH_TAIL_LINES)
+            .into_iter()
+            .map(|line| crate::checks::sla::excerpt(&line.text))
+            .collect(),
+    });
+    if let (Some(crash), true) = (&target_crash, options.progress) {
+        eprintln!(
+            "faultline: the target exited during the run ({}); its last output:\n  {}",
+            crash.status,
+            crash.last_lines.join("\n  ")
+        );
+    }
     // A stopping target flushes its last spans; let them land before they are read.
     fakes.settle_spans().await;
     let records = records?;
@@ -279,6 +300,21 @@ async fn run_with_fakes(
     gaps.extend(readings.gaps);
 
     let interrupted = *interrupt.borrow();
+    let mut records = records;
+    if interrupted {
+        // Requests the interrupt cut short never had their chance to be answered: they are
+        // neither failures nor successes, so no verdict judges them (a healthy target must not
+        // FAIL errors.honest because someone pressed Ctrl-C).
+        let before = records.len();
+        records.retain(|r| !(r.status.is_none() && r.error.as_deref() == Some("unfinished")));
+        let cut = before - records.len();
+        if cut > 0 {
+            gaps.push(format!(
+                "{cut} requests were in flight at the interrupt: they are unfinished, left out \
+                 of every verdict rather than counted as failures"
+            ));
+        }
+    }
     let mut evidence = Evidence {
         phases: plan.phases(),
         timeline: Vec::new(),
@@ -286,8 +322,10 @@ async fn run_with_fakes(
         attempts: readings.attempts,
         attempts_dropped: readings.dropped,
         logs: logs.snapshot(),
+        logs_lost: logs.loss(),
         metrics: metrics_before.into_iter().chain(metrics).collect(),
         target_started,
+        target_crash,
         writes: readings.writes,
         spans: readings.spans,
         spans_dropped: readings.spans_dropped,
