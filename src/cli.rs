@@ -435,7 +435,10 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
                 println!("{}", report::console_table(&outcome.report));
                 println!("reports written to {}", outcome.dir.display());
             }
-            if outcome.report.interrupted {
+            if let Some(why) = &outcome.report.invalid {
+                eprintln!("error: the run cannot be judged: {why}");
+                EXIT_NOT_RUN
+            } else if outcome.report.interrupted {
                 eprintln!("interrupted: the reports hold what was measured before the interrupt");
                 EXIT_NOT_RUN
             } else if outcome.report.passed {

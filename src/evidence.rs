@@ -64,8 +64,14 @@ pub struct Record {
     pub nonce: String,
     /// HTTP status; `None` when no answer came (connection error, client timeout, run ended).
     pub status: Option<u16>,
-    /// Milliseconds from send to the full answer (or to giving up).
+    /// Milliseconds from send to the full answer (or to giving up). For the arrival-rate
+    /// executors, from the *intended* send time (the response time a user arriving then saw,
+    /// free of coordinated omission); `at_ms` is then that intended time too.
     pub latency_ms: f64,
+    /// For the arrival-rate executors: milliseconds from the actual send to the full answer
+    /// (service time). `None` for closed users, whose send is never late.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_ms: Option<f64>,
     /// The request id the target reported back (response header or body), if any.
     pub response_request_id: Option<String>,
     /// The start of the response body, bounded (see [`Record::EXCERPT_LIMIT`]).
@@ -82,6 +88,33 @@ pub struct Record {
     /// For streamed answers: how the stream went.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamTiming>,
+}
+
+/// How well the load generator kept to its own schedule. For the arrival-rate executors a
+/// generator that fell behind (arrivals dropped for want of a free slot, or sent late) did not
+/// apply the load asked for, so the run cannot be judged: see [`LoadStats::fell_behind`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadStats {
+    /// `closed`, `constant_rate`, `ramping_rate` or `ramping_users`.
+    pub executor: String,
+    /// Arrivals the schedule asked for during the run (open executors; 0 for users).
+    pub asked: u64,
+    /// Requests sent.
+    pub sent: u64,
+    /// Arrivals dropped because `max_in_flight` requests were unanswered.
+    pub dropped: u64,
+    /// Arrivals sent more than `late_limit_ms` after their intended time.
+    pub late: u64,
+    pub late_limit_ms: f64,
+    /// How late sends were: 99th percentile and worst, milliseconds.
+    pub lateness_p99_ms: f64,
+    pub lateness_max_ms: f64,
+    /// Arrivals per second asked for and sent, over the run.
+    pub asked_rate: f64,
+    pub achieved_rate: f64,
+    /// Why the run is invalid because the generator fell behind (`None`: it kept up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fell_behind: Option<String>,
 }
 
 /// What a flow asks the target to do.
@@ -292,6 +325,9 @@ pub struct Evidence {
     /// Spans pushed out of the collector's bounded journal (so `spans` is partial when > 0).
     #[serde(default)]
     pub spans_dropped: u64,
+    /// How the load generator kept to its schedule (arrivals asked, sent, dropped, late).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadStats>,
     /// How long the run lasted on the load's clock.
     pub duration_ms: f64,
     /// True when the run was cut short (Ctrl-C): what is here is what was measured.

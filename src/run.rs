@@ -75,6 +75,11 @@ pub enum RunError {
     Write { dir: String, source: std::io::Error },
     #[error("could not find faultline's own binary to run the reference target: {0}")]
     SelfExe(std::io::Error),
+    #[error(
+        "the load would last {0:?} ([load] duration, times quick_scale with --quick): too short \
+         to judge; a run needs at least 1s, so make duration or quick_scale larger"
+    )]
+    TooShort(Duration),
     #[error("interrupted before the load started; nothing was measured")]
     InterruptedEarly,
     /// The probe found settings that do not match the service (see [`crate::probe`]).
@@ -82,12 +87,19 @@ pub enum RunError {
     Misconfigured(String),
 }
 
+/// The shortest load a run judges: below it no fault window of a built-in scenario holds a
+/// single request of its users (the fastest asks about every 250 ms).
+const MIN_RUN: Duration = Duration::from_secs(1);
+
 /// Runs `plan` to the end (or until `interrupt` turns true) and writes its reports.
 pub async fn run(
     plan: &Plan,
     options: &RunOptions,
     interrupt: watch::Receiver<bool>,
 ) -> Result<RunOutcome, RunError> {
+    if plan.load.duration < MIN_RUN {
+        return Err(RunError::TooShort(plan.load.duration));
+    }
     let epoch = Instant::now();
     let started_at = time::OffsetDateTime::now_utc();
 
@@ -234,6 +246,7 @@ async fn run_with_fakes(
     let load_spec = LoadSpec {
         base_url: target.base_url().to_string(),
         api: plan.api.clone(),
+        executor: plan.load.executor.clone(),
         users: plan.load.users,
         duration: plan.load.duration,
         think_time: plan.load.think_time,
@@ -295,7 +308,10 @@ async fn run_with_fakes(
     }
     // A stopping target flushes its last spans; let them land before they are read.
     fakes.settle_spans().await;
-    let records = records?;
+    let load::Driven {
+        records,
+        stats: load_stats,
+    } = records?;
     let readings = fakes.read().await;
     gaps.extend(readings.gaps);
 
@@ -333,6 +349,7 @@ async fn run_with_fakes(
             .chain(plan.load.secrets.iter().cloned())
             .collect(),
         gaps,
+        load: Some(load_stats),
         duration_ms,
         interrupted,
     };

@@ -88,6 +88,7 @@ fn full_plan() -> Plan {
         seed: 42,
         quick: false,
         load: Load {
+            executor: Default::default(),
             users: 2,
             duration: Duration::from_secs(90),
             think_time: Duration::from_millis(100),
@@ -413,7 +414,8 @@ fn an_unknown_field_in_load_reads_like_the_docs_say() {
     let message = error_of(&full_with("users = 2", "usres = 2"));
     assert!(
         message.starts_with(
-            "s.toml:6:1: unknown field `usres` in [load], expected one of users, duration, \
+            "s.toml:6:1: unknown field `usres` in [load], expected one of executor, users, \
+             rate, start_rate, start_users, max_in_flight, arrivals, stages, duration, \
              think_time, request_timeout, quick_scale, secrets, flows; did you mean `users`?"
         ),
         "{message}"

@@ -263,6 +263,16 @@ fn trim_zero(s: String) -> String {
     }
 }
 
+/// The values at each of `quantiles` (0 without values), as the phase table computes its
+/// percentiles: for other figures that must read the same (service time beside response time).
+pub fn quantiles_ms(values_ms: impl Iterator<Item = f64>, quantiles: &[f64]) -> Vec<f64> {
+    let latencies = Latencies::new(values_ms);
+    quantiles
+        .iter()
+        .map(|&q| latencies.quantile_ms(q))
+        .collect()
+}
+
 /// One phase's latencies: an HDR histogram in microseconds for the percentiles, and the sorted
 /// raw values to report a latency that was really observed.
 struct Latencies {

@@ -1,15 +1,26 @@
-//! The load: Goose users asking the target questions, one scenario per flow, weighted.
+//! The load: requests to the target, started by one of four executors, each turned into a
+//! [`Record`].
 //!
-//! Goose schedules users, think time and run time; each transaction sends one chat request
-//! and turns what came back into a [`Record`]. Goose times to the first byte and drops a
-//! request in flight when asked to stop, so the transaction times the whole answer itself and
-//! records a request still unanswered when the run ends as `unfinished` instead of losing it.
+//! - `closed` (this file): Goose users, one scenario per flow, weighted. Goose schedules users,
+//!   think time and run time. Goose times to the first byte and drops a request in flight when
+//!   asked to stop, so the transaction times the whole answer itself and records a request
+//!   still unanswered when the run ends as `unfinished` instead of losing it.
+//! - `constant_rate`, `ramping_rate` ([`open`]): arrivals at intended times ([`schedule`]),
+//!   sent on faultline's own pooled client (reqwest over hyper), timed from the intended send
+//!   time. The benchmark (`cargo bench --bench load`, README "Load engine") decided this:
+//!   Goose runs one task per user and has no arrival-rate executor, and its per-request
+//!   bookkeeping made it the slower engine.
+//! - `ramping_users` ([`users`]): closed users on the same client, their number following the
+//!   stages.
 //!
 //! Correlation: every request carries a fresh `x-request-id` and a nonce (`[fl-1a2b3c4d]`)
 //! at the end of the user text, which fakes find in prompts and embedding inputs.
 
 mod answer;
 mod correlation;
+mod open;
+mod schedule;
+mod users;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,10 +33,12 @@ use tokio::sync::{mpsc, watch};
 
 pub use answer::{read as read_answer, Answer, SharedTiming};
 pub use correlation::{Correlation, Ids};
+pub use open::{LATE_LIMIT, MAX_LATE_SHARE};
+pub use schedule::Schedule;
 
-use crate::evidence::{FlowKind, Record};
+use crate::evidence::{FlowKind, LoadStats, Record};
 use crate::scenario::api::{fill_template, fill_text, Api, RequestShape, ResponseShape};
-use crate::scenario::Flow;
+use crate::scenario::{Executor, Flow};
 
 /// What the load needs to know, taken from the plan.
 #[derive(Clone, Debug)]
@@ -34,6 +47,7 @@ pub struct LoadSpec {
     pub base_url: String,
     /// How to talk to the target.
     pub api: Api,
+    pub executor: Executor,
     pub users: usize,
     pub duration: Duration,
     pub think_time: Duration,
@@ -46,6 +60,8 @@ pub struct LoadSpec {
 pub enum LoadError {
     #[error("the load generator (goose) could not run: {0}")]
     Goose(String),
+    #[error("the load generator's HTTP client could not run: {0}")]
+    Client(String),
 }
 
 /// Counts the run shows live (requests answered so far, and how many failed).
@@ -61,6 +77,14 @@ pub fn drain_time(request_timeout: Duration) -> Duration {
     request_timeout.min(Duration::from_secs(10))
 }
 
+/// What the load sent and how well it kept to its schedule.
+#[derive(Debug, Default)]
+pub struct Driven {
+    /// Every request sent, in order of (intended) send time.
+    pub records: Vec<Record>,
+    pub stats: LoadStats,
+}
+
 /// Drives the load until its run time is over (or `stop` turns true), and returns every
 /// request it sent. Record times count from `epoch`.
 pub async fn drive(
@@ -68,25 +92,64 @@ pub async fn drive(
     epoch: Instant,
     stop: watch::Receiver<bool>,
     live: Arc<Live>,
-) -> Result<Vec<Record>, LoadError> {
-    let (sink, mut records) = mpsc::unbounded_channel();
+) -> Result<Driven, LoadError> {
+    let (sink, records) = mpsc::unbounded_channel();
+    let collector = tokio::spawn(collect(records, live));
+    // One id sequence for the whole run, so ids never repeat across flows.
     let correlation = Arc::new(Correlation::new(spec.seed));
+    let contexts: Vec<Arc<FlowContext>> = spec
+        .flows
+        .iter()
+        .map(|flow| {
+            Arc::new(FlowContext::new(
+                spec,
+                flow,
+                epoch,
+                (&sink, &stop),
+                correlation.clone(),
+            ))
+        })
+        .collect();
+    drop(sink);
+    let mut stats = match &spec.executor {
+        Executor::Closed => drive_closed(spec, contexts).await?,
+        Executor::RampingUsers { .. } => users::drive(spec, contexts, epoch, stop).await,
+        _ => open::drive(spec, contexts, epoch, stop).await?,
+    };
+    let mut records = collector
+        .await
+        .map_err(|e| LoadError::Goose(e.to_string()))?;
+    records.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    stats.executor = spec.executor.name().to_string();
+    stats.sent = records.len() as u64;
+    let seconds = spec.duration.as_secs_f64();
+    if seconds > 0.0 {
+        stats.achieved_rate = stats.sent as f64 / seconds;
+    }
+    Ok(Driven { records, stats })
+}
+
+/// Gathers the records the requests send back, counting them for the live display.
+async fn collect(mut records: mpsc::UnboundedReceiver<Record>, live: Arc<Live>) -> Vec<Record> {
+    let mut all = Vec::new();
+    while let Some(record) = records.recv().await {
+        live.requests.fetch_add(1, Ordering::Relaxed);
+        if !record.succeeded() {
+            live.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        all.push(record);
+    }
+    all
+}
+
+/// The `closed` executor: Goose users with think time.
+async fn drive_closed(
+    spec: &LoadSpec,
+    contexts: Vec<Arc<FlowContext>>,
+) -> Result<LoadStats, LoadError> {
     let mut attack =
         GooseAttack::initialize_with_config(GooseConfiguration::default()).map_err(goose_error)?;
-    for flow in &spec.flows {
-        let context = Arc::new(FlowContext {
-            flow: flow.name.clone(),
-            kind: flow.kind,
-            messages: flow.messages.clone(),
-            asked: AtomicU64::new(0),
-            request: spec.api.request_for(flow.kind, &flow.request),
-            response: spec.api.response.clone(),
-            request_timeout: spec.request_timeout,
-            correlation: correlation.clone(),
-            epoch,
-            sink: sink.clone(),
-            stop: stop.clone(),
-        });
+    for (flow, context) in spec.flows.iter().zip(contexts) {
         let ask: TransactionFunction = Arc::new(move |user| {
             let context = context.clone();
             Box::pin(async move {
@@ -102,14 +165,15 @@ pub async fn drive(
             .register_transaction(Transaction::new(ask).set_name(&flow.name));
         attack = attack.register_scenario(scenario);
     }
-    drop(sink);
     // Goose counts run time in whole seconds; round up so the last phase is not cut short.
     let run_secs = spec.duration.as_secs_f64().ceil().max(1.0) as usize;
+    // Launch every user within the first second: phases are cut on the run's clock, not the
+    // ramp's, and Goose starts counting run time only once every user is up.
+    let increase_rate = spec.users.max(1000).to_string();
     let attack = attack
         .set_default(GooseDefault::Host, spec.base_url.as_str())
         .and_then(|a| a.set_default(GooseDefault::Users, spec.users))
-        // Launch every user at once: phases are cut on the run's clock, not the ramp's.
-        .and_then(|a| a.set_default(GooseDefault::IncreaseRate, "1000"))
+        .and_then(|a| a.set_default(GooseDefault::IncreaseRate, increase_rate.as_str()))
         .and_then(|a| a.set_default(GooseDefault::RunTime, run_secs))
         .and_then(|a| a.set_default(GooseDefault::Quiet, 1))
         .and_then(|a| a.set_default(GooseDefault::NoTelnet, true))
@@ -117,27 +181,36 @@ pub async fn drive(
         .and_then(|a| a.set_default(GooseDefault::NoPrintMetrics, true))
         .and_then(|a| a.set_default(GooseDefault::NoErrorSummary, true))
         .map_err(goose_error)?;
-    let collector = tokio::spawn(async move {
-        let mut all = Vec::new();
-        while let Some(record) = records.recv().await {
-            live.requests.fetch_add(1, Ordering::Relaxed);
-            if !record.succeeded() {
-                live.failures.fetch_add(1, Ordering::Relaxed);
-            }
-            all.push(record);
-        }
-        all
-    });
     attack.execute().await.map_err(goose_error)?;
-    let mut all = collector
-        .await
-        .map_err(|e| LoadError::Goose(e.to_string()))?;
-    all.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
-    Ok(all)
+    Ok(LoadStats::default())
 }
 
 fn goose_error(error: goose::GooseError) -> LoadError {
     LoadError::Goose(error.to_string())
+}
+
+impl FlowContext {
+    fn new(
+        spec: &LoadSpec,
+        flow: &Flow,
+        epoch: Instant,
+        (sink, stop): (&mpsc::UnboundedSender<Record>, &watch::Receiver<bool>),
+        correlation: Arc<Correlation>,
+    ) -> FlowContext {
+        FlowContext {
+            flow: flow.name.clone(),
+            kind: flow.kind,
+            messages: flow.messages.clone(),
+            asked: AtomicU64::new(0),
+            request: spec.api.request_for(flow.kind, &flow.request),
+            response: spec.api.response.clone(),
+            request_timeout: spec.request_timeout,
+            correlation,
+            epoch,
+            sink: sink.clone(),
+            stop: stop.clone(),
+        }
+    }
 }
 
 /// What one flow's transactions share.
@@ -157,8 +230,57 @@ struct FlowContext {
 }
 
 impl FlowContext {
-    /// Sends one request of this flow and records what came back.
+    /// Sends one request of this flow through a Goose user and records what came back.
     async fn ask(&self, user: &mut goose::goose::GooseUser) {
+        let method = match self.request.method.as_str() {
+            "GET" => GooseMethod::Get,
+            "PUT" => GooseMethod::Put,
+            "PATCH" => GooseMethod::Patch,
+            "DELETE" => GooseMethod::Delete,
+            _ => GooseMethod::Post,
+        };
+        let base = user
+            .get_request_builder(&method, &self.request.path)
+            .map_err(|e| e.to_string());
+        let name = self.flow.clone();
+        self.exchange(base, None, |builder| async move {
+            let request = GooseRequest::builder()
+                .set_request_builder(builder)
+                .name(name.as_str())
+                .build();
+            match user.request(request).await {
+                Ok(goose_response) => Ok(goose_response.response),
+                Err(error) => Err(format!("transport: {error}")),
+            }
+        })
+        .await;
+    }
+
+    /// Sends one request of this flow on faultline's own client. `intended` is when the
+    /// schedule meant it to go (arrival-rate executors): latency then counts from there.
+    async fn send(&self, client: &reqwest::Client, base_url: &str, intended: Option<Instant>) {
+        let method = reqwest::Method::from_bytes(self.request.method.as_bytes())
+            .unwrap_or(reqwest::Method::POST);
+        let base = Ok(client.request(method, format!("{base_url}{}", self.request.path)));
+        self.exchange(
+            base,
+            intended,
+            |builder| async move { Ok(builder.send().await) },
+        )
+        .await;
+    }
+
+    /// Fills in the request, sends it with `send`, reads the whole answer and records it.
+    async fn exchange<F, Fut>(
+        &self,
+        base: Result<reqwest::RequestBuilder, String>,
+        intended: Option<Instant>,
+        send: F,
+    ) where
+        F: FnOnce(reqwest::RequestBuilder) -> Fut,
+        Fut:
+            std::future::Future<Output = Result<Result<reqwest::Response, reqwest::Error>, String>>,
+    {
         let turn = self.asked.fetch_add(1, Ordering::Relaxed) as usize;
         let ids = self.correlation.next();
         let message = format!(
@@ -167,15 +289,17 @@ impl FlowContext {
             ids.nonce
         );
         let sent = Instant::now();
+        // An open model's user arrived at the intended time: that is when its wait began.
+        let start = intended.unwrap_or(sent);
         let mut record = Record {
-            at_ms: ms_between(self.epoch, sent),
+            at_ms: ms_between(self.epoch, start),
             flow: self.flow.clone(),
             kind: self.kind,
             request_id: ids.request_id.clone(),
             nonce: ids.nonce.clone(),
             ..Record::default()
         };
-        let builder = match self.build(user, &message, &ids.request_id) {
+        let builder = match base.map(|b| self.fill(b, &message, &ids.request_id)) {
             Ok(builder) => builder,
             Err(error) => {
                 record.error = Some(format!("request not built: {error}"));
@@ -183,25 +307,22 @@ impl FlowContext {
                 return;
             }
         };
-        let request = GooseRequest::builder()
-            .set_request_builder(builder)
-            .name(self.flow.as_str())
-            .build();
         let timing: Option<answer::SharedTiming> =
             (self.kind == FlowKind::Stream).then(Default::default);
         let mut stop = self.stop.clone();
         let answered = tokio::select! {
             answered = async {
-                match user.request(request).await {
-                    Ok(goose_response) => {
-                        answer::read(goose_response.response, &self.response, sent, timing.as_ref()).await
-                    }
-                    Err(error) => Err(format!("transport: {error}")),
+                match send(builder).await {
+                    Ok(response) => answer::read(response, &self.response, start, timing.as_ref()).await,
+                    Err(error) => Err(error),
                 }
             } => Some(answered),
             _ = stop.wait_for(|stop| *stop) => None,
         };
-        record.latency_ms = sent.elapsed().as_secs_f64() * 1000.0;
+        record.latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+        if intended.is_some() {
+            record.service_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
+        }
         record.stream = timing.and_then(|timing| timing.lock().unwrap().take());
         match answered {
             Some(Ok(answer)) => {
@@ -218,31 +339,22 @@ impl FlowContext {
     }
 
     /// The flow's request with the question and ids filled in.
-    fn build(
+    fn fill(
         &self,
-        user: &goose::goose::GooseUser,
+        mut builder: reqwest::RequestBuilder,
         message: &str,
         request_id: &str,
-    ) -> Result<reqwest::RequestBuilder, String> {
-        let method = match self.request.method.as_str() {
-            "GET" => GooseMethod::Get,
-            "PUT" => GooseMethod::Put,
-            "PATCH" => GooseMethod::Patch,
-            "DELETE" => GooseMethod::Delete,
-            _ => GooseMethod::Post,
-        };
-        let mut builder = user
-            .get_request_builder(&method, &self.request.path)
-            .map_err(|e| e.to_string())?
+    ) -> reqwest::RequestBuilder {
+        builder = builder
             .header("x-request-id", request_id)
             .timeout(self.request_timeout);
         for (name, value) in &self.request.headers {
             builder = builder.header(name, fill_text(value, message, request_id));
         }
-        if method != GooseMethod::Get {
+        if self.request.method != "GET" {
             builder = builder.json(&fill_template(&self.request.body, message, request_id));
         }
-        Ok(builder)
+        builder
     }
 }
 

@@ -63,6 +63,15 @@ pub fn console_table(report: &Report) -> String {
         ]);
     }
     out.push_str(&align(&phases));
+    if let Some(load) = &report.load {
+        for line in super::load::lines(load) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    if let Some(why) = &report.invalid {
+        out.push_str(&format!("\nthe run cannot be judged: {why}\n"));
+    }
 
     for v in report.failed() {
         if v.evidence.is_empty() {

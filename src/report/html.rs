@@ -385,7 +385,22 @@ fn phase_table(h: &mut String, report: &Report) {
             format_ms(p.max_ms),
         );
     }
-    h.push_str("</tbody></table></section>");
+    h.push_str("</tbody></table>");
+    if let Some(load) = &report.load {
+        h.push_str("<p class=\"load\">");
+        for line in super::load::lines(load) {
+            let _ = write!(h, "{}<br>", escape(line.trim_start()));
+        }
+        h.push_str("</p>");
+    }
+    if let Some(why) = &report.invalid {
+        let _ = write!(
+            h,
+            "<p><strong>The run cannot be judged:</strong> {}</p>",
+            escape(why)
+        );
+    }
+    h.push_str("</section>");
 }
 
 fn timeline_table(h: &mut String, report: &Report) {

@@ -50,6 +50,14 @@ pub struct Report {
     /// [`super::notes`]. Never fails the gate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The load generator's account: executor, arrivals asked, sent, dropped and late, and
+    /// service time per phase (see [`super::load`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<super::load::LoadReport>,
+    /// Why the run cannot be judged (the generator fell behind, nothing or no fault
+    /// happened): the run exits 2 and `passed` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
 }
 
 /// How much evidence the run gathered.
@@ -90,6 +98,7 @@ pub fn build(plan: &Plan, meta: &RunMeta, evidence: &Evidence, verdicts: Vec<Ver
         .format(&Rfc3339)
         // Only years past 9999 fail to format; say so rather than panic at the end of a run.
         .unwrap_or_else(|_| "unrepresentable".into());
+    let invalid = super::load::invalid(evidence, !plan.faults.is_empty());
     Report {
         schema: SCHEMA.into(),
         scenario: plan.name.clone(),
@@ -100,7 +109,7 @@ pub fn build(plan: &Plan, meta: &RunMeta, evidence: &Evidence, verdicts: Vec<Ver
         started_at,
         duration_ms: evidence.duration_ms,
         interrupted: evidence.interrupted,
-        passed: verdicts.iter().all(|v| v.outcome != Outcome::Fail),
+        passed: invalid.is_none() && verdicts.iter().all(|v| v.outcome != Outcome::Fail),
         target: meta.target.clone(),
         phases: phase_stats(evidence),
         timeline: evidence.timeline.clone(),
@@ -115,6 +124,8 @@ pub fn build(plan: &Plan, meta: &RunMeta, evidence: &Evidence, verdicts: Vec<Ver
         },
         gaps: evidence.gaps.clone(),
         notes: super::notes::notes(evidence),
+        load: super::load::build(evidence),
+        invalid,
     }
 }
 
@@ -141,6 +152,7 @@ pub(crate) mod tests {
             seed: 7,
             quick: false,
             load: Load {
+                executor: Default::default(),
                 users: 2,
                 duration: Duration::from_secs(30),
                 think_time: Duration::from_millis(100),

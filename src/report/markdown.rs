@@ -77,6 +77,16 @@ pub fn summary_markdown(report: &Report) -> String {
         );
     }
 
+    if let Some(load) = &report.load {
+        md.push('\n');
+        for line in super::load::lines(load) {
+            let _ = writeln!(md, "{}  ", line.trim_start());
+        }
+    }
+    if let Some(why) = &report.invalid {
+        let _ = writeln!(md, "\n> ⚠️ The run cannot be judged: {why}");
+    }
+
     if !report.notes.is_empty() {
         md.push_str("\n## Notes\n\n");
         for note in &report.notes {

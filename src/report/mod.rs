@@ -14,6 +14,7 @@ pub mod console;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod load;
 pub mod markdown;
 pub mod notes;
 pub mod progress;

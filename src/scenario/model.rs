@@ -35,7 +35,9 @@ pub struct Plan {
 /// The shape of the load.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Load {
-    /// Concurrent Goose users.
+    /// How requests are started: closed users (Goose) or arrivals per second (open).
+    pub executor: Executor,
+    /// Concurrent Goose users (the `closed` executor).
     pub users: usize,
     /// Total run time; the load stops by itself after it.
     #[serde(serialize_with = "ser_ms")]
@@ -52,6 +54,121 @@ pub struct Load {
     /// show up in the target's logs, answers or faultline's reports.
     pub secrets: Vec<String>,
     pub flows: Vec<Flow>,
+}
+
+/// How the load starts requests (`executor` in `[load]`), named and meant as k6's executors.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Executor {
+    /// `users` Goose users, each sending a request, waiting for the whole answer, then
+    /// `think_time` (k6 `constant-vus`). A slow target slows the users down.
+    #[default]
+    Closed,
+    /// `rate` arrivals per second, whatever the target does (k6 `constant-arrival-rate`). An
+    /// arrival that finds `max_in_flight` requests unanswered is dropped and counted.
+    ConstantRate {
+        rate: f64,
+        max_in_flight: usize,
+        arrivals: Arrivals,
+    },
+    /// The arrival rate goes linearly from `start_rate` to each stage's `rate` over the
+    /// stage's duration (k6 `ramping-arrival-rate`).
+    RampingRate {
+        start_rate: f64,
+        stages: Vec<RateStage>,
+        max_in_flight: usize,
+        arrivals: Arrivals,
+    },
+    /// Closed users whose number goes linearly from `start_users` to each stage's `users`
+    /// (k6 `ramping-vus`).
+    RampingUsers {
+        start_users: usize,
+        stages: Vec<UserStage>,
+    },
+}
+
+impl Executor {
+    /// The name written in `[load] executor`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Executor::Closed => "closed",
+            Executor::ConstantRate { .. } => "constant_rate",
+            Executor::RampingRate { .. } => "ramping_rate",
+            Executor::RampingUsers { .. } => "ramping_users",
+        }
+    }
+
+    /// True for the arrival-rate executors, whose latency counts from the intended send time.
+    pub fn is_open(&self) -> bool {
+        matches!(
+            self,
+            Executor::ConstantRate { .. } | Executor::RampingRate { .. }
+        )
+    }
+
+    /// The executor with its stages' durations multiplied by `scale` (`--quick`).
+    fn scaled(self, scale: f64) -> Executor {
+        match self {
+            Executor::RampingRate {
+                start_rate,
+                stages,
+                max_in_flight,
+                arrivals,
+            } => Executor::RampingRate {
+                start_rate,
+                stages: stages
+                    .into_iter()
+                    .map(|s| RateStage {
+                        duration: s.duration.mul_f64(scale),
+                        ..s
+                    })
+                    .collect(),
+                max_in_flight,
+                arrivals,
+            },
+            Executor::RampingUsers {
+                start_users,
+                stages,
+            } => Executor::RampingUsers {
+                start_users,
+                stages: stages
+                    .into_iter()
+                    .map(|s| UserStage {
+                        duration: s.duration.mul_f64(scale),
+                        ..s
+                    })
+                    .collect(),
+            },
+            other => other,
+        }
+    }
+}
+
+/// How arrivals are spread within a second (`arrivals` in `[load]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Evenly spaced, as k6 does.
+    #[default]
+    Even,
+    /// A Poisson process drawn from the scenario's seed (independent users, as production).
+    Poisson,
+}
+
+/// One stage of `ramping_rate`: reach `rate` arrivals/s by the end of `duration`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RateStage {
+    pub rate: f64,
+    #[serde(serialize_with = "ser_ms")]
+    pub duration: Duration,
+}
+
+/// One stage of `ramping_users`: reach `users` by the end of `duration`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UserStage {
+    pub users: usize,
+    #[serde(serialize_with = "ser_ms")]
+    pub duration: Duration,
 }
 
 /// One kind of user request, picked by weight.
@@ -543,6 +660,7 @@ impl Plan {
     pub fn quick(mut self) -> Plan {
         let scale = self.load.quick_scale;
         self.load.duration = self.load.duration.mul_f64(scale);
+        self.load.executor = std::mem::take(&mut self.load.executor).scaled(scale);
         for window in &mut self.faults {
             window.start = window.start.mul_f64(scale);
             window.end = window.end.mul_f64(scale);

@@ -10,6 +10,7 @@
 //! every check returns a [`ScenarioError`].
 
 mod api;
+mod load;
 mod profile;
 mod raw;
 mod tools;
@@ -339,6 +340,9 @@ fn example(table: &[String], leaf: &str) -> Option<&'static str> {
             return Some(r#"LLM_TIMEOUT_MS = "4000" (env values are strings)"#)
         }
         (["load", "flows"], "name") => return Some(r#"name = "ask" (a string)"#),
+        (["load"], "rate") | (["load", "stages"], "rate") => {
+            return Some("rate = 50 (arrivals per second)")
+        }
         _ => {}
     }
     Some(match leaf {
@@ -479,17 +483,8 @@ fn build(raw: RawScenario, src: &Source) -> Result<Plan, ScenarioError> {
 }
 
 fn build_load(raw: RawLoad, src: &Source) -> Result<Load, ScenarioError> {
-    let users = *raw.users.get_ref();
-    let users = usize::try_from(users)
-        .ok()
-        .filter(|u| *u >= 1)
-        .ok_or_else(|| {
-            src.error(
-                &raw.users,
-                format!("`users` in [load] is {users}; it must be at least 1, e.g. users = 4"),
-            )
-        })?;
     let duration = positive_duration(&raw.duration, "`duration` in [load]", src)?;
+    let (executor, users) = load::executor(&raw, duration, src)?;
     let think_time = optional_duration(raw.think_time, "`think_time` in [load]", src)?
         .unwrap_or(Duration::from_millis(250));
     let request_timeout = match &raw.request_timeout {
@@ -608,6 +603,7 @@ fn build_load(raw: RawLoad, src: &Source) -> Result<Load, ScenarioError> {
     }
 
     Ok(Load {
+        executor,
         users,
         duration,
         think_time,

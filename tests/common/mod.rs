@@ -252,6 +252,7 @@ pub fn outage_plan() -> faultline::scenario::Plan {
         seed: 42,
         quick: false,
         load: Load {
+            executor: Default::default(),
             users: 4,
             duration: Duration::from_secs(30),
             think_time: Duration::from_millis(200),

@@ -47,7 +47,16 @@ pub struct RawRedisFake {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLoad {
-    pub users: Spanned<i64>,
+    /// closed | constant_rate | ramping_rate | ramping_users (see `parse::load`).
+    pub executor: Option<Text>,
+    pub users: Option<Spanned<i64>>,
+    pub rate: Option<Spanned<f64>>,
+    pub start_rate: Option<Spanned<f64>>,
+    pub start_users: Option<Spanned<i64>>,
+    pub max_in_flight: Option<Spanned<i64>>,
+    /// even | poisson
+    pub arrivals: Option<Text>,
+    pub stages: Option<Spanned<Vec<RawStage>>>,
     pub duration: Text,
     pub think_time: Option<Text>,
     pub request_timeout: Option<Text>,
@@ -55,6 +64,16 @@ pub struct RawLoad {
     #[serde(default)]
     pub secrets: Vec<Text>,
     pub flows: Spanned<Vec<RawFlow>>,
+}
+
+/// One `stages` entry of a ramping executor: `{ rate = 50, duration = "30s" }` or
+/// `{ users = 10, duration = "30s" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    pub rate: Option<Spanned<f64>>,
+    pub users: Option<Spanned<i64>>,
+    pub duration: Text,
 }
 
 #[derive(Debug, Deserialize)]
