@@ -267,10 +267,10 @@ fn validate(name_or_path: &str, config: Option<PathBuf>) -> i32 {
     match load_plan(name_or_path, config) {
         Ok(plan) => {
             println!(
-                "{}: ok: scenario `{}`, {} users for {}, {} fault window(s), target: {}",
+                "{}: ok: scenario `{}`, {} for {}, {} fault window(s), target: {}",
                 plan.source,
                 plan.name,
-                plan.load.users,
+                plan.load.shape(),
                 humantime::format_duration(plan.load.duration),
                 plan.faults.len(),
                 plan.target.describe(),
@@ -400,11 +400,11 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
     }
     if !args.quiet {
         eprintln!(
-            "faultline: running `{}`{} against {}: {} users for {}",
+            "faultline: running `{}`{} against {}: {} for {}",
             plan.name,
             if plan.quick { " (quick)" } else { "" },
             plan.target.describe(),
-            plan.load.users,
+            plan.load.shape(),
             humantime::format_duration(plan.load.duration),
         );
     }

@@ -56,6 +56,32 @@ pub struct Load {
     pub flows: Vec<Flow>,
 }
 
+impl Load {
+    /// The load in a few words: `4 users`, `50/s arrivals (constant_rate)`.
+    pub fn shape(&self) -> String {
+        match &self.executor {
+            Executor::Closed => format!("{} users", self.users),
+            Executor::ConstantRate { rate, .. } => format!("{rate}/s arrivals (constant_rate)"),
+            Executor::RampingRate {
+                start_rate, stages, ..
+            } => {
+                let peak = stages.iter().map(|s| s.rate).fold(*start_rate, f64::max);
+                format!("arrivals ramping up to {peak}/s (ramping_rate)")
+            }
+            Executor::RampingUsers {
+                start_users,
+                stages,
+            } => {
+                let peak = stages
+                    .iter()
+                    .map(|s| s.users)
+                    .fold(*start_users, usize::max);
+                format!("users ramping up to {peak} (ramping_users)")
+            }
+        }
+    }
+}
+
 /// How the load starts requests (`executor` in `[load]`), named and meant as k6's executors.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
