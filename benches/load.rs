@@ -118,8 +118,9 @@ fn spec(port: u16, executor: Executor, users: usize, seconds: u64) -> LoadSpec {
 /// Runs the load; returns (requests recorded per second, the load's own account).
 async fn drive(spec: &LoadSpec) -> (f64, LoadStats) {
     let (_stop_tx, stop) = watch::channel(false);
+    let client = load::client(spec).expect("the load's client builds");
     let started = Instant::now();
-    let driven = load::drive(spec, started, stop, Arc::new(Live::default()))
+    let driven = load::drive(spec, client, started, stop, Arc::new(Live::default()))
         .await
         .expect("the load runs");
     let ok = driven.records.iter().filter(|r| r.succeeded()).count();

@@ -226,6 +226,25 @@ async fn run_with_fakes(
     // The metrics after the warm-ups: metrics.truth judges the change over the load (see
     // checks::metrics), whether or not the target counted traffic before this run.
     let metrics_before = probed.metrics;
+    let load_spec = LoadSpec {
+        base_url: target.base_url().to_string(),
+        api: plan.api.clone(),
+        executor: plan.load.executor.clone(),
+        users: plan.load.users,
+        duration: plan.load.duration,
+        think_time: plan.load.think_time,
+        request_timeout: plan.load.request_timeout,
+        flows: plan.load.flows.clone(),
+        seed: plan.seed,
+    };
+    // Built before the clock starts: arrivals are due from its first millisecond.
+    let client = match load::client(&load_spec) {
+        Ok(client) => client,
+        Err(error) => {
+            target.stop().await;
+            return Err(error.into());
+        }
+    };
     // The load's clock starts here; everything else is shifted onto it.
     let load_start = Instant::now();
     target.logs().mark_load_start();
@@ -243,17 +262,6 @@ async fn run_with_fakes(
             let _ = stop_tx.send(true);
         })
     };
-    let load_spec = LoadSpec {
-        base_url: target.base_url().to_string(),
-        api: plan.api.clone(),
-        executor: plan.load.executor.clone(),
-        users: plan.load.users,
-        duration: plan.load.duration,
-        think_time: plan.load.think_time,
-        request_timeout: plan.load.request_timeout,
-        flows: plan.load.flows.clone(),
-        seed: plan.seed,
-    };
     let live = Arc::new(load::Live::default());
     let progress = tokio::spawn(show_progress(
         plan.clone(),
@@ -265,7 +273,7 @@ async fn run_with_fakes(
     // when the load ends, wherever it is.
     let played = Mutex::new(Played::default());
     let records = {
-        let load = load::drive(&load_spec, load_start, stop_rx, live);
+        let load = load::drive(&load_spec, client, load_start, stop_rx, live);
         tokio::pin!(load);
         tokio::select! {
             records = &mut load => records,

@@ -85,10 +85,29 @@ pub struct Driven {
     pub stats: LoadStats,
 }
 
+/// The HTTP client the load's own engine sends on, sized for the executor. Build it before the
+/// load's clock starts (it takes tens of milliseconds), and hand it to [`drive`].
+pub fn client(spec: &LoadSpec) -> Result<reqwest::Client, LoadError> {
+    let slots = match &spec.executor {
+        Executor::Closed => 1,
+        Executor::ConstantRate { max_in_flight, .. }
+        | Executor::RampingRate { max_in_flight, .. } => *max_in_flight,
+        Executor::RampingUsers {
+            start_users,
+            stages,
+        } => stages
+            .iter()
+            .map(|s| s.users)
+            .fold(*start_users, usize::max),
+    };
+    open::client(slots.max(1))
+}
+
 /// Drives the load until its run time is over (or `stop` turns true), and returns every
-/// request it sent. Record times count from `epoch`.
+/// request it sent. Record times count from `epoch`; `client` is [`client`]'s.
 pub async fn drive(
     spec: &LoadSpec,
+    client: reqwest::Client,
     epoch: Instant,
     stop: watch::Receiver<bool>,
     live: Arc<Live>,
@@ -113,8 +132,8 @@ pub async fn drive(
     drop(sink);
     let mut stats = match &spec.executor {
         Executor::Closed => drive_closed(spec, contexts).await?,
-        Executor::RampingUsers { .. } => users::drive(spec, contexts, epoch, stop).await,
-        _ => open::drive(spec, contexts, epoch, stop).await?,
+        Executor::RampingUsers { .. } => users::drive(spec, contexts, client, epoch, stop).await,
+        _ => open::drive(spec, contexts, client, epoch, stop).await?,
     };
     let mut records = collector
         .await

@@ -35,6 +35,7 @@ pub const MAX_LATE_SHARE: f64 = 0.01;
 pub(super) async fn drive(
     spec: &LoadSpec,
     contexts: Vec<Arc<FlowContext>>,
+    client: reqwest::Client,
     epoch: Instant,
     mut stop: watch::Receiver<bool>,
 ) -> Result<LoadStats, LoadError> {
@@ -50,7 +51,6 @@ pub(super) async fn drive(
     };
     let schedule = Schedule::new(&spec.executor, spec.duration, spec.seed)
         .ok_or_else(|| LoadError::Client("no arrival schedule".into()))?;
-    let client = client(max_in_flight)?;
     let base_url: Arc<str> = spec.base_url.as_str().into();
     let slots = Arc::new(Semaphore::new(max_in_flight));
     let mut picker = FlowPicker::new(&spec.flows, spec.seed);
@@ -124,6 +124,7 @@ pub fn fell_behind(stats: &LoadStats, max_in_flight: usize) -> Option<String> {
 }
 
 /// The load's own HTTP client: pooled keep-alive connections, as many as requests in flight.
+/// Building one takes tens of milliseconds, so it is built before the load's clock starts.
 pub(super) fn client(max_idle: usize) -> Result<reqwest::Client, LoadError> {
     reqwest::Client::builder()
         .pool_max_idle_per_host(max_idle)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::open::{client, FlowPicker};
+use super::open::FlowPicker;
 use super::{FlowContext, LoadSpec};
 use crate::evidence::LoadStats;
 use crate::scenario::{Executor, UserStage};
@@ -20,6 +20,7 @@ const STEP: Duration = Duration::from_millis(50);
 pub(super) async fn drive(
     spec: &LoadSpec,
     contexts: Vec<Arc<FlowContext>>,
+    client: reqwest::Client,
     epoch: Instant,
     mut stop: watch::Receiver<bool>,
 ) -> LoadStats {
@@ -28,13 +29,6 @@ pub(super) async fn drive(
         stages,
     } = &spec.executor
     else {
-        return LoadStats::default();
-    };
-    let peak = stages
-        .iter()
-        .map(|s| s.users)
-        .fold(*start_users, usize::max);
-    let Ok(client) = client(peak.max(1)) else {
         return LoadStats::default();
     };
     let shared = Arc::new(Shared {
