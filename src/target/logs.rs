@@ -1,5 +1,6 @@
 //! Capture of a target's stdout and stderr, line by line, timestamped on the run's clock.
 
+use crate::sync::LockExt;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -34,7 +35,7 @@ impl LogCapture {
         stdout: Option<impl AsyncRead + Unpin + Send + 'static>,
         stderr: Option<impl AsyncRead + Unpin + Send + 'static>,
     ) {
-        let mut readers = self.readers.lock().unwrap();
+        let mut readers = self.readers.locked();
         if let Some(out) = stdout {
             readers.push(tokio::spawn(self.clone().read(out, LogStream::Stdout)));
         }
@@ -69,7 +70,7 @@ impl LogCapture {
                 }
             }
         });
-        self.readers.lock().unwrap().push(reader);
+        self.readers.locked().push(reader);
     }
 
     async fn read(self: std::sync::Arc<Self>, stream: impl AsyncRead + Unpin, which: LogStream) {
@@ -89,9 +90,9 @@ impl LogCapture {
 
     fn push(&self, stream: LogStream, text: String) {
         let at_ms = self.epoch.elapsed().as_secs_f64() * 1000.0;
-        let mut lines = self.lines.lock().unwrap();
+        let mut lines = self.lines.locked();
         if lines.len() >= self.limit {
-            *self.dropped.lock().unwrap() += 1;
+            *self.dropped.locked() += 1;
             return;
         }
         lines.push(LogLine {
@@ -103,23 +104,23 @@ impl LogCapture {
 
     /// The last `n` lines.
     pub fn tail(&self, n: usize) -> Vec<LogLine> {
-        let lines = self.lines.lock().unwrap();
+        let lines = self.lines.locked();
         lines[lines.len().saturating_sub(n)..].to_vec()
     }
 
     /// Everything captured so far.
     pub fn snapshot(&self) -> Vec<LogLine> {
-        self.lines.lock().unwrap().clone()
+        self.lines.locked().clone()
     }
 
     /// Lines not kept because of the bound.
     pub fn dropped(&self) -> u64 {
-        *self.dropped.lock().unwrap()
+        *self.dropped.locked()
     }
 
     /// Waits until the readers have read to the end of the streams (after the process ended).
     pub async fn finish(&self) {
-        let readers: Vec<_> = std::mem::take(&mut *self.readers.lock().unwrap());
+        let readers: Vec<_> = std::mem::take(&mut *self.readers.locked());
         for mut reader in readers {
             // Bounded: a grandchild holding the pipe open, or a log file that never ends,
             // must not hold up the run.
