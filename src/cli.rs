@@ -185,35 +185,27 @@ pub fn execute(cli: Cli) -> i32 {
             EXIT_PASSED
         }
         Command::Validate { scenario, config } => validate(&scenario, config),
-        Command::ReferenceTarget(args) => match runtime.block_on(crate::reference::serve(args)) {
-            Ok(()) => 0,
-            Err(error) => {
-                eprintln!("error: {error:#}");
-                EXIT_NOT_RUN
-            }
-        },
-        Command::Fakes(FakesCommand::Up(args)) => {
-            match runtime.block_on(crate::fakes::up::run(args)) {
-                Ok(()) => EXIT_PASSED,
-                Err(error) => {
-                    eprintln!("error: {error:#}");
-                    EXIT_NOT_RUN
-                }
-            }
-        }
+        Command::ReferenceTarget(args) => exit_code_of(
+            runtime
+                .block_on(crate::reference::serve(args))
+                .map(|()| EXIT_PASSED),
+        ),
+        Command::Fakes(FakesCommand::Up(args)) => exit_code_of(
+            runtime
+                .block_on(crate::fakes::up::run(args))
+                .map(|()| EXIT_PASSED),
+        ),
         Command::Fakes(FakesCommand::Env(args)) => {
             for (name, value) in crate::fakes::up::env_for(args.base_port) {
                 println!("export {name}={value}");
             }
             EXIT_PASSED
         }
-        Command::Fake(command) => match runtime.block_on(crate::fakes::standalone::run(command)) {
-            Ok(()) => EXIT_PASSED,
-            Err(error) => {
-                eprintln!("error: {error:#}");
-                EXIT_NOT_RUN
-            }
-        },
+        Command::Fake(command) => exit_code_of(
+            runtime
+                .block_on(crate::fakes::standalone::run(command))
+                .map(|()| EXIT_PASSED),
+        ),
         Command::Init(args) => exit_code_of(runtime.block_on(crate::init::main(args))),
         Command::Report(args) => exit_code_of(crate::report::cli::run_report(args)),
         Command::Compare(args) => exit_code_of(crate::report::cli::run_compare(args)),
@@ -242,7 +234,8 @@ pub fn execute(cli: Cli) -> i32 {
     }
 }
 
-/// A command's own exit code, or 2 with the error.
+/// The one error path: a command's own exit code, or the error on stderr (with its causes)
+/// and 2, "not run" (see the exit codes in the README).
 fn exit_code_of(result: anyhow::Result<i32>) -> i32 {
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");

@@ -23,6 +23,7 @@
 //! - `report`: report.json, summary.md and the console verdict table.
 //! - `prometheus`: the Prometheus text format and series selectors, for `metrics.truth`.
 //! - `reference`: the reference target, a chat service with `--flaw` switches.
+//! - `sync`: the one poisoned-lock policy (recover the data and go on).
 
 pub mod checks;
 pub mod cli;
@@ -38,4 +39,5 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod suite;
+pub mod sync;
 pub mod target;

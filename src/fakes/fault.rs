@@ -9,6 +9,7 @@
 //! Durations read from `"250ms"`-style strings or integer milliseconds and are written as
 //! strings, so the same JSON works in scenario files, the control API and reports.
 
+use crate::sync::LockExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Mutex;
@@ -414,7 +415,7 @@ impl Switchboard {
 
     /// Turns a rule on (replacing one with the same id).
     pub fn activate(&self, rule: FaultRule) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         let id = rule.id;
         state.active.retain(|r| r.id != id);
         state.attempts.retain(|(rule, _), _| *rule != id);
@@ -424,7 +425,7 @@ impl Switchboard {
 
     /// Turns a rule off; unknown ids are ignored. Returns whether one was on.
     pub fn deactivate(&self, id: usize) -> bool {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         let before = state.active.len();
         state.active.retain(|r| r.id != id);
         state.attempts.retain(|(rule, _), _| *rule != id);
@@ -434,7 +435,7 @@ impl Switchboard {
 
     /// Turns every rule off.
     pub fn clear(&self) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         state.active.clear();
         state.attempts.clear();
         self.publish_refusing(&state.active);
@@ -442,7 +443,7 @@ impl Switchboard {
 
     /// The rules on now, for control APIs and tests.
     pub fn active(&self) -> Vec<FaultRule> {
-        self.state.lock().unwrap().active.clone()
+        self.state.locked().active.clone()
     }
 
     /// The fault for one attempt at `route` by the client request `key` (its correlation key,
@@ -453,7 +454,7 @@ impl Switchboard {
         if self.pickable.load(AtomicOrdering::Acquire) == 0 {
             return None;
         }
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         let State {
             active,
             rng,
@@ -483,7 +484,7 @@ impl Switchboard {
 
     /// One wait drawn from `distribution` around `delay`, from the switchboard's seeded RNG.
     pub fn sample_delay(&self, delay: Duration, distribution: Distribution) -> Duration {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         let rng = &mut state.rng;
         match distribution {
             Distribution::Fixed => delay,
@@ -505,8 +506,7 @@ impl Switchboard {
         }
         let jitter = jitter.min(1.0);
         self.state
-            .lock()
-            .unwrap()
+            .locked()
             .rng
             .random_range(1.0 - jitter..=1.0 + jitter)
     }

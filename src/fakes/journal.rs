@@ -11,6 +11,8 @@
 //! correlation nonce (`fl-` and 8 hex digits) is its 32-bit value, times are microseconds.
 //! At the 200k entries runs keep, that is 16 MB instead of the 60 MB strings took.
 
+use crate::sync::LockExt;
+use crate::sync::RwLockExt;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -221,10 +223,10 @@ impl Journal {
 
     /// The index of `text` in the table of names, adding it if there is room.
     pub(crate) fn name(&self, text: &str) -> Name {
-        if let Some(name) = self.names.read().unwrap().index.get(text) {
+        if let Some(name) = self.names.read_locked().index.get(text) {
             return *name;
         }
-        let mut names = self.names.write().unwrap();
+        let mut names = self.names.write_locked();
         if let Some(name) = names.index.get(text) {
             return *name;
         }
@@ -300,7 +302,7 @@ impl Journal {
     }
 
     fn push(&self, entry: Entry) {
-        let mut entries = self.entries.lock().unwrap();
+        let mut entries = self.entries.locked();
         if entries.len() == self.capacity {
             entries.pop_front();
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -310,11 +312,10 @@ impl Journal {
 
     /// A copy of what is in the journal now, oldest first.
     pub fn snapshot(&self) -> Vec<Attempt> {
-        let names = self.names.read().unwrap();
+        let names = self.names.read_locked();
         let text = |name: Name| names.texts[usize::from(name.0)].to_string();
         self.entries
-            .lock()
-            .unwrap()
+            .locked()
             .iter()
             .map(|entry| Attempt {
                 at_ms: entry.at_us as f64 / 1000.0,
@@ -335,7 +336,7 @@ impl Journal {
 
     /// Attempts kept now.
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap().len()
+        self.entries.locked().len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -21,6 +21,7 @@
 mod json;
 mod proto;
 
+use crate::sync::LockExt;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;
 use std::net::SocketAddr;
@@ -132,7 +133,7 @@ impl SpanJournal {
         self.exports.fetch_add(1, Ordering::Relaxed);
         self.received
             .fetch_add(spans.len() as u64, Ordering::Relaxed);
-        let mut entries = self.entries.lock().unwrap();
+        let mut entries = self.entries.locked();
         for mut span in spans {
             span.at_ms = at_ms;
             if entries.len() == self.capacity {
@@ -145,7 +146,7 @@ impl SpanJournal {
 
     /// A copy of the spans kept now, in arrival order.
     pub fn snapshot(&self) -> Vec<SpanRecord> {
-        self.entries.lock().unwrap().iter().cloned().collect()
+        self.entries.locked().iter().cloned().collect()
     }
 
     /// Spans received in all, kept or not.
