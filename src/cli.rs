@@ -375,7 +375,7 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
                 plan.target.cwd = None;
             }
             Err(error) => {
-                eprintln!("error: --attach {url}: {error}");
+                eprintln!("error: --attach: {error}");
                 return EXIT_NOT_RUN;
             }
         }

@@ -9,6 +9,19 @@ pub mod parse;
 pub mod profile;
 
 pub use config::Config;
+
+/// Longest echo of user input in an error message: enough to recognise it, never megabytes.
+pub const ECHO_CHARS: usize = 120;
+
+/// `text` for quoting in an error: whole when short, else its start and its length.
+pub fn echo(text: &str) -> String {
+    let count = text.chars().count();
+    if count <= ECHO_CHARS {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(ECHO_CHARS).collect();
+    format!("{head}… ({count} characters)")
+}
 pub use model::*;
 pub use parse::{load_config, load_scenario, parse_config, parse_scenario, ScenarioError};
 pub use profile::ServiceProfile;

@@ -1594,33 +1594,10 @@ fn loopback_url(text: &Text, src: &Source) -> Result<String, ScenarioError> {
     loopback(text.get_ref()).map_err(|why| src.error(text, format!("`url` in [target] {why}")))
 }
 
-/// A URL faultline may send load to: `http://` on a loopback address (127.0.0.0/8, localhost
-/// or [::1]), returned without a trailing slash; else why not.
+/// A URL faultline may send load to: `http://` on a host whose every address is loopback
+/// (see [`crate::loopback`]), returned without a trailing slash; else why not.
 pub fn loopback(url: &str) -> Result<String, String> {
-    let url = url.trim().trim_end_matches('/');
-    let host = url
-        .strip_prefix("http://")
-        .map(|rest| rest.split(['/', '?']).next().unwrap_or(""))
-        .map(|authority| match authority.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or("").to_string(),
-            None => authority.split(':').next().unwrap_or("").to_string(),
-        });
-    let loopback = match host.as_deref() {
-        Some("localhost") => true,
-        Some(host) => host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false),
-        None => false,
-    };
-    if loopback {
-        Ok(url.to_string())
-    } else {
-        Err(format!(
-            "is \"{url}\"; faultline sends load only to this machine: use http:// with \
-             127.0.0.1, localhost or [::1], e.g. \"http://127.0.0.1:3000\""
-        ))
-    }
+    crate::loopback::check(url, "http")
 }
 
 /// `[fakes]`: a Redis upstream must be a redis:// URL on this machine.
@@ -1629,8 +1606,7 @@ fn build_fakes(raw: Option<raw::RawFakes>, src: &Source) -> Result<FakeOptions, 
     let redis_upstream = match upstream {
         None => None,
         Some(text) => {
-            let as_http = text.get_ref().replacen("redis://", "http://", 1);
-            if !text.get_ref().starts_with("redis://") || loopback(&as_http).is_err() {
+            if crate::loopback::check(text.get_ref(), "redis").is_err() {
                 return Err(src.error(
                     &text,
                     format!(
