@@ -53,16 +53,17 @@ pub fn check(text: &str, scheme: &str) -> Result<String, String> {
         .map(IpAddr::to_string)
         .collect();
     if addresses.is_empty() || !outside.is_empty() {
-        return Err(format!(
-            "\"{}\" is not this machine (host {} is {}); faultline sends traffic only to \
-             loopback: use 127.0.0.1, localhost or [::1], e.g. {example}",
-            cut(text),
-            cut(url.host_str().unwrap_or("missing")),
-            if outside.is_empty() {
-                "missing".to_string()
-            } else {
-                outside.join(", ")
+        let host = cut(url.host_str().unwrap_or("missing"));
+        let seen = match url.host() {
+            Some(url::Host::Domain(_)) if !outside.is_empty() => {
+                format!("host {host} resolves to {}", outside.join(", "))
             }
+            _ => format!("host {host}"),
+        };
+        return Err(format!(
+            "\"{}\" is not on this machine ({seen}); faultline sends traffic only to this \
+             machine: use 127.0.0.1, localhost or [::1], e.g. {example}",
+            cut(text),
         ));
     }
     Ok(url.as_str().trim_end_matches('/').to_string())

@@ -49,6 +49,9 @@ pub struct RunOptions {
     /// Go on when the probe finds the service does not match its description: the checks
     /// concerned report "not applicable" with the reason, instead of the run stopping.
     pub allow_gaps: bool,
+    /// The token of the fakes' control API (`fakes up --control-token`); else read from
+    /// `FAULTLINE_CONTROL_TOKEN`.
+    pub fakes_token: Option<String>,
 }
 
 /// A finished run: its report, where it was written, and the evidence behind it.
@@ -109,7 +112,8 @@ async fn choose_fakes(
     epoch: Instant,
 ) -> Result<Fakes, RunError> {
     if let Some(url) = &options.fakes_url {
-        if let Some(client) = ControlClient::connect(url, epoch)
+        let token = crate::fakes::control::token_from(options.fakes_token.clone());
+        if let Some(client) = ControlClient::connect_with_token(url, epoch, token)
             .await
             .map_err(RunError::Unsupported)?
         {
