@@ -435,9 +435,22 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
         Ok(outcome) => {
             if args.json {
                 println!("{}", report::verdict_json(&outcome.report));
-                eprintln!("reports written to {}", outcome.dir.display());
             } else {
                 println!("{}", report::console_table(&outcome.report));
+            }
+            if !outcome.unwritten.is_empty() {
+                eprintln!(
+                    "error: the verdict above stands, but these report files could not be \
+                     written to {} (free some space, or pass --out with a writable \
+                     directory):\n  {}",
+                    outcome.dir.display(),
+                    outcome.unwritten.join("\n  ")
+                );
+                return EXIT_NOT_RUN;
+            }
+            if args.json {
+                eprintln!("reports written to {}", outcome.dir.display());
+            } else {
                 println!("reports written to {}", outcome.dir.display());
             }
             if outcome.report.interrupted {
