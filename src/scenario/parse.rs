@@ -144,12 +144,67 @@ pub fn parse_config(text: &str, origin: &str, dir: &Path) -> Result<Config, Scen
     })
 }
 
-/// Reads a `faultline.toml`.
-pub fn load_config(path: &Path) -> Result<Config, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        path: path.display().to_string(),
+/// Reads a file as UTF-8 text; bytes that are not UTF-8 are an error at their line:column.
+fn read_text(path: &Path, shown: &str) -> Result<String, ScenarioError> {
+    let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
+        path: shown.to_string(),
         source,
     })?;
+    String::from_utf8(bytes).map_err(|error| {
+        let bytes = error.as_bytes();
+        let at = error.utf8_error().valid_up_to();
+        let before = &bytes[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        // Columns count characters, as the parser's own errors do.
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        ScenarioError::Invalid {
+            origin: shown.to_string(),
+            line,
+            column,
+            message: format!(
+                "the file is not UTF-8 text (byte 0x{:02x} here); TOML files are UTF-8: save \
+                 it as UTF-8, or write the character as an escape such as \\u00e9",
+                bytes[at]
+            ),
+        }
+    })
+}
+
+/// Cuts every quoted echo (`"…"` or `` `…` ``) in an error message to a readable length, so
+/// a 1 MB value in a file never becomes 1 MB of stderr.
+fn cut_echoes(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(4096));
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = rest[open..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..=open]);
+        rest = &rest[open + 1..];
+        match rest.find(quote) {
+            Some(close) => {
+                out.push_str(&crate::scenario::echo(&rest[..close]));
+                out.push(quote);
+                rest = &rest[close + 1..];
+            }
+            None => {
+                out.push_str(&crate::scenario::echo_tail(rest));
+                rest = "";
+            }
+        }
+    }
+    out.push_str(&crate::scenario::echo_tail(rest));
+    out
+}
+
+/// Reads a `faultline.toml`.
+pub fn load_config(path: &Path) -> Result<Config, ScenarioError> {
+    let text = read_text(path, &path.display().to_string())?;
     let dir = path.parent().unwrap_or(Path::new("."));
     parse_config(&text, &path.display().to_string(), dir)
 }
@@ -169,10 +224,7 @@ pub fn load_scenario(name_or_path: &str) -> Result<Plan, ScenarioError> {
             built_ins: catalog::names().into_iter().map(String::from).collect(),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        path: name_or_path.to_string(),
-        source,
-    })?;
+    let text = read_text(path, name_or_path)?;
     parse_scenario(&text, name_or_path)
 }
 
@@ -189,7 +241,7 @@ impl Source<'_> {
             origin: self.origin.to_string(),
             line,
             column,
-            message: message.into(),
+            message: cut_echoes(&message.into()),
         }
     }
 
@@ -1594,33 +1646,10 @@ fn loopback_url(text: &Text, src: &Source) -> Result<String, ScenarioError> {
     loopback(text.get_ref()).map_err(|why| src.error(text, format!("`url` in [target] {why}")))
 }
 
-/// A URL faultline may send load to: `http://` on a loopback address (127.0.0.0/8, localhost
-/// or [::1]), returned without a trailing slash; else why not.
+/// A URL faultline may send load to: `http://` on a host whose every address is loopback
+/// (see [`crate::loopback`]), returned without a trailing slash; else why not.
 pub fn loopback(url: &str) -> Result<String, String> {
-    let url = url.trim().trim_end_matches('/');
-    let host = url
-        .strip_prefix("http://")
-        .map(|rest| rest.split(['/', '?']).next().unwrap_or(""))
-        .map(|authority| match authority.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or("").to_string(),
-            None => authority.split(':').next().unwrap_or("").to_string(),
-        });
-    let loopback = match host.as_deref() {
-        Some("localhost") => true,
-        Some(host) => host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false),
-        None => false,
-    };
-    if loopback {
-        Ok(url.to_string())
-    } else {
-        Err(format!(
-            "is \"{url}\"; faultline sends load only to this machine: use http:// with \
-             127.0.0.1, localhost or [::1], e.g. \"http://127.0.0.1:3000\""
-        ))
-    }
+    crate::loopback::check(url, "http")
 }
 
 /// `[fakes]`: a Redis upstream must be a redis:// URL on this machine.
@@ -1629,8 +1658,7 @@ fn build_fakes(raw: Option<raw::RawFakes>, src: &Source) -> Result<FakeOptions, 
     let redis_upstream = match upstream {
         None => None,
         Some(text) => {
-            let as_http = text.get_ref().replacen("redis://", "http://", 1);
-            if !text.get_ref().starts_with("redis://") || loopback(&as_http).is_err() {
+            if crate::loopback::check(text.get_ref(), "redis").is_err() {
                 return Err(src.error(
                     &text,
                     format!(
