@@ -420,7 +420,7 @@ const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// The reference target's `--flaw` names, as its command line spells them.
 pub fn known_flaws() -> Vec<String> {
     use clap::ValueEnum;
-    crate::reference::Flaw::value_variants()
+    crate::flaws::Flaw::value_variants()
         .iter()
         .filter_map(|flaw| flaw.to_possible_value())
         .map(|value| value.get_name().to_string())
@@ -429,7 +429,7 @@ pub fn known_flaws() -> Vec<String> {
 
 pub fn is_known_flaw(name: &str) -> bool {
     use clap::ValueEnum;
-    crate::reference::Flaw::from_str(name, false).is_ok()
+    crate::flaws::Flaw::from_str(name, false).is_ok()
 }
 
 /// Placeholders a target env value may use; the runner replaces them with the fakes' addresses
