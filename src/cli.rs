@@ -429,7 +429,7 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
                 println!("reports written to {}", outcome.dir.display());
             }
             if outcome.report.interrupted {
-                eprintln!("interrupted: the reports hold what was measured before Ctrl-C");
+                eprintln!("interrupted: the reports hold what was measured before the interrupt");
                 EXIT_NOT_RUN
             } else if outcome.report.passed {
                 EXIT_PASSED
@@ -516,6 +516,12 @@ async fn selftest_command(
         }
     }
     println!("{}", crate::suite::matrix_table(rows, &entries));
+    if *interrupt.borrow() {
+        // An interrupted matrix proves nothing either way: its unrun rows are not "wrong".
+        println!("reports written to {}", root.display());
+        eprintln!("interrupted: the matrix is incomplete; rows cut short are marked not run");
+        return EXIT_NOT_RUN;
+    }
     if !timing_sensitive.is_empty() {
         println!(
             "came out right only when run again (timing-sensitive on this machine): {}",
@@ -550,8 +556,10 @@ fn init_diagnostics() {
         .try_init();
 }
 
-/// The first Ctrl-C stops the load (Goose's killswitch) and lets the run write what it
-/// measured; a second one exits at once (children die with us through their death signal).
+/// The first interrupt (Ctrl-C, SIGTERM or SIGHUP: ctrlc's `termination` feature) stops the
+/// load (Goose's killswitch) and lets the run stop its target and write what it measured; a
+/// second one exits at once with exit code 2 (children die with us through their death
+/// signal, see [`crate::target::group`]).
 fn install_interrupt_handler() -> watch::Receiver<bool> {
     static SENDER: OnceLock<watch::Sender<bool>> = OnceLock::new();
     static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -559,11 +567,15 @@ fn install_interrupt_handler() -> watch::Receiver<bool> {
     // Installed before Goose's own handler, which then stands aside (ctrlc allows one handler).
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            eprintln!("\nfaultline: second Ctrl-C, exiting now");
-            std::process::exit(130);
+            eprintln!("\nfaultline: interrupted again, exiting now (exit code 2)");
+            crate::target::group::kill_all_now();
+            std::process::exit(EXIT_NOT_RUN);
         }
-        eprintln!("\nfaultline: Ctrl-C: stopping the load, then writing what was measured (Ctrl-C again to quit at once)");
-        goose::trigger_killswitch("Ctrl-C");
+        eprintln!(
+            "\nfaultline: interrupted (Ctrl-C, SIGTERM or SIGHUP): stopping the load, then \
+             writing what was measured (interrupt again to quit at once)"
+        );
+        goose::trigger_killswitch("interrupted");
         if let Some(sender) = SENDER.get() {
             let _ = sender.send(true);
         }

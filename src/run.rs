@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::checks::{self, Verdict};
-use crate::evidence::{Evidence, MetricsSnapshot, TimelineEvent};
+use crate::evidence::{Evidence, MetricsSnapshot, TargetCrash, TimelineEvent};
 use crate::fakes::driver::Fakes;
 use crate::fakes::fault::FaultRule;
 use crate::fakes::remote::ControlClient;
@@ -28,6 +28,9 @@ use crate::report::{self, Report, RunMeta};
 use crate::scenario::Plan;
 use crate::sync::LockExt;
 use crate::target::{self, SpawnSpec, TargetError, TargetProcess};
+
+/// Lines of a crashed target's output quoted in the console and the report.
+const CRASH_TAIL_LINES: usize = 10;
 
 /// Choices made on the command line rather than in the scenario.
 #[derive(Clone, Debug, Default)]
@@ -263,6 +266,10 @@ struct Driven {
     gaps: Vec<String>,
     metrics_after: Option<MetricsSnapshot>,
     logs: Vec<crate::evidence::LogLine>,
+    /// What the log capture had to drop or mend.
+    logs_lost: crate::evidence::LogLoss,
+    /// The target's exit during the load, if it exited.
+    target_crash: Option<TargetCrash>,
     target_started: bool,
     readings: crate::fakes::remote::Readings,
     offset_ms: f64,
@@ -274,13 +281,14 @@ struct Driven {
 async fn drive(
     plan: &Plan,
     options: &RunOptions,
-    target: TargetProcess,
+    mut target: TargetProcess,
     fakes: &Fakes,
     interrupt: &watch::Receiver<bool>,
     epoch: Instant,
 ) -> Result<Driven, RunError> {
     // The load's clock starts here; everything else is shifted onto it.
     let load_start = Instant::now();
+    target.logs().mark_load_start();
     let offset_ms = load_start.duration_since(epoch).as_secs_f64() * 1000.0;
     let (stop_tx, stop_rx) = watch::channel(false);
     let drain = load::drain_time(plan.load.request_timeout);
@@ -338,18 +346,53 @@ async fn drive(
     let metrics_after = read_metrics(&target, plan, offset_ms + duration_ms).await;
     let logs = target.logs().clone();
     let target_started = target.spawned();
+    let crashed = target.exited();
     target.stop().await;
+    // Read after the stop: the readers have then taken the last lines off the pipes.
+    let target_crash = crashed.map(|status| TargetCrash {
+        status,
+        last_lines: logs
+            .tail(CRASH_TAIL_LINES)
+            .into_iter()
+            .map(|line| crate::checks::sla::excerpt(&line.text))
+            .collect(),
+    });
+    if let (Some(crash), true) = (&target_crash, options.progress) {
+        eprintln!(
+            "faultline: the target exited during the run ({}); its last output:\n  {}",
+            crash.status,
+            crash.last_lines.join("\n  ")
+        );
+    }
     // A stopping target flushes its last spans; let them land before they are read.
     fakes.settle_spans().await;
     let records = records?;
     let mut readings = fakes.read().await;
     gaps.append(&mut readings.gaps);
+    let interrupted = *interrupt.borrow();
+    let mut records = records;
+    if interrupted {
+        // Requests the interrupt cut short never had their chance to be answered: they are
+        // neither failures nor successes, so no verdict judges them (a healthy target must not
+        // FAIL errors.honest because someone pressed Ctrl-C).
+        let before = records.len();
+        records.retain(|r| !(r.status.is_none() && r.error.as_deref() == Some("unfinished")));
+        let cut = before - records.len();
+        if cut > 0 {
+            gaps.push(format!(
+                "{cut} requests were in flight at the interrupt: they are unfinished, left out \
+                 of every verdict rather than counted as failures"
+            ));
+        }
+    }
     Ok(Driven {
         records,
         timeline,
         gaps,
         metrics_after,
         logs: logs.snapshot(),
+        logs_lost: logs.loss(),
+        target_crash,
         target_started,
         readings,
         offset_ms,
@@ -377,6 +420,8 @@ fn assemble(
         gaps: driven_gaps,
         metrics_after,
         logs,
+        logs_lost,
+        target_crash,
         target_started,
         readings,
         offset_ms,
@@ -393,8 +438,10 @@ fn assemble(
         attempts: readings.attempts,
         attempts_dropped: readings.dropped,
         logs,
+        logs_lost,
         metrics: metrics_before.into_iter().chain(metrics_after).collect(),
         target_started,
+        target_crash,
         writes: readings.writes,
         spans: readings.spans,
         spans_dropped: readings.spans_dropped,

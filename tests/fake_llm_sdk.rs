@@ -2,8 +2,8 @@
 //! with the `openai` and `anthropic` Python packages (non-streaming, streaming with usage,
 //! tool calls, base64 embeddings, models, error classes, retry-after-ms and x-should-retry),
 //! the Responses API with `openai` (tests/python/llm_responses.py), Azure OpenAI's paths with
-//! `AzureOpenAI` (tests/python/llm_azure.py), and the Gemini API with `google-genai`
-//! (tests/python/llm_gemini.py).
+//! `AzureOpenAI` (tests/python/llm_azure.py), the Gemini API with `google-genai`
+//! (tests/python/llm_gemini.py), and Bedrock Runtime with boto3 (tests/python/llm_bedrock.py).
 //!
 //! And the key: `faultline fake llm --api-key any` (the built binary) serves both SDKs with
 //! arbitrary keys (tests/python/llm_any_key.py) and a call with no key at all; the journal
@@ -65,6 +65,11 @@ async fn the_official_openai_sdk_speaks_the_responses_api_with_the_fake() {
 #[tokio::test]
 async fn the_official_openai_sdk_reaches_the_fake_through_azure_paths() {
     sdk_script_passes("llm_azure.py").await;
+}
+
+#[tokio::test]
+async fn the_aws_sdk_speaks_bedrock_runtime_with_the_fake() {
+    sdk_script_passes("llm_bedrock.py").await;
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@
 //! (plain and SSE with its semantic events, function calls, `previous_response_id`), and
 //! Google's Gemini API (`/v1beta/models/{m}:generateContent` and its siblings) behind
 //! `x-goog-api-key`. Azure OpenAI's paths (`/openai/deployments/{d}/…`, `/openai/v1/…`) reach
-//! the OpenAI routes behind `api-key`, with Azure's headers and gateway errors.
+//! the OpenAI routes behind `api-key`, with Azure's headers and gateway errors. Amazon Bedrock
+//! Runtime's Converse, ConverseStream and InvokeModel (`/model/{id}/…`) behind SigV4.
 //!
 //! This module owns routing, authentication, rate limiting, context windows and each
 //! provider's error shape (OpenAI `{"error":{"message","type","param","code"}}`, Anthropic
@@ -27,9 +28,11 @@
 mod answers;
 mod anthropic;
 mod azure;
+mod bedrock;
 mod chat;
 mod chat_body;
 mod embeddings;
+mod eventstream;
 mod gemini;
 mod limits;
 mod responses;
@@ -65,6 +68,7 @@ const RESET_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-reset-re
 const RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+const X_AMZN_REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
 const PROCESSING_MS: HeaderName = HeaderName::from_static("openai-processing-ms");
 
 /// How the fake LLM behaves when no fault is on.
@@ -177,6 +181,7 @@ enum Provider {
     Gemini,
     /// OpenAI's routes under Azure's paths.
     Azure,
+    Bedrock,
 }
 
 impl Provider {
@@ -184,6 +189,8 @@ impl Provider {
         let path = request.uri.path();
         if azure::is_azure(path) {
             Provider::Azure
+        } else if bedrock::is_bedrock(path) {
+            Provider::Bedrock
         } else if path.starts_with("/v1/messages") {
             Provider::Anthropic
         } else if gemini::is_gemini(path) {
@@ -264,6 +271,11 @@ impl Turn<'_> {
                     wait.as_millis().div_ceil(1000)
                 ),
             ),
+            Provider::Bedrock => bedrock::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ThrottlingException",
+                "Too many tokens, please wait before trying again.",
+            ),
             Provider::Gemini => gemini::error(
                 StatusCode::TOO_MANY_REQUESTS,
                 &format!(
@@ -337,8 +349,9 @@ fn with_limits(provider: Provider, reply: Reply, verdict: &Verdict) -> Reply {
                 )
                 .with_header("anthropic-ratelimit-tokens-reset", at(verdict.reset_tokens))
         }
-        // Gemini sends no rate-limit headers; its 429 says the wait in a RetryInfo detail.
-        Provider::Gemini => reply,
+        // Gemini and Bedrock send no rate-limit headers; Gemini's 429 says the wait in a
+        // RetryInfo detail.
+        Provider::Gemini | Provider::Bedrock => reply,
     }
 }
 
@@ -390,6 +403,7 @@ impl Responder for Llm {
             }
             Provider::Gemini => gemini::status_error(status, retry_after),
             Provider::Azure => azure::status_error(status, retry_after),
+            Provider::Bedrock => bedrock::status_error(status, retry_after, error_code),
         };
         stamp(provider, request, reply)
     }
@@ -427,6 +441,10 @@ impl Llm {
                     reply
                 }
                 (&Method::GET, "/v1/models") => models(),
+                (&Method::POST, path) if bedrock::route(path).is_some() => {
+                    let (model, action) = bedrock::route(path).expect("matched above");
+                    bedrock::answer(&turn, model, action)
+                }
                 (&Method::POST, path) if gemini::route(path).is_some() => {
                     let (model, action) = gemini::route(path).expect("matched above");
                     gemini::answer(&turn, model, action)
@@ -450,6 +468,11 @@ impl Llm {
                         None,
                     ),
                     Provider::Azure => azure::error(StatusCode::NOT_FOUND, "Resource not found"),
+                    Provider::Bedrock => bedrock::error(
+                        StatusCode::NOT_FOUND,
+                        "UnknownOperationException",
+                        &format!("No operation at {method} {path}"),
+                    ),
                 },
             },
         };
@@ -460,6 +483,15 @@ impl Llm {
         let ApiKey::Only(expected) = &self.options.api_key else {
             return Ok(());
         };
+        if provider == Provider::Bedrock {
+            // SigV4 cannot be checked without the secret key: a signed request is accepted.
+            let signed = request
+                .header("authorization")
+                .is_some_and(|auth| bedrock::access_key_id(auth).is_some());
+            if signed || sent_key(request) == Some(expected.as_str()) {
+                return Ok(());
+            }
+        }
         let sent = sent_key(request);
         if sent == Some(expected.as_str()) {
             return Ok(());
@@ -508,6 +540,11 @@ impl Llm {
                      regional API endpoint for your resource. {which}"
                 ),
             ),
+            Provider::Bedrock => bedrock::error(
+                StatusCode::FORBIDDEN,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ),
             // Google answers a wrong key with 400 and a missing one with 403.
             Provider::Gemini => match sent {
                 Some(_) => gemini::error(
@@ -530,7 +567,8 @@ impl Llm {
 }
 
 /// The API key a request carries: `Authorization: Bearer`, else Anthropic's `x-api-key`,
-/// else Google's `x-goog-api-key` or `?key=`, else Azure's `api-key`; an empty one is none.
+/// else Google's `x-goog-api-key` or `?key=`, else Azure's `api-key`, else the access key id
+/// of a SigV4 signature; an empty one is none.
 fn sent_key(request: &Request) -> Option<&str> {
     let header = |name: &str| {
         request
@@ -555,6 +593,7 @@ fn sent_key(request: &Request) -> Option<&str> {
         .or_else(|| header("x-api-key"))
         .or_else(|| header("x-goog-api-key"))
         .or_else(|| header("api-key"))
+        .or_else(|| bedrock::access_key_id(request.header("authorization")?))
         .or_else(query_key)
 }
 
@@ -590,6 +629,7 @@ fn stamp(provider: Provider, request: &Request, reply: Reply) -> Reply {
         Provider::OpenAi => reply.with_text(X_REQUEST_ID, id),
         Provider::Anthropic => reply.with_text(REQUEST_ID, id),
         Provider::Gemini => reply,
+        Provider::Bedrock => reply.with_text(X_AMZN_REQUEST_ID, id),
         Provider::Azure => {
             let deployment = azure::openai_path(request.uri.path()).1;
             azure::stamp(reply.with_text(X_REQUEST_ID, id.clone()), &id, deployment)
