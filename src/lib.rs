@@ -24,6 +24,8 @@
 //! - `prometheus`: the Prometheus text format and series selectors, for `metrics.truth`.
 //! - `reference`: the reference target, a chat service with `--flaw` switches.
 //! - `flaws`: the names of those switches, shared by scenarios and the reference target.
+//! - `input`: line:column of an offset and the loopback-only URL rule, shared by the parser,
+//!   the CLI and the fakes.
 //! - `sync`: the one poisoned-lock policy (recover the data and go on).
 
 pub mod checks;
@@ -32,6 +34,7 @@ pub mod evidence;
 pub mod fakes;
 pub mod flaws;
 pub mod init;
+pub mod input;
 pub mod load;
 pub mod preflight;
 pub mod probe;

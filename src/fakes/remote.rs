@@ -89,8 +89,8 @@ impl ControlClient {
     /// listens (the run then starts its own fakes), an error when something answers that is
     /// not a working control API, or the URL is not on this machine.
     pub async fn connect(url: &str, epoch: Instant) -> Result<Option<ControlClient>, String> {
-        let base = crate::scenario::parse::loopback(url)
-            .map_err(|e| format!("the fakes' control API URL {e}"))?;
+        let base =
+            crate::input::loopback(url).map_err(|e| format!("the fakes' control API URL {e}"))?;
         let http = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)

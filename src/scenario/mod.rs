@@ -7,8 +7,10 @@ pub mod config;
 pub mod model;
 pub mod parse;
 pub mod profile;
+pub mod source;
 
 pub use config::Config;
 pub use model::*;
-pub use parse::{load_config, load_scenario, parse_config, parse_scenario, ScenarioError};
+pub use parse::{load_config, parse_config, parse_scenario, ScenarioError};
 pub use profile::ServiceProfile;
+pub use source::load_scenario;
