@@ -365,7 +365,7 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
     };
     let mut plan = if args.quick { plan.quick() } else { plan };
     if let Some(url) = &args.attach {
-        match scenario::parse::loopback(url) {
+        match crate::input::loopback(url) {
             Ok(url) => {
                 plan.target.url = Some(url);
                 plan.target.command = None;

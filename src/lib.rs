@@ -24,13 +24,18 @@
 //! - `report`: report.json, summary.md and the console verdict table.
 //! - `prometheus`: the Prometheus text format and series selectors, for `metrics.truth`.
 //! - `reference`: the reference target, a chat service with `--flaw` switches.
+//! - `flaws`: the names of those switches, shared by scenarios and the reference target.
+//! - `input`: line:column of an offset and the loopback-only URL rule, shared by the parser,
+//!   the CLI and the fakes.
 //! - `sync`: the one poisoned-lock policy (recover the data and go on).
 
 pub mod checks;
 pub mod cli;
 pub mod evidence;
 pub mod fakes;
+pub mod flaws;
 pub mod init;
+pub mod input;
 pub mod load;
 pub mod loopback;
 pub mod preflight;

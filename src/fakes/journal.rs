@@ -18,78 +18,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
+pub use crate::evidence::{ApiKeySent, Attempt};
 
-/// One upstream attempt as a fake saw it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Attempt {
-    /// Milliseconds from the run's start to when the attempt arrived.
-    pub at_ms: f64,
-    /// Which fake: `llm`, `weather`, `redis`.
-    pub fake: String,
-    /// Route (`/v1/chat/completions`) or, for Redis, the command.
-    pub route: String,
-    /// Correlation key: the nonce found in the prompt or query, else a propagated request id.
-    pub key: Option<String>,
-    /// The fault applied, as [`crate::fakes::fault::Fault::label`] writes it.
-    pub fault: Option<String>,
-    /// Status answered; `None` when no answer was sent (hang, dropped).
-    pub status: Option<u16>,
-    /// Milliseconds from arrival to the end of the answer (or to giving up).
-    pub duration_ms: f64,
-    /// Token usage reported in the answer, when the fake answered with `usage`.
-    pub input_tokens: Option<u64>,
-    pub output_tokens: Option<u64>,
-    /// The client's own retry number for this attempt, when it says so: the official OpenAI
-    /// and Anthropic SDKs send `x-stainless-retry-count` (0 on the first try, 1 on the first
-    /// retry, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_count: Option<u32>,
-    /// For a streamed answer, the events actually sent before it ended or was cut.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chunks_sent: Option<u32>,
-    /// Which API key the attempt sent, as a class, never the key itself (the fake LLM only;
-    /// `None` for fakes that take no key).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key: Option<ApiKeySent>,
-}
-
-/// Which API key an attempt sent, relative to the key faultline gave the service (`{llm_key}`).
-///
-/// A class rather than the key or a fingerprint of it: a service that reads its key from the
-/// environment may send a real provider key, and the journal is served by the control API and
-/// written into `evidence.json`. Even a short hash of a real secret is a derivative of it that
-/// has no business in a report, and the class answers what a person needs to know: did the
-/// service send a key at all, and was it the one it was given?
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApiKeySent {
-    /// The key faultline gave the service (`{llm_key}`, or the fake's `--api-key`).
-    Given,
-    /// Some other key (with `faultline fake llm --api-key any`, every key sent).
-    Other,
-    /// No `Authorization: Bearer` and no `x-api-key` header.
-    None,
-}
-
-impl ApiKeySent {
-    /// Packed into one byte for the ring (0: not recorded).
-    fn pack(class: Option<ApiKeySent>) -> u8 {
-        match class {
-            None => 0,
-            Some(ApiKeySent::Given) => 1,
-            Some(ApiKeySent::Other) => 2,
-            Some(ApiKeySent::None) => 3,
-        }
+/// Packed into one byte for the ring (0: not recorded).
+fn pack_api_key(class: Option<ApiKeySent>) -> u8 {
+    match class {
+        None => 0,
+        Some(ApiKeySent::Given) => 1,
+        Some(ApiKeySent::Other) => 2,
+        Some(ApiKeySent::None) => 3,
     }
+}
 
-    fn unpack(byte: u8) -> Option<ApiKeySent> {
-        match byte {
-            1 => Some(ApiKeySent::Given),
-            2 => Some(ApiKeySent::Other),
-            3 => Some(ApiKeySent::None),
-            _ => None,
-        }
+fn unpack_api_key(byte: u8) -> Option<ApiKeySent> {
+    match byte {
+        1 => Some(ApiKeySent::Given),
+        2 => Some(ApiKeySent::Other),
+        3 => Some(ApiKeySent::None),
+        _ => None,
     }
 }
 
@@ -170,7 +116,7 @@ struct Entry {
     retry_count: Option<u16>,
     /// 0 when no answer was sent (no HTTP status is 0), so the entry stays 80 bytes.
     status: u16,
-    /// [`ApiKeySent::pack`]ed.
+    /// packed by [`pack_api_key`].
     api_key: u8,
     fake: Name,
     route: Name,
@@ -272,7 +218,7 @@ impl Journal {
                 .retry_count
                 .map(|n| u16::try_from(n).unwrap_or(u16::MAX)),
             status: record.status.unwrap_or(0),
-            api_key: ApiKeySent::pack(record.api_key),
+            api_key: pack_api_key(record.api_key),
             fake: record.fake,
             route: record.route,
             fault: record.fault,
@@ -293,7 +239,7 @@ impl Journal {
                 .retry_count
                 .map(|n| u16::try_from(n).unwrap_or(u16::MAX)),
             status: attempt.status.unwrap_or(0),
-            api_key: ApiKeySent::pack(attempt.api_key),
+            api_key: pack_api_key(attempt.api_key),
             fake: self.name(&attempt.fake),
             route: self.name(&attempt.route),
             fault: attempt.fault.as_deref().map(|f| self.name(f)),
@@ -329,7 +275,7 @@ impl Journal {
                 output_tokens: entry.output_tokens.map(u64::from),
                 retry_count: entry.retry_count.map(u32::from),
                 chunks_sent: entry.chunks_sent,
-                api_key: ApiKeySent::unpack(entry.api_key),
+                api_key: unpack_api_key(entry.api_key),
             })
             .collect()
     }

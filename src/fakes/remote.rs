@@ -99,8 +99,8 @@ impl ControlClient {
         epoch: Instant,
         token: Option<String>,
     ) -> Result<Option<ControlClient>, String> {
-        let base = crate::scenario::parse::loopback(url)
-            .map_err(|e| format!("the fakes' control API URL {e}"))?;
+        let base =
+            crate::input::loopback(url).map_err(|e| format!("the fakes' control API URL {e}"))?;
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(token) = &token {
             let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
