@@ -241,22 +241,28 @@ fn check_mitigation(
     let mut lines = Vec::new();
     for span in long_spans {
         let during: Vec<&Record> = evidence.records.iter().filter(|r| span.saw(r)).collect();
-        let hurt = during
+        // The clock starts when the fault first hurt a user, not when it was switched on: a
+        // target that retries through the first stretch of a fault (every user still gets an
+        // answer, as in `brownout`) owes no mitigation yet, and must not be charged for it.
+        let Some(hurt_from) = during
             .iter()
-            .any(|r| !r.succeeded() || r.degraded == Some(true));
-        if !hurt {
+            .filter(|r| !r.succeeded() || r.degraded == Some(true))
+            .map(|r| r.at_ms)
+            .min_by(f64::total_cmp)
+        else {
             continue;
-        }
+        };
         let first = during
             .iter()
             .filter(|r| mitigates(r, fast))
             .min_by(|a, b| (a.at_ms + a.latency_ms).total_cmp(&(b.at_ms + b.latency_ms)));
         let took = match first {
             Some(r) => {
-                let took = r.at_ms + r.latency_ms - span.start_ms;
+                let took = (r.at_ms + r.latency_ms - hurt_from).max(0.0);
                 lines.push(format!(
-                    "{}: first mitigated answer after {}: {}",
+                    "{}: first hurt a user at {}; first mitigated answer {} later: {}",
                     span.describe(),
+                    format_ms(hurt_from),
                     format_ms(took),
                     describe_record(r)
                 ));
@@ -288,8 +294,8 @@ fn check_mitigation(
         v.figure = Some(worst);
         v.outcome = Outcome::Pass;
         v.summary = format!(
-            "users got a fast failure or degraded answer at most {} after a fault started, \
-             within the {} limit.",
+            "users got a fast failure or degraded answer at most {} after a fault first hurt \
+             one, within the {} limit.",
             format_ms(worst),
             format_ms(limit)
         );
@@ -298,8 +304,8 @@ fn check_mitigation(
         v.outcome = Outcome::Fail;
         v.summary = if worst.is_finite() {
             format!(
-                "the first fast failure or degraded answer came {} after a fault started, over \
-                 the {} limit: until then every user waited out the fault.",
+                "the first fast failure or degraded answer came {} after a fault first hurt a \
+                 user, over the {} limit: until then every user waited out the fault.",
                 format_ms(worst),
                 format_ms(limit)
             )
@@ -475,6 +481,28 @@ mod tests {
         let v = find(&verdicts, "recovery.fast_fail");
         assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
         assert_eq!(v.figure, Some(100.0));
+    }
+
+    #[test]
+    fn mitigation_is_timed_from_when_the_fault_first_hurt_a_user() {
+        // A brownout: for 9.5 s of a 10–20 s fault every call is retried through (users get
+        // their answers); then calls fail, fast. No user waited out anything: it passes.
+        let mut b = EvidenceBuilder::new().records(Phase::Baseline, 40, Some(200), 200.0);
+        for i in 0..38 {
+            b = b.record(10_000.0 + i as f64 * 250.0, Some(200), 700.0);
+        }
+        for i in 0..2 {
+            b = b.record(19_500.0 + i as f64 * 250.0, Some(503), 300.0);
+        }
+        let mut e = b.build();
+        e.timeline = window("llm", "status 503", 10_000.0, 20_000.0);
+        let v = find(&check(&e, &expect()), "recovery.mitigation");
+        assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
+        assert_eq!(v.figure, Some(300.0));
+        assert!(
+            v.evidence[0].contains("first hurt a user at 19.5 s"),
+            "{v:#?}"
+        );
     }
 
     #[test]
