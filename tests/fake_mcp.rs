@@ -126,3 +126,33 @@ async fn the_transport_refuses_what_the_specification_refuses() {
     assert_eq!(deleted.status(), 200);
     assert_eq!(post(list, Some(&session)).await.unwrap().status(), 404);
 }
+
+#[tokio::test]
+async fn a_runs_fakes_include_the_mcp_server_at_mcp_server_url() {
+    use faultline::evidence::FakeName;
+    use faultline::fakes::set::FakeSet;
+    let fakes = FakeSet::start(7, std::time::Instant::now(), None, None)
+        .await
+        .expect("the fakes start");
+    let env: std::collections::BTreeMap<_, _> = fakes.service_env().into_iter().collect();
+    let url = env["MCP_SERVER_URL"].clone();
+    assert_eq!(fakes.placeholders(3000)["{mcp}"], url);
+    assert!(fakes.boards().contains_key(&FakeName::Mcp));
+    let answer = client()
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": { "protocolVersion": "2025-06-18", "capabilities": {},
+                        "clientInfo": { "name": "t", "version": "0" } } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(answer.headers().contains_key("mcp-session-id"));
+    // The attempt is journaled as the MCP fake's, beside the others'.
+    assert!(fakes
+        .attempts()
+        .iter()
+        .any(|a| a.fake == FakeName::Mcp && a.status == Some(200)));
+    fakes.shutdown().await;
+}
