@@ -1,6 +1,8 @@
-//! The fake MCP server (`faultline fake mcp`, the built binary) against the official `mcp`
-//! Python SDK's Streamable HTTP client (tests/python/mcp_client.py): sessions, tools, and each
-//! MCP fault as the SDK sees it. And the transport's refusals over plain HTTP.
+//! The fake MCP server (`faultline fake mcp`, the built binary) against the official SDKs'
+//! Streamable HTTP clients, `mcp` for Python (tests/python/mcp_client.py) and
+//! `@modelcontextprotocol/sdk` from npm (tests/node/mcp_client.mjs): sessions, tools, and each
+//! MCP fault as the SDK sees it. And the transport's refusals over plain HTTP, and the server's
+//! place among a run's fakes.
 
 mod common;
 
@@ -52,6 +54,26 @@ async fn the_official_mcp_sdk_works_against_the_fake_and_meets_each_fault() {
     );
     assert!(stdout.contains("checks passed"), "{stdout}");
     println!("{stdout}");
+}
+
+#[tokio::test]
+async fn the_official_typescript_mcp_sdk_works_against_the_fake() {
+    let (_child, url, control) = spawn_fake_mcp().await;
+    let run = common::node_script("mcp_client.mjs")
+        .args([url, control])
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the MCP checks finish within 120 s")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "MCP SDK checks failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("4/4 checks passed"), "{stdout}");
 }
 
 #[tokio::test]
