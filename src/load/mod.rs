@@ -22,6 +22,7 @@ mod open;
 mod schedule;
 mod users;
 
+use crate::sync::LockExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -342,7 +343,7 @@ impl FlowContext {
         if intended.is_some() {
             record.service_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
         }
-        record.stream = timing.and_then(|timing| timing.lock().unwrap().take());
+        record.stream = timing.and_then(|timing| timing.locked().take());
         match answered {
             Some(Ok(answer)) => {
                 record.status = Some(answer.status);

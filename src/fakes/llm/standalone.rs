@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::{start_on, ApiKey, LlmOptions};
-use crate::fakes::control::{self, ControlledFake};
+use crate::fakes::control::{self, ControlledFake, StandaloneControl};
 use crate::fakes::fault::{parse_rule, Switchboard};
 use crate::fakes::journal::{ApiKeySent, Journal};
 
@@ -39,6 +39,10 @@ pub struct StandaloneArgs {
     /// Loopback port of the control API (switch faults, read the journal); 0 picks a free one.
     #[arg(long, default_value_t = 0)]
     pub control_port: u16,
+    /// Require this token on the control API (`Authorization: Bearer TOKEN`); default:
+    /// $FAULTLINE_CONTROL_TOKEN, else none.
+    #[arg(long, value_name = "TOKEN")]
+    pub control_token: Option<String>,
 }
 
 pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
@@ -63,24 +67,14 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("pick another --port than {}", args.port))?;
-    let control_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.control_port));
-    let control_listener = tokio::net::TcpListener::bind(control_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "failed to start the control API on {control_addr}; pick another --control-port"
-            )
-        })?;
-    let control_url = format!("http://{}", control_listener.local_addr()?);
-    let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
-    let fakes = vec![ControlledFake {
+    let controlled = ControlledFake {
         name: "llm".into(),
         switchboard: board.clone(),
         journal: journal.clone(),
-    }];
-    let control = tokio::spawn(control::serve(control_listener, fakes, async {
-        let _ = control_stopped.await;
-    }));
+    };
+    let token = control::token_from(args.control_token.clone());
+    let control = StandaloneControl::start(args.control_port, controlled, token).await?;
+    let control_url = control.url.clone();
 
     let base = fake.base_url();
     println!("fake llm listening on {base}");
@@ -99,9 +93,8 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     tokio::signal::ctrl_c()
         .await
         .context("failed to listen for Ctrl-C")?;
-    let _ = stop_control.send(());
+    control.stop().await;
     fake.shutdown().await;
-    let _ = control.await;
     println!("{}", summary(&journal));
     Ok(())
 }
