@@ -82,6 +82,10 @@ pub struct ScenarioArgs {
     /// default http://127.0.0.1:<fake-port + 9>, where `fakes up` serves it.
     #[arg(long, value_name = "URL", requires = "attach")]
     pub fakes: Option<String>,
+    /// With --attach: the token of the fakes' control API, as `faultline fakes up
+    /// --control-token` was given it (default: $FAULTLINE_CONTROL_TOKEN).
+    #[arg(long, value_name = "TOKEN", requires = "attach")]
+    pub fakes_token: Option<String>,
     /// No live progress line and no chatter on stderr; errors and the verdict still show.
     #[arg(long, short)]
     pub quiet: bool,
@@ -368,7 +372,7 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
                 plan.target.cwd = None;
             }
             Err(error) => {
-                eprintln!("error: --attach {url}: {error}");
+                eprintln!("error: --attach: {error}");
                 return EXIT_NOT_RUN;
             }
         }
@@ -409,6 +413,7 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
         // running `fakes up` (driven through its control API), else the run's own.
         fake_ports: plan.target.url.is_some().then_some(args.fake_port),
         allow_gaps: args.allow_gaps,
+        fakes_token: args.fakes_token.clone(),
         fakes_url: plan.target.url.is_some().then(|| {
             args.fakes.clone().unwrap_or_else(|| {
                 format!(
@@ -423,9 +428,22 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
         Ok(outcome) => {
             if args.json {
                 println!("{}", report::verdict_json(&outcome.report));
-                eprintln!("reports written to {}", outcome.dir.display());
             } else {
                 println!("{}", report::console_table(&outcome.report));
+            }
+            if !outcome.unwritten.is_empty() {
+                eprintln!(
+                    "error: the verdict above stands, but these report files could not be \
+                     written to {} (free some space, or pass --out with a writable \
+                     directory):\n  {}",
+                    outcome.dir.display(),
+                    outcome.unwritten.join("\n  ")
+                );
+                return EXIT_NOT_RUN;
+            }
+            if args.json {
+                eprintln!("reports written to {}", outcome.dir.display());
+            } else {
                 println!("reports written to {}", outcome.dir.display());
             }
             if outcome.report.interrupted {

@@ -14,33 +14,10 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
-/// A URL faultline may send load to: `http://` on a loopback address (127.0.0.0/8, localhost
-/// or [::1]), returned without a trailing slash; else why not.
+/// A URL faultline may send load to: `http://` on a host whose every address is loopback
+/// (see [`crate::loopback`]), returned without a trailing slash; else why not.
 pub fn loopback(url: &str) -> Result<String, String> {
-    let url = url.trim().trim_end_matches('/');
-    let host = url
-        .strip_prefix("http://")
-        .map(|rest| rest.split(['/', '?']).next().unwrap_or(""))
-        .map(|authority| match authority.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or("").to_string(),
-            None => authority.split(':').next().unwrap_or("").to_string(),
-        });
-    let loopback = match host.as_deref() {
-        Some("localhost") => true,
-        Some(host) => host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false),
-        None => false,
-    };
-    if loopback {
-        Ok(url.to_string())
-    } else {
-        Err(format!(
-            "is \"{url}\"; faultline sends load only to this machine: use http:// with \
-             127.0.0.1, localhost or [::1], e.g. \"http://127.0.0.1:3000\""
-        ))
-    }
+    crate::loopback::check(url, "http")
 }
 
 /// `code` as an HTTP status, when it is one a server may send (100 to 599): the rule for

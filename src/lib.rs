@@ -10,6 +10,7 @@
 //! - `scenario`: the scenario file model, parsing with file:line:column errors, the built-in catalog.
 //! - `fakes`: fault-injecting stand-ins for the LLM provider, tool APIs and (later) Redis;
 //!   `fakes::fault` is the one fault model they share, `fakes::journal` what they saw.
+//! - `loopback`: the check that every URL faultline talks to is on this machine.
 //! - `target`: spawning the service under test, readiness, log capture, clean stop.
 //! - `init`: `faultline init`, which probes a service and writes its faultline.toml draft.
 //! - `load`: Goose users and the `Record` each client request becomes.
@@ -36,6 +37,7 @@ pub mod flaws;
 pub mod init;
 pub mod input;
 pub mod load;
+pub mod loopback;
 pub mod preflight;
 pub mod probe;
 pub mod prometheus;

@@ -50,6 +50,9 @@ pub struct RunOptions {
     /// Go on when the probe finds the service does not match its description: the checks
     /// concerned report "not applicable" with the reason, instead of the run stopping.
     pub allow_gaps: bool,
+    /// The token of the fakes' control API (`fakes up --control-token`); else read from
+    /// `FAULTLINE_CONTROL_TOKEN`.
+    pub fakes_token: Option<String>,
 }
 
 /// A finished run: its report, where it was written, and the evidence behind it.
@@ -57,6 +60,8 @@ pub struct RunOutcome {
     pub report: Report,
     pub dir: PathBuf,
     pub written: Vec<PathBuf>,
+    /// Report files that could not be written (`file: error`); the verdict stands.
+    pub unwritten: Vec<String>,
 }
 
 /// Why a run could not be made (exit code 2), each saying what to change.
@@ -112,6 +117,12 @@ pub async fn run(
 ) -> Result<RunOutcome, RunError> {
     let epoch = Instant::now();
     let started_at = time::OffsetDateTime::now_utc();
+    // Before any load: a run whose reports cannot be written is not worth making.
+    let dir = report_dir(plan, options, started_at);
+    report::check_writable(&dir).map_err(|source| RunError::Write {
+        dir: dir.display().to_string(),
+        source,
+    })?;
 
     let fakes = choose_fakes(plan, options, epoch).await?;
     if options.progress {
@@ -131,7 +142,8 @@ async fn choose_fakes(
     epoch: Instant,
 ) -> Result<Fakes, RunError> {
     if let Some(url) = &options.fakes_url {
-        if let Some(client) = ControlClient::connect(url, epoch)
+        let token = crate::fakes::control::token_from(options.fakes_token.clone());
+        if let Some(client) = ControlClient::connect_with_token(url, epoch, token)
             .await
             .map_err(RunError::Control)?
         {
@@ -470,19 +482,18 @@ fn judge_and_write(
         target: plan.target.describe(),
     };
     let report = report::build(plan, &meta, &evidence, verdicts);
-    let dir = options
-        .out_dir
-        .clone()
-        .unwrap_or_else(|| stamped_dir(&plan.name, started_at));
-    let written =
-        report::write_all(&report, &evidence, &dir).map_err(|source| RunError::Write {
-            dir: dir.display().to_string(),
-            source,
-        })?;
+    let dir = report_dir(plan, options, started_at);
+    // The verdict stands whatever happens to the files: the caller prints it, then names
+    // what is missing.
+    let (written, unwritten) = match report::write_all(&report, &evidence, &dir) {
+        Ok(written) => (written, Vec::new()),
+        Err(failure) => (failure.written, failure.missing),
+    };
     Ok(RunOutcome {
         report,
         dir,
         written,
+        unwritten,
     })
 }
 
@@ -707,19 +718,59 @@ fn shift_onto_load_clock(evidence: &mut Evidence, offset_ms: f64) {
     }
 }
 
-/// `reports/<what>-<UTC time>/`, where runs write by default.
+/// Where this run writes its reports: `--out`, else `reports/<scenario>-<UTC time>/`.
+fn report_dir(plan: &Plan, options: &RunOptions, started_at: time::OffsetDateTime) -> PathBuf {
+    options
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| stamped_dir(&plan.name, started_at))
+}
+
+/// A scenario's name as one safe file name: letters, digits, `.`, `_` and `-` kept, anything
+/// else (a `/`, `..`, a space) a `-`, at most 64 characters, never empty or hidden. A name is
+/// a label; it must never choose where files go.
+pub fn file_name_of(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '-' => c,
+            _ => '-',
+        })
+        .take(64)
+        .collect();
+    let safe = safe.trim_matches('-');
+    if safe.is_empty() {
+        "scenario".into()
+    } else {
+        safe.to_string()
+    }
+}
+
+/// `reports/<what>-<UTC time>/`, where runs write by default; `what` is made a safe file name.
 pub fn stamped_dir(what: &str, at: time::OffsetDateTime) -> PathBuf {
     let stamp = at
         .format(time::macros::format_description!(
             "[year][month][day]T[hour][minute][second]Z"
         ))
         .unwrap_or_else(|_| "run".into());
-    PathBuf::from("reports").join(format!("{what}-{stamp}"))
+    PathBuf::from("reports").join(format!("{}-{stamp}", file_name_of(what)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scenario_name_never_chooses_where_reports_go() {
+        assert_eq!(file_name_of("outage"), "outage");
+        assert_eq!(file_name_of("/etc/cron.d/x"), "etc-cron-d-x");
+        assert_eq!(file_name_of("../../up"), "up");
+        assert_eq!(file_name_of("..."), "scenario");
+        assert_eq!(file_name_of(&"a".repeat(500)).len(), 64);
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        let dir = stamped_dir("/tmp/evil", at);
+        assert_eq!(dir.parent(), Some(std::path::Path::new("reports")));
+    }
 
     #[test]
     fn placeholders_are_filled_and_other_braces_kept() {

@@ -64,6 +64,7 @@ pub async fn run_all(
             fake_ports: None,
             fakes_url: None,
             allow_gaps: false,
+            fakes_token: None,
         };
         let outcome = match run::run(&plan, &options, interrupt.clone()).await {
             Ok(outcome) if outcome.report.interrupted => EntryOutcome::NotRun("interrupted".into()),

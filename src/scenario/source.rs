@@ -23,9 +23,6 @@ pub fn load_scenario(name_or_path: &str) -> Result<Plan, ScenarioError> {
             built_ins: catalog::names().into_iter().map(String::from).collect(),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        path: name_or_path.to_string(),
-        source,
-    })?;
+    let text = super::parse::read_text(path, name_or_path)?;
     parse_scenario(&text, name_or_path)
 }

@@ -34,6 +34,11 @@ pub fn faultline(args: &[&str], token: &str) -> Command {
 /// Writes a scenario whose target is `sh -c SCRIPT`; the script finds the reference target's
 /// binary in `$FAULTLINE_EXE`. Two users ask one question for `duration`.
 pub fn scenario(dir: &Path, script: &str, duration: &str) -> PathBuf {
+    scenario_with(dir, script, duration, "")
+}
+
+/// As [`scenario`], with `extra` TOML (fault windows, say) after it.
+pub fn scenario_with(dir: &Path, script: &str, duration: &str, extra: &str) -> PathBuf {
     let text = format!(
         r#"name = "target-process"
 seed = 7
@@ -48,6 +53,7 @@ messages = ["How do I reset my password?"]
 [target]
 command = ["sh", "-c", {script:?}]
 env = {{ OPENAI_BASE_URL = "{{llm}}/v1", OPENAI_API_KEY = "{{llm_key}}", WEATHER_API_URL = "{{tool.weather}}", TICKETS_API_URL = "{{tool.tickets}}", FAULTLINE_EXE = {exe:?} }}
+{extra}
 "#,
         exe = exe().display().to_string(),
     );

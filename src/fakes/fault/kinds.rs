@@ -31,9 +31,12 @@ impl KindSpec {
     }
 }
 
-const EVERY: &[&str] = &["llm", "tool", "redis"];
-const HTTP: &[&str] = &["llm", "tool"];
+const EVERY: &[&str] = &["llm", "tool", "redis", "mcp"];
+const HTTP: &[&str] = &["llm", "tool", "mcp"];
 const LLM: &[&str] = &["llm"];
+/// Streams: the LLM's SSE and the MCP fake's Streamable HTTP.
+const STREAMS: &[&str] = &["llm", "mcp"];
+const MCP: &[&str] = &["mcp"];
 
 /// Every fault kind.
 pub const KINDS: &[KindSpec] = &[
@@ -103,7 +106,7 @@ distribution = "log_normal""#,
 first_token = "1500ms"
 inter_token = "80ms"
 jitter = 0.2"#,
-        fakes: LLM,
+        fakes: STREAMS,
     },
     KindSpec {
         name: "stall",
@@ -113,7 +116,7 @@ jitter = 0.2"#,
         example: r#"kind = "stall"
 after_chunks = 5
 stall = "3s""#,
-        fakes: LLM,
+        fakes: STREAMS,
     },
     KindSpec {
         name: "stream_cut",
@@ -122,7 +125,7 @@ stall = "3s""#,
         optional: &["after_chunks", "after"],
         example: r#"kind = "stream_cut"
 after_chunks = 5"#,
-        fakes: LLM,
+        fakes: STREAMS,
     },
     KindSpec {
         name: "malformed",
@@ -176,6 +179,49 @@ requests_per_minute = 60"#,
         example: r#"kind = "redis_error"
 reply = "LOADING Redis is loading the dataset in memory""#,
         fakes: &["redis"],
+    },
+    KindSpec {
+        name: "rpc_error",
+        does: "MCP: a JSON-RPC error (HTTP 200) instead of the result; default code -32603",
+        required: &[],
+        optional: &["code", "message"],
+        example: r#"kind = "rpc_error"
+code = -32603
+message = "internal error""#,
+        fakes: MCP,
+    },
+    KindSpec {
+        name: "tool_error",
+        does: "MCP: a `tools/call` result with `isError: true`",
+        required: &[],
+        optional: &[],
+        example: r#"kind = "tool_error""#,
+        fakes: MCP,
+    },
+    KindSpec {
+        name: "session_expired",
+        does: "MCP: the request's session is forgotten and answered 404",
+        required: &[],
+        optional: &[],
+        example: r#"kind = "session_expired""#,
+        fakes: MCP,
+    },
+    KindSpec {
+        name: "tools_changed",
+        does: "MCP: the tool list changes and sessions get `notifications/tools/list_changed`",
+        required: &[],
+        optional: &[],
+        example: r#"kind = "tools_changed""#,
+        fakes: MCP,
+    },
+    KindSpec {
+        name: "large_result",
+        does: "MCP: a `tools/call` result of `bytes` bytes (default 4 MiB)",
+        required: &[],
+        optional: &["bytes"],
+        example: r#"kind = "large_result"
+bytes = 4194304"#,
+        fakes: MCP,
     },
 ];
 

@@ -109,6 +109,24 @@ pub enum Fault {
     /// Redis: answer every command with this error reply, e.g. `LOADING Redis is loading the
     /// dataset in memory` (the first word is the error's kind, as Redis sends it).
     RedisError { reply: String },
+    /// MCP: a JSON-RPC error (HTTP 200) instead of the result; default code -32603.
+    RpcError {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// MCP: a `tools/call` result with `isError: true`.
+    ToolError,
+    /// MCP: the request's session is forgotten and answered 404.
+    SessionExpired,
+    /// MCP: the tool list changes (and sessions get `notifications/tools/list_changed`).
+    ToolsChanged,
+    /// MCP: a `tools/call` result of `bytes` bytes (default 4 MiB).
+    LargeResult {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes: Option<u64>,
+    },
 }
 
 /// How a delay varies around its nominal value.
@@ -188,14 +206,19 @@ impl Fault {
             Fault::InvalidToolArgs => "invalid_tool_args",
             Fault::RateLimit { .. } => "rate_limit",
             Fault::RedisError { .. } => "redis_error",
+            Fault::RpcError { .. } => "rpc_error",
+            Fault::ToolError => "tool_error",
+            Fault::SessionExpired => "session_expired",
+            Fault::ToolsChanged => "tools_changed",
+            Fault::LargeResult { .. } => "large_result",
         }
     }
 
     /// The fakes that can act this fault out (`llm`, `weather`, `tickets`, `redis`, …).
     /// HTTP tool fakes answer to the names of their tools; `tool` stands for all of them.
     pub fn supported_by(&self) -> &'static [&'static str] {
-        const EVERY: &[&str] = &["llm", "tool", "redis"];
-        const HTTP: &[&str] = &["llm", "tool"];
+        const EVERY: &[&str] = &["llm", "tool", "redis", "mcp"];
+        const HTTP: &[&str] = &["llm", "tool", "mcp"];
         match self {
             Fault::Refuse | Fault::Hang | Fault::Reset | Fault::Drop | Fault::Delay { .. } => EVERY,
             Fault::Status { .. } => HTTP,
@@ -205,15 +228,20 @@ impl Fault {
                     | Malformation::TruncatedJson
                     | Malformation::WrongContentType,
             } => HTTP,
+            Fault::SlowStream { .. } | Fault::Stall { .. } | Fault::StreamCut { .. } => {
+                &["llm", "mcp"]
+            }
             Fault::Malformed { .. }
-            | Fault::SlowStream { .. }
-            | Fault::Stall { .. }
-            | Fault::StreamCut { .. }
             | Fault::FinishReason { .. }
             | Fault::ToolLoop
             | Fault::InvalidToolArgs
             | Fault::RateLimit { .. } => &["llm"],
             Fault::RedisError { .. } => &["redis"],
+            Fault::RpcError { .. }
+            | Fault::ToolError
+            | Fault::SessionExpired
+            | Fault::ToolsChanged
+            | Fault::LargeResult { .. } => &["mcp"],
         }
     }
 

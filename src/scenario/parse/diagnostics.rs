@@ -16,7 +16,7 @@ impl Source<'_> {
             origin: self.origin.to_string(),
             line,
             column,
-            message: message.into(),
+            message: cut_echoes(&message.into()),
         }
     }
 

@@ -11,8 +11,7 @@ pub(super) fn build_fakes(
     let redis_upstream = match upstream {
         None => None,
         Some(text) => {
-            let as_http = text.get_ref().replacen("redis://", "http://", 1);
-            if !text.get_ref().starts_with("redis://") || loopback(&as_http).is_err() {
+            if crate::loopback::check(text.get_ref(), "redis").is_err() {
                 return Err(src.error(
                     &text,
                     format!(

@@ -97,6 +97,19 @@ pub(super) fn build_fault(
         }
         return Err(src.error(&raw.kind, message));
     };
+    // The table names every fake a kind can work on (some, such as MCP's, scenarios do not
+    // start); refusing here says so before its settings are read.
+    let works_on = kinds::spec(kind).map_or(&[][..], |spec| spec.fakes);
+    if !works_on.contains(&fake.category()) {
+        return Err(src.error(
+            &raw.kind,
+            format!(
+                "kind = \"{kind}\" {table} cannot be acted out by fake `{}`; it works on: {}",
+                fake.as_str(),
+                works_on.join(", ")
+            ),
+        ));
+    }
     // Each kind reads its own settings; any other one given is a mistake worth reporting.
     for (field, at) in raw.kind_fields() {
         if !required.contains(&field) && !optional.contains(&field) {
@@ -407,6 +420,11 @@ pub(super) fn build_fault_kind(
                 reply: text.to_string(),
             }
         }
-        other => unreachable!("kind_settings knows `{other}` but build_fault_kind does not"),
+        other => {
+            return Err(src.error(
+                &raw.kind,
+                format!("kind = \"{other}\" {table} cannot be used in a scenario file yet"),
+            ))
+        }
     })
 }
