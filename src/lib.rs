@@ -15,7 +15,8 @@
 //! - `init`: `faultline init`, which probes a service and writes its faultline.toml draft.
 //! - `load`: Goose users and the `Record` each client request becomes.
 //! - `run`: the orchestrator and the fault timeline.
-//! - `suite`: several runs with one verdict: the pre-release suite and the selftest matrix.
+//! - `suite`: several runs with one verdict: the pre-release suite and the selftest matrix;
+//!   `selftest`: its rows, the reference target's and the examples' (`selftest.toml`).
 //! - `evidence`: everything a run observed, in one value.
 //! - `preflight`: what each selected check needs and the plan lacks, known before the load.
 //! - `probe`: the started service against its description (warm-ups, logs, metrics), before
@@ -45,6 +46,7 @@ pub mod reference;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod selftest;
 pub mod suite;
 pub mod sync;
 pub mod target;

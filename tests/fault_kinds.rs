@@ -31,7 +31,12 @@ end = "4s"
 #[test]
 fn every_kind_parses_from_toml_on_the_fakes_it_names_and_no_other() {
     // Each category of fake by one of its names.
-    let fakes = [("llm", "llm"), ("tool", "weather"), ("redis", "redis")];
+    let fakes = [
+        ("llm", "llm"),
+        ("tool", "weather"),
+        ("redis", "redis"),
+        ("mcp", "mcp"),
+    ];
     for kind in KINDS {
         for (category, fake) in fakes {
             let parsed = parse_scenario(&scenario(fake, kind.example), "kinds.toml");

@@ -1,5 +1,19 @@
+//! Scenario text → [`Plan`], with errors that point at the spot to fix.
+//!
+//! Parsing runs in three steps, each reporting `origin:line:column: message`:
+//! 1. TOML syntax ([`toml::de::DeTable::parse`]);
+//! 2. shape: serde into the `raw` structs, which deny unknown fields; serde's messages are
+//!    reworded to name the field, its table and an example of a good value;
+//! 3. meaning (`build`): ranges, durations, fault kinds, placeholders, defaults.
+//!
+//! The section builders live beside this file, one per section (`target`, `faults`,
+//! `expect`, `fakes`), with `diagnostics` and `values` shared by them; `[load]` is built here.
+//! [`super::load_scenario`] (in `source`) picks a built-in by name or reads a file. Nothing
+//! here panics on any input: every check returns a [`ScenarioError`].
+
 mod api;
 mod diagnostics;
+pub(crate) use diagnostics::read_text;
 mod expect;
 mod fakes;
 mod faults;
@@ -147,67 +161,9 @@ pub fn parse_config(text: &str, origin: &str, dir: &Path) -> Result<Config, Scen
     })
 }
 
-/// Reads a file as UTF-8 text; bytes that are not UTF-8 are an error at their line:column.
-pub(crate) fn read_text(path: &Path, shown: &str) -> Result<String, ScenarioError> {
-    let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
-        path: shown.to_string(),
-        source,
-    })?;
-    String::from_utf8(bytes).map_err(|error| {
-        let bytes = error.as_bytes();
-        let at = error.utf8_error().valid_up_to();
-        let before = &bytes[..at];
-        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        // Columns count characters, as the parser's own errors do.
-        let column = String::from_utf8_lossy(&before[line_start..])
-            .chars()
-            .count()
-            + 1;
-        ScenarioError::Invalid {
-            origin: shown.to_string(),
-            line,
-            column,
-            message: format!(
-                "the file is not UTF-8 text (byte 0x{:02x} here); TOML files are UTF-8: save \
-                 it as UTF-8, or write the character as an escape such as \\u00e9",
-                bytes[at]
-            ),
-        }
-    })
-}
-
-/// Cuts every quoted echo (`"…"` or `` `…` ``) in an error message to a readable length, so
-/// a 1 MB value in a file never becomes 1 MB of stderr.
-fn cut_echoes(message: &str) -> String {
-    let mut out = String::with_capacity(message.len().min(4096));
-    let mut rest = message;
-    while let Some(open) = rest.find(['"', '`']) {
-        let quote = rest[open..].chars().next().unwrap_or('"');
-        out.push_str(&rest[..=open]);
-        rest = &rest[open + 1..];
-        match rest.find(quote) {
-            Some(close) => {
-                out.push_str(&crate::scenario::echo(&rest[..close]));
-                out.push(quote);
-                rest = &rest[close + 1..];
-            }
-            None => {
-                out.push_str(&crate::scenario::echo_tail(rest));
-                rest = "";
-            }
-        }
-    }
-    out.push_str(&crate::scenario::echo_tail(rest));
-    out
-}
-
 /// Reads a `faultline.toml`.
 pub fn load_config(path: &Path) -> Result<Config, ScenarioError> {
-    let text = read_text(path, &path.display().to_string())?;
+    let text = diagnostics::read_text(path, &path.display().to_string())?;
     let dir = path.parent().unwrap_or(Path::new("."));
     parse_config(&text, &path.display().to_string(), dir)
 }

@@ -230,3 +230,61 @@ pub(super) fn edit_distance(a: &str, b: &str) -> usize {
     }
     row[b.len()]
 }
+
+/// Reads a file as UTF-8 text; bytes that are not UTF-8 are an error at their line:column.
+pub(crate) fn read_text(path: &Path, shown: &str) -> Result<String, ScenarioError> {
+    let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
+        path: shown.to_string(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|error| {
+        let bytes = error.as_bytes();
+        let at = error.utf8_error().valid_up_to();
+        let before = &bytes[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        // Columns count characters, as the parser's own errors do.
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        ScenarioError::Invalid {
+            origin: shown.to_string(),
+            line,
+            column,
+            message: format!(
+                "the file is not UTF-8 text (byte 0x{:02x} here); TOML files are UTF-8: save \
+                 it as UTF-8, or write the character as an escape such as \\u00e9",
+                bytes[at]
+            ),
+        }
+    })
+}
+
+/// Cuts every quoted echo (`"…"` or `` `…` ``) in an error message to a readable length, so
+/// a 1 MB value in a file never becomes 1 MB of stderr.
+fn cut_echoes(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(4096));
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = rest[open..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..=open]);
+        rest = &rest[open + 1..];
+        match rest.find(quote) {
+            Some(close) => {
+                out.push_str(&crate::scenario::echo(&rest[..close]));
+                out.push(quote);
+                rest = &rest[close + 1..];
+            }
+            None => {
+                out.push_str(&crate::scenario::echo_tail(rest));
+                rest = "";
+            }
+        }
+    }
+    out.push_str(&crate::scenario::echo_tail(rest));
+    out
+}
