@@ -117,6 +117,11 @@ pub enum Command {
         /// Your target's description (default: ./faultline.toml when it exists).
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
+        /// As for `scenario`: go on when the probe before the load finds that the service
+        /// does not match its description; the checks concerned report "not applicable" with
+        /// the reason instead of the run stopping.
+        #[arg(long)]
+        allow_gaps: bool,
     },
     /// Prove the gates honest: every flaw of the reference target must fail the check named
     /// for the practice it breaks, and the healthy reference target must pass. Prints the matrix.
@@ -134,6 +139,14 @@ pub enum Command {
         /// Directory for the reports (default: reports/selftest-<UTC time>/).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Also run an example service's rows (repeatable): DIR holds its selftest.toml (the
+        /// built-in scenarios that apply, and its planted defects with the gates they must
+        /// fail) and its faultline.toml.
+        #[arg(long, value_name = "DIR")]
+        example: Vec<PathBuf>,
+        /// Run only the --example rows, not the reference target's matrix.
+        #[arg(long, requires = "example")]
+        examples_only: bool,
     },
     /// Start (or reach) your service with the fakes, probe it, and write a commented
     /// faultline.toml draft: what it found, and a TODO for what it could not.
@@ -189,35 +202,27 @@ pub fn execute(cli: Cli) -> i32 {
             EXIT_PASSED
         }
         Command::Validate { scenario, config } => validate(&scenario, config),
-        Command::ReferenceTarget(args) => match runtime.block_on(crate::reference::serve(args)) {
-            Ok(()) => 0,
-            Err(error) => {
-                eprintln!("error: {error:#}");
-                EXIT_NOT_RUN
-            }
-        },
-        Command::Fakes(FakesCommand::Up(args)) => {
-            match runtime.block_on(crate::fakes::up::run(args)) {
-                Ok(()) => EXIT_PASSED,
-                Err(error) => {
-                    eprintln!("error: {error:#}");
-                    EXIT_NOT_RUN
-                }
-            }
-        }
+        Command::ReferenceTarget(args) => exit_code_of(
+            runtime
+                .block_on(crate::reference::serve(args))
+                .map(|()| EXIT_PASSED),
+        ),
+        Command::Fakes(FakesCommand::Up(args)) => exit_code_of(
+            runtime
+                .block_on(crate::fakes::up::run(args))
+                .map(|()| EXIT_PASSED),
+        ),
         Command::Fakes(FakesCommand::Env(args)) => {
             for (name, value) in crate::fakes::up::env_for(args.base_port) {
                 println!("export {name}={value}");
             }
             EXIT_PASSED
         }
-        Command::Fake(command) => match runtime.block_on(crate::fakes::standalone::run(command)) {
-            Ok(()) => EXIT_PASSED,
-            Err(error) => {
-                eprintln!("error: {error:#}");
-                EXIT_NOT_RUN
-            }
-        },
+        Command::Fake(command) => exit_code_of(
+            runtime
+                .block_on(crate::fakes::standalone::run(command))
+                .map(|()| EXIT_PASSED),
+        ),
         Command::Init(args) => exit_code_of(runtime.block_on(crate::init::main(args))),
         Command::Report(args) => exit_code_of(crate::report::cli::run_report(args)),
         Command::Compare(args) => exit_code_of(crate::report::cli::run_compare(args)),
@@ -226,18 +231,38 @@ pub fn execute(cli: Cli) -> i32 {
             quick,
             out,
             config,
+            allow_gaps,
         } => {
             let interrupt = install_interrupt_handler();
-            runtime.block_on(suite_command(scenarios, quick, out, config, interrupt))
+            runtime.block_on(suite_command(
+                scenarios, quick, out, config, allow_gaps, interrupt,
+            ))
         }
         Command::Selftest {
             quick,
             jobs,
             reruns,
             out,
+            example,
+            examples_only,
         } => {
             let interrupt = install_interrupt_handler();
-            runtime.block_on(selftest_command(quick, jobs, reruns, out, interrupt))
+            let rows = if examples_only {
+                crate::selftest::all_example_rows(&example, quick)
+            } else {
+                crate::selftest::all_example_rows(&example, quick).map(|examples| {
+                    let mut rows = crate::selftest::reference_rows(quick);
+                    rows.extend(examples);
+                    rows
+                })
+            };
+            match rows {
+                Ok(rows) => runtime.block_on(selftest_command(rows, jobs, reruns, out, interrupt)),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    EXIT_NOT_RUN
+                }
+            }
         }
         Command::Scenario(args) => {
             let interrupt = install_interrupt_handler();
@@ -246,7 +271,8 @@ pub fn execute(cli: Cli) -> i32 {
     }
 }
 
-/// A command's own exit code, or 2 with the error.
+/// The one error path: a command's own exit code, or the error on stderr (with its causes)
+/// and 2, "not run" (see the exit codes in the README).
 fn exit_code_of(result: anyhow::Result<i32>) -> i32 {
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");
@@ -372,7 +398,7 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
     };
     let mut plan = if args.quick { plan.quick() } else { plan };
     if let Some(url) = &args.attach {
-        match scenario::parse::loopback(url) {
+        match crate::input::loopback(url) {
             Ok(url) => {
                 plan.target.url = Some(url);
                 plan.target.command = None;
@@ -474,6 +500,7 @@ async fn suite_command(
     quick: bool,
     out: Option<PathBuf>,
     config: Option<PathBuf>,
+    allow_gaps: bool,
     interrupt: watch::Receiver<bool>,
 ) -> i32 {
     let names: Vec<String> = if scenarios.is_empty() {
@@ -495,23 +522,22 @@ async fn suite_command(
         }
     }
     let root = out.unwrap_or_else(|| run::stamped_dir("suite", time::OffsetDateTime::now_utc()));
-    let entries = crate::suite::run_all(plans, &root, interrupt).await;
+    let entries = crate::suite::run_all(plans, &root, allow_gaps, interrupt).await;
     println!("{}", crate::suite::suite_table(&entries));
     println!("reports written to {}", root.display());
     crate::suite::suite_exit_code(&entries)
 }
 
 async fn selftest_command(
-    quick: bool,
+    rows: Vec<crate::selftest::Row>,
     jobs: usize,
     reruns: usize,
     out: Option<PathBuf>,
     interrupt: watch::Receiver<bool>,
 ) -> i32 {
-    let rows = crate::suite::MATRIX;
     let runs = rows
         .iter()
-        .map(|row| (row.label(), row.args(quick)))
+        .map(|row| (row.label(), row.args.clone(), row.env.clone()))
         .collect();
     let root = out.unwrap_or_else(|| run::stamped_dir("selftest", time::OffsetDateTime::now_utc()));
     let mut entries = crate::suite::run_in_processes(runs, &root, jobs, interrupt.clone()).await;
@@ -528,7 +554,8 @@ async fn selftest_command(
             .map(|&i| {
                 (
                     format!("{}-rerun{rerun}", rows[i].label()),
-                    rows[i].args(quick),
+                    rows[i].args.clone(),
+                    rows[i].env.clone(),
                 )
             })
             .collect();
@@ -540,7 +567,7 @@ async fn selftest_command(
             entries[i] = entry;
         }
     }
-    println!("{}", crate::suite::matrix_table(rows, &entries));
+    println!("{}", crate::suite::matrix_table(&rows, &entries));
     if *interrupt.borrow() {
         // An interrupted matrix proves nothing either way: its unrun rows are not "wrong".
         println!("reports written to {}", root.display());

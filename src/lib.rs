@@ -15,7 +15,8 @@
 //! - `init`: `faultline init`, which probes a service and writes its faultline.toml draft.
 //! - `load`: Goose users and the `Record` each client request becomes.
 //! - `run`: the orchestrator and the fault timeline.
-//! - `suite`: several runs with one verdict: the pre-release suite and the selftest matrix.
+//! - `suite`: several runs with one verdict: the pre-release suite and the selftest matrix;
+//!   `selftest`: its rows, the reference target's and the examples' (`selftest.toml`).
 //! - `evidence`: everything a run observed, in one value.
 //! - `preflight`: what each selected check needs and the plan lacks, known before the load.
 //! - `probe`: the started service against its description (warm-ups, logs, metrics), before
@@ -24,12 +25,18 @@
 //! - `report`: report.json, summary.md and the console verdict table.
 //! - `prometheus`: the Prometheus text format and series selectors, for `metrics.truth`.
 //! - `reference`: the reference target, a chat service with `--flaw` switches.
+//! - `flaws`: the names of those switches, shared by scenarios and the reference target.
+//! - `input`: line:column of an offset and the loopback-only URL rule, shared by the parser,
+//!   the CLI and the fakes.
+//! - `sync`: the one poisoned-lock policy (recover the data and go on).
 
 pub mod checks;
 pub mod cli;
 pub mod evidence;
 pub mod fakes;
+pub mod flaws;
 pub mod init;
+pub mod input;
 pub mod load;
 pub mod loopback;
 pub mod preflight;
@@ -39,5 +46,7 @@ pub mod reference;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod selftest;
 pub mod suite;
+pub mod sync;
 pub mod target;

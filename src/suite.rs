@@ -39,10 +39,12 @@ pub struct Entry {
 }
 
 /// Runs each plan in turn, writing each one's reports under `out_root/<label>/`.
-/// Stops early (marking the rest not run) when `interrupt` turns true.
+/// Stops early (marking the rest not run) when `interrupt` turns true. `allow_gaps` is
+/// `scenario --allow-gaps` for each run.
 pub async fn run_all(
     plans: Vec<(String, Plan)>,
     out_root: &Path,
+    allow_gaps: bool,
     interrupt: watch::Receiver<bool>,
 ) -> Vec<Entry> {
     let mut entries = Vec::with_capacity(plans.len());
@@ -63,7 +65,7 @@ pub async fn run_all(
             progress: true,
             fake_ports: None,
             fakes_url: None,
-            allow_gaps: false,
+            allow_gaps,
             fakes_token: None,
         };
         let outcome = match run::run(&plan, &options, interrupt.clone()).await {
@@ -93,10 +95,14 @@ pub async fn run_all(
     entries
 }
 
-/// Runs each `(label, args)` as a child `faultline <args> --out <root>/<label>`, `jobs` at a
-/// time, and reads each run's report.json for its failed gates.
+/// One child run: its label (and report directory), its arguments, and environment set on it.
+pub type ChildRun = (String, Vec<String>, Vec<(String, String)>);
+
+/// Runs each `(label, args, env)` as a child `faultline <args> --out <root>/<label>` with `env`
+/// added to its environment, `jobs` at a time, and reads each run's report.json for its failed
+/// gates.
 pub async fn run_in_processes(
-    runs: Vec<(String, Vec<String>)>,
+    runs: Vec<ChildRun>,
     root: &Path,
     jobs: usize,
     interrupt: watch::Receiver<bool>,
@@ -106,7 +112,7 @@ pub async fn run_in_processes(
         Err(error) => {
             return runs
                 .into_iter()
-                .map(|(label, _)| Entry {
+                .map(|(label, _, _)| Entry {
                     label,
                     outcome: EntryOutcome::NotRun(format!("faultline's own binary: {error}")),
                     dir: None,
@@ -116,7 +122,7 @@ pub async fn run_in_processes(
     };
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let mut tasks = Vec::with_capacity(runs.len());
-    for (label, args) in runs {
+    for (label, args, env) in runs {
         let dir = root.join(label.replace([' ', '/', '+', '(', ')'], "-"));
         let (exe, slots, interrupt) = (exe.clone(), slots.clone(), interrupt.clone());
         tasks.push(tokio::spawn(async move {
@@ -127,7 +133,7 @@ pub async fn run_in_processes(
             let outcome = if *interrupt.borrow() {
                 EntryOutcome::NotRun("interrupted".into())
             } else {
-                run_child(&exe, &args, &dir, interrupt).await
+                run_child(&exe, &args, &env, &dir, interrupt).await
             };
             Entry {
                 label,
@@ -152,6 +158,7 @@ const CHILD_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10)
 async fn run_child(
     exe: &Path,
     args: &[String],
+    env: &[(String, String)],
     dir: &Path,
     mut interrupt: watch::Receiver<bool>,
 ) -> EntryOutcome {
@@ -159,6 +166,7 @@ async fn run_child(
     let mut command = tokio::process::Command::new(exe);
     command
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("--out")
         .arg(dir)
         .arg("--quiet")
@@ -373,7 +381,9 @@ pub const MATRIX: &[MatrixRow] = &[
     MatrixRow {
         scenario: "llm-timeout",
         flaw: Some("no-timeout"),
-        must_fail: &["errors.honest"],
+        // Without a timeout, a hung call waits out the whole outage: no user gets a fast
+        // failure (the mitigation a timeout plus a breaker gives).
+        must_fail: &["errors.honest", "recovery.mitigation"],
     },
     MatrixRow {
         scenario: "flaky",
@@ -438,7 +448,9 @@ pub const MATRIX: &[MatrixRow] = &[
     MatrixRow {
         scenario: "outage",
         flaw: Some("no-circuit-breaker"),
-        must_fail: &["recovery.mitigation", "recovery.fast_fail"],
+        // Not recovery.mitigation: the target's retry budget still fails fast once spent,
+        // which is mitigation (see scenarios/outage.toml).
+        must_fail: &["recovery.fast_fail"],
     },
     MatrixRow {
         scenario: "baseline",
@@ -505,47 +517,52 @@ impl MatrixRow {
         args
     }
 
-    pub fn label(&self) -> String {
-        match self.flaw {
-            Some(flaw) => format!("{}+{flaw}", self.scenario),
-            None => format!("{} (healthy)", self.scenario),
-        }
-    }
-
     /// Did the run come out as this row demands? `None` when it did; else why not.
     pub fn judge(&self, outcome: &EntryOutcome) -> Option<String> {
-        match (outcome, self.must_fail) {
-            (EntryOutcome::NotRun(why), _) => Some(format!("could not run: {why}")),
-            (EntryOutcome::Passed, []) => None,
-            (EntryOutcome::GateFailed(failed), []) => {
-                Some(format!("the healthy target failed {}", failed.join(", ")))
-            }
-            (EntryOutcome::Passed, expected) => {
-                Some(format!("nothing failed; expected {}", expected.join(", ")))
-            }
-            (EntryOutcome::GateFailed(failed), expected) => {
-                let missed: Vec<&str> = expected
-                    .iter()
-                    .copied()
-                    .filter(|id| !failed.iter().any(|f| f == id))
-                    .collect();
-                (!missed.is_empty()).then(|| {
-                    format!(
-                        "{} did not fail (failed: {})",
-                        missed.join(", "),
-                        failed.join(", ")
-                    )
-                })
-            }
+        judge(self.must_fail, outcome)
+    }
+}
+
+/// Did a run that had to fail `must_fail` (nothing, for a healthy row) come out so? `None`
+/// when it did; else why not.
+pub fn judge<S: AsRef<str>>(must_fail: &[S], outcome: &EntryOutcome) -> Option<String> {
+    match outcome {
+        EntryOutcome::NotRun(why) => Some(format!("could not run: {why}")),
+        EntryOutcome::Passed if must_fail.is_empty() => None,
+        EntryOutcome::GateFailed(failed) if must_fail.is_empty() => {
+            Some(format!("the healthy target failed {}", failed.join(", ")))
+        }
+        EntryOutcome::Passed => Some(format!(
+            "nothing failed; expected {}",
+            must_fail
+                .iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        EntryOutcome::GateFailed(failed) => {
+            let missed: Vec<&str> = must_fail
+                .iter()
+                .map(AsRef::as_ref)
+                .filter(|id| !failed.iter().any(|f| f == id))
+                .collect();
+            (!missed.is_empty()).then(|| {
+                format!(
+                    "{} did not fail (failed: {})",
+                    missed.join(", "),
+                    failed.join(", ")
+                )
+            })
         }
     }
 }
 
-/// The matrix as a table: flaw × scenario, what had to fail, what failed, and whether the
-/// gate told the truth.
-pub fn matrix_table(rows: &[MatrixRow], entries: &[Entry]) -> String {
-    let mut out =
-        String::from("| flaw | scenario | must fail | failed | honest |\n|---|---|---|---|---|\n");
+/// The matrix as a table: whose row, flaw or defect × scenario, what had to fail, what
+/// failed, and whether the gate told the truth.
+pub fn matrix_table(rows: &[crate::selftest::Row], entries: &[Entry]) -> String {
+    let mut out = String::from(
+        "| target | flaw | scenario | must fail | failed | honest |\n|---|---|---|---|---|---|\n",
+    );
     for (row, entry) in rows.iter().zip(entries) {
         let failed = match &entry.outcome {
             EntryOutcome::Passed => "-".to_string(),
@@ -557,8 +574,9 @@ pub fn matrix_table(rows: &[MatrixRow], entries: &[Entry]) -> String {
             Some(why) => format!("NO: {why}"),
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {failed} | {verdict} |\n",
-            row.flaw.unwrap_or("(healthy)"),
+            "| {} | {} | {} | {} | {failed} | {verdict} |\n",
+            row.subject,
+            row.variant,
             row.scenario,
             if row.must_fail.is_empty() {
                 "nothing".to_string()

@@ -70,7 +70,7 @@ fn quick_outage_against_the_reference_target_passes_every_gate() {
         "errors.rate.baseline",
         "sla.p95.fault",
         "sla.p95.recovery",
-        "errors.rate.recovery",
+        "recovery.time",
         "errors.honest",
     ] {
         assert_eq!(

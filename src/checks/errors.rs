@@ -320,7 +320,7 @@ fn leaks(body: &str) -> Vec<String> {
         .iter()
         .find(|m| body.contains(**m))
         .map(|m| m.to_string())
-        .or_else(|| rust_source_location(body));
+        .or_else(|| source_location(body));
     if let Some(marker) = trace {
         found.push(format!("leaks a stack trace or exception ({marker:?})"));
     }
@@ -345,15 +345,66 @@ fn leaks(body: &str) -> Vec<String> {
     found
 }
 
-/// A `file.rs:42` source location, as a Rust panic or backtrace prints it.
-fn rust_source_location(body: &str) -> Option<String> {
-    body.match_indices(".rs:").find_map(|(at, _)| {
-        let digits: String = body[at + 4..]
+/// Source files whose `name.ext:LINE` in a message is a leaked stack frame: Rust panics and
+/// backtraces, Node/TypeScript (`at f (/app/dist/server.js:42:13)`), Go (`/app/main.go:88`),
+/// JVM (`(Handler.java:42)`, Kotlin, Scala). Python and .NET print frames their own way and are
+/// matched in [`source_location`].
+const FRAME_EXTENSIONS: [&str; 12] = [
+    ".rs:", ".js:", ".mjs:", ".cjs:", ".ts:", ".mts:", ".tsx:", ".jsx:", ".go:", ".java:", ".kt:",
+    ".scala:",
+];
+
+/// A source location as a stack trace prints it, in any of the stacks services are written in:
+/// `file.rs:42`, `server.js:42:13`, `main.go:88`, `Handler.java:42`, Python's
+/// `File "/app/app.py", line 167`, .NET's `Program.cs:line 42`, and Node's `node:internal/`
+/// frames and Go's `goroutine 1 [running]`. A message a user should read never names the
+/// service's source files.
+fn source_location(body: &str) -> Option<String> {
+    let with_line = |ext: &str, at: usize| {
+        let digits: String = body[at + ext.len()..]
             .chars()
             .take_while(char::is_ascii_digit)
             .collect();
-        (!digits.is_empty()).then(|| format!(".rs:{digits}"))
-    })
+        (!digits.is_empty()).then(|| format!("{ext}{digits}"))
+    };
+    let frame = FRAME_EXTENSIONS.iter().find_map(|ext| {
+        body.match_indices(ext)
+            .find_map(|(at, _)| with_line(ext, at))
+    });
+    frame
+        .or_else(|| {
+            body.match_indices(".cs:line ")
+                .find_map(|(at, _)| with_line(".cs:line ", at))
+        })
+        .or_else(|| {
+            // Python: `File "/app/app.py", line 167, in chat` (quotes may be JSON-escaped).
+            body.match_indices(".py").find_map(|(at, _)| {
+                let rest = body[at + 3..].trim_start_matches(['\\', '"']);
+                rest.starts_with(", line ")
+                    .then(|| ".py\", line".to_string())
+            })
+        })
+        .or_else(|| {
+            // Frame prefixes, raw or JSON-escaped: a JVM/.NET `\tat `, a Node `\n    at `.
+            [
+                "node:internal/",
+                "\\tat ",
+                "\tat ",
+                "\\n    at ",
+                "\n    at ",
+            ]
+            .iter()
+            .find(|m| body.contains(**m))
+            .map(|m| m.to_string())
+        })
+        .or_else(|| {
+            // `goroutine 7 [running]:`, not the word in a sentence.
+            body.match_indices("goroutine ").find_map(|(at, _)| {
+                let rest = body[at + 10..].trim_start_matches(|c: char| c.is_ascii_digit());
+                (rest.len() < body.len() - at - 10 && rest.starts_with(" ["))
+                    .then(|| "goroutine N [".to_string())
+            })
+        })
 }
 
 fn is_key_char(c: char) -> bool {
@@ -587,8 +638,31 @@ mod tests {
             r#"{"error":"Something went wrong. Traceback (most recent call last): ..."}"#,
             r#"{"error":"Something went wrong: java.lang.NullPointerException"}"#,
             r#"{"error":"Something went wrong in handler.rs:17 sadly"}"#,
+            // Node/TypeScript, as `JSON.stringify(error.stack)` puts it in a body.
+            r#"{"error":"Error: upstream 503","stack":"Error: upstream 503\n    at ask (/app/dist/llm.js:42:13)\n    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)"}"#,
+            r#"{"error":"failed","where":"at handler (src/server.ts:88:7)"}"#,
+            // Python, without the Traceback header (a cut excerpt, or `traceback.format_tb`).
+            r#"{"error":"failed","trace":["  File \"/app/app.py\", line 167, in chat\n"]}"#,
+            // Go.
+            r#"{"error":"failed: goroutine 7 [running]: main.ask(...) /app/main.go:88 +0x1d"}"#,
+            // JVM and .NET.
+            r#"{"error":"failed","trace":"\tat com.acme.chat.Handler.ask(Handler.java:42)"}"#,
+            r#"{"error":"failed","trace":"   at Acme.Chat.Handler.Ask() in /src/Handler.cs:line 42"}"#,
         ] {
             assert_breaks(&judge(|r| r.body_excerpt = body.into()), "stack trace");
+        }
+    }
+
+    #[test]
+    fn messages_that_merely_mention_files_or_routines_are_not_stack_traces() {
+        for body in [
+            r#"{"error":"The assistant is unavailable; see status.example.com for updates."}"#,
+            r#"{"error":"Upload report.pdf again, or try main.go later."}"#,
+            r#"{"error":"Our goroutine of a day was interrupted; please retry."}"#,
+            r#"{"error":"Next.js: the page is being rebuilt, please retry."}"#,
+        ] {
+            let v = judge(|r| r.body_excerpt = body.into());
+            assert!(!v.summary.contains("stack trace"), "{body}: {}", v.summary);
         }
     }
 

@@ -11,6 +11,7 @@ use super::common::{
 };
 use super::sla::{describe_record, format_ms, format_ratio};
 use super::{Outcome, Verdict};
+use crate::evidence::FakeName;
 use crate::evidence::{Evidence, FlowKind, Record};
 use crate::scenario::FallbackExpectations;
 
@@ -145,7 +146,7 @@ fn check_redis(evidence: &Evidence, expect: &FallbackExpectations) -> Verdict {
     );
     let spans: Vec<FaultSpan> = fault_spans(evidence)
         .into_iter()
-        .filter(|s| s.fake == "redis")
+        .filter(|s| s.fake == FakeName::Redis)
         .collect();
     if spans.is_empty() {
         return not_applicable(

@@ -14,6 +14,7 @@ use super::common::{
 };
 use super::sla::format_ratio;
 use super::{Outcome, Verdict};
+use crate::evidence::FakeName;
 use crate::evidence::{Evidence, Record};
 use crate::scenario::LogExpectations;
 
@@ -292,7 +293,7 @@ fn check_tokens(
             .get(r.request_id.as_str())
             .into_iter()
             .flatten()
-            .filter(|a| a.fake == "llm" && a.route.starts_with(&expect.tokens_route))
+            .filter(|a| a.fake == FakeName::Llm && a.route.starts_with(&expect.tokens_route))
             .filter(|a| a.input_tokens.is_some() || a.output_tokens.is_some())
             .collect();
         if usage.is_empty() {

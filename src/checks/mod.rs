@@ -1,7 +1,8 @@
 //! Checks: pure functions from [`Evidence`] and [`Expectations`] to [`Verdict`]s.
 //! No sockets, no clocks: each family is unit-tested on hand-built evidence.
 //!
-//! Families, one file each, in report order: [`sla`] (latency and error rate per phase),
+//! Families, one file each, in report order: [`faults`] (did each fault window meet calls at
+//! its fake: without that, every other verdict would judge healthy traffic), [`sla`] (latency and error rate per phase),
 //! [`errors`] (honest failures), [`retries`], [`writes`] (idempotent tool writes),
 //! [`fallback`] (graceful degradation), [`recovery`], [`logs`], [`metrics`] (metrics against
 //! ground truth), [`cost`], [`agent`] (step limits), [`stream`], [`traces`] (the target's
@@ -13,6 +14,7 @@ pub(crate) mod common;
 pub mod cost;
 pub mod errors;
 pub mod fallback;
+pub mod faults;
 pub mod logs;
 pub mod metrics;
 pub mod recovery;
@@ -30,7 +32,8 @@ use crate::scenario::Expectations;
 
 /// Every check the expectations ask for, in report order, less those `skip` names.
 pub fn evaluate(evidence: &Evidence, expect: &Expectations) -> Vec<Verdict> {
-    let mut verdicts = sla::check(evidence, expect);
+    let mut verdicts = vec![faults::check_reached(evidence)];
+    verdicts.extend(sla::check(evidence, expect));
     verdicts.push(errors::check_honest(evidence, &expect.errors));
     verdicts.extend(retries::check(evidence, &expect.retries));
     verdicts.push(writes::check_idempotent(evidence, &expect.writes));
@@ -75,6 +78,7 @@ mod tests {
         assert_eq!(
             ids,
             [
+                "faults.reached",
                 "errors.honest",
                 "retries.attempts",
                 "retries.retryable",

@@ -14,9 +14,14 @@ use super::{Outcome, Verdict};
 use crate::evidence::{Evidence, Phase, Record};
 use crate::scenario::RecoveryExpectations;
 
-/// However fast the baseline, a window may be this much slower and still count as healthy:
-/// a 5 ms baseline p95 times 1.5 would call ordinary scheduling noise a relapse.
-const P95_FLOOR_MS: f64 = 50.0;
+/// However fast the baseline, the recovered windows may be this much slower and still count as
+/// healthy: a 5 ms baseline p95 times 1.5 would call ordinary scheduling noise a relapse. On a
+/// shared 2-core CI machine running six scenarios at once, single requests of the Python and
+/// Node examples were seen 200-400 ms late with nothing wrong; pooling the windows (see
+/// `check_time`) absorbs such a one-off, this floor the steady tens of ms. A real relapse is
+/// slower: a target still failing over to retries waits a backoff (the OpenAI SDKs' first is
+/// 375 ms or more) or a retry-after, and a timeout is seconds.
+const P95_FLOOR_MS: f64 = 100.0;
 
 /// Timeline switches land a few milliseconds off plan (a 10 s window measured 9.9999 s), so a
 /// fault this much shorter than `long_outage` still counts as long.
@@ -114,8 +119,11 @@ fn check_time(evidence: &Evidence, spans: &[FaultSpan], expect: &RecoveryExpecta
     let width = ms(expect.window);
 
     let mut lines = Vec::new();
-    let mut streak_start: Option<f64> = None;
-    let mut streak = 0;
+    // The streak so far: each window's start and its requests. Success is judged per window;
+    // latency over the last `windows` windows pooled, so that one request a busy machine
+    // delayed (a window of 10 requests has its max as p95) cannot break a recovery on its own,
+    // while a relapse lasting a window or more still does.
+    let mut streak: Vec<(f64, Vec<&Record>)> = Vec::new();
     let mut recovered: Option<f64> = None;
     let mut t = fault_end;
     while t < run_end.max(fault_end + width) && recovered.is_none() {
@@ -127,33 +135,46 @@ fn check_time(evidence: &Evidence, spans: &[FaultSpan], expect: &RecoveryExpecta
         // An empty window says nothing either way: it neither breaks nor extends a streak.
         if !in_window.is_empty() {
             let (ok, p95) = health(&in_window);
-            let healthy = ok >= min_ok && p95 <= max_p95;
+            let ok_enough = ok >= min_ok;
             lines.push(format!(
                 "+{}: {} requests, {} ok, p95 {} {}",
                 format_ms(t - fault_end),
                 in_window.len(),
                 format_ratio(ok),
                 format_ms(p95),
-                if healthy { "healthy" } else { "not yet" }
+                if ok_enough { "ok" } else { "not yet" }
             ));
-            if healthy {
-                streak_start.get_or_insert(t);
-                streak += 1;
-                if streak >= expect.windows {
-                    recovered = streak_start;
+            if ok_enough {
+                streak.push((t, in_window));
+                let k = expect.windows.max(1) as usize;
+                if streak.len() >= k {
+                    let last = &streak[streak.len() - k..];
+                    let pooled: Vec<&Record> =
+                        last.iter().flat_map(|(_, rs)| rs.iter().copied()).collect();
+                    let (_, pooled_p95) = health(&pooled);
+                    if pooled_p95 <= max_p95 {
+                        recovered = Some(last[0].0);
+                        lines.push(format!(
+                            "+{}..: {k} windows, {} requests, p95 {}: healthy",
+                            format_ms(last[0].0 - fault_end),
+                            pooled.len(),
+                            format_ms(pooled_p95)
+                        ));
+                    }
                 }
             } else {
-                streak = 0;
-                streak_start = None;
+                streak.clear();
             }
         }
         t += width;
     }
     let target = format!(
-        "baseline {} ok and p95 {}: a window needs at least {} ok and p95 at most {}",
+        "baseline {} ok and p95 {}: each window needs at least {} ok, and {} windows together \
+         p95 at most {}",
         format_ratio(base_ok),
         format_ms(base_p95),
         format_ratio(min_ok.max(0.0)),
+        expect.windows,
         format_ms(max_p95)
     );
     v.evidence = bounded(lines);
@@ -241,22 +262,28 @@ fn check_mitigation(
     let mut lines = Vec::new();
     for span in long_spans {
         let during: Vec<&Record> = evidence.records.iter().filter(|r| span.saw(r)).collect();
-        let hurt = during
+        // The clock starts when the fault first hurt a user, not when it was switched on: a
+        // target that retries through the first stretch of a fault (every user still gets an
+        // answer, as in `brownout`) owes no mitigation yet, and must not be charged for it.
+        let Some(hurt_from) = during
             .iter()
-            .any(|r| !r.succeeded() || r.degraded == Some(true));
-        if !hurt {
+            .filter(|r| !r.succeeded() || r.degraded == Some(true))
+            .map(|r| r.at_ms)
+            .min_by(f64::total_cmp)
+        else {
             continue;
-        }
+        };
         let first = during
             .iter()
             .filter(|r| mitigates(r, fast))
             .min_by(|a, b| (a.at_ms + a.latency_ms).total_cmp(&(b.at_ms + b.latency_ms)));
         let took = match first {
             Some(r) => {
-                let took = r.at_ms + r.latency_ms - span.start_ms;
+                let took = (r.at_ms + r.latency_ms - hurt_from).max(0.0);
                 lines.push(format!(
-                    "{}: first mitigated answer after {}: {}",
+                    "{}: first hurt a user at {}; first mitigated answer {} later: {}",
                     span.describe(),
+                    format_ms(hurt_from),
                     format_ms(took),
                     describe_record(r)
                 ));
@@ -288,8 +315,8 @@ fn check_mitigation(
         v.figure = Some(worst);
         v.outcome = Outcome::Pass;
         v.summary = format!(
-            "users got a fast failure or degraded answer at most {} after a fault started, \
-             within the {} limit.",
+            "users got a fast failure or degraded answer at most {} after a fault first hurt \
+             one, within the {} limit.",
             format_ms(worst),
             format_ms(limit)
         );
@@ -298,8 +325,8 @@ fn check_mitigation(
         v.outcome = Outcome::Fail;
         v.summary = if worst.is_finite() {
             format!(
-                "the first fast failure or degraded answer came {} after a fault started, over \
-                 the {} limit: until then every user waited out the fault.",
+                "the first fast failure or degraded answer came {} after a fault first hurt a \
+                 user, over the {} limit: until then every user waited out the fault.",
                 format_ms(worst),
                 format_ms(limit)
             )
@@ -475,6 +502,54 @@ mod tests {
         let v = find(&verdicts, "recovery.fast_fail");
         assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
         assert_eq!(v.figure, Some(100.0));
+    }
+
+    #[test]
+    fn one_late_request_does_not_break_a_recovery_but_a_slow_window_does() {
+        let spike = |late: &[usize]| {
+            let mut b = EvidenceBuilder::new().records(Phase::Baseline, 40, Some(200), 20.0);
+            for i in 0..40 {
+                b = b.record(10_000.0 + i as f64 * 250.0, Some(503), 100.0);
+            }
+            // Eight requests a second, as the scenarios' four users make.
+            for i in 0..80usize {
+                let latency = if late.contains(&i) { 400.0 } else { 20.0 };
+                b = b.record(20_000.0 + i as f64 * 125.0, Some(200), latency);
+            }
+            let mut e = b.build();
+            e.timeline = window("llm", "status 503", 10_000.0, 20_000.0);
+            find(&check(&e, &expect()), "recovery.time")
+        };
+        // One request 400 ms late in the first window: recovered at once.
+        let v = spike(&[1]);
+        assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
+        assert_eq!(v.figure, Some(0.0));
+        // The whole first second slow: recovered only after it.
+        let v = spike(&[0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
+        assert_eq!(v.figure, Some(1_000.0));
+    }
+
+    #[test]
+    fn mitigation_is_timed_from_when_the_fault_first_hurt_a_user() {
+        // A brownout: for 9.5 s of a 10–20 s fault every call is retried through (users get
+        // their answers); then calls fail, fast. No user waited out anything: it passes.
+        let mut b = EvidenceBuilder::new().records(Phase::Baseline, 40, Some(200), 200.0);
+        for i in 0..38 {
+            b = b.record(10_000.0 + i as f64 * 250.0, Some(200), 700.0);
+        }
+        for i in 0..2 {
+            b = b.record(19_500.0 + i as f64 * 250.0, Some(503), 300.0);
+        }
+        let mut e = b.build();
+        e.timeline = window("llm", "status 503", 10_000.0, 20_000.0);
+        let v = find(&check(&e, &expect()), "recovery.mitigation");
+        assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
+        assert_eq!(v.figure, Some(300.0));
+        assert!(
+            v.evidence[0].contains("first hurt a user at 19.5 s"),
+            "{v:#?}"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! - `DELETE /faults`: every rule of every fake off (204).
 //! - `GET /journal/{fake}?since_ms=N`: `{"dropped": n, "oldest_ms": t, "attempts": [...]}`,
 //!   attempts that arrived at or after N ms (`oldest_ms`: the oldest attempt still kept), each
-//!   as [`crate::fakes::journal::Attempt`] serializes (with `retry_count`, the SDK's
+//!   as [`crate::evidence::Attempt`] serializes (with `retry_count`, the SDK's
 //!   `x-stainless-retry-count`, and `chunks_sent` for streams, when known).
 //! - `GET /writes/{fake}?since_ms=N`: `{"writes": [...]}`, the writes a tool fake with a
 //!   ledger (tickets) received at or after N ms; 404 for a fake without one.

@@ -14,6 +14,7 @@
 //! same machine, so the skew holds for the whole run: a remote time minus `skew` is on the
 //! run's clock, and the run's start plus `skew` is where its window in the journals begins.
 
+use crate::sync::LockExt;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -98,8 +99,8 @@ impl ControlClient {
         epoch: Instant,
         token: Option<String>,
     ) -> Result<Option<ControlClient>, String> {
-        let base = crate::scenario::parse::loopback(url)
-            .map_err(|e| format!("the fakes' control API URL {e}"))?;
+        let base =
+            crate::input::loopback(url).map_err(|e| format!("the fakes' control API URL {e}"))?;
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(token) = &token {
             let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
@@ -174,7 +175,7 @@ impl ControlClient {
             .send()
             .await
             .map_err(|e| self.unreachable("DELETE /faults", e))?;
-        self.added.lock().unwrap().clear();
+        self.added.locked().clear();
         expect_success(answer, "DELETE /faults").await
     }
 
@@ -199,16 +200,13 @@ impl ControlClient {
         else {
             return Err(format!("{what} answered {status}: {body}"));
         };
-        self.added
-            .lock()
-            .unwrap()
-            .insert((fake, rule.id), id as usize);
+        self.added.locked().insert((fake, rule.id), id as usize);
         Ok(())
     }
 
     /// Switches off the rule this run switched on at `fake` with the timeline's `id`.
     pub async fn switch_off(&self, fake: FakeName, id: usize) -> Result<(), String> {
-        let Some(remote) = self.added.lock().unwrap().remove(&(fake, id)) else {
+        let Some(remote) = self.added.locked().remove(&(fake, id)) else {
             return Ok(());
         };
         let what = format!("DELETE /faults/{}/{remote}", fake.as_str());

@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::evidence::ApiKeySent;
 use crate::evidence::Evidence;
-use crate::fakes::journal::ApiKeySent;
 
 /// Request ids named per note.
 const EXAMPLES: usize = 3;
@@ -95,8 +95,8 @@ pub fn notes(evidence: &Evidence) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::Attempt;
     use crate::evidence::Phase;
-    use crate::fakes::journal::Attempt;
 
     fn attempt(nonce: &str, class: ApiKeySent) -> Attempt {
         serde_json::from_value(serde_json::json!({

@@ -7,6 +7,7 @@ pub mod config;
 pub mod model;
 pub mod parse;
 pub mod profile;
+pub mod source;
 
 pub use config::Config;
 
@@ -33,5 +34,6 @@ pub fn echo(text: &str) -> String {
     format!("{head}… ({count} characters)")
 }
 pub use model::*;
-pub use parse::{load_config, load_scenario, parse_config, parse_scenario, ScenarioError};
+pub use parse::{load_config, parse_config, parse_scenario, ScenarioError};
 pub use profile::ServiceProfile;
+pub use source::load_scenario;

@@ -10,6 +10,7 @@
 //! counted apart (see [`LogCapture::mark_load_start`]): they are what makes a log check
 //! "not applicable".
 
+use crate::sync::LockExt;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -67,7 +68,7 @@ impl LogCapture {
         stdout: Option<impl AsyncRead + Unpin + Send + 'static>,
         stderr: Option<impl AsyncRead + Unpin + Send + 'static>,
     ) {
-        let mut readers = self.readers.lock().unwrap();
+        let mut readers = self.readers.locked();
         if let Some(out) = stdout {
             readers.push(tokio::spawn(self.clone().read(out, LogStream::Stdout)));
         }
@@ -110,7 +111,7 @@ impl LogCapture {
                 }
             }
         });
-        self.readers.lock().unwrap().push(reader);
+        self.readers.locked().push(reader);
     }
 
     async fn read(self: std::sync::Arc<Self>, stream: impl AsyncRead + Unpin, which: LogStream) {
@@ -140,7 +141,7 @@ impl LogCapture {
         let text = String::from_utf8_lossy(bytes);
         let not_utf8 = matches!(text, std::borrow::Cow::Owned(_));
         let text = text.into_owned();
-        let mut ring = self.ring.lock().unwrap();
+        let mut ring = self.ring.locked();
         ring.loss.not_utf8 += u64::from(not_utf8);
         ring.loss.cut += u64::from(cut);
         ring.bytes += text.len();
@@ -165,12 +166,12 @@ impl LogCapture {
     /// read); lines before are start-up output.
     pub fn mark_load_start(&self) {
         let at_ms = self.epoch.elapsed().as_secs_f64() * 1000.0;
-        self.ring.lock().unwrap().load_from_ms = Some(at_ms);
+        self.ring.locked().load_from_ms = Some(at_ms);
     }
 
     /// The last `n` lines.
     pub fn tail(&self, n: usize) -> Vec<LogLine> {
-        let ring = self.ring.lock().unwrap();
+        let ring = self.ring.locked();
         ring.lines
             .iter()
             .skip(ring.lines.len().saturating_sub(n))
@@ -180,17 +181,17 @@ impl LogCapture {
 
     /// Everything kept so far.
     pub fn snapshot(&self) -> Vec<LogLine> {
-        self.ring.lock().unwrap().lines.iter().cloned().collect()
+        self.ring.locked().lines.iter().cloned().collect()
     }
 
     /// What the bounds cost so far: lines dropped, cut, or not UTF-8.
     pub fn loss(&self) -> LogLoss {
-        self.ring.lock().unwrap().loss.clone()
+        self.ring.locked().loss.clone()
     }
 
     /// Waits until the readers have read to the end of the streams (after the process ended).
     pub async fn finish(&self) {
-        let readers: Vec<_> = std::mem::take(&mut *self.readers.lock().unwrap());
+        let readers: Vec<_> = std::mem::take(&mut *self.readers.locked());
         for mut reader in readers {
             // Bounded: a grandchild holding the pipe open, or a log file that never ends,
             // must not hold up the run.

@@ -252,9 +252,40 @@ async fn stop_child(mut child: Child, group: i32) -> TargetExit {
     }
 }
 
-/// A free loopback port for a target to listen on. The port is released before the target
+/// Where [`free_port`] looks: below Linux's default ephemeral range (32768–60999), so that no
+/// outgoing connection (ours, the target's, another run's) is handed the port by the kernel
+/// between our check and the target's bind. Asking the kernel for port 0 would pick from the
+/// ephemeral range itself, and under many parallel runs that race was seen: a target found
+/// its port taken and exited.
+const TARGET_PORTS: std::ops::RangeInclusive<u16> = 20000..=32767;
+
+/// A free loopback port for a target to listen on, from [`TARGET_PORTS`], starting at a random
+/// place so parallel runs rarely try the same one. The port is released before the target
 /// binds it; another process could take it in between, which readiness would then report.
 pub fn free_port() -> std::io::Result<u16> {
+    let (low, high) = (*TARGET_PORTS.start(), *TARGET_PORTS.end());
+    let span = u32::from(high - low) + 1;
+    let start = rand::random::<u32>() % span;
+    // Bounded: each port of the range is tried at most once.
+    for step in 0..span {
+        let port = low + ((start + step) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    // The whole range is taken: let the kernel choose rather than fail the run.
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::*;
+
+    #[test]
+    fn a_target_port_is_free_and_outside_the_ephemeral_range() {
+        let port = free_port().unwrap();
+        assert!(TARGET_PORTS.contains(&port), "{port}");
+        std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
+    }
 }

@@ -11,11 +11,14 @@ import urllib.request
 
 CHECKS = []
 CONTROL = None
+FAKE = "llm"
 
 
-def connect(control_url):
-    global CONTROL
+def connect(control_url, fake="llm"):
+    """Points the helpers at a control API and the fake (`llm`, `mcp`) they switch and read."""
+    global CONTROL, FAKE
     CONTROL = control_url
+    FAKE = fake
 
 
 def check(fn):
@@ -37,12 +40,12 @@ def fault(rule=None):
     """Switch every fault off, then `rule` on (if given)."""
     control("DELETE", "/faults")
     if rule is not None:
-        control("POST", "/faults/llm", rule)
+        control("POST", f"/faults/{FAKE}", rule)
 
 
 def attempts(key):
     """The journal's attempts correlated to nonce `key`, oldest first."""
-    journal = control("GET", "/journal/llm")
+    journal = control("GET", f"/journal/{FAKE}")
     return [a for a in journal["attempts"] if a["key"] == key]
 
 

@@ -7,8 +7,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::fakes::journal::Attempt;
-pub use crate::fakes::otlp::{SpanRecord, SpanStatus};
+mod attempt;
+mod names;
+mod span;
+
+pub use attempt::{ApiKeySent, Attempt, WriteAttempt};
+pub use names::FakeName;
+pub use span::{SpanRecord, SpanStatus};
 
 /// The three phases every scenario is cut into, from its fault timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -125,28 +130,6 @@ pub enum StreamEnd {
     Cut,
     /// Nothing more came until the client gave up (or the run ended).
     Stalled,
-}
-
-/// One write a tool fake received (e.g. `POST /tickets`), for duplicate side effects.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct WriteAttempt {
-    pub at_ms: f64,
-    /// Which fake: `tickets`.
-    pub fake: String,
-    /// The client request it belongs to: the nonce found in it, else the `x-request-id` it
-    /// carried (see `fakes::tool::ledger`); `None` when unlinked.
-    pub key: Option<String>,
-    /// The `Idempotency-Key` header sent, if any.
-    pub idempotency_key: Option<String>,
-    /// The write's identity (method, path and payload, volatile values masked), so the same
-    /// write under another key can be spotted.
-    pub payload_hash: u64,
-    /// True when the fake created something new (a side effect), false for a replay it
-    /// recognised by its idempotency key.
-    pub side_effect: bool,
-    /// The status the fake answered (0 in evidence written before it was recorded).
-    #[serde(default)]
-    pub status: u16,
 }
 
 impl Record {
