@@ -308,6 +308,17 @@ fn inflate(request: &Request) -> Result<Bytes, String> {
     }
 }
 
+/// Decodes an export body as the collector does (`protobuf`, else OTLP/JSON) into the spans
+/// it would keep: the entry point of the decoders' fuzz test (tests/fuzz_parsers.rs).
+pub fn decode_export(body: &[u8], protobuf: bool) -> Result<Vec<SpanRecord>, String> {
+    let encoding = if protobuf {
+        Encoding::Protobuf
+    } else {
+        Encoding::Json
+    };
+    decode_traces(body, encoding).map(|decoded| decoded.spans)
+}
+
 fn decode_traces(body: &[u8], encoding: Encoding) -> Result<Decoded, String> {
     match encoding {
         Encoding::Json => json::decode_traces(body),
