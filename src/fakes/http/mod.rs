@@ -5,7 +5,8 @@
 //! - the listener, bound on `127.0.0.1:0`, closed while the switchboard says `refuse` (so
 //!   clients see a real "connection refused") and re-bound on the same port afterwards;
 //! - one task per connection (hyper HTTP/1.1 with keep-alive), dropped abruptly on shutdown or
-//!   refuse, which is also what ends hung requests;
+//!   refuse, which is also what ends hung requests; at most [`MAX_CONNECTIONS`] open, and each
+//!   closed when a request's headers take longer than [`HEADER_READ_TIMEOUT`] (slowloris);
 //! - per attempt: read the body, find the correlation key, ask the switchboard for a fault,
 //!   act it out, and record the attempt in the journal when it ends, however it ends (for a
 //!   streamed body: when the last byte is sent or the stream is cut, with the events sent),
@@ -52,6 +53,13 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// Backlog of the listening socket.
 const BACKLOG: u32 = 1024;
+/// A client has this long to send a request's headers once the connection waits for one
+/// (idle keep-alive included): a slowloris connection is closed, and real clients, which send
+/// headers at once and reconnect when an idle connection closes, never notice.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections per fake; more are closed as soon as accepted (and counted in a warning),
+/// so idle connections cannot take every file descriptor. Load tests drive a few hundred users.
+pub const MAX_CONNECTIONS: usize = 4096;
 
 /// One request as a responder sees it: the head and the whole body, already read.
 pub(crate) struct Request {
@@ -431,6 +439,7 @@ async fn accept_loop<R: Responder>(
 ) {
     let mut refusing = shared.switchboard.refusing();
     let mut connections = JoinSet::new();
+    let mut turned_away: u64 = 0;
     let mut listener = Some(listener);
     loop {
         let Some(open) = &listener else {
@@ -453,6 +462,17 @@ async fn accept_loop<R: Responder>(
                 tracing::debug!(fake = shared.name, %addr, "refusing connections");
             }
             accepted = open.accept() => match accepted {
+                Ok((stream, _peer)) if connections.len() >= MAX_CONNECTIONS => {
+                    drop(stream);
+                    turned_away += 1;
+                    if turned_away.is_power_of_two() {
+                        tracing::warn!(
+                            fake = shared.name,
+                            turned_away,
+                            "{MAX_CONNECTIONS} connections open: closing new ones"
+                        );
+                    }
+                }
                 Ok((stream, _peer)) => {
                     connections.spawn(connection(
                         stream,
@@ -531,7 +551,10 @@ async fn connection<R: Responder>(
             async move { Ok::<_, Infallible>(shared.attempt(request, kill).await) }
         })
     };
-    let serving = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let serving = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
     // The connection is served in a task of its own, and this one only waits for the three
     // ways it is ended from outside: a stream wakes its task for every chunk, and a `select!`
     // over serving and these signals would re-poll three `Notify` waiters each time.
