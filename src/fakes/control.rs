@@ -406,6 +406,7 @@ async fn otlp_journal(
     Json(json!({
         "received": spans.received(),
         "dropped": spans.dropped(),
+        "attributes_cut": spans.cut(),
         "exports": spans.exports(),
         "oldest_ms": oldest_ms,
         "spans": kept,

@@ -14,6 +14,7 @@
 //!
 //! Input tokens: the instructions plus 3 per input item and its text; output tokens: the text's.
 
+use crate::sync::LockExt;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -48,7 +49,7 @@ struct LedgerInner {
 
 impl Ledger {
     fn remember(&self, id: &str, calls: Vec<String>) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.inner.locked();
         if inner.order.len() >= LEDGER_CAPACITY {
             if let Some(oldest) = inner.order.pop_front() {
                 inner.calls.remove(&oldest);
@@ -60,7 +61,7 @@ impl Ledger {
 
     /// The call ids response `id` made, or `None` when it is unknown.
     fn calls_of(&self, id: &str) -> Option<Vec<String>> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = self.inner.locked();
         inner.calls.get(id).cloned()
     }
 }
