@@ -82,6 +82,10 @@ pub struct ScenarioArgs {
     /// default http://127.0.0.1:<fake-port + 9>, where `fakes up` serves it.
     #[arg(long, value_name = "URL", requires = "attach")]
     pub fakes: Option<String>,
+    /// With --attach: the token of the fakes' control API, as `faultline fakes up
+    /// --control-token` was given it (default: $FAULTLINE_CONTROL_TOKEN).
+    #[arg(long, value_name = "TOKEN", requires = "attach")]
+    pub fakes_token: Option<String>,
     /// No live progress line and no chatter on stderr; errors and the verdict still show.
     #[arg(long, short)]
     pub quiet: bool,
@@ -198,35 +202,27 @@ pub fn execute(cli: Cli) -> i32 {
             EXIT_PASSED
         }
         Command::Validate { scenario, config } => validate(&scenario, config),
-        Command::ReferenceTarget(args) => match runtime.block_on(crate::reference::serve(args)) {
-            Ok(()) => 0,
-            Err(error) => {
-                eprintln!("error: {error:#}");
-                EXIT_NOT_RUN
-            }
-        },
-        Command::Fakes(FakesCommand::Up(args)) => {
-            match runtime.block_on(crate::fakes::up::run(args)) {
-                Ok(()) => EXIT_PASSED,
-                Err(error) => {
-                    eprintln!("error: {error:#}");
-                    EXIT_NOT_RUN
-                }
-            }
-        }
+        Command::ReferenceTarget(args) => exit_code_of(
+            runtime
+                .block_on(crate::reference::serve(args))
+                .map(|()| EXIT_PASSED),
+        ),
+        Command::Fakes(FakesCommand::Up(args)) => exit_code_of(
+            runtime
+                .block_on(crate::fakes::up::run(args))
+                .map(|()| EXIT_PASSED),
+        ),
         Command::Fakes(FakesCommand::Env(args)) => {
             for (name, value) in crate::fakes::up::env_for(args.base_port) {
                 println!("export {name}={value}");
             }
             EXIT_PASSED
         }
-        Command::Fake(command) => match runtime.block_on(crate::fakes::standalone::run(command)) {
-            Ok(()) => EXIT_PASSED,
-            Err(error) => {
-                eprintln!("error: {error:#}");
-                EXIT_NOT_RUN
-            }
-        },
+        Command::Fake(command) => exit_code_of(
+            runtime
+                .block_on(crate::fakes::standalone::run(command))
+                .map(|()| EXIT_PASSED),
+        ),
         Command::Init(args) => exit_code_of(runtime.block_on(crate::init::main(args))),
         Command::Report(args) => exit_code_of(crate::report::cli::run_report(args)),
         Command::Compare(args) => exit_code_of(crate::report::cli::run_compare(args)),
@@ -275,7 +271,8 @@ pub fn execute(cli: Cli) -> i32 {
     }
 }
 
-/// A command's own exit code, or 2 with the error.
+/// The one error path: a command's own exit code, or the error on stderr (with its causes)
+/// and 2, "not run" (see the exit codes in the README).
 fn exit_code_of(result: anyhow::Result<i32>) -> i32 {
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");
@@ -401,14 +398,14 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
     };
     let mut plan = if args.quick { plan.quick() } else { plan };
     if let Some(url) = &args.attach {
-        match scenario::parse::loopback(url) {
+        match crate::input::loopback(url) {
             Ok(url) => {
                 plan.target.url = Some(url);
                 plan.target.command = None;
                 plan.target.cwd = None;
             }
             Err(error) => {
-                eprintln!("error: --attach {url}: {error}");
+                eprintln!("error: --attach: {error}");
                 return EXIT_NOT_RUN;
             }
         }
@@ -449,6 +446,7 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
         // running `fakes up` (driven through its control API), else the run's own.
         fake_ports: plan.target.url.is_some().then_some(args.fake_port),
         allow_gaps: args.allow_gaps,
+        fakes_token: args.fakes_token.clone(),
         fakes_url: plan.target.url.is_some().then(|| {
             args.fakes.clone().unwrap_or_else(|| {
                 format!(
@@ -463,13 +461,26 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
         Ok(outcome) => {
             if args.json {
                 println!("{}", report::verdict_json(&outcome.report));
-                eprintln!("reports written to {}", outcome.dir.display());
             } else {
                 println!("{}", report::console_table(&outcome.report));
+            }
+            if !outcome.unwritten.is_empty() {
+                eprintln!(
+                    "error: the verdict above stands, but these report files could not be \
+                     written to {} (free some space, or pass --out with a writable \
+                     directory):\n  {}",
+                    outcome.dir.display(),
+                    outcome.unwritten.join("\n  ")
+                );
+                return EXIT_NOT_RUN;
+            }
+            if args.json {
+                eprintln!("reports written to {}", outcome.dir.display());
+            } else {
                 println!("reports written to {}", outcome.dir.display());
             }
             if outcome.report.interrupted {
-                eprintln!("interrupted: the reports hold what was measured before Ctrl-C");
+                eprintln!("interrupted: the reports hold what was measured before the interrupt");
                 EXIT_NOT_RUN
             } else if outcome.report.passed {
                 EXIT_PASSED
@@ -557,6 +568,12 @@ async fn selftest_command(
         }
     }
     println!("{}", crate::suite::matrix_table(&rows, &entries));
+    if *interrupt.borrow() {
+        // An interrupted matrix proves nothing either way: its unrun rows are not "wrong".
+        println!("reports written to {}", root.display());
+        eprintln!("interrupted: the matrix is incomplete; rows cut short are marked not run");
+        return EXIT_NOT_RUN;
+    }
     if !timing_sensitive.is_empty() {
         println!(
             "came out right only when run again (timing-sensitive on this machine): {}",
@@ -591,8 +608,10 @@ fn init_diagnostics() {
         .try_init();
 }
 
-/// The first Ctrl-C stops the load (Goose's killswitch) and lets the run write what it
-/// measured; a second one exits at once (children die with us through their death signal).
+/// The first interrupt (Ctrl-C, SIGTERM or SIGHUP: ctrlc's `termination` feature) stops the
+/// load (Goose's killswitch) and lets the run stop its target and write what it measured; a
+/// second one exits at once with exit code 2 (children die with us through their death
+/// signal, see [`crate::target::group`]).
 fn install_interrupt_handler() -> watch::Receiver<bool> {
     static SENDER: OnceLock<watch::Sender<bool>> = OnceLock::new();
     static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -600,11 +619,15 @@ fn install_interrupt_handler() -> watch::Receiver<bool> {
     // Installed before Goose's own handler, which then stands aside (ctrlc allows one handler).
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            eprintln!("\nfaultline: second Ctrl-C, exiting now");
-            std::process::exit(130);
+            eprintln!("\nfaultline: interrupted again, exiting now (exit code 2)");
+            crate::target::group::kill_all_now();
+            std::process::exit(EXIT_NOT_RUN);
         }
-        eprintln!("\nfaultline: Ctrl-C: stopping the load, then writing what was measured (Ctrl-C again to quit at once)");
-        goose::trigger_killswitch("Ctrl-C");
+        eprintln!(
+            "\nfaultline: interrupted (Ctrl-C, SIGTERM or SIGHUP): stopping the load, then \
+             writing what was measured (interrupt again to quit at once)"
+        );
+        goose::trigger_killswitch("interrupted");
         if let Some(sender) = SENDER.get() {
             let _ = sender.send(true);
         }

@@ -10,6 +10,7 @@
 //! - `scenario`: the scenario file model, parsing with file:line:column errors, the built-in catalog.
 //! - `fakes`: fault-injecting stand-ins for the LLM provider, tool APIs and (later) Redis;
 //!   `fakes::fault` is the one fault model they share, `fakes::journal` what they saw.
+//! - `loopback`: the check that every URL faultline talks to is on this machine.
 //! - `target`: spawning the service under test, readiness, log capture, clean stop.
 //! - `init`: `faultline init`, which probes a service and writes its faultline.toml draft.
 //! - `load`: Goose users and the `Record` each client request becomes.
@@ -24,13 +25,20 @@
 //! - `report`: report.json, summary.md and the console verdict table.
 //! - `prometheus`: the Prometheus text format and series selectors, for `metrics.truth`.
 //! - `reference`: the reference target, a chat service with `--flaw` switches.
+//! - `flaws`: the names of those switches, shared by scenarios and the reference target.
+//! - `input`: line:column of an offset and the loopback-only URL rule, shared by the parser,
+//!   the CLI and the fakes.
+//! - `sync`: the one poisoned-lock policy (recover the data and go on).
 
 pub mod checks;
 pub mod cli;
 pub mod evidence;
 pub mod fakes;
+pub mod flaws;
 pub mod init;
+pub mod input;
 pub mod load;
+pub mod loopback;
 pub mod preflight;
 pub mod probe;
 pub mod prometheus;
@@ -40,4 +48,5 @@ pub mod run;
 pub mod scenario;
 pub mod selftest;
 pub mod suite;
+pub mod sync;
 pub mod target;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::checks::{self, Verdict};
-use crate::evidence::{Evidence, MetricsSnapshot, TimelineEvent};
+use crate::evidence::{Evidence, MetricsSnapshot, TargetCrash, TimelineEvent};
 use crate::fakes::driver::Fakes;
 use crate::fakes::fault::FaultRule;
 use crate::fakes::remote::ControlClient;
@@ -26,7 +26,11 @@ use crate::fakes::FakeError;
 use crate::load::{self, LoadError, LoadSpec};
 use crate::report::{self, Report, RunMeta};
 use crate::scenario::Plan;
+use crate::sync::LockExt;
 use crate::target::{self, SpawnSpec, TargetError, TargetProcess};
+
+/// Lines of a crashed target's output quoted in the console and the report.
+const CRASH_TAIL_LINES: usize = 10;
 
 /// Choices made on the command line rather than in the scenario.
 #[derive(Clone, Debug, Default)]
@@ -46,6 +50,9 @@ pub struct RunOptions {
     /// Go on when the probe finds the service does not match its description: the checks
     /// concerned report "not applicable" with the reason, instead of the run stopping.
     pub allow_gaps: bool,
+    /// The token of the fakes' control API (`fakes up --control-token`); else read from
+    /// `FAULTLINE_CONTROL_TOKEN`.
+    pub fakes_token: Option<String>,
 }
 
 /// A finished run: its report, where it was written, and the evidence behind it.
@@ -53,13 +60,36 @@ pub struct RunOutcome {
     pub report: Report,
     pub dir: PathBuf,
     pub written: Vec<PathBuf>,
+    /// Report files that could not be written (`file: error`); the verdict stands.
+    pub unwritten: Vec<String>,
 }
 
 /// Why a run could not be made (exit code 2), each saying what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The control API of `faultline fakes up` answered wrongly, or could not be reached.
     #[error("{0}")]
-    Unsupported(String),
+    Control(String),
+    /// The fixed fake ports are taken by something that is not `faultline fakes up`.
+    #[error(
+        "{source}; the ports {base}..{last} are taken but no control API answers at {url}: stop \
+         whatever holds them, or start `faultline fakes up --base-port {base}` and attach to it \
+         (--fakes URL names its control API)"
+    )]
+    FakePortsTaken {
+        source: FakeError,
+        base: u16,
+        last: u16,
+        url: String,
+    },
+    /// The fakes of a running `fakes up` were chosen for a target the run would start itself.
+    #[error(
+        "the fakes of `faultline fakes up` drive only a service started by hand: pass --attach \
+         URL, or stop `fakes up` so the run starts its own fakes"
+    )]
+    RemoteFakesNeedAttach,
+    #[error("no free loopback port for the target: {0}")]
+    NoFreePort(std::io::Error),
     #[error(transparent)]
     Fake(#[from] FakeError),
     #[error(transparent)]
@@ -87,6 +117,12 @@ pub async fn run(
 ) -> Result<RunOutcome, RunError> {
     let epoch = Instant::now();
     let started_at = time::OffsetDateTime::now_utc();
+    // Before any load: a run whose reports cannot be written is not worth making.
+    let dir = report_dir(plan, options, started_at);
+    report::check_writable(&dir).map_err(|source| RunError::Write {
+        dir: dir.display().to_string(),
+        source,
+    })?;
 
     let fakes = choose_fakes(plan, options, epoch).await?;
     if options.progress {
@@ -106,11 +142,12 @@ async fn choose_fakes(
     epoch: Instant,
 ) -> Result<Fakes, RunError> {
     if let Some(url) = &options.fakes_url {
-        if let Some(client) = ControlClient::connect(url, epoch)
+        let token = crate::fakes::control::token_from(options.fakes_token.clone());
+        if let Some(client) = ControlClient::connect_with_token(url, epoch, token)
             .await
-            .map_err(RunError::Unsupported)?
+            .map_err(RunError::Control)?
         {
-            return Fakes::attach(client).await.map_err(RunError::Unsupported);
+            return Fakes::attach(client).await.map_err(RunError::Control);
         }
         if options.progress {
             eprintln!(
@@ -121,16 +158,20 @@ async fn choose_fakes(
     Fakes::start(plan.seed, epoch, options.fake_ports, &plan.fakes)
         .await
         .map_err(|e| match (options.fake_ports, &options.fakes_url) {
-            (Some(base), Some(url)) => RunError::Unsupported(format!(
-                "{e}; the ports {base}..{} are taken but no control API answers at {url}: stop \
-             whatever holds them, or start `faultline fakes up --base-port {base}` and attach \
-             to it (--fakes URL names its control API)",
-                base + 3
-            )),
+            (Some(base), Some(url)) => RunError::FakePortsTaken {
+                source: e,
+                base,
+                last: base + 3,
+                url: url.clone(),
+            },
             _ => RunError::Fake(e),
         })
 }
 
+/// One run against fakes already chosen, as named stages: start the target, announce the
+/// gaps, wait until it is ready and probed, drive the load, assemble the evidence, judge it
+/// and write the reports. Each stage owns one concern so changes to one (the load, say) stay
+/// inside it.
 async fn run_with_fakes(
     plan: &Plan,
     options: &RunOptions,
@@ -146,21 +187,46 @@ async fn run_with_fakes(
              fakes up` holds"
         ));
     }
-    let mut target = match &plan.target.url {
+    let mut target = start_target(plan, options, fakes, epoch)?;
+    gaps.extend(announce_gaps(plan, options, &gaps));
+    let probed =
+        match ready_and_probed(plan, options, &mut target, fakes, epoch, &mut interrupt).await {
+            Ok(probed) => probed,
+            Err(error) => {
+                target.stop().await;
+                return Err(error);
+            }
+        };
+    gaps.extend(probed.gaps(plan));
+    let driven = drive(plan, options, target, fakes, &interrupt, epoch).await?;
+    let interrupted = *interrupt.borrow();
+    let evidence = assemble(plan, driven, probed, gaps, interrupted);
+    judge_and_write(plan, options, started_at, evidence)
+}
+
+/// Attaches to the service at `[target] url`, or spawns the target on a free port.
+fn start_target(
+    plan: &Plan,
+    options: &RunOptions,
+    fakes: &Fakes,
+    epoch: Instant,
+) -> Result<TargetProcess, RunError> {
+    Ok(match &plan.target.url {
         Some(url) => TargetProcess::attach(url, plan.target.log_file.clone(), epoch),
         None => {
-            let port = target::free_port().map_err(|e| {
-                RunError::Unsupported(format!("no free loopback port for the target: {e}"))
-            })?;
+            let port = target::free_port().map_err(RunError::NoFreePort)?;
             TargetProcess::spawn(&spawn_spec(plan, options, fakes, port)?, epoch)?
         }
-    };
-    // Say before the load what some checks will not be able to judge, not only after it:
-    // each piece the configuration lacks on its own line, what the scenario does not
-    // exercise in one.
+    })
+}
+
+/// Says before the load what some checks will not be able to judge, not only after it: each
+/// piece the configuration lacks on its own line, what the scenario does not exercise in one.
+/// `known` are gaps found so far (said too); returns the preflight's gaps to add to them.
+fn announce_gaps(plan: &Plan, options: &RunOptions, known: &[String]) -> Vec<String> {
     let needs = crate::preflight::check(plan);
     if options.progress {
-        for gap in &gaps {
+        for gap in known {
             eprintln!("faultline: note: {gap}");
         }
         let (unexercised, lacking): (Vec<_>, Vec<_>) = needs
@@ -180,39 +246,61 @@ async fn run_with_fakes(
             );
         }
     }
-    gaps.extend(needs.iter().map(|need| need.gap()));
-    let ready = tokio::select! {
-        ready = target.wait_ready(&plan.target.ready_path, plan.target.ready_timeout) => ready,
-        _ = interrupt.wait_for(|stop| *stop) => {
-            target.stop().await;
-            return Err(RunError::InterruptedEarly);
-        }
-    };
-    if let Err(error) = ready {
-        target.stop().await;
-        return Err(error.into());
-    }
+    needs.iter().map(|need| need.gap()).collect()
+}
 
-    let probed = tokio::select! {
-        probed = probe_stage(plan, options, &target, fakes, epoch) => probed,
-        _ = interrupt.wait_for(|stop| *stop) => {
-            target.stop().await;
-            return Err(RunError::InterruptedEarly);
-        }
+/// Waits until the target answers its readiness path, then probes it against its
+/// description; Ctrl-C during either ends the run before the load. The caller stops the
+/// target on error.
+async fn ready_and_probed(
+    plan: &Plan,
+    options: &RunOptions,
+    target: &mut TargetProcess,
+    fakes: &Fakes,
+    epoch: Instant,
+    interrupt: &mut watch::Receiver<bool>,
+) -> Result<crate::probe::Probed, RunError> {
+    tokio::select! {
+        ready = target.wait_ready(&plan.target.ready_path, plan.target.ready_timeout) => ready?,
+        _ = interrupt.wait_for(|stop| *stop) => return Err(RunError::InterruptedEarly),
     };
-    let probed = match probed {
-        Ok(probed) => probed,
-        Err(error) => {
-            target.stop().await;
-            return Err(error);
-        }
-    };
-    gaps.extend(probed.gaps(plan));
-    // The metrics after the warm-ups: metrics.truth judges the change over the load (see
-    // checks::metrics), whether or not the target counted traffic before this run.
-    let metrics_before = probed.metrics;
+    tokio::select! {
+        probed = probe_stage(plan, options, target, fakes, epoch) => probed,
+        _ = interrupt.wait_for(|stop| *stop) => Err(RunError::InterruptedEarly),
+    }
+}
+
+/// What the load stage saw, on the run's clock (the load started `offset_ms` after it).
+struct Driven {
+    records: Vec<crate::evidence::Record>,
+    timeline: Vec<TimelineEvent>,
+    /// What the timeline or the fakes could not do or tell.
+    gaps: Vec<String>,
+    metrics_after: Option<MetricsSnapshot>,
+    logs: Vec<crate::evidence::LogLine>,
+    /// What the log capture had to drop or mend.
+    logs_lost: crate::evidence::LogLoss,
+    /// The target's exit during the load, if it exited.
+    target_crash: Option<TargetCrash>,
+    target_started: bool,
+    readings: crate::fakes::remote::Readings,
+    offset_ms: f64,
+    duration_ms: f64,
+}
+
+/// Drives the load while the timeline switches faults, then stops the target (it is consumed:
+/// nothing runs after this stage) and reads what the fakes recorded.
+async fn drive(
+    plan: &Plan,
+    options: &RunOptions,
+    mut target: TargetProcess,
+    fakes: &Fakes,
+    interrupt: &watch::Receiver<bool>,
+    epoch: Instant,
+) -> Result<Driven, RunError> {
     // The load's clock starts here; everything else is shifted onto it.
     let load_start = Instant::now();
+    target.logs().mark_load_start();
     let offset_ms = load_start.duration_since(epoch).as_secs_f64() * 1000.0;
     let (stop_tx, stop_rx) = watch::channel(false);
     let drain = load::drain_time(plan.load.request_timeout);
@@ -260,34 +348,112 @@ async fn run_with_fakes(
     let duration_ms = load_start.elapsed().as_secs_f64() * 1000.0;
     stopper.abort();
     let Played {
-        events: mut timeline_events,
-        gaps: timeline_gaps,
-    } = played.into_inner().unwrap_or_else(|e| e.into_inner());
-    gaps.extend(timeline_gaps);
+        events: timeline,
+        mut gaps,
+    } = crate::sync::into_inner(played);
     // The timeline was cut short (or ran out): switch off whatever it left on.
     if let Err(e) = fakes.switch_all_off().await {
         gaps.push(format!("faults may have stayed on after the load: {e}"));
     }
-    let metrics = read_metrics(&target, plan, offset_ms + duration_ms).await;
+    let metrics_after = read_metrics(&target, plan, offset_ms + duration_ms).await;
     let logs = target.logs().clone();
     let target_started = target.spawned();
+    let crashed = target.exited();
     target.stop().await;
+    // Read after the stop: the readers have then taken the last lines off the pipes.
+    let target_crash = crashed.map(|status| TargetCrash {
+        status,
+        last_lines: logs
+            .tail(CRASH_TAIL_LINES)
+            .into_iter()
+            .map(|line| crate::checks::sla::excerpt(&line.text))
+            .collect(),
+    });
+    if let (Some(crash), true) = (&target_crash, options.progress) {
+        eprintln!(
+            "faultline: the target exited during the run ({}); its last output:\n  {}",
+            crash.status,
+            crash.last_lines.join("\n  ")
+        );
+    }
     // A stopping target flushes its last spans; let them land before they are read.
     fakes.settle_spans().await;
     let records = records?;
-    let readings = fakes.read().await;
-    gaps.extend(readings.gaps);
-
+    let mut readings = fakes.read().await;
+    gaps.append(&mut readings.gaps);
     let interrupted = *interrupt.borrow();
+    let mut records = records;
+    if interrupted {
+        // Requests the interrupt cut short never had their chance to be answered: they are
+        // neither failures nor successes, so no verdict judges them (a healthy target must not
+        // FAIL errors.honest because someone pressed Ctrl-C).
+        let before = records.len();
+        records.retain(|r| !(r.status.is_none() && r.error.as_deref() == Some("unfinished")));
+        let cut = before - records.len();
+        if cut > 0 {
+            gaps.push(format!(
+                "{cut} requests were in flight at the interrupt: they are unfinished, left out \
+                 of every verdict rather than counted as failures"
+            ));
+        }
+    }
+    Ok(Driven {
+        records,
+        timeline,
+        gaps,
+        metrics_after,
+        logs: logs.snapshot(),
+        logs_lost: logs.loss(),
+        target_crash,
+        target_started,
+        readings,
+        offset_ms,
+        duration_ms,
+    })
+}
+
+/// Puts everything the run saw into one [`Evidence`] on the load's clock, without the
+/// probe's warm-up requests.
+fn assemble(
+    plan: &Plan,
+    driven: Driven,
+    probed: crate::probe::Probed,
+    mut gaps: Vec<String>,
+    interrupted: bool,
+) -> Evidence {
+    let crate::probe::Probed {
+        metrics: metrics_before,
+        warm_ups,
+        ..
+    } = probed;
+    let Driven {
+        records,
+        mut timeline,
+        gaps: driven_gaps,
+        metrics_after,
+        logs,
+        logs_lost,
+        target_crash,
+        target_started,
+        readings,
+        offset_ms,
+        duration_ms,
+    } = driven;
+    gaps.extend(driven_gaps);
+    timeline.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    // The metrics after the warm-ups: metrics.truth judges the change over the load (see
+    // checks::metrics), whether or not the target counted traffic before this run.
     let mut evidence = Evidence {
         phases: plan.phases(),
-        timeline: Vec::new(),
+        timeline,
         records,
         attempts: readings.attempts,
         attempts_dropped: readings.dropped,
-        logs: logs.snapshot(),
-        metrics: metrics_before.into_iter().chain(metrics).collect(),
+        logs,
+        logs_lost,
+        metrics: metrics_before.into_iter().chain(metrics_after).collect(),
         target_started,
+        target_crash,
         writes: readings.writes,
         spans: readings.spans,
         spans_dropped: readings.spans_dropped,
@@ -298,30 +464,36 @@ async fn run_with_fakes(
         duration_ms,
         interrupted,
     };
-    timeline_events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
-    evidence.timeline = timeline_events;
-    probed.warm_ups.scrub(&mut evidence);
+    warm_ups.scrub(&mut evidence);
     shift_onto_load_clock(&mut evidence, offset_ms);
+    evidence
+}
 
+/// Runs the checks on the evidence, builds the report and writes it with the evidence.
+fn judge_and_write(
+    plan: &Plan,
+    options: &RunOptions,
+    started_at: time::OffsetDateTime,
+    evidence: Evidence,
+) -> Result<RunOutcome, RunError> {
     let verdicts: Vec<Verdict> = checks::evaluate(&evidence, &plan.expectations());
     let meta = RunMeta {
         started_at,
         target: plan.target.describe(),
     };
     let report = report::build(plan, &meta, &evidence, verdicts);
-    let dir = options
-        .out_dir
-        .clone()
-        .unwrap_or_else(|| stamped_dir(&plan.name, started_at));
-    let written =
-        report::write_all(&report, &evidence, &dir).map_err(|source| RunError::Write {
-            dir: dir.display().to_string(),
-            source,
-        })?;
+    let dir = report_dir(plan, options, started_at);
+    // The verdict stands whatever happens to the files: the caller prints it, then names
+    // what is missing.
+    let (written, unwritten) = match report::write_all(&report, &evidence, &dir) {
+        Ok(written) => (written, Vec::new()),
+        Err(failure) => (failure.written, failure.missing),
+    };
     Ok(RunOutcome {
         report,
         dir,
         written,
+        unwritten,
     })
 }
 
@@ -332,13 +504,9 @@ fn spawn_spec(
     fakes: &Fakes,
     port: u16,
 ) -> Result<SpawnSpec, RunError> {
-    let values = fakes.placeholders(port).ok_or_else(|| {
-        RunError::Unsupported(
-            "the fakes of `faultline fakes up` drive only a service started by hand: pass \
-             --attach URL, or stop `fakes up` so the run starts its own fakes"
-                .into(),
-        )
-    })?;
+    let values = fakes
+        .placeholders(port)
+        .ok_or(RunError::RemoteFakesNeedAttach)?;
     // The reference target caches answers only when a scenario gives it REDIS_URL = "{redis}":
     // a cache would answer most repeated questions and hide the LLM faults from users.
     let mut env = BTreeMap::new();
@@ -429,7 +597,7 @@ async fn play_timeline(plan: &Plan, fakes: &Fakes, load_start: Instant, played: 
             fakes.switch_off(window.fake, id).await
         };
         let at_ms = load_start.elapsed().as_secs_f64() * 1000.0;
-        let mut played = played.lock().unwrap_or_else(|e| e.into_inner());
+        let mut played = played.locked();
         if let Err(e) = switched {
             played.gaps.push(format!(
                 "the timeline could not switch {} {} {} at {at_ms:.0} ms ({e}), so that fault \
@@ -550,14 +718,42 @@ fn shift_onto_load_clock(evidence: &mut Evidence, offset_ms: f64) {
     }
 }
 
-/// `reports/<what>-<UTC time>/`, where runs write by default.
+/// Where this run writes its reports: `--out`, else `reports/<scenario>-<UTC time>/`.
+fn report_dir(plan: &Plan, options: &RunOptions, started_at: time::OffsetDateTime) -> PathBuf {
+    options
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| stamped_dir(&plan.name, started_at))
+}
+
+/// A scenario's name as one safe file name: letters, digits, `.`, `_` and `-` kept, anything
+/// else (a `/`, `..`, a space) a `-`, at most 64 characters, never empty or hidden. A name is
+/// a label; it must never choose where files go.
+pub fn file_name_of(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '-' => c,
+            _ => '-',
+        })
+        .take(64)
+        .collect();
+    let safe = safe.trim_matches('-');
+    if safe.is_empty() {
+        "scenario".into()
+    } else {
+        safe.to_string()
+    }
+}
+
+/// `reports/<what>-<UTC time>/`, where runs write by default; `what` is made a safe file name.
 pub fn stamped_dir(what: &str, at: time::OffsetDateTime) -> PathBuf {
     let stamp = at
         .format(time::macros::format_description!(
             "[year][month][day]T[hour][minute][second]Z"
         ))
         .unwrap_or_else(|_| "run".into());
-    PathBuf::from("reports").join(format!("{what}-{stamp}"))
+    PathBuf::from("reports").join(format!("{}-{stamp}", file_name_of(what)))
 }
 
 #[cfg(test)]
@@ -565,9 +761,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_scenario_name_never_chooses_where_reports_go() {
+        assert_eq!(file_name_of("outage"), "outage");
+        assert_eq!(file_name_of("/etc/cron.d/x"), "etc-cron-d-x");
+        assert_eq!(file_name_of("../../up"), "up");
+        assert_eq!(file_name_of("..."), "scenario");
+        assert_eq!(file_name_of(&"a".repeat(500)).len(), 64);
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        let dir = stamped_dir("/tmp/evil", at);
+        assert_eq!(dir.parent(), Some(std::path::Path::new("reports")));
+    }
+
+    #[test]
     fn placeholders_are_filled_and_other_braces_kept() {
         let values = BTreeMap::from([("{llm}", "http://127.0.0.1:1".to_string())]);
         assert_eq!(render("{llm}/v1", &values), "http://127.0.0.1:1/v1");
         assert_eq!(render(r#"{"a": 1}"#, &values), r#"{"a": 1}"#);
+    }
+
+    /// Long messages are split over source lines; a lost `\` would leave a run of spaces in
+    /// what the user reads.
+    #[test]
+    fn the_attach_hint_reads_as_one_sentence() {
+        assert_eq!(
+            RunError::RemoteFakesNeedAttach.to_string(),
+            "the fakes of `faultline fakes up` drive only a service started by hand: pass \
+             --attach URL, or stop `fakes up` so the run starts its own fakes"
+        );
+        let taken = RunError::FakePortsTaken {
+            source: FakeError::Bind {
+                name: "llm".into(),
+                addr: "127.0.0.1:19990".parse().unwrap(),
+                source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+            },
+            base: 19990,
+            last: 19993,
+            url: "http://127.0.0.1:19999".into(),
+        }
+        .to_string();
+        assert!(!taken.contains("  "), "{taken}");
+        assert!(
+            taken.contains("the ports 19990..19993 are taken"),
+            "{taken}"
+        );
     }
 }

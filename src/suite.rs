@@ -66,6 +66,7 @@ pub async fn run_all(
             fake_ports: None,
             fakes_url: None,
             allow_gaps,
+            fakes_token: None,
         };
         let outcome = match run::run(&plan, &options, interrupt.clone()).await {
             Ok(outcome) if outcome.report.interrupted => EntryOutcome::NotRun("interrupted".into()),
@@ -148,7 +149,12 @@ pub async fn run_in_processes(
     entries
 }
 
-/// One child run; its children die with it (kill on drop, and the target's death signal).
+/// How long a child run gets, after SIGTERM, to stop its target and write its partial report.
+const CHILD_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One child run, in a process group of its own that dies with this process (see
+/// [`crate::target::group`]). On an interrupt, the child gets SIGTERM (which it treats as
+/// Ctrl-C: it stops its target and writes what it measured), then SIGKILL after a grace.
 async fn run_child(
     exe: &Path,
     args: &[String],
@@ -156,6 +162,7 @@ async fn run_child(
     dir: &Path,
     mut interrupt: watch::Receiver<bool>,
 ) -> EntryOutcome {
+    use tokio::io::AsyncReadExt;
     let mut command = tokio::process::Command::new(exe);
     command
         .args(args)
@@ -165,18 +172,47 @@ async fn run_child(
         .arg("--quiet")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let child = match command.spawn() {
-        Ok(child) => child,
+        .stderr(std::process::Stdio::piped());
+    let (mut child, group) = match crate::target::group::spawn(&mut command) {
+        Ok(spawned) => spawned,
         Err(error) => return EntryOutcome::NotRun(format!("could not start a run: {error}")),
     };
-    let output = tokio::select! {
-        output = child.wait_with_output() => output,
-        _ = interrupt.wait_for(|stop| *stop) => {
-            return EntryOutcome::NotRun("interrupted".into());
-        }
+    // Read stderr beside the wait, so a chatty child never blocks on a full pipe.
+    let stderr_reader = child.stderr.take().map(|mut pipe| {
+        tokio::spawn(async move {
+            let mut text = Vec::new();
+            // Only the last line is quoted: keep at most the last 64 KiB.
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                text.extend_from_slice(&chunk[..n]);
+                if text.len() > 64 * 1024 {
+                    text.drain(..text.len() - 64 * 1024);
+                }
+            }
+            text
+        })
+    });
+    let status = tokio::select! {
+        status = child.wait() => Some(status),
+        _ = interrupt.wait_for(|stop| *stop) => None,
     };
+    let Some(status) = status else {
+        crate::target::group::stop(&mut child, group, CHILD_STOP_GRACE).await;
+        return EntryOutcome::NotRun("interrupted".into());
+    };
+    crate::target::group::forget(group);
+    let stderr = match stderr_reader {
+        Some(reader) => reader.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let output = status.map(|status| std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr,
+    });
     let output = match output {
         Ok(output) => output,
         Err(error) => return EntryOutcome::NotRun(error.to_string()),

@@ -1,6 +1,9 @@
 //! Conformance with the official SDKs: tests/python/llm_sdk_conformance.py drives the fake LLM
 //! with the `openai` and `anthropic` Python packages (non-streaming, streaming with usage,
-//! tool calls, base64 embeddings, models, error classes, retry-after-ms and x-should-retry).
+//! tool calls, base64 embeddings, models, error classes, retry-after-ms and x-should-retry),
+//! the Responses API with `openai` (tests/python/llm_responses.py), Azure OpenAI's paths with
+//! `AzureOpenAI` (tests/python/llm_azure.py), the Gemini API with `google-genai`
+//! (tests/python/llm_gemini.py), and Bedrock Runtime with boto3 (tests/python/llm_bedrock.py).
 //!
 //! And the key: `faultline fake llm --api-key any` (the built binary) serves both SDKs with
 //! arbitrary keys (tests/python/llm_any_key.py) and a call with no key at all; the journal
@@ -25,11 +28,12 @@ use serde_json::{json, Value};
 
 const KEY: &str = "sk-faultline-sdk";
 
-#[tokio::test]
-async fn the_official_openai_and_anthropic_sdks_work_against_the_fake() {
+/// Runs `tests/python/<script>` against a fake LLM with a control API; it fails on any failed
+/// check and prints the script's `ok` lines.
+async fn sdk_script_passes(script: &str) {
     let python = python();
     let fake = common::controlled_llm(KEY, 5).await;
-    let run = common::python_script("llm_sdk_conformance.py")
+    let run = common::python_script(script)
         .args([fake.handle.base_url(), fake.control_url, KEY.to_owned()])
         .output();
     let output = tokio::time::timeout(Duration::from_secs(180), run)
@@ -44,7 +48,33 @@ async fn the_official_openai_and_anthropic_sdks_work_against_the_fake() {
         "SDK checks failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
+    assert!(stdout.contains("checks passed"), "{stdout}");
     println!("{stdout}");
+}
+
+#[tokio::test]
+async fn the_official_openai_and_anthropic_sdks_work_against_the_fake() {
+    sdk_script_passes("llm_sdk_conformance.py").await;
+}
+
+#[tokio::test]
+async fn the_official_openai_sdk_speaks_the_responses_api_with_the_fake() {
+    sdk_script_passes("llm_responses.py").await;
+}
+
+#[tokio::test]
+async fn the_official_openai_sdk_reaches_the_fake_through_azure_paths() {
+    sdk_script_passes("llm_azure.py").await;
+}
+
+#[tokio::test]
+async fn the_aws_sdk_speaks_bedrock_runtime_with_the_fake() {
+    sdk_script_passes("llm_bedrock.py").await;
+}
+
+#[tokio::test]
+async fn googles_genai_sdk_speaks_the_gemini_api_with_the_fake() {
+    sdk_script_passes("llm_gemini.py").await;
 }
 
 #[tokio::test]

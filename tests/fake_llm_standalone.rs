@@ -93,6 +93,7 @@ async fn the_control_api_adds_lists_removes_and_clears_rules_and_reads_the_journ
 
     let added = http
         .post(format!("{url}/faults/llm"))
+        .header("content-type", "application/json")
         .body(r#"{"kind":"status","code":429,"retry_after":"1s","route":"/v1/chat"}"#)
         .send()
         .await
@@ -120,6 +121,7 @@ async fn the_control_api_adds_lists_removes_and_clears_rules_and_reads_the_journ
 
     let bad = http
         .post(format!("{url}/faults/llm"))
+        .header("content-type", "application/json")
         .body(r#"{"kind":"explode"}"#)
         .send()
         .await
@@ -127,6 +129,7 @@ async fn the_control_api_adds_lists_removes_and_clears_rules_and_reads_the_journ
     assert_eq!(bad.status(), 400);
     let unknown = http
         .post(format!("{url}/faults/nope"))
+        .header("content-type", "application/json")
         .body(r#"{"kind":"hang"}"#)
         .send()
         .await

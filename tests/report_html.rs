@@ -17,8 +17,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use faultline::checks;
+use faultline::evidence::Attempt;
 use faultline::evidence::{Evidence, LogLine, LogStream, Record, TimelineEvent};
-use faultline::fakes::journal::Attempt;
 use faultline::report::{self, html::P95_COLOR, Report, RunMeta};
 use faultline::scenario::Plan;
 

@@ -8,6 +8,7 @@
 use super::common::{attempts_per_record, bounded, not_applicable, pending};
 use super::sla::describe_record;
 use super::{Outcome, Verdict};
+use crate::evidence::FakeName;
 use crate::evidence::{Evidence, FlowKind, Record};
 use crate::scenario::AgentExpectations;
 
@@ -42,7 +43,7 @@ pub fn check(evidence: &Evidence, expect: &AgentExpectations) -> Verdict {
                 .get(r.request_id.as_str())
                 .into_iter()
                 .flatten()
-                .filter(|a| a.fake == "llm" && a.route.starts_with(&expect.llm_route))
+                .filter(|a| a.fake == FakeName::Llm && a.route.starts_with(&expect.llm_route))
                 .count();
             (*r, n)
         })

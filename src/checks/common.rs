@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use super::{Outcome, Verdict};
+use crate::evidence::Attempt;
 use crate::evidence::{Evidence, Record};
-use crate::fakes::journal::Attempt;
 
 /// One fault as it was switched on and off by the timeline.
 #[derive(Clone, Debug, PartialEq)]

@@ -8,6 +8,7 @@
 
 use super::common::{attempts_per_record, not_applicable, pending};
 use super::{Outcome, Verdict};
+use crate::evidence::FakeName;
 use crate::evidence::{Evidence, Phase};
 use crate::scenario::CostExpectations;
 
@@ -34,7 +35,7 @@ fn spend(evidence: &Evidence, phase: Phase, expect: &CostExpectations) -> Spend 
             .get(r.request_id.as_str())
             .into_iter()
             .flatten()
-            .filter(|a| a.fake == "llm" && a.route.starts_with(&expect.tokens_route))
+            .filter(|a| a.fake == FakeName::Llm && a.route.starts_with(&expect.tokens_route))
             .map(|a| a.input_tokens.unwrap_or(0) + a.output_tokens.unwrap_or(0))
             .sum::<u64>();
     }

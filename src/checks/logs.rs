@@ -14,6 +14,7 @@ use super::common::{
 };
 use super::sla::format_ratio;
 use super::{Outcome, Verdict};
+use crate::evidence::FakeName;
 use crate::evidence::{Evidence, Record};
 use crate::scenario::LogExpectations;
 
@@ -35,8 +36,12 @@ pub fn check(evidence: &Evidence, expect: &LogExpectations) -> Vec<Verdict> {
     ]
 }
 
-/// Why log checks cannot be made, when the logs were not captured.
+/// Why log checks cannot be made: the logs were not captured, or the capture's bounds pushed
+/// out lines written during the load (a missing line could be one of them).
 fn no_logs(evidence: &Evidence) -> Option<String> {
+    if let Some(lost) = lines_lost(evidence) {
+        return Some(lost);
+    }
     evidence
         .logs
         .is_empty()
@@ -44,6 +49,17 @@ fn no_logs(evidence: &Evidence) -> Option<String> {
             Some(gap) => format!("the target's logs are missing ({gap})"),
             None => "the target wrote no log lines that were captured".into(),
         })
+}
+
+/// "N lines … dropped" when the capture's bounds pushed out lines written during the load.
+pub(crate) fn lines_lost(evidence: &Evidence) -> Option<String> {
+    let lost = evidence.logs_lost.dropped_in_load;
+    (lost > 0).then(|| {
+        format!(
+            "{lost} lines the target wrote during the load were dropped by faultline's bound \
+             on kept log lines (see \"What faultline guarantees\" in the README)"
+        )
+    })
 }
 
 /// The field (a name or a dotted path) as text, whether written as a string or a number.
@@ -277,7 +293,7 @@ fn check_tokens(
             .get(r.request_id.as_str())
             .into_iter()
             .flatten()
-            .filter(|a| a.fake == "llm" && a.route.starts_with(&expect.tokens_route))
+            .filter(|a| a.fake == FakeName::Llm && a.route.starts_with(&expect.tokens_route))
             .filter(|a| a.input_tokens.is_some() || a.output_tokens.is_some())
             .collect();
         if usage.is_empty() {
@@ -387,6 +403,12 @@ fn check_no_secrets(evidence: &Evidence) -> Verdict {
         ),
     };
     if leaks.is_empty() {
+        if let Some(lost) = lines_lost(evidence) {
+            return not_applicable(
+                v,
+                format!("no planted secret appears in {searched}, but {lost}."),
+            );
+        }
         v.outcome = Outcome::Pass;
         v.summary = format!(
             "none of the {} planted secrets appears in {searched}.",
@@ -520,6 +542,27 @@ mod tests {
             "{:?}",
             v.evidence
         );
+    }
+
+    #[test]
+    fn lines_dropped_during_the_load_make_log_checks_not_applicable_not_failed() {
+        let mut e = evidence(10);
+        e.logs.remove(0);
+        assert_eq!(find(&e, "logs.one_line_per_request").outcome, Outcome::Fail);
+        e.logs_lost.dropped_in_load = 7;
+        for id in [
+            "logs.one_line_per_request",
+            "logs.request_id",
+            "logs.tokens",
+        ] {
+            let v = find(&e, id);
+            assert_eq!(v.outcome, Outcome::NotApplicable, "{v:#?}");
+            assert!(v.summary.contains("7 lines"), "{}", v.summary);
+        }
+        // Lines lost before the load (start-up output) change nothing.
+        e.logs_lost.dropped_in_load = 0;
+        e.logs_lost.dropped = 200_000;
+        assert_eq!(find(&e, "logs.one_line_per_request").outcome, Outcome::Fail);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use super::common::{attempts_per_record, bounded, not_applicable, pending};
 use super::sla::{format_ms, format_ratio};
 use super::{Outcome, Verdict};
+use crate::evidence::FakeName;
 use crate::evidence::{Evidence, Record};
 use crate::scenario::TracesExpectations;
 
@@ -105,7 +106,7 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
     for r in &completed {
         let journaled = attempts
             .get(r.request_id.as_str())
-            .map_or(0, |a| a.iter().filter(|a| a.fake == "llm").count());
+            .map_or(0, |a| a.iter().filter(|a| a.fake == FakeName::Llm).count());
         match trace_of.get(r.request_id.as_str()) {
             None => {
                 missing_traces += 1;

@@ -9,7 +9,7 @@
 //! - `DELETE /faults`: every rule of every fake off (204).
 //! - `GET /journal/{fake}?since_ms=N`: `{"dropped": n, "oldest_ms": t, "attempts": [...]}`,
 //!   attempts that arrived at or after N ms (`oldest_ms`: the oldest attempt still kept), each
-//!   as [`crate::fakes::journal::Attempt`] serializes (with `retry_count`, the SDK's
+//!   as [`crate::evidence::Attempt`] serializes (with `retry_count`, the SDK's
 //!   `x-stainless-retry-count`, and `chunks_sent` for streams, when known).
 //! - `GET /writes/{fake}?since_ms=N`: `{"writes": [...]}`, the writes a tool fake with a
 //!   ledger (tickets) received at or after N ms; 404 for a fake without one.
@@ -20,7 +20,12 @@
 //!   spans a target exported.
 //!
 //! Loopback only: [`serve`] refuses any other address, since whoever reaches it can break the
-//! fakes at will.
+//! fakes at will. And since a web page the user has open can reach loopback too, every request
+//! passes [`refusal`]: one with an `Origin` header (browsers send it on cross-origin requests) is
+//! refused (403), as is one whose `Host` is not loopback (DNS rebinding: a page's own name
+//! resolved to 127.0.0.1); a body must be `application/json` (a page can send `text/plain`
+//! without asking first, not JSON) (415); and with a token (`--control-token`, or
+//! `FAULTLINE_CONTROL_TOKEN`), `Authorization: Bearer TOKEN` is required (401).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -115,6 +120,37 @@ pub async fn serve_router(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_guarded(listener, router, None, shutdown).await
+}
+
+/// The environment variable that holds the control API's token, for both sides.
+pub const TOKEN_ENV: &str = "FAULTLINE_CONTROL_TOKEN";
+
+/// The token given on the command line, else in [`TOKEN_ENV`]; `None` when neither is set.
+pub fn token_from(flag: Option<String>) -> Option<String> {
+    flag.or_else(|| std::env::var(TOKEN_ENV).ok())
+        .filter(|token| !token.trim().is_empty())
+}
+
+/// As [`serve_router`], requiring `Authorization: Bearer TOKEN` when `token` is set.
+pub async fn serve_guarded(
+    listener: TcpListener,
+    router: Router,
+    token: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let token = Arc::new(token);
+    let router = router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let token = token.clone();
+            async move {
+                match refusal(&request, token.as_deref()) {
+                    None => next.run(request).await,
+                    Some(refused) => refused,
+                }
+            }
+        },
+    ));
     let addr = listener.local_addr()?;
     if !addr.ip().is_loopback() {
         return Err(std::io::Error::new(
@@ -125,6 +161,85 @@ pub async fn serve_router(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// The answer to a request that may not reach the control API (see the module docs); `None`
+/// when it may.
+pub fn refusal(request: &axum::extract::Request, token: Option<&str>) -> Option<Response> {
+    use axum::http::header;
+    let headers = request.headers();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        return Some(problem(
+            StatusCode::FORBIDDEN,
+            format!(
+                "requests from a web page (Origin: {}) are refused: the control API is for \
+                 faultline and for curl on this machine",
+                crate::scenario::echo(&String::from_utf8_lossy(origin.as_bytes()))
+            ),
+        ));
+    }
+    let host = headers
+        .get(header::HOST)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
+    if let Some(host) = host.filter(|h| !loopback_host(h)) {
+        return Some(problem(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Host {} is not this machine: call the control API as 127.0.0.1, localhost or \
+                 [::1]",
+                crate::scenario::echo(&host)
+            ),
+        ));
+    }
+    if let Some(token) = token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token) {
+            return Some(problem(
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "this control API needs its token: send Authorization: Bearer TOKEN (the \
+                     token `faultline fakes up` printed; `scenario --attach` reads it from \
+                     {TOKEN_ENV} or --fakes-token)"
+                ),
+            ));
+        }
+    }
+    let has_body = matches!(
+        *request.method(),
+        axum::http::Method::POST | axum::http::Method::PUT | axum::http::Method::PATCH
+    );
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if has_body && !json {
+        return Some(problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the rule as JSON with Content-Type: application/json (curl: -H \
+             'content-type: application/json')"
+                .into(),
+        ));
+    }
+    None
+}
+
+/// True for `127.x.y.z`, `localhost` or `[::1]`, with or without a port.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn problem(status: StatusCode, message: String) -> Response {

@@ -9,6 +9,7 @@
 //! Durations read from `"250ms"`-style strings or integer milliseconds and are written as
 //! strings, so the same JSON works in scenario files, the control API and reports.
 
+use crate::sync::LockExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Mutex;
@@ -106,6 +107,24 @@ pub enum Fault {
     /// Redis: answer every command with this error reply, e.g. `LOADING Redis is loading the
     /// dataset in memory` (the first word is the error's kind, as Redis sends it).
     RedisError { reply: String },
+    /// MCP: a JSON-RPC error (HTTP 200) instead of the result; default code -32603.
+    RpcError {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// MCP: a `tools/call` result with `isError: true`.
+    ToolError,
+    /// MCP: the request's session is forgotten and answered 404.
+    SessionExpired,
+    /// MCP: the tool list changes (and sessions get `notifications/tools/list_changed`).
+    ToolsChanged,
+    /// MCP: a `tools/call` result of `bytes` bytes (default 4 MiB).
+    LargeResult {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes: Option<u64>,
+    },
 }
 
 /// How a delay varies around its nominal value.
@@ -184,6 +203,11 @@ impl Fault {
         "invalid_tool_args",
         "rate_limit",
         "redis_error",
+        "rpc_error",
+        "tool_error",
+        "session_expired",
+        "tools_changed",
+        "large_result",
     ];
 
     /// The kind, as scenario files spell it.
@@ -204,14 +228,19 @@ impl Fault {
             Fault::InvalidToolArgs => "invalid_tool_args",
             Fault::RateLimit { .. } => "rate_limit",
             Fault::RedisError { .. } => "redis_error",
+            Fault::RpcError { .. } => "rpc_error",
+            Fault::ToolError => "tool_error",
+            Fault::SessionExpired => "session_expired",
+            Fault::ToolsChanged => "tools_changed",
+            Fault::LargeResult { .. } => "large_result",
         }
     }
 
     /// The fakes that can act this fault out (`llm`, `weather`, `tickets`, `redis`, …).
     /// HTTP tool fakes answer to the names of their tools; `tool` stands for all of them.
     pub fn supported_by(&self) -> &'static [&'static str] {
-        const EVERY: &[&str] = &["llm", "tool", "redis"];
-        const HTTP: &[&str] = &["llm", "tool"];
+        const EVERY: &[&str] = &["llm", "tool", "redis", "mcp"];
+        const HTTP: &[&str] = &["llm", "tool", "mcp"];
         match self {
             Fault::Refuse | Fault::Hang | Fault::Reset | Fault::Drop | Fault::Delay { .. } => EVERY,
             Fault::Status { .. } => HTTP,
@@ -221,15 +250,20 @@ impl Fault {
                     | Malformation::TruncatedJson
                     | Malformation::WrongContentType,
             } => HTTP,
+            Fault::SlowStream { .. } | Fault::Stall { .. } | Fault::StreamCut { .. } => {
+                &["llm", "mcp"]
+            }
             Fault::Malformed { .. }
-            | Fault::SlowStream { .. }
-            | Fault::Stall { .. }
-            | Fault::StreamCut { .. }
             | Fault::FinishReason { .. }
             | Fault::ToolLoop
             | Fault::InvalidToolArgs
             | Fault::RateLimit { .. } => &["llm"],
             Fault::RedisError { .. } => &["redis"],
+            Fault::RpcError { .. }
+            | Fault::ToolError
+            | Fault::SessionExpired
+            | Fault::ToolsChanged
+            | Fault::LargeResult { .. } => &["mcp"],
         }
     }
 
@@ -414,7 +448,7 @@ impl Switchboard {
 
     /// Turns a rule on (replacing one with the same id).
     pub fn activate(&self, rule: FaultRule) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         let id = rule.id;
         state.active.retain(|r| r.id != id);
         state.attempts.retain(|(rule, _), _| *rule != id);
@@ -424,7 +458,7 @@ impl Switchboard {
 
     /// Turns a rule off; unknown ids are ignored. Returns whether one was on.
     pub fn deactivate(&self, id: usize) -> bool {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         let before = state.active.len();
         state.active.retain(|r| r.id != id);
         state.attempts.retain(|(rule, _), _| *rule != id);
@@ -434,7 +468,7 @@ impl Switchboard {
 
     /// Turns every rule off.
     pub fn clear(&self) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         state.active.clear();
         state.attempts.clear();
         self.publish_refusing(&state.active);
@@ -442,7 +476,7 @@ impl Switchboard {
 
     /// The rules on now, for control APIs and tests.
     pub fn active(&self) -> Vec<FaultRule> {
-        self.state.lock().unwrap().active.clone()
+        self.state.locked().active.clone()
     }
 
     /// The fault for one attempt at `route` by the client request `key` (its correlation key,
@@ -453,7 +487,7 @@ impl Switchboard {
         if self.pickable.load(AtomicOrdering::Acquire) == 0 {
             return None;
         }
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         let State {
             active,
             rng,
@@ -483,7 +517,7 @@ impl Switchboard {
 
     /// One wait drawn from `distribution` around `delay`, from the switchboard's seeded RNG.
     pub fn sample_delay(&self, delay: Duration, distribution: Distribution) -> Duration {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         let rng = &mut state.rng;
         match distribution {
             Distribution::Fixed => delay,
@@ -505,8 +539,7 @@ impl Switchboard {
         }
         let jitter = jitter.min(1.0);
         self.state
-            .lock()
-            .unwrap()
+            .locked()
             .rng
             .random_range(1.0 - jitter..=1.0 + jitter)
     }

@@ -610,10 +610,7 @@ impl<R: Responder> Shared<R> {
         let arrival = Instant::now();
         let (head, body) = request.into_parts();
         let mut record = self.journal.begin(self.name, head.uri.path(), arrival);
-        record.retry_count = head
-            .headers
-            .get("x-stainless-retry-count")
-            .and_then(|value| value.to_str().ok()?.trim().parse().ok());
+        record.retry_count = sdk_retry_count(&head.headers);
         let mut entry = Entry {
             journal: self.journal.clone(),
             record: Some(record),
@@ -894,6 +891,22 @@ impl futures::Stream for Play {
     }
 }
 
+/// The client's own retry number, where its SDK sends one: `x-stainless-retry-count` (the
+/// OpenAI and Anthropic SDKs: 0 on the first try) or the AWS SDKs' `amz-sdk-request:
+/// attempt=N; max=M` (1 on the first try).
+fn sdk_retry_count(headers: &HeaderMap) -> Option<u32> {
+    let text = |name: &str| headers.get(name)?.to_str().ok();
+    if let Some(count) = text("x-stainless-retry-count") {
+        return count.trim().parse().ok();
+    }
+    text("amz-sdk-request")?
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("attempt="))?
+        .parse::<u32>()
+        .ok()?
+        .checked_sub(1)
+}
+
 /// The correlation key of a request: the last `fl-xxxxxxxx` nonce in the body (prompt,
 /// embedding input) or the query string, else a propagated `x-request-id` header.
 fn correlation_key<'a>(body: &'a [u8], uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
@@ -957,6 +970,29 @@ mod tests {
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(percent_decode("a%4"), "a%4");
+    }
+
+    #[test]
+    fn the_retry_count_is_read_from_either_sdk_family() {
+        let headers = |name: &'static str, value: &'static str| {
+            let mut map = HeaderMap::new();
+            map.insert(name, HeaderValue::from_static(value));
+            map
+        };
+        assert_eq!(
+            sdk_retry_count(&headers("x-stainless-retry-count", "2")),
+            Some(2)
+        );
+        assert_eq!(
+            sdk_retry_count(&headers("amz-sdk-request", "attempt=1; max=3")),
+            Some(0)
+        );
+        assert_eq!(
+            sdk_retry_count(&headers("amz-sdk-request", "attempt=3; max=3")),
+            Some(2)
+        );
+        assert_eq!(sdk_retry_count(&headers("amz-sdk-request", "max=3")), None);
+        assert_eq!(sdk_retry_count(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -11,83 +11,31 @@
 //! correlation nonce (`fl-` and 8 hex digits) is its 32-bit value, times are microseconds.
 //! At the 200k entries runs keep, that is 16 MB instead of the 60 MB strings took.
 
+use crate::sync::LockExt;
+use crate::sync::RwLockExt;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
+pub use crate::evidence::{ApiKeySent, Attempt};
 
-/// One upstream attempt as a fake saw it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Attempt {
-    /// Milliseconds from the run's start to when the attempt arrived.
-    pub at_ms: f64,
-    /// Which fake: `llm`, `weather`, `redis`.
-    pub fake: String,
-    /// Route (`/v1/chat/completions`) or, for Redis, the command.
-    pub route: String,
-    /// Correlation key: the nonce found in the prompt or query, else a propagated request id.
-    pub key: Option<String>,
-    /// The fault applied, as [`crate::fakes::fault::Fault::label`] writes it.
-    pub fault: Option<String>,
-    /// Status answered; `None` when no answer was sent (hang, dropped).
-    pub status: Option<u16>,
-    /// Milliseconds from arrival to the end of the answer (or to giving up).
-    pub duration_ms: f64,
-    /// Token usage reported in the answer, when the fake answered with `usage`.
-    pub input_tokens: Option<u64>,
-    pub output_tokens: Option<u64>,
-    /// The client's own retry number for this attempt, when it says so: the official OpenAI
-    /// and Anthropic SDKs send `x-stainless-retry-count` (0 on the first try, 1 on the first
-    /// retry, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_count: Option<u32>,
-    /// For a streamed answer, the events actually sent before it ended or was cut.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chunks_sent: Option<u32>,
-    /// Which API key the attempt sent, as a class, never the key itself (the fake LLM only;
-    /// `None` for fakes that take no key).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key: Option<ApiKeySent>,
-}
-
-/// Which API key an attempt sent, relative to the key faultline gave the service (`{llm_key}`).
-///
-/// A class rather than the key or a fingerprint of it: a service that reads its key from the
-/// environment may send a real provider key, and the journal is served by the control API and
-/// written into `evidence.json`. Even a short hash of a real secret is a derivative of it that
-/// has no business in a report, and the class answers what a person needs to know: did the
-/// service send a key at all, and was it the one it was given?
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApiKeySent {
-    /// The key faultline gave the service (`{llm_key}`, or the fake's `--api-key`).
-    Given,
-    /// Some other key (with `faultline fake llm --api-key any`, every key sent).
-    Other,
-    /// No `Authorization: Bearer` and no `x-api-key` header.
-    None,
-}
-
-impl ApiKeySent {
-    /// Packed into one byte for the ring (0: not recorded).
-    fn pack(class: Option<ApiKeySent>) -> u8 {
-        match class {
-            None => 0,
-            Some(ApiKeySent::Given) => 1,
-            Some(ApiKeySent::Other) => 2,
-            Some(ApiKeySent::None) => 3,
-        }
+/// Packed into one byte for the ring (0: not recorded).
+fn pack_api_key(class: Option<ApiKeySent>) -> u8 {
+    match class {
+        None => 0,
+        Some(ApiKeySent::Given) => 1,
+        Some(ApiKeySent::Other) => 2,
+        Some(ApiKeySent::None) => 3,
     }
+}
 
-    fn unpack(byte: u8) -> Option<ApiKeySent> {
-        match byte {
-            1 => Some(ApiKeySent::Given),
-            2 => Some(ApiKeySent::Other),
-            3 => Some(ApiKeySent::None),
-            _ => None,
-        }
+fn unpack_api_key(byte: u8) -> Option<ApiKeySent> {
+    match byte {
+        1 => Some(ApiKeySent::Given),
+        2 => Some(ApiKeySent::Other),
+        3 => Some(ApiKeySent::None),
+        _ => None,
     }
 }
 
@@ -168,7 +116,7 @@ struct Entry {
     retry_count: Option<u16>,
     /// 0 when no answer was sent (no HTTP status is 0), so the entry stays 80 bytes.
     status: u16,
-    /// [`ApiKeySent::pack`]ed.
+    /// packed by [`pack_api_key`].
     api_key: u8,
     fake: Name,
     route: Name,
@@ -221,10 +169,10 @@ impl Journal {
 
     /// The index of `text` in the table of names, adding it if there is room.
     pub(crate) fn name(&self, text: &str) -> Name {
-        if let Some(name) = self.names.read().unwrap().index.get(text) {
+        if let Some(name) = self.names.read_locked().index.get(text) {
             return *name;
         }
-        let mut names = self.names.write().unwrap();
+        let mut names = self.names.write_locked();
         if let Some(name) = names.index.get(text) {
             return *name;
         }
@@ -270,7 +218,7 @@ impl Journal {
                 .retry_count
                 .map(|n| u16::try_from(n).unwrap_or(u16::MAX)),
             status: record.status.unwrap_or(0),
-            api_key: ApiKeySent::pack(record.api_key),
+            api_key: pack_api_key(record.api_key),
             fake: record.fake,
             route: record.route,
             fault: record.fault,
@@ -291,7 +239,7 @@ impl Journal {
                 .retry_count
                 .map(|n| u16::try_from(n).unwrap_or(u16::MAX)),
             status: attempt.status.unwrap_or(0),
-            api_key: ApiKeySent::pack(attempt.api_key),
+            api_key: pack_api_key(attempt.api_key),
             fake: self.name(&attempt.fake),
             route: self.name(&attempt.route),
             fault: attempt.fault.as_deref().map(|f| self.name(f)),
@@ -300,7 +248,7 @@ impl Journal {
     }
 
     fn push(&self, entry: Entry) {
-        let mut entries = self.entries.lock().unwrap();
+        let mut entries = self.entries.locked();
         if entries.len() == self.capacity {
             entries.pop_front();
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -310,11 +258,10 @@ impl Journal {
 
     /// A copy of what is in the journal now, oldest first.
     pub fn snapshot(&self) -> Vec<Attempt> {
-        let names = self.names.read().unwrap();
+        let names = self.names.read_locked();
         let text = |name: Name| names.texts[usize::from(name.0)].to_string();
         self.entries
-            .lock()
-            .unwrap()
+            .locked()
             .iter()
             .map(|entry| Attempt {
                 at_ms: entry.at_us as f64 / 1000.0,
@@ -328,14 +275,14 @@ impl Journal {
                 output_tokens: entry.output_tokens.map(u64::from),
                 retry_count: entry.retry_count.map(u32::from),
                 chunks_sent: entry.chunks_sent,
-                api_key: ApiKeySent::unpack(entry.api_key),
+                api_key: unpack_api_key(entry.api_key),
             })
             .collect()
     }
 
     /// Attempts kept now.
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap().len()
+        self.entries.locked().len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -21,6 +21,7 @@ pub mod driver;
 pub mod fault;
 pub mod journal;
 pub mod llm;
+pub mod mcp;
 pub mod otlp;
 pub mod redis;
 pub mod remote;

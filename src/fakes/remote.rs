@@ -14,6 +14,7 @@
 //! same machine, so the skew holds for the whole run: a remote time minus `skew` is on the
 //! run's clock, and the run's start plus `skew` is where its window in the journals begins.
 
+use crate::sync::LockExt;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -87,10 +88,33 @@ impl ControlClient {
     /// Connects to the control API at `url` if one answers there: `Ok(None)` when nothing
     /// listens (the run then starts its own fakes), an error when something answers that is
     /// not a working control API, or the URL is not on this machine.
+    /// The control API's token, if any, comes from `FAULTLINE_CONTROL_TOKEN`.
     pub async fn connect(url: &str, epoch: Instant) -> Result<Option<ControlClient>, String> {
-        let base = crate::scenario::parse::loopback(url)
-            .map_err(|e| format!("the fakes' control API URL {e}"))?;
+        Self::connect_with_token(url, epoch, super::control::token_from(None)).await
+    }
+
+    /// As [`ControlClient::connect`], sending `token` (`Authorization: Bearer`) when given.
+    pub async fn connect_with_token(
+        url: &str,
+        epoch: Instant,
+        token: Option<String>,
+    ) -> Result<Option<ControlClient>, String> {
+        let base =
+            crate::input::loopback(url).map_err(|e| format!("the fakes' control API URL {e}"))?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = &token {
+            let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| {
+                    format!(
+                        "the control API token (--fakes-token or {}) holds characters a \
+                         header cannot carry",
+                        super::control::TOKEN_ENV
+                    )
+                })?;
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(CALL_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .no_proxy()
@@ -108,6 +132,13 @@ impl ControlClient {
             }
         };
         let status = answer.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(format!(
+                "the fakes' control API at {base} needs its token: give the one `faultline \
+                 fakes up` printed with --fakes-token TOKEN or {}",
+                super::control::TOKEN_ENV
+            ));
+        }
         let clock = match answer.json::<Clock>().await {
             Ok(clock) if status.is_success() => clock,
             _ => {
@@ -144,7 +175,7 @@ impl ControlClient {
             .send()
             .await
             .map_err(|e| self.unreachable("DELETE /faults", e))?;
-        self.added.lock().unwrap().clear();
+        self.added.locked().clear();
         expect_success(answer, "DELETE /faults").await
     }
 
@@ -155,6 +186,7 @@ impl ControlClient {
         let answer = self
             .http
             .post(format!("{}/faults/{}", self.base, fake.as_str()))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(rule_json(rule).to_string())
             .send()
             .await
@@ -168,16 +200,13 @@ impl ControlClient {
         else {
             return Err(format!("{what} answered {status}: {body}"));
         };
-        self.added
-            .lock()
-            .unwrap()
-            .insert((fake, rule.id), id as usize);
+        self.added.locked().insert((fake, rule.id), id as usize);
         Ok(())
     }
 
     /// Switches off the rule this run switched on at `fake` with the timeline's `id`.
     pub async fn switch_off(&self, fake: FakeName, id: usize) -> Result<(), String> {
-        let Some(remote) = self.added.lock().unwrap().remove(&(fake, id)) else {
+        let Some(remote) = self.added.locked().remove(&(fake, id)) else {
             return Ok(());
         };
         let what = format!("DELETE /faults/{}/{remote}", fake.as_str());

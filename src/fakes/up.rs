@@ -32,6 +32,10 @@ pub struct UpArgs {
     /// ./faultline.toml when it exists).
     #[arg(long, value_name = "PATH")]
     pub config: Option<std::path::PathBuf>,
+    /// Require this token on the control API (`Authorization: Bearer TOKEN`); default:
+    /// $FAULTLINE_CONTROL_TOKEN, else none (loopback, no web page, JSON only still apply).
+    #[arg(long, value_name = "TOKEN")]
+    pub control_token: Option<String>,
 }
 
 /// Starts the fakes and the control API, prints where they are, and holds them until Ctrl-C.
@@ -70,7 +74,22 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         );
     }
     println!("# control API (switch faults, read journals): http://{control_addr}");
-    println!("#   curl -X POST http://{control_addr}/faults/llm -d '{{\"kind\":\"status\",\"code\":503}}'");
+    let token = super::control::token_from(args.control_token.clone());
+    let auth = match &token {
+        Some(token) => {
+            println!(
+                "# control API token (scenario --attach reads it from this variable, or \
+                 --fakes-token):"
+            );
+            println!("export {}={token}", super::control::TOKEN_ENV);
+            format!(
+                " -H \"authorization: Bearer ${}\"",
+                super::control::TOKEN_ENV
+            )
+        }
+        None => String::new(),
+    };
+    println!("#   curl -X POST http://{control_addr}/faults/llm -H 'content-type: application/json'{auth} -d '{{\"kind\":\"status\",\"code\":503}}'");
     println!("#   curl -X DELETE http://{control_addr}/faults");
     println!("#   curl http://{control_addr}/journal/otlp   # spans exported to OTEL_EXPORTER_OTLP_ENDPOINT");
     println!(
@@ -80,9 +99,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let router = super::control::router_with_ledgers(fakes.controlled(), fakes.ledgers())
         .merge(super::control::otlp_routes(fakes.span_journal().clone()));
-    let control = tokio::spawn(super::control::serve_router(listener, router, async {
-        let _ = stopped.await;
-    }));
+    let control = tokio::spawn(super::control::serve_guarded(
+        listener,
+        router,
+        token,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let _ = tokio::signal::ctrl_c().await;
     let _ = stop.send(());
     let _ = control.await;

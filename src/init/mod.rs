@@ -213,34 +213,7 @@ fn split_command(command: &str) -> anyhow::Result<Vec<String>> {
 /// A loopback URL checked with a real URL parser (so `http://127.0.0.1.example.com` or a
 /// `user@host` trick is not taken for this machine); returned without a trailing slash.
 pub fn loopback_url(text: &str) -> Result<String, String> {
-    let url = reqwest::Url::parse(text.trim())
-        .map_err(|e| format!("not a URL ({e}); give one like http://127.0.0.1:3000"))?;
-    if url.scheme() != "http" {
-        return Err(format!(
-            "faultline speaks plain http:// to a service on this machine, not {}://",
-            url.scheme()
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("drop the user name and password from the URL".into());
-    }
-    let loopback = match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    if !loopback {
-        return Err(format!(
-            "{} is not this machine; faultline probes only loopback services: use 127.0.0.1, \
-             localhost or [::1], e.g. http://127.0.0.1:3000",
-            url.host_str().unwrap_or("no host")
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("drop the query and fragment: give the service's base URL".into());
-    }
-    Ok(url.as_str().trim_end_matches('/').to_string())
+    crate::loopback::check(text, "http")
 }
 
 /// The environment a started command gets: faultline's usual names for every fake, `PORT`,

@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 
 use super::answer::{self, Reply};
 use super::Found;
+use crate::evidence::Attempt;
 use crate::fakes::driver::Fakes;
 use crate::fakes::fault::{Fault, FaultRule};
-use crate::fakes::journal::Attempt;
 use crate::load::{Correlation, Ids};
 use crate::scenario::api::fill_template;
 use crate::scenario::FakeName;
@@ -374,7 +374,7 @@ impl Session<'_> {
             .attempts
             .into_iter()
             .filter(|a| {
-                a.fake == "llm"
+                a.fake == FakeName::Llm
                     && a.key
                         .as_deref()
                         .is_some_and(|key| key == ids.nonce || key == ids.request_id)

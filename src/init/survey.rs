@@ -101,7 +101,7 @@ pub async fn survey(
                 &exchange.ids.request_id,
                 crate::fakes::llm::is_canned_answer,
             );
-            let sum = |tokens: fn(&crate::fakes::journal::Attempt) -> Option<u64>| {
+            let sum = |tokens: fn(&crate::evidence::Attempt) -> Option<u64>| {
                 let values: Vec<u64> = exchange.llm_attempts.iter().filter_map(tokens).collect();
                 (!values.is_empty()).then(|| values.iter().sum::<u64>())
             };

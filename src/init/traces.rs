@@ -3,7 +3,7 @@
 //! marks a span as one LLM attempt (checked against the attempts the fake LLM saw).
 
 use super::Found;
-use crate::fakes::otlp::SpanRecord;
+use crate::evidence::SpanRecord;
 
 /// Attributes that mark an LLM call's span, most usual first: the OpenTelemetry GenAI
 /// semantic conventions, then OpenLLMetry's and OpenInference's.

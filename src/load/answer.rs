@@ -4,6 +4,7 @@
 //! Goose times to the first byte; a chat answer is only useful when complete, so the whole
 //! body is read and timed here.
 
+use crate::sync::LockExt;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -75,7 +76,7 @@ async fn read_sse(
     sent: Instant,
     timing: &SharedTiming,
 ) -> Result<String, String> {
-    *timing.lock().unwrap() = Some(StreamTiming {
+    *timing.locked() = Some(StreamTiming {
         end: StreamEnd::Stalled,
         ..StreamTiming::default()
     });
@@ -106,7 +107,7 @@ async fn read_sse(
             match classify(&event) {
                 Event::Content => {
                     let now = Instant::now();
-                    let mut guard = timing.lock().unwrap();
+                    let mut guard = timing.locked();
                     let timing = guard.as_mut().expect("set above");
                     match last_event_at {
                         None => timing.first_token_ms = Some(ms_since(sent, now)),
@@ -139,7 +140,7 @@ async fn read_sse(
 }
 
 fn set_end(timing: &SharedTiming, end: StreamEnd) {
-    if let Some(timing) = timing.lock().unwrap().as_mut() {
+    if let Some(timing) = timing.locked().as_mut() {
         timing.end = end;
     }
 }

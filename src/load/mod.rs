@@ -11,6 +11,7 @@
 mod answer;
 mod correlation;
 
+use crate::sync::LockExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -202,7 +203,7 @@ impl FlowContext {
             _ = stop.wait_for(|stop| *stop) => None,
         };
         record.latency_ms = sent.elapsed().as_secs_f64() * 1000.0;
-        record.stream = timing.and_then(|timing| timing.lock().unwrap().take());
+        record.stream = timing.and_then(|timing| timing.locked().take());
         match answered {
             Some(Ok(answer)) => {
                 record.status = Some(answer.status);

@@ -8,8 +8,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::evidence::Attempt;
+use crate::evidence::FakeName;
 use crate::evidence::{Evidence, FlowKind, LogLine};
-use crate::fakes::journal::Attempt;
 use crate::load::{read_answer, Correlation, SharedTiming};
 use crate::scenario::api::{fill_template, fill_text};
 use crate::scenario::{Flow, Plan};
@@ -75,7 +76,7 @@ impl WarmUp {
         let usage: Vec<&Attempt> = self
             .upstream
             .iter()
-            .filter(|a| a.fake == "llm" && a.route.starts_with(route))
+            .filter(|a| a.fake == FakeName::Llm && a.route.starts_with(route))
             .filter(|a| a.input_tokens.is_some() || a.output_tokens.is_some())
             .collect();
         (!usage.is_empty()).then(|| {

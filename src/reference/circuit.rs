@@ -15,6 +15,7 @@
 //! Retry budget: retries are allowed only while they stay under `RETRY_BUDGET_RATIO` of the
 //! calls in a sliding window (plus a small floor), so an outage cannot triple the load.
 
+use crate::sync::LockExt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -112,7 +113,7 @@ impl CircuitBreaker {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.locked()
     }
 
     /// May an attempt go out now? While open, one request per cool-down goes through as a
@@ -250,7 +251,7 @@ impl RetryBudget {
 
     fn with_slot<T>(&self, f: impl FnOnce(&mut (u64, u64, u64)) -> T) -> T {
         let now = self.bucket_now();
-        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let mut window = self.window.locked();
         let slot = &mut window[(now % BUCKETS as u64) as usize];
         if slot.0 != now {
             *slot = (now, 0, 0);
@@ -270,7 +271,7 @@ impl RetryBudget {
         };
         let now = self.bucket_now();
         let (calls, retries) = {
-            let window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+            let window = self.window.locked();
             window
                 .iter()
                 .filter(|(b, _, _)| *b != u64::MAX && now - *b < BUCKETS as u64)

@@ -6,6 +6,7 @@
 //! lines are masked ([`mask_secrets`]): card-number-like digit runs and `password: …` values,
 //! since tool arguments and upstream errors can carry user text we did not choose to log.
 
+use crate::sync::LockExt;
 use std::hash::{BuildHasher, RandomState};
 use std::io::Write;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -31,7 +32,7 @@ pub struct StdoutSink {
 
 impl LogSink for StdoutSink {
     fn write_line(&self, line: &str) {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self.lock.locked();
         let mut out = std::io::stdout().lock();
         // A closed pipe must not take the service down with it: drop the line.
         let _ = writeln!(out, "{line}").and_then(|_| out.flush());

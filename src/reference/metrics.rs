@@ -6,6 +6,7 @@
 //! significant figures. The Prometheus exposition is written by hand (a summary with
 //! quantiles, counters, gauges): the format is a few lines of text, not worth a dependency.
 
+use crate::sync::LockExt;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,10 +68,7 @@ impl Metrics {
 
     pub fn record_llm_latency(&self, latency: Duration) {
         let ms = (latency.as_millis() as u64).max(1);
-        self.llm_latency
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .saturating_record(ms);
+        self.llm_latency.locked().saturating_record(ms);
     }
 
     pub fn count_llm_error(&self) {
@@ -110,12 +108,7 @@ impl Metrics {
     }
 
     pub fn count_request(&self, route: &'static str, status: u16) {
-        *self
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry((route, status))
-            .or_default() += 1;
+        *self.requests.locked().entry((route, status)).or_default() += 1;
     }
 
     fn cache_hit_ratio(&self) -> f64 {
@@ -132,7 +125,7 @@ impl Metrics {
     /// The JSON `GET /admin/metrics` answers with.
     pub fn snapshot(&self, circuit: CircuitState) -> Value {
         let (p50, p95, llm_calls) = {
-            let h = self.llm_latency.lock().unwrap_or_else(|e| e.into_inner());
+            let h = self.llm_latency.locked();
             if h.is_empty() {
                 (0, 0, 0)
             } else {
@@ -143,11 +136,7 @@ impl Metrics {
                 )
             }
         };
-        let requests = self
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let requests = self.requests.locked().clone();
         let mut by_status: BTreeMap<u16, u64> = BTreeMap::new();
         let mut by_route: BTreeMap<&str, u64> = BTreeMap::new();
         for ((route, status), n) in &requests {
@@ -193,7 +182,7 @@ impl Metrics {
         }
         let plain = |v: u64| vec![(String::new(), v.to_string())];
         {
-            let h = self.llm_latency.lock().unwrap_or_else(|e| e.into_inner());
+            let h = self.llm_latency.locked();
             let mut samples: Vec<(String, String)> = [0.5, 0.95, 0.99]
                 .iter()
                 .map(|q| {
@@ -314,8 +303,7 @@ impl Metrics {
         );
         let requests: Vec<(String, String)> = self
             .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .locked()
             .iter()
             .map(|((route, status), n)| {
                 (

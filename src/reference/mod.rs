@@ -20,14 +20,15 @@
 //! - `metrics`: `GET /admin/metrics` (JSON) and `GET /metrics` (Prometheus text).
 //! - `otel`: spans exported as OTLP/HTTP JSON.
 //! - `log`: JSON log lines, masking, and the [`LogSink`] seam.
-//! - `flaws`: [`Flaw`].
+//! - `crate::flaws`: [`Flaw`], the vocabulary shared with scenarios (it lives outside this
+//!   module so that parsing a scenario needs nothing of the reference target).
 
 mod agent;
 mod cache;
 mod chat;
 mod circuit;
 mod config;
-mod flaws;
+use crate::flaws;
 mod llm_client;
 mod log;
 mod metrics;

@@ -307,8 +307,8 @@ fn trim(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evidence::Attempt;
     use crate::evidence::Record;
-    use crate::fakes::journal::Attempt;
 
     fn record(at_ms: f64, latency_ms: f64, status: u16) -> Record {
         Record {

@@ -17,8 +17,8 @@ use super::chart::{self, Band, Line, Marker, Unit};
 use super::redact::redact;
 use super::{format_figure, format_ms, format_ratio, format_window, gate_line, Report};
 use crate::checks::{Outcome, Verdict};
+use crate::evidence::Attempt;
 use crate::evidence::{Evidence, Record};
-use crate::fakes::journal::Attempt;
 
 /// Requests shown with their attempt timeline per check.
 const WORST_SHOWN: usize = 5;

@@ -127,7 +127,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::evidence::{Phase, Record};
-    use crate::fakes::fault::Fault;
+    use crate::scenario::Fault;
     use crate::scenario::{
         ErrorExpectations, Expectations, FakeName, FaultWindow, Flow, Load, TargetSpec,
     };

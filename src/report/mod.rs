@@ -34,8 +34,18 @@ use crate::checks::sla::{format_ms, format_ratio};
 use crate::checks::Outcome;
 use crate::evidence::Evidence;
 
-/// Writes `report.json` (pretty), `summary.md`, `report.html`, `junit.xml` and `evidence.json`
-/// into `dir`, creating it; returns the paths written, in that order.
+/// Files of a report directory that could not be written, each with why.
+#[derive(Debug)]
+pub struct Unwritten {
+    /// Written in full (each one whole: files are written to a temporary name and renamed).
+    pub written: Vec<PathBuf>,
+    /// `file: error`, for each file that is missing.
+    pub missing: Vec<String>,
+}
+
+/// Writes `report.json`, the renderings and `evidence.json` into `dir`, each to a temporary
+/// name renamed into place, so a full disk leaves a file missing, never cut short. Goes on
+/// past a file that fails, and says which are missing.
 ///
 /// Also appends the summary to `$GITHUB_STEP_SUMMARY` when that is set, and points
 /// `reports/latest` at `dir` when `dir` sits directly in a folder named `reports`. Neither is
@@ -44,18 +54,31 @@ pub fn write_all(
     report: &Report,
     evidence: &Evidence,
     dir: &Path,
-) -> std::io::Result<Vec<PathBuf>> {
-    fs::create_dir_all(dir)?;
-
+) -> Result<Vec<PathBuf>, Unwritten> {
+    if let Err(error) = fs::create_dir_all(dir) {
+        return Err(Unwritten {
+            written: Vec::new(),
+            missing: vec![format!("{}: {error}", dir.display())],
+        });
+    }
+    let mut written = Vec::new();
+    let mut missing = Vec::new();
+    let mut keep = |path: PathBuf, result: std::io::Result<()>| match result {
+        Ok(()) => written.push(path),
+        Err(error) => missing.push(format!("{}: {error}", path.display())),
+    };
     let report_path = dir.join("report.json");
-    write_json(&report_path, report, true)?;
-    let mut written = vec![report_path];
-    written.extend(write_renderings(report, Some(evidence), dir)?);
-
+    keep(report_path.clone(), write_json(&report_path, report, true));
+    for (name, text) in renderings(report, Some(evidence)) {
+        let path = dir.join(name);
+        keep(path.clone(), write_atomically(&path, text.as_bytes()));
+    }
     // Compact: evidence holds every record and attempt, and is read by programs, not people.
     let evidence_path = dir.join("evidence.json");
-    write_json(&evidence_path, evidence, false)?;
-    written.push(evidence_path);
+    keep(
+        evidence_path.clone(),
+        write_json(&evidence_path, evidence, false),
+    );
 
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
         if let Err(error) = append_step_summary(report, Path::new(&path)) {
@@ -70,7 +93,65 @@ pub fn write_all(
             );
         }
     }
-    Ok(written)
+    if missing.is_empty() {
+        Ok(written)
+    } else {
+        Err(Unwritten { written, missing })
+    }
+}
+
+/// Checks, before a run, that its reports can be written to `dir`: it is (or can be made) a
+/// directory, and a file can be created in it.
+pub fn check_writable(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "it exists and is not a directory",
+        ));
+    }
+    fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".faultline-write-check.{}", std::process::id()));
+    fs::write(&probe, b"")?;
+    fs::remove_file(&probe)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: a reader
+/// finds the old file or the whole new one, never a part.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_with(path, |out| out.write_all(bytes))
+}
+
+fn write_with(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut out = BufWriter::new(File::create(&temporary)?);
+        fill(&mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        // Flushed to disk before the rename, so a crash cannot leave a renamed empty file.
+        file.sync_all()?;
+        fs::rename(&temporary, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// The files rendered from the report, by name: `summary.md`, `report.html` (charts only with
+/// `evidence`) and `junit.xml`.
+fn renderings(report: &Report, evidence: Option<&Evidence>) -> [(&'static str, String); 3] {
+    [
+        ("summary.md", summary_markdown(report)),
+        ("report.html", report_html(report, evidence)),
+        ("junit.xml", junit_xml(&[report])),
+    ]
 }
 
 /// Writes what is rendered from the report: `summary.md`, `report.html` (charts only with
@@ -81,13 +162,13 @@ pub fn write_renderings(
     evidence: Option<&Evidence>,
     dir: &Path,
 ) -> std::io::Result<Vec<PathBuf>> {
-    let summary_path = dir.join("summary.md");
-    fs::write(&summary_path, summary_markdown(report))?;
-    let html_path = dir.join("report.html");
-    fs::write(&html_path, report_html(report, evidence))?;
-    let junit_path = dir.join("junit.xml");
-    fs::write(&junit_path, junit_xml(&[report]))?;
-    Ok(vec![summary_path, html_path, junit_path])
+    let mut written = Vec::new();
+    for (name, text) in renderings(report, evidence) {
+        let path = dir.join(name);
+        write_atomically(&path, text.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// Points `latest`, beside `dir`, at `dir` with a relative symlink (so the reports folder can
@@ -134,14 +215,14 @@ fn symlink(_target: &Path, _link: &Path) -> std::io::Result<()> {
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T, pretty: bool) -> std::io::Result<()> {
-    let mut out = BufWriter::new(File::create(path)?);
-    if pretty {
-        serde_json::to_writer_pretty(&mut out, value)?;
-    } else {
-        serde_json::to_writer(&mut out, value)?;
-    }
-    out.write_all(b"\n")?;
-    out.flush()
+    write_with(path, |out| {
+        if pretty {
+            serde_json::to_writer_pretty(&mut *out, value)?;
+        } else {
+            serde_json::to_writer(&mut *out, value)?;
+        }
+        out.write_all(b"\n")
+    })
 }
 
 /// A verdict's figure or limit in its unit, for people: `9.8 s`, `15%`, `3 requests`; `-` for none.
@@ -207,6 +288,42 @@ pub fn gate_line(report: &Report) -> String {
 mod tests {
     use super::*;
     use crate::checks::Outcome::{Fail, NotApplicable, Pass};
+
+    #[test]
+    fn a_file_that_cannot_be_written_is_named_and_the_others_are_whole() {
+        use crate::report::json::tests::{evidence, plan, report};
+        let dir = tempfile::tempdir().unwrap();
+        // evidence.json cannot be put in place: a directory holds its name.
+        fs::create_dir(dir.path().join("evidence.json")).unwrap();
+        fs::write(dir.path().join("evidence.json").join("keep"), "x").unwrap();
+        let report = report(&[("sla.baseline", Pass)]);
+        let failure = write_all(&report, &evidence(&plan()), dir.path()).unwrap_err();
+        assert_eq!(failure.missing.len(), 1, "{:?}", failure.missing);
+        assert!(
+            failure.missing[0].contains("evidence.json"),
+            "{:?}",
+            failure.missing
+        );
+        assert_eq!(failure.written.len(), 4);
+        let text = fs::read_to_string(dir.path().join("report.json")).unwrap();
+        assert!(serde_json::from_str::<Report>(&text).is_ok());
+        // No temporary file is left behind.
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+    }
+
+    #[test]
+    fn out_that_is_a_file_is_refused_before_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        fs::write(&file, "x").unwrap();
+        assert!(check_writable(&file).is_err());
+        assert!(check_writable(&dir.path().join("new/dir")).is_ok());
+    }
 
     #[test]
     fn latest_points_at_the_newest_run_with_a_relative_link() {

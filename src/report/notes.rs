@@ -2,15 +2,16 @@
 //! one line with the figures and a few request ids as evidence; reports show them beside the
 //! verdicts, and they never fail the gate.
 //!
-//! Today: which API key the service sent the fake LLM. The fake accepts every key (as other
+//! A target that crashed during the run, with its exit status and last lines, and what the
+//! bounds on its output cost. Which API key the service sent the fake LLM. The fake accepts every key (as other
 //! LLM fakes do) and journals a class per attempt (`Attempt::api_key`); a service that sent no
 //! key, or a key other than the `{llm_key}` faultline gave it, works against the fake but not
 //! against a real provider, and its logs are no longer watched for the key it really uses.
 
 use std::collections::BTreeMap;
 
+use crate::evidence::ApiKeySent;
 use crate::evidence::Evidence;
-use crate::fakes::journal::ApiKeySent;
 
 /// Request ids named per note.
 const EXAMPLES: usize = 3;
@@ -47,6 +48,26 @@ pub fn notes(evidence: &Evidence) -> Vec<String> {
         (keys.len(), examples)
     };
     let mut notes = Vec::new();
+    if let Some(crash) = &evidence.target_crash {
+        let last = match crash.last_lines.is_empty() {
+            true => "it wrote nothing".to_string(),
+            false => format!("its last output: {}", crash.last_lines.join(" | ")),
+        };
+        notes.push(format!(
+            "target crash: the target exited during the run ({}), so requests after that got \
+             no answer; {last}",
+            crash.status
+        ));
+    }
+    let lost = &evidence.logs_lost;
+    if lost.dropped + lost.cut + lost.not_utf8 > 0 {
+        notes.push(format!(
+            "target output: {} lines dropped by the bound on kept lines ({} of them written \
+             during the load), {} lines cut at the line-length bound, {} lines not UTF-8 (kept \
+             with U+FFFD)",
+            lost.dropped, lost.dropped_in_load, lost.cut, lost.not_utf8
+        ));
+    }
     let (none, examples) = of_class(ApiKeySent::None);
     if none > 0 {
         notes.push(format!(
@@ -74,8 +95,8 @@ pub fn notes(evidence: &Evidence) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::Attempt;
     use crate::evidence::Phase;
-    use crate::fakes::journal::Attempt;
 
     fn attempt(nonce: &str, class: ApiKeySent) -> Attempt {
         serde_json::from_value(serde_json::json!({

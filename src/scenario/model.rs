@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use super::api::{Api, RequestOverride};
 use super::profile::{Counts, ServiceProfile};
+pub use crate::evidence::FakeName;
 use crate::evidence::{FlowKind, Phase, PhaseSpan};
-use crate::fakes::fault::Fault;
+pub use crate::fakes::fault::Fault;
 
 /// A parsed, validated scenario.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -75,44 +76,6 @@ pub struct FakeOptions {
     pub redis_upstream: Option<String>,
     /// The tickets fake's shape: `[tools.tickets]` of the service profile.
     pub tickets: crate::fakes::tool::WriteSchema,
-}
-
-/// The fakes a fault can be aimed at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FakeName {
-    Llm,
-    Weather,
-    Tickets,
-    Redis,
-}
-
-impl FakeName {
-    pub const ALL: [FakeName; 4] = [
-        FakeName::Llm,
-        FakeName::Weather,
-        FakeName::Tickets,
-        FakeName::Redis,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FakeName::Llm => "llm",
-            FakeName::Weather => "weather",
-            FakeName::Tickets => "tickets",
-            FakeName::Redis => "redis",
-        }
-    }
-
-    /// The kind of fake, as [`crate::fakes::fault::Fault::supported_by`] names it: `llm`,
-    /// `tool` (the HTTP tool fakes) or `redis`.
-    pub fn category(self) -> &'static str {
-        match self {
-            FakeName::Llm => "llm",
-            FakeName::Weather | FakeName::Tickets => "tool",
-            FakeName::Redis => "redis",
-        }
-    }
 }
 
 /// A fault switched on at `start` and off at `end` of the run's clock.

@@ -4,8 +4,10 @@
 //!
 //! A spawned target runs in its own process group (so a terminal's Ctrl-C reaches faultline,
 //! which then stops the target in order) and with `PR_SET_PDEATHSIG` (so it dies with
-//! faultline however faultline ends, even on a second Ctrl-C or a SIGKILL).
+//! faultline however faultline ends, even on a second Ctrl-C or a SIGKILL); stopping it stops
+//! its whole group (see [`group`]).
 
+pub mod group;
 mod logs;
 
 use std::collections::BTreeMap;
@@ -63,7 +65,8 @@ pub enum TargetError {
 
 /// A running target: a process faultline started, or one it attached to (`child` is `None`).
 pub struct TargetProcess {
-    child: Option<Child>,
+    /// The child and its process group (its pid at spawn).
+    child: Option<(Child, i32)>,
     base_url: String,
     logs: Arc<LogCapture>,
 }
@@ -73,12 +76,10 @@ pub struct TargetProcess {
 pub struct TargetExit {
     /// `exit status: 0`, `signal: 15 (SIGTERM)`, …
     pub status: String,
-    /// True when it ignored SIGTERM and had to be killed.
+    /// True when it (or anything in its process group) ignored SIGTERM and had to be killed.
     pub killed: bool,
 }
 
-/// Output lines kept from a target; older lines beyond this are counted, not kept.
-const LOG_LINE_LIMIT: usize = 200_000;
 /// Lines of the target's output quoted when it fails to start.
 const TAIL_LINES: usize = 20;
 /// How long a target gets between SIGTERM and SIGKILL.
@@ -93,39 +94,27 @@ impl TargetProcess {
             .envs(&spec.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches only the child being set up.
-        unsafe {
-            command.pre_exec(|| {
-                // Die with faultline: the death signal fires when the parent thread exits, and
-                // spawn runs on a runtime worker thread, which lives as long as the run.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+            .stderr(Stdio::piped());
         if let Some(cwd) = &spec.cwd {
             command.current_dir(cwd);
         }
-        let mut child = command.spawn().map_err(|source| TargetError::Spawn {
-            program: spec.program.display().to_string(),
-            cwd: spec
-                .cwd
-                .as_ref()
-                .map(|cwd| format!(" in {}", cwd.display()))
-                .unwrap_or_default(),
-            source,
-        })?;
-        let logs = Arc::new(LogCapture::new(epoch, LOG_LINE_LIMIT));
+        let (mut child, group) =
+            group::spawn(&mut command).map_err(|source| TargetError::Spawn {
+                program: spec.program.display().to_string(),
+                cwd: spec
+                    .cwd
+                    .as_ref()
+                    .map(|cwd| format!(" in {}", cwd.display()))
+                    .unwrap_or_default(),
+                source,
+            })?;
+        let logs = Arc::new(LogCapture::new(epoch));
         logs.follow(child.stdout.take(), child.stderr.take());
         if let Some(file) = &spec.log_file {
             logs.follow_file(file.clone());
         }
         Ok(TargetProcess {
-            child: Some(child),
+            child: Some((child, group)),
             base_url: spec.base_url.clone(),
             logs,
         })
@@ -133,7 +122,7 @@ impl TargetProcess {
 
     /// A target already running at `base_url`; its logs come from `log_file`, if any.
     pub fn attach(base_url: &str, log_file: Option<PathBuf>, epoch: Instant) -> TargetProcess {
-        let logs = Arc::new(LogCapture::new(epoch, LOG_LINE_LIMIT));
+        let logs = Arc::new(LogCapture::new(epoch));
         if let Some(file) = log_file {
             logs.follow_file(file);
         }
@@ -142,6 +131,16 @@ impl TargetProcess {
             base_url: base_url.to_string(),
             logs,
         }
+    }
+
+    /// How the target ended, when faultline started it and it has exited on its own.
+    pub fn exited(&mut self) -> Option<String> {
+        let (child, _) = self.child.as_mut()?;
+        child
+            .try_wait()
+            .ok()
+            .flatten()
+            .map(|status| status.to_string())
     }
 
     /// True when faultline started the target (and so sees its output).
@@ -190,7 +189,7 @@ impl TargetProcess {
             let exited = self
                 .child
                 .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
+                .and_then(|(c, _)| c.try_wait().ok().flatten());
             if let Some(status) = exited {
                 // Give the readers a moment to take the last lines off the pipes.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -222,7 +221,7 @@ impl TargetProcess {
     pub async fn stop(self) -> TargetExit {
         let TargetProcess { child, logs, .. } = self;
         let exit = match child {
-            Some(child) => stop_child(child).await,
+            Some((child, group)) => stop_child(child, group).await,
             None => TargetExit {
                 status: "attached: left running".into(),
                 killed: false,
@@ -245,33 +244,12 @@ impl TargetProcess {
     }
 }
 
-async fn stop_child(mut child: Child) -> TargetExit {
-    if let Ok(Some(status)) = child.try_wait() {
-        return TargetExit {
-            status: status.to_string(),
-            killed: false,
-        };
+async fn stop_child(mut child: Child, group: i32) -> TargetExit {
+    let stopped = group::stop(&mut child, group, STOP_GRACE).await;
+    TargetExit {
+        status: stopped.status,
+        killed: stopped.killed,
     }
-    let mut killed = false;
-    if let Some(pid) = child.id() {
-        // SAFETY: plain syscall; the negative pid names the group the child leads.
-        unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
-    }
-    let status = match tokio::time::timeout(STOP_GRACE, child.wait()).await {
-        Ok(status) => status,
-        Err(_) => {
-            killed = true;
-            if let Some(pid) = child.id() {
-                // SAFETY: as above.
-                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-            }
-            child.wait().await
-        }
-    };
-    let status = status
-        .map(|s| s.to_string())
-        .unwrap_or_else(|e| format!("unknown ({e})"));
-    TargetExit { status, killed }
 }
 
 /// Where [`free_port`] looks: below Linux's default ephemeral range (32768–60999), so that no

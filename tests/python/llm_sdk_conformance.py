@@ -12,51 +12,14 @@ import json
 import math
 import sys
 import time
-import traceback
-import urllib.request
 
 import anthropic
 import openai
 
+from sdk_harness import attempts, check, connect, fault, raises, run_checks, settled
+
 BASE, CONTROL, KEY = sys.argv[1:4]
-CHECKS = []
-
-
-def check(fn):
-    CHECKS.append(fn)
-    return fn
-
-
-def control(method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(CONTROL + path, data=data, method=method)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        text = response.read()
-        return json.loads(text) if text else None
-
-
-def fault(rule=None):
-    """Switch every fault off, then `rule` on (if given)."""
-    control("DELETE", "/faults")
-    if rule is not None:
-        control("POST", "/faults/llm", rule)
-
-
-def attempts(key):
-    """The journal's attempts correlated to nonce `key`, oldest first."""
-    journal = control("GET", "/journal/llm")
-    return [a for a in journal["attempts"] if a["key"] == key]
-
-
-def settled(key, count=1):
-    """The attempts of `key` once `count` are journaled (a stream records when its body
-    ends, a moment after the client read its end); waits up to 5 s."""
-    deadline = time.monotonic() + 5
-    while True:
-        seen = attempts(key)
-        if len(seen) >= count or time.monotonic() > deadline:
-            return seen
-        time.sleep(0.02)
+connect(CONTROL)
 
 
 def oai(**options):
@@ -85,16 +48,6 @@ WEATHER_TOOL = {
         },
     },
 }
-
-
-def raises(cls, call):
-    try:
-        call()
-    except cls as error:
-        return error
-    except Exception as error:  # noqa: BLE001 - report the wrong class precisely
-        raise AssertionError(f"expected {cls.__name__}, got {type(error).__name__}: {error}")
-    raise AssertionError(f"expected {cls.__name__}, got no error")
 
 
 @check
@@ -293,20 +246,5 @@ def anthropic_retries_an_overload_after_retry_after_ms():
     assert seen[1]["at_ms"] - seen[0]["at_ms"] >= 350
 
 
-def main():
-    failures = 0
-    for fn in CHECKS:
-        try:
-            fn()
-            print(f"ok {fn.__name__}", flush=True)
-        except Exception as error:  # noqa: BLE001 - every failure is reported, then counted
-            failures += 1
-            print(f"FAIL {fn.__name__}: {error!r}", flush=True)
-            traceback.print_exc()
-    fault()
-    print(f"openai {openai.__version__}, anthropic {anthropic.__version__}: {len(CHECKS) - failures}/{len(CHECKS)} checks passed")
-    sys.exit(failures)
-
-
 if __name__ == "__main__":
-    main()
+    run_checks(f"openai {openai.__version__}, anthropic {anthropic.__version__}")

@@ -26,6 +26,8 @@ BASE, CONTROL, KEY, SDK = sys.argv[1:5]
 def control(method, path, body=None):
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(CONTROL + path, data=data, method=method)
+    if data is not None:
+        request.add_header("content-type", "application/json")
     with urllib.request.urlopen(request, timeout=10) as response:
         text = response.read()
         return json.loads(text) if text else None

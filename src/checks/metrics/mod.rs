@@ -33,6 +33,7 @@ use truth::LlmFailures;
 use super::common::{bounded, gap_about, not_applicable, pending};
 use super::sla::format_ratio;
 use super::{Outcome, Verdict};
+use crate::evidence::FakeName;
 use crate::evidence::{Evidence, FlowKind};
 use crate::scenario::profile::Counts;
 use crate::scenario::MetricsExpectations;
@@ -229,7 +230,7 @@ fn compare_all(evidence: &Evidence, expect: &MetricsExpectations) -> Vec<Compari
         .iter()
         .filter(|a| a.at_ms <= snapshot.at_ms && a.at_ms > since_ms)
         .collect();
-    let llm = || seen.iter().filter(|a| a.fake == "llm");
+    let llm = || seen.iter().filter(|a| a.fake == FakeName::Llm);
     let chat = || llm().filter(|a| a.route.starts_with(&expect.tokens_route));
 
     let mut out = Vec::new();
@@ -345,8 +346,8 @@ fn compare_all(evidence: &Evidence, expect: &MetricsExpectations) -> Vec<Compari
     let steps = seen
         .iter()
         .filter(|a| {
-            (a.fake == "llm" && a.route.starts_with(&expect.tokens_route))
-                || !matches!(a.fake.as_str(), "llm" | "redis")
+            (a.fake == FakeName::Llm && a.route.starts_with(&expect.tokens_route))
+                || !(a.fake == FakeName::Llm || a.fake == FakeName::Redis)
         })
         .filter(|a| agents.iter().any(|r| super::common::belongs(a, r)))
         .count();
@@ -366,7 +367,7 @@ fn cache_hit_ratio(evidence: &Evidence, until_ms: f64) -> Option<f64> {
     let lookups: Vec<bool> = evidence
         .attempts
         .iter()
-        .filter(|a| a.fake == "redis" && a.route == "GET" && a.at_ms <= until_ms)
+        .filter(|a| a.fake == FakeName::Redis && a.route == "GET" && a.at_ms <= until_ms)
         .filter_map(|a| match a.status {
             Some(200) => Some(true),
             Some(404) => Some(false),

@@ -23,7 +23,8 @@
 use std::collections::BTreeMap;
 
 use crate::checks::common::attempt_failed;
-use crate::fakes::journal::Attempt;
+use crate::evidence::Attempt;
+use crate::evidence::FakeName;
 
 /// Failed LLM calls and attempts among some attempts, and how the calls were told apart.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -40,7 +41,7 @@ impl LlmFailures {
     /// Counts the LLM fake's attempts among `attempts` (any order).
     pub fn count<'a>(attempts: impl Iterator<Item = &'a Attempt>) -> LlmFailures {
         let mut groups: BTreeMap<(&str, &str), Vec<&Attempt>> = BTreeMap::new();
-        for a in attempts.filter(|a| a.fake == "llm") {
+        for a in attempts.filter(|a| a.fake == FakeName::Llm) {
             groups
                 .entry((a.key.as_deref().unwrap_or(""), a.route.as_str()))
                 .or_default()

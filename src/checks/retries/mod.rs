@@ -28,8 +28,9 @@ use super::common::{
 };
 use super::sla::format_ms;
 use super::{Outcome, Verdict};
+use crate::evidence::Attempt;
+use crate::evidence::FakeName;
 use crate::evidence::{Evidence, Phase};
-use crate::fakes::journal::Attempt;
 use crate::scenario::RetryExpectations;
 
 /// Waits at most this much shorter than `retry-after` still count as honouring it (timers and
@@ -147,14 +148,16 @@ pub fn check(evidence: &Evidence, expect: &RetryExpectations) -> Vec<Verdict> {
 /// Why no chain could be judged, or `None` when some upstream attempt failed.
 fn nothing_failed(evidence: &Evidence, chains: &[Chain]) -> Option<String> {
     if chains.is_empty() {
-        return Some(if evidence.attempts.iter().all(|a| a.fake == "redis") {
-            "the LLM and tool fakes saw no upstream attempts, so retries could not be judged."
-                .into()
-        } else {
-            "the fakes could not link any upstream attempt to a client request (no nonce or \
+        return Some(
+            if evidence.attempts.iter().all(|a| a.fake == FakeName::Redis) {
+                "the LLM and tool fakes saw no upstream attempts, so retries could not be judged."
+                    .into()
+            } else {
+                "the fakes could not link any upstream attempt to a client request (no nonce or \
              request id found), so retries could not be judged."
-                .into()
-        });
+                    .into()
+            },
+        );
     }
     if !chains
         .iter()
@@ -240,7 +243,7 @@ fn check_retryable(evidence: &Evidence, chains: &[Chain], expect: &RetryExpectat
     let retryable = |a: &Attempt| a.status.is_some_and(|s| expect.retryable.contains(&s));
     let judged: Vec<&Chain> = chains
         .iter()
-        .filter(|c| c.attempts[0].fake == "llm")
+        .filter(|c| c.attempts[0].fake == FakeName::Llm)
         .filter(|c| attempt_failed(c.attempts[0]) && retryable(c.attempts[0]))
         .filter(|c| {
             let first = c.attempts[0];

@@ -13,8 +13,8 @@ use super::waits::{Growth, Spread};
 use crate::checks::common::tests::{attempt, window};
 use crate::checks::sla::tests::EvidenceBuilder;
 use crate::checks::{Outcome, Verdict};
+use crate::evidence::Attempt;
 use crate::evidence::{Evidence, Phase, PhaseSpan};
-use crate::fakes::journal::Attempt;
 use crate::scenario::RetryExpectations;
 
 const CHAT: &str = "/v1/chat/completions";

@@ -6,6 +6,7 @@
 //! Without a `rate_limit` fault the buckets still count (so the headers move) against limits
 //! generous enough never to refuse anything.
 
+use crate::sync::LockExt;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -63,7 +64,7 @@ impl Limits {
         enforced: bool,
         now: Instant,
     ) -> Verdict {
-        let mut buckets = self.buckets.lock().unwrap();
+        let mut buckets = self.buckets.locked();
         if buckets.len() >= KEYS_LIMIT && !buckets.contains_key(key) {
             buckets.clear();
         }

@@ -1,7 +1,12 @@
 //! The fake LLM, OpenAI- and Anthropic-compatible: `POST /v1/chat/completions` (plain and
 //! SSE, with tool calls), `POST /v1/embeddings`, `GET /v1/models` behind
 //! `Authorization: Bearer <api_key>`, and Anthropic's `POST /v1/messages` (plain and SSE with
-//! its named events) behind `x-api-key`.
+//! its named events) behind `x-api-key`, and OpenAI's Responses API `POST /v1/responses`
+//! (plain and SSE with its semantic events, function calls, `previous_response_id`), and
+//! Google's Gemini API (`/v1beta/models/{m}:generateContent` and its siblings) behind
+//! `x-goog-api-key`. Azure OpenAI's paths (`/openai/deployments/{d}/…`, `/openai/v1/…`) reach
+//! the OpenAI routes behind `api-key`, with Azure's headers and gateway errors. Amazon Bedrock
+//! Runtime's Converse, ConverseStream and InvokeModel (`/model/{id}/…`) behind SigV4.
 //!
 //! This module owns routing, authentication, rate limiting, context windows and each
 //! provider's error shape (OpenAI `{"error":{"message","type","param","code"}}`, Anthropic
@@ -22,10 +27,15 @@
 
 mod answers;
 mod anthropic;
+mod azure;
+mod bedrock;
 mod chat;
 mod chat_body;
 mod embeddings;
+mod eventstream;
+mod gemini;
 mod limits;
+mod responses;
 pub mod standalone;
 mod stream;
 mod tools;
@@ -58,6 +68,7 @@ const RESET_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-reset-re
 const RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+const X_AMZN_REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
 const PROCESSING_MS: HeaderName = HeaderName::from_static("openai-processing-ms");
 
 /// How the fake LLM behaves when no fault is on.
@@ -148,6 +159,7 @@ pub async fn start_on(
         options,
         board: switchboard.clone(),
         limits: Limits::default(),
+        ledger: responses::Ledger::default(),
     };
     http::serve_on(addr, "llm", llm, switchboard, journal).await
 }
@@ -157,6 +169,8 @@ struct Llm {
     /// For jitter draws while pacing streams (the same seeded RNG as the fault picks).
     board: Arc<Switchboard>,
     limits: Limits,
+    /// The Responses API's conversation state: which response ids exist.
+    ledger: responses::Ledger,
 }
 
 /// Whose wire format a request speaks, by route.
@@ -164,12 +178,23 @@ struct Llm {
 enum Provider {
     OpenAi,
     Anthropic,
+    Gemini,
+    /// OpenAI's routes under Azure's paths.
+    Azure,
+    Bedrock,
 }
 
 impl Provider {
     fn of(request: &Request) -> Provider {
-        if request.uri.path().starts_with("/v1/messages") {
+        let path = request.uri.path();
+        if azure::is_azure(path) {
+            Provider::Azure
+        } else if bedrock::is_bedrock(path) {
+            Provider::Bedrock
+        } else if path.starts_with("/v1/messages") {
             Provider::Anthropic
+        } else if gemini::is_gemini(path) {
+            Provider::Gemini
         } else {
             Provider::OpenAi
         }
@@ -237,6 +262,30 @@ impl Turn<'_> {
                     if which == "requests" { rpm } else { tpm }
                 ),
             ),
+            Provider::Azure => azure::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "Requests to the ChatCompletions_Create Operation under Azure OpenAI API \
+                     version 2024-10-21 have exceeded {which} rate limit of your current OpenAI \
+                     S0 pricing tier. Please retry after {} seconds.",
+                    wait.as_millis().div_ceil(1000)
+                ),
+            ),
+            Provider::Bedrock => bedrock::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ThrottlingException",
+                "Too many tokens, please wait before trying again.",
+            ),
+            Provider::Gemini => gemini::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "Quota exceeded for metric: generate_content_{which}, limit: {}. Please \
+                     retry in {}.",
+                    if which == "requests" { rpm } else { tpm },
+                    limits::reset_text(wait)
+                ),
+                Some(wait),
+            ),
         };
         let reply = reply
             .with_retry_after(Some(wait))
@@ -248,7 +297,8 @@ impl Turn<'_> {
 /// Adds the rate-limit headers of `verdict` in the provider's spelling.
 fn with_limits(provider: Provider, reply: Reply, verdict: &Verdict) -> Reply {
     match provider {
-        Provider::OpenAi => {
+        // Azure sends OpenAI's rate-limit headers too.
+        Provider::OpenAi | Provider::Azure => {
             // The default limits are on almost every answer: their values are built once.
             let limit = |value: u32, default: u32, text: &'static str| {
                 if value == default {
@@ -299,6 +349,9 @@ fn with_limits(provider: Provider, reply: Reply, verdict: &Verdict) -> Reply {
                 )
                 .with_header("anthropic-ratelimit-tokens-reset", at(verdict.reset_tokens))
         }
+        // Gemini and Bedrock send no rate-limit headers; Gemini's 429 says the wait in a
+        // RetryInfo detail.
+        Provider::Gemini | Provider::Bedrock => reply,
     }
 }
 
@@ -348,6 +401,9 @@ impl Responder for Llm {
             Provider::Anthropic => {
                 anthropic_status_error(status, error_code).with_retry_after(retry_after)
             }
+            Provider::Gemini => gemini::status_error(status, retry_after),
+            Provider::Azure => azure::status_error(status, retry_after),
+            Provider::Bedrock => bedrock::status_error(status, retry_after, error_code),
         };
         stamp(provider, request, reply)
     }
@@ -365,9 +421,13 @@ impl Llm {
         };
         let reply = match self.authenticate(provider, request) {
             Err(refusal) => refusal,
-            Ok(()) => match (&request.method, request.uri.path()) {
+            Ok(()) => match (
+                &request.method,
+                azure::openai_path(request.uri.path()).0.as_ref(),
+            ) {
                 (&Method::POST, "/v1/chat/completions") => chat::complete(&turn),
                 (&Method::POST, "/v1/messages") => anthropic::messages(&turn),
+                (&Method::POST, "/v1/responses") => responses::create(&turn, &self.ledger),
                 (&Method::POST, "/v1/embeddings") => {
                     let mut reply = embeddings::embed(&self.options, request);
                     if matches!(
@@ -381,6 +441,14 @@ impl Llm {
                     reply
                 }
                 (&Method::GET, "/v1/models") => models(),
+                (&Method::POST, path) if bedrock::route(path).is_some() => {
+                    let (model, action) = bedrock::route(path).expect("matched above");
+                    bedrock::answer(&turn, model, action)
+                }
+                (&Method::POST, path) if gemini::route(path).is_some() => {
+                    let (model, action) = gemini::route(path).expect("matched above");
+                    gemini::answer(&turn, model, action)
+                }
                 (method, path) => match provider {
                     Provider::OpenAi => error(
                         StatusCode::NOT_FOUND,
@@ -394,6 +462,17 @@ impl Llm {
                         "not_found_error",
                         &format!("Not found: {method} {path}"),
                     ),
+                    Provider::Gemini => gemini::error(
+                        StatusCode::NOT_FOUND,
+                        &format!("Method not found: {method} {path}"),
+                        None,
+                    ),
+                    Provider::Azure => azure::error(StatusCode::NOT_FOUND, "Resource not found"),
+                    Provider::Bedrock => bedrock::error(
+                        StatusCode::NOT_FOUND,
+                        "UnknownOperationException",
+                        &format!("No operation at {method} {path}"),
+                    ),
                 },
             },
         };
@@ -404,6 +483,15 @@ impl Llm {
         let ApiKey::Only(expected) = &self.options.api_key else {
             return Ok(());
         };
+        if provider == Provider::Bedrock {
+            // SigV4 cannot be checked without the secret key: a signed request is accepted.
+            let signed = request
+                .header("authorization")
+                .is_some_and(|auth| bedrock::access_key_id(auth).is_some());
+            if signed || sent_key(request) == Some(expected.as_str()) {
+                return Ok(());
+            }
+        }
         let sent = sent_key(request);
         if sent == Some(expected.as_str()) {
             return Ok(());
@@ -444,24 +532,69 @@ impl Llm {
                     None => format!("x-api-key header is required. {which}"),
                 },
             ),
+            Provider::Azure => azure::error(
+                StatusCode::UNAUTHORIZED,
+                &format!(
+                    "Access denied due to invalid subscription key or wrong API endpoint. Make \
+                     sure to provide a valid key for an active subscription and use a correct \
+                     regional API endpoint for your resource. {which}"
+                ),
+            ),
+            Provider::Bedrock => bedrock::error(
+                StatusCode::FORBIDDEN,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ),
+            // Google answers a wrong key with 400 and a missing one with 403.
+            Provider::Gemini => match sent {
+                Some(_) => gemini::error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("API key not valid. Please pass a valid API key. {which}"),
+                    None,
+                ),
+                None => gemini::error(
+                    StatusCode::FORBIDDEN,
+                    &format!(
+                        "Method doesn't allow unregistered callers (callers without established \
+                         identity). Please use API Key or other form of API consumer identity \
+                         to call this API. {which}"
+                    ),
+                    None,
+                ),
+            },
         })
     }
 }
 
-/// The API key a request carries: `Authorization: Bearer`, else Anthropic's `x-api-key`; an
-/// empty one is none.
+/// The API key a request carries: `Authorization: Bearer`, else Anthropic's `x-api-key`,
+/// else Google's `x-goog-api-key` or `?key=`, else Azure's `api-key`, else the access key id
+/// of a SigV4 signature; an empty one is none.
 fn sent_key(request: &Request) -> Option<&str> {
+    let header = |name: &str| {
+        request
+            .header(name)
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+    };
     let bearer = request
         .header("authorization")
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|key| !key.is_empty());
-    bearer.or_else(|| {
+    let query_key = || {
         request
-            .header("x-api-key")
-            .map(str::trim)
+            .uri
+            .query()?
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("key="))
             .filter(|key| !key.is_empty())
-    })
+    };
+    bearer
+        .or_else(|| header("x-api-key"))
+        .or_else(|| header("x-goog-api-key"))
+        .or_else(|| header("api-key"))
+        .or_else(|| bedrock::access_key_id(request.header("authorization")?))
+        .or_else(query_key)
 }
 
 /// Shows only the last 4 characters of a wrong key, as OpenAI does, so an error message a
@@ -495,6 +628,12 @@ fn stamp(provider: Provider, request: &Request, reply: Reply) -> Reply {
     let reply = match provider {
         Provider::OpenAi => reply.with_text(X_REQUEST_ID, id),
         Provider::Anthropic => reply.with_text(REQUEST_ID, id),
+        Provider::Gemini => reply,
+        Provider::Bedrock => reply.with_text(X_AMZN_REQUEST_ID, id),
+        Provider::Azure => {
+            let deployment = azure::openai_path(request.uri.path()).1;
+            azure::stamp(reply.with_text(X_REQUEST_ID, id.clone()), &id, deployment)
+        }
     };
     reply.with_number(PROCESSING_MS, processing_ms)
 }

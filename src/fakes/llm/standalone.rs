@@ -39,6 +39,10 @@ pub struct StandaloneArgs {
     /// Loopback port of the control API (switch faults, read the journal); 0 picks a free one.
     #[arg(long, default_value_t = 0)]
     pub control_port: u16,
+    /// Require this token on the control API (`Authorization: Bearer TOKEN`); default:
+    /// $FAULTLINE_CONTROL_TOKEN, else none.
+    #[arg(long, value_name = "TOKEN")]
+    pub control_token: Option<String>,
 }
 
 pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
@@ -78,9 +82,15 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
         switchboard: board.clone(),
         journal: journal.clone(),
     }];
-    let control = tokio::spawn(control::serve(control_listener, fakes, async {
-        let _ = control_stopped.await;
-    }));
+    let token = control::token_from(args.control_token.clone());
+    let control = tokio::spawn(control::serve_guarded(
+        control_listener,
+        control::router(fakes),
+        token,
+        async {
+            let _ = control_stopped.await;
+        },
+    ));
 
     let base = fake.base_url();
     println!("fake llm listening on {base}");

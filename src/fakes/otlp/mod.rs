@@ -21,7 +21,8 @@
 mod json;
 mod proto;
 
-use std::collections::{BTreeMap, VecDeque};
+use crate::sync::LockExt;
+use std::collections::VecDeque;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 use axum::http::{Method, StatusCode};
 use bytes::Bytes;
 use prost::Message;
-use serde::{Deserialize, Serialize};
+
 use serde_json::{json, Value};
 
 use super::fault::Switchboard;
@@ -39,6 +40,7 @@ use super::http::{self, Reply, Request, Responder};
 use super::journal::Journal;
 use super::{FakeError, FakeHandle};
 
+pub use crate::evidence::{SpanRecord, SpanStatus};
 pub use proto::{
     any_value, AnyValue, ExportTraceServiceRequest, KeyValue, Resource, ResourceSpans, ScopeSpans,
     Span as ProtoSpan, Status as ProtoStatus,
@@ -46,51 +48,6 @@ pub use proto::{
 
 /// A decompressed body above this is refused: a gzip bomb must not grow the fake.
 const MAX_INFLATED: u64 = 64 * 1024 * 1024;
-
-/// One span as the collector received it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SpanRecord {
-    /// Milliseconds from the run's start to when the export carrying it arrived.
-    pub at_ms: f64,
-    /// 32 lowercase hex digits.
-    pub trace_id: String,
-    /// 16 lowercase hex digits.
-    pub span_id: String,
-    /// The parent's span id; `None` for a root span.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_id: Option<String>,
-    pub name: String,
-    /// The resource's `service.name`, if it set one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
-    pub start_unix_nano: u64,
-    pub end_unix_nano: u64,
-    pub status: SpanStatus,
-    /// String, integer, float and boolean attributes as JSON values; arrays, maps and bytes
-    /// as their JSON (or hex) text.
-    #[serde(default)]
-    pub attributes: BTreeMap<String, Value>,
-}
-
-impl SpanRecord {
-    /// The attribute `key` as text (numbers and booleans written out), if the span has it.
-    pub fn attribute_text(&self, key: &str) -> Option<String> {
-        match self.attributes.get(key)? {
-            Value::String(s) => Some(s.clone()),
-            other => Some(other.to_string()),
-        }
-    }
-}
-
-/// A span's status code.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SpanStatus {
-    #[default]
-    Unset,
-    Ok,
-    Error,
-}
 
 impl SpanStatus {
     fn from_code(code: i64) -> SpanStatus {
@@ -132,7 +89,7 @@ impl SpanJournal {
         self.exports.fetch_add(1, Ordering::Relaxed);
         self.received
             .fetch_add(spans.len() as u64, Ordering::Relaxed);
-        let mut entries = self.entries.lock().unwrap();
+        let mut entries = self.entries.locked();
         for mut span in spans {
             span.at_ms = at_ms;
             if entries.len() == self.capacity {
@@ -145,7 +102,7 @@ impl SpanJournal {
 
     /// A copy of the spans kept now, in arrival order.
     pub fn snapshot(&self) -> Vec<SpanRecord> {
-        self.entries.lock().unwrap().iter().cloned().collect()
+        self.entries.locked().iter().cloned().collect()
     }
 
     /// Spans received in all, kept or not.

@@ -6,6 +6,7 @@
 //! One mutex per database: commands are short and the fake serves a few hundred connections
 //! at most, so a lock held for one command costs less than sharding would save.
 
+use crate::sync::LockExt;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use indexmap::IndexMap;
@@ -252,9 +253,7 @@ impl Keyspace {
     pub fn db(&self, index: usize) -> MutexGuard<'_, Db> {
         // A panic while holding the lock cannot leave a Db half-updated in a way that matters
         // for a fake; keep serving rather than poison every later command.
-        self.dbs[index]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.dbs[index].locked()
     }
 
     /// One round of the periodic sweep over every database; returns keys freed.

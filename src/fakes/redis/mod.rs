@@ -24,7 +24,7 @@
 //! `MISCONF …`, `BUSY …`) without running the command.
 //!
 //! # Journal
-//! One [`Attempt`](crate::fakes::journal::Attempt) per command: `route` is the command name,
+//! One [`Attempt`](crate::evidence::Attempt) per command: `route` is the command name,
 //! `key` the `fl-xxxxxxxx` nonce found in any argument, else the Redis key (first argument of
 //! keyspace commands). The outcome is the `status`, mapped as an HTTP-minded reader expects:
 //! `200` a normal reply (or a hit), `404` a nil reply (GET/HGET/GETEX of a missing key, a SET

@@ -32,6 +32,7 @@
 //! Bounded: the newest `WRITES_LIMIT` records (counting what was forgotten), `KEYS_LIMIT`
 //! idempotency keys and `CREATED_LIMIT` (link, identity) counts.
 
+use crate::sync::LockExt;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{LazyLock, Mutex};
 
@@ -185,7 +186,7 @@ impl WriteLedger {
     /// create: a known key replays or refuses; otherwise `create` makes the side effect and
     /// its answer, which the key (if any) remembers.
     pub(crate) fn write(&self, seen: Seen, create: impl FnOnce() -> Answer) -> Decision {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         if let Some(key) = &seen.idempotency_key {
             if let Some((identity, first)) = state.keys.get(key).cloned() {
                 let (outcome, decision) = if identity == seen.identity {
@@ -220,32 +221,29 @@ impl WriteLedger {
 
     /// Records a write that was refused or faulted before the ledger's logic.
     pub(crate) fn refused(&self, seen: Seen, outcome: WriteOutcome, status: StatusCode) {
-        self.state
-            .lock()
-            .unwrap()
-            .push(seen.record(outcome, status, None));
+        self.state.locked().push(seen.record(outcome, status, None));
     }
 
     /// A copy of the records, oldest first.
     pub fn writes(&self) -> Vec<WriteRecord> {
-        self.state.lock().unwrap().writes.iter().cloned().collect()
+        self.state.locked().writes.iter().cloned().collect()
     }
 
     /// How many of the oldest records were pushed out by the bound.
     pub fn dropped(&self) -> u64 {
-        self.state.lock().unwrap().dropped
+        self.state.locked().dropped
     }
 
     /// How many writes created their side effect, over the fake's life.
     pub fn created(&self) -> u64 {
-        self.state.lock().unwrap().creations
+        self.state.locked().creations
     }
 
     /// Writes of one client request that took effect more than once (grouped by link and
     /// identity; unlinked writes by identity alone), in the order of their first creation.
     /// Empty when every write was idempotent. Computed from the records still kept.
     pub fn duplicate_writes(&self) -> Vec<DuplicateWrite> {
-        let state = self.state.lock().unwrap();
+        let state = self.state.locked();
         let mut groups: Vec<DuplicateWrite> = Vec::new();
         let mut index: HashMap<(Option<&str>, u64), usize> = HashMap::new();
         for write in &state.writes {
@@ -460,7 +458,7 @@ mod tests {
         for n in 0..=KEYS_LIMIT {
             ledger.write(seen(None, Some(&format!("k{n}")), n as u64), answer);
         }
-        let state = ledger.state.lock().unwrap();
+        let state = ledger.state.locked();
         assert_eq!(state.keys.len(), KEYS_LIMIT);
         assert!(!state.keys.contains_key("k0"));
         drop(state);

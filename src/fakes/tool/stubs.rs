@@ -65,7 +65,7 @@ use crate::fakes::fault::Switchboard;
 use crate::fakes::http::{self, Reply, Request, Responder, Script};
 use crate::fakes::journal::Journal;
 use crate::fakes::{FakeError, FakeHandle};
-use crate::scenario::parse::line_column;
+use crate::input::line_column;
 
 /// The longest `delay` a stub may ask for; longer is surely a typo.
 const MAX_DELAY: Duration = Duration::from_secs(60);

@@ -20,6 +20,7 @@
 //!
 //! Bounded: the fake keeps the newest `TICKETS_LIMIT` tickets; the ledger has its own bounds.
 
+use crate::sync::LockExt;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -174,7 +175,7 @@ impl Responder for Tickets {
         if request.method != Method::GET {
             return error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
         }
-        match self.store.lock().unwrap().tickets.get(id) {
+        match self.store.locked().tickets.get(id) {
             Some(ticket) => Reply::json_body(StatusCode::OK, ticket.to_vec()),
             None => error(StatusCode::NOT_FOUND, &format!("no ticket {id}")),
         }
@@ -226,7 +227,7 @@ impl Tickets {
         }
         let decision = self
             .ledger
-            .write(seen, || self.store.lock().unwrap().create(payload));
+            .write(seen, || self.store.locked().create(payload));
         match decision {
             Decision::Created(answer) => Reply::json_body(answer.status, answer.body.to_vec()),
             Decision::Replayed(answer) => Reply::json_body(answer.status, answer.body.to_vec())

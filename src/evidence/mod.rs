@@ -7,8 +7,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::fakes::journal::Attempt;
-pub use crate::fakes::otlp::{SpanRecord, SpanStatus};
+mod attempt;
+mod names;
+mod span;
+
+pub use attempt::{ApiKeySent, Attempt, WriteAttempt};
+pub use names::FakeName;
+pub use span::{SpanRecord, SpanStatus};
 
 /// The three phases every scenario is cut into, from its fault timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -127,28 +132,6 @@ pub enum StreamEnd {
     Stalled,
 }
 
-/// One write a tool fake received (e.g. `POST /tickets`), for duplicate side effects.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct WriteAttempt {
-    pub at_ms: f64,
-    /// Which fake: `tickets`.
-    pub fake: String,
-    /// The client request it belongs to: the nonce found in it, else the `x-request-id` it
-    /// carried (see `fakes::tool::ledger`); `None` when unlinked.
-    pub key: Option<String>,
-    /// The `Idempotency-Key` header sent, if any.
-    pub idempotency_key: Option<String>,
-    /// The write's identity (method, path and payload, volatile values masked), so the same
-    /// write under another key can be spotted.
-    pub payload_hash: u64,
-    /// True when the fake created something new (a side effect), false for a replay it
-    /// recognised by its idempotency key.
-    pub side_effect: bool,
-    /// The status the fake answered (0 in evidence written before it was recorded).
-    #[serde(default)]
-    pub status: u16,
-}
-
 impl Record {
     /// Bytes of response body kept per record.
     pub const EXCERPT_LIMIT: usize = 2048;
@@ -175,6 +158,29 @@ pub struct LogLine {
     pub at_ms: f64,
     pub stream: LogStream,
     pub text: String,
+}
+
+/// What the bounds on a target's output cost (see `target::logs`): lines not kept, cut, or
+/// decoded lossily.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogLoss {
+    /// Lines pushed out of the ring of kept lines (the oldest go first).
+    pub dropped: u64,
+    /// Of those, lines written after the load started: the ones log checks would have read.
+    pub dropped_in_load: u64,
+    /// Lines cut at the line-length bound.
+    pub cut: u64,
+    /// Lines that were not UTF-8 (kept, with U+FFFD for the bad bytes).
+    pub not_utf8: u64,
+}
+
+/// A target faultline started that exited before faultline stopped it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetCrash {
+    /// `exit status: 3`, `signal: 9 (SIGKILL)`, …
+    pub status: String,
+    /// Its last output lines, oldest first.
+    pub last_lines: Vec<String>,
 }
 
 /// A fault switched on or off by the timeline.
@@ -239,6 +245,9 @@ pub struct Evidence {
     pub attempts_dropped: u64,
     /// The target's output lines (empty when its logs were not captured).
     pub logs: Vec<LogLine>,
+    /// What the bounds on the target's output cost (so `logs` is partial when lines dropped).
+    #[serde(default)]
+    pub logs_lost: LogLoss,
     /// Metrics endpoint snapshots (empty when the target has none): one after the warm-up,
     /// before the load, and one after the load.
     pub metrics: Vec<MetricsSnapshot>,
@@ -246,6 +255,9 @@ pub struct Evidence {
     /// so a ratio such as the cache hit ratio can be compared whole.
     #[serde(default)]
     pub target_started: bool,
+    /// Set when the target faultline started exited on its own during the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_crash: Option<TargetCrash>,
     /// Writes the tool fakes received (empty when no write flow ran).
     #[serde(default)]
     pub writes: Vec<WriteAttempt>,
