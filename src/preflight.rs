@@ -340,10 +340,11 @@ fn reaches(plan: &Plan, fake: FakeName) -> Option<bool> {
         FakeName::Weather => "{tool.weather}",
         FakeName::Tickets => "{tool.tickets}",
         FakeName::Redis => "{redis}",
+        FakeName::Mcp => "{mcp}",
     };
     // The reference target gets the LLM and tool addresses by default (see run::spawn_spec);
-    // Redis only when the scenario gives it REDIS_URL.
-    if plan.target.command.is_none() && fake != FakeName::Redis {
+    // Redis only when the scenario gives it REDIS_URL; it calls no MCP server.
+    if plan.target.command.is_none() && !matches!(fake, FakeName::Redis | FakeName::Mcp) {
         return Some(true);
     }
     Some(names(plan, placeholder))

@@ -1,6 +1,8 @@
-//! The fake MCP server (`faultline fake mcp`, the built binary) against the official `mcp`
-//! Python SDK's Streamable HTTP client (tests/python/mcp_client.py): sessions, tools, and each
-//! MCP fault as the SDK sees it. And the transport's refusals over plain HTTP.
+//! The fake MCP server (`faultline fake mcp`, the built binary) against the official SDKs'
+//! Streamable HTTP clients, `mcp` for Python (tests/python/mcp_client.py) and
+//! `@modelcontextprotocol/sdk` from npm (tests/node/mcp_client.mjs): sessions, tools, and each
+//! MCP fault as the SDK sees it. And the transport's refusals over plain HTTP, and the server's
+//! place among a run's fakes.
 
 mod common;
 
@@ -52,6 +54,26 @@ async fn the_official_mcp_sdk_works_against_the_fake_and_meets_each_fault() {
     );
     assert!(stdout.contains("checks passed"), "{stdout}");
     println!("{stdout}");
+}
+
+#[tokio::test]
+async fn the_official_typescript_mcp_sdk_works_against_the_fake() {
+    let (_child, url, control) = spawn_fake_mcp().await;
+    let run = common::node_script("mcp_client.mjs")
+        .args([url, control])
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the MCP checks finish within 120 s")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "MCP SDK checks failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("4/4 checks passed"), "{stdout}");
 }
 
 #[tokio::test]
@@ -125,4 +147,34 @@ async fn the_transport_refuses_what_the_specification_refuses() {
         .unwrap();
     assert_eq!(deleted.status(), 200);
     assert_eq!(post(list, Some(&session)).await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn a_runs_fakes_include_the_mcp_server_at_mcp_server_url() {
+    use faultline::evidence::FakeName;
+    use faultline::fakes::set::FakeSet;
+    let fakes = FakeSet::start(7, std::time::Instant::now(), None, None)
+        .await
+        .expect("the fakes start");
+    let env: std::collections::BTreeMap<_, _> = fakes.service_env().into_iter().collect();
+    let url = env["MCP_SERVER_URL"].clone();
+    assert_eq!(fakes.placeholders(3000)["{mcp}"], url);
+    assert!(fakes.boards().contains_key(&FakeName::Mcp));
+    let answer = client()
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": { "protocolVersion": "2025-06-18", "capabilities": {},
+                        "clientInfo": { "name": "t", "version": "0" } } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(answer.headers().contains_key("mcp-session-id"));
+    // The attempt is journaled as the MCP fake's, beside the others'.
+    assert!(fakes
+        .attempts()
+        .iter()
+        .any(|a| a.fake == FakeName::Mcp && a.status == Some(200)));
+    fakes.shutdown().await;
 }

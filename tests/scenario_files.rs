@@ -1184,3 +1184,51 @@ fn a_scenario_that_describes_its_own_api_keeps_it_over_the_config() {
         .unwrap();
     assert_eq!(plain.api.chat.path, "/from-config");
 }
+
+#[test]
+fn mcp_faults_parse_from_scenario_files_and_mcp_only_kinds_stay_on_the_mcp_fake() {
+    let mcp = full_with(
+        "[[faults]]\nfake = \"weather\"",
+        "[[faults]]\nfake = \"mcp\"\nstart = \"1s\"\nend = \"2s\"\nkind = \"rpc_error\"\ncode = -32001\nmessage = \"overloaded\"\n\n\
+         [[faults]]\nfake = \"mcp\"\nstart = \"2s\"\nend = \"3s\"\nkind = \"large_result\"\nbytes = 1000\n\n\
+         [[faults]]\nfake = \"mcp\"\nstart = \"3s\"\nend = \"4s\"\nkind = \"tools_changed\"\n\n\
+         [[faults]]\nfake = \"weather\"",
+    );
+    let plan = parse_scenario(&mcp, "s.toml").unwrap_or_else(|e| panic!("{e}"));
+    let on_mcp: Vec<&Fault> = plan
+        .faults
+        .iter()
+        .filter(|w| w.fake == FakeName::Mcp)
+        .map(|w| &w.fault)
+        .collect();
+    assert_eq!(
+        on_mcp,
+        [
+            &Fault::RpcError {
+                code: Some(-32001),
+                message: Some("overloaded".into())
+            },
+            &Fault::LargeResult { bytes: Some(1000) },
+            &Fault::ToolsChanged,
+        ]
+    );
+    // An MCP fault on the LLM, and an LLM fault on the MCP server, are refused where written.
+    let wrong = full_with(
+        "[[faults]]\nfake = \"weather\"",
+        "[[faults]]\nfake = \"llm\"\nstart = \"1s\"\nend = \"2s\"\nkind = \"session_expired\"\n\n[[faults]]\nfake = \"weather\"",
+    );
+    let message = error_of(&wrong);
+    assert!(
+        message.contains("session_expired") && message.contains("mcp"),
+        "{message}"
+    );
+    let zero = full_with(
+        "[[faults]]\nfake = \"weather\"",
+        "[[faults]]\nfake = \"mcp\"\nstart = \"1s\"\nend = \"2s\"\nkind = \"large_result\"\nbytes = 0\n\n[[faults]]\nfake = \"weather\"",
+    );
+    let message = error_of(&zero);
+    assert!(
+        message.contains("`bytes`") && message.contains("from 1"),
+        "{message}"
+    );
+}

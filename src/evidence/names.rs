@@ -11,14 +11,17 @@ pub enum FakeName {
     Weather,
     Tickets,
     Redis,
+    /// The MCP tool server.
+    Mcp,
 }
 
 impl FakeName {
-    pub const ALL: [FakeName; 4] = [
+    pub const ALL: [FakeName; 5] = [
         FakeName::Llm,
         FakeName::Weather,
         FakeName::Tickets,
         FakeName::Redis,
+        FakeName::Mcp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -27,16 +30,18 @@ impl FakeName {
             FakeName::Weather => "weather",
             FakeName::Tickets => "tickets",
             FakeName::Redis => "redis",
+            FakeName::Mcp => "mcp",
         }
     }
 
     /// The kind of fake, as [`crate::fakes::fault::Fault::supported_by`] names it: `llm`,
-    /// `tool` (the HTTP tool fakes) or `redis`.
+    /// `tool` (the HTTP tool fakes), `redis` or `mcp`.
     pub fn category(self) -> &'static str {
         match self {
             FakeName::Llm => "llm",
             FakeName::Weather | FakeName::Tickets => "tool",
             FakeName::Redis => "redis",
+            FakeName::Mcp => "mcp",
         }
     }
 }
@@ -73,6 +78,6 @@ mod tests {
         assert!(*redis == FakeName::Redis);
         assert!(llm != FakeName::Redis);
         let names: Vec<String> = FakeName::ALL.iter().map(|n| n.to_string()).collect();
-        assert_eq!(names, ["llm", "weather", "tickets", "redis"]);
+        assert_eq!(names, ["llm", "weather", "tickets", "redis", "mcp"]);
     }
 }

@@ -1,5 +1,5 @@
-//! The set of fakes one run uses: the LLM, the weather and tickets tools, Redis and the OTLP
-//! collector, each with its own switchboard (seeded apart) and journal. `faultline fakes up` holds the same set on
+//! The set of fakes one run uses: the LLM, the weather and tickets tools, Redis, the OTLP
+//! collector and the MCP tool server, each with its own switchboard (seeded apart) and journal. `faultline fakes up` holds the same set on
 //! fixed ports for a target started by hand.
 
 use std::collections::BTreeMap;
@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::fault::Switchboard;
 use super::journal::{Attempt, Journal};
 use super::llm::{self, ApiKey, LlmOptions};
+use super::mcp;
 use super::otlp::{self, SpanJournal, SpanRecord};
 use super::redis::{self, RedisOptions};
 use super::tool::{self, WriteLedger, WriteOutcome};
@@ -41,11 +42,12 @@ pub struct FakeSet {
     /// [`FakeSet::attempts`].
     otlp: FakeHandle,
     spans: Arc<SpanJournal>,
+    mcp: FakeHandle,
 }
 
 impl FakeSet {
     /// Starts every fake; on fixed ports from `base_port` up when given (llm, weather,
-    /// tickets, redis, otlp), else on ephemeral ones. Journal times count from `epoch`.
+    /// tickets, redis, otlp, mcp), else on ephemeral ones. Journal times count from `epoch`.
     pub async fn start(
         seed: u64,
         epoch: Instant,
@@ -117,7 +119,15 @@ impl FakeSet {
             spans.clone(),
         )
         .await?;
+        let mcp = mcp::start_on(
+            at(5),
+            seed,
+            Arc::new(Switchboard::new(seed ^ 0x66)),
+            journal(),
+        )
+        .await?;
         Ok(FakeSet {
+            mcp,
             llm,
             weather,
             tickets,
@@ -134,6 +144,7 @@ impl FakeSet {
             (FakeName::Weather, self.weather.switchboard().clone()),
             (FakeName::Tickets, self.tickets.switchboard().clone()),
             (FakeName::Redis, self.redis.switchboard().clone()),
+            (FakeName::Mcp, self.mcp.switchboard().clone()),
         ])
     }
 
@@ -142,6 +153,7 @@ impl FakeSet {
         all.extend(self.weather.journal().snapshot());
         all.extend(self.tickets.journal().snapshot());
         all.extend(self.redis.journal().snapshot());
+        all.extend(self.mcp.journal().snapshot());
         all.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
         all
     }
@@ -161,6 +173,7 @@ impl FakeSet {
             + self.weather.journal().dropped()
             + self.tickets.journal().dropped()
             + self.redis.journal().dropped()
+            + self.mcp.journal().dropped()
     }
 
     /// The spans the OTLP collector kept, in arrival order.
@@ -181,6 +194,7 @@ impl FakeSet {
             ("tickets", &self.tickets),
             ("redis", &self.redis),
             ("otlp", &self.otlp),
+            ("mcp", &self.mcp),
         ]
         .into_iter()
         .map(|(name, fake)| super::control::ControlledFake {
@@ -200,6 +214,7 @@ impl FakeSet {
             &self.tickets.base_url(),
             &self.redis.base_url(),
             &self.otlp.base_url(),
+            &format!("{}/mcp", self.mcp.base_url()),
         )
     }
 
@@ -212,6 +227,7 @@ impl FakeSet {
             ("{tool.tickets}", self.tickets.base_url()),
             ("{redis}", self.redis.base_url()),
             ("{otlp}", self.otlp.base_url()),
+            ("{mcp}", format!("{}/mcp", self.mcp.base_url())),
             ("{port}", port.to_string()),
         ])
     }
@@ -222,7 +238,8 @@ impl FakeSet {
             self.weather.shutdown(),
             self.tickets.shutdown(),
             self.redis.shutdown(),
-            self.otlp.shutdown()
+            self.otlp.shutdown(),
+            self.mcp.shutdown()
         );
     }
 }
@@ -251,6 +268,7 @@ pub fn service_env(
     tickets: &str,
     redis: &str,
     otlp: &str,
+    mcp: &str,
 ) -> Vec<(&'static str, String)> {
     vec![
         ("OPENAI_BASE_URL", format!("{llm}/v1")),
@@ -261,5 +279,6 @@ pub fn service_env(
         ("TICKETS_API_URL", tickets.to_string()),
         ("REDIS_URL", redis.to_string()),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.to_string()),
+        ("MCP_SERVER_URL", mcp.to_string()),
     ]
 }

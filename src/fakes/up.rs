@@ -142,5 +142,6 @@ pub fn env_for(base: u16) -> Vec<(&'static str, String)> {
         &url(2),
         &format!("redis://127.0.0.1:{}", base + 3),
         &url(4),
+        &format!("{}/mcp", url(5)),
     )
 }

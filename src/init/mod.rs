@@ -225,6 +225,7 @@ fn command_env(scan: &source::Scan) -> BTreeMap<String, String> {
         "{tool.tickets}",
         "{redis}",
         "{otlp}",
+        "{mcp}",
     )
     .into_iter()
     .map(|(name, value)| {

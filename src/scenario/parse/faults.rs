@@ -180,7 +180,10 @@ pub(super) fn kind_settings(
     kind: &str,
 ) -> Option<(&'static [&'static str], &'static [&'static str])> {
     Some(match kind {
-        "refuse" | "hang" | "reset" | "drop" | "tool_loop" | "invalid_tool_args" => (&[], &[]),
+        "refuse" | "hang" | "reset" | "drop" | "tool_loop" | "invalid_tool_args" | "tool_error"
+        | "session_expired" | "tools_changed" => (&[], &[]),
+        "rpc_error" => (&[], &["code", "message"]),
+        "large_result" => (&[], &["bytes"]),
         "status" => (
             &["code"],
             &[
@@ -266,6 +269,34 @@ pub(super) fn build_fault_kind(
         "drop" => Fault::Drop,
         "tool_loop" => Fault::ToolLoop,
         "invalid_tool_args" => Fault::InvalidToolArgs,
+        "tool_error" => Fault::ToolError,
+        "session_expired" => Fault::SessionExpired,
+        "tools_changed" => Fault::ToolsChanged,
+        "rpc_error" => Fault::RpcError {
+            code: raw.code.as_ref().map(|code| *code.get_ref()),
+            message: raw.message.as_ref().map(|m| m.get_ref().clone()),
+        },
+        "large_result" => {
+            let bytes = match &raw.bytes {
+                None => None,
+                // Up to 256 MiB: past that the fake itself would be the bottleneck.
+                Some(b) if (1..=256 * 1024 * 1024).contains(b.get_ref()) => {
+                    Some(*b.get_ref() as u64)
+                }
+                Some(b) => {
+                    return Err(src.error(
+                        b,
+                        format!(
+                            "{} is {}; give a size in bytes from 1 to 268435456, e.g. bytes = \
+                             4194304",
+                            what("bytes"),
+                            b.get_ref()
+                        ),
+                    ))
+                }
+            };
+            Fault::LargeResult { bytes }
+        }
         "status" => {
             let code = raw.code.as_ref().expect("required setting checked above");
             let code = whole_number(code, &what("code"), 100, 599, "code = 503", src)? as u16;

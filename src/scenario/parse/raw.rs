@@ -168,6 +168,9 @@ pub struct RawFault {
     pub tokens_per_minute: Option<Spanned<i64>>,
     // redis_error
     pub reply: Option<Text>,
+    // rpc_error (with `code`), large_result
+    pub message: Option<Text>,
+    pub bytes: Option<Spanned<i64>>,
 }
 
 impl RawFault {
@@ -195,6 +198,8 @@ impl RawFault {
             ("requests_per_minute", at(&self.requests_per_minute)),
             ("tokens_per_minute", at(&self.tokens_per_minute)),
             ("reply", at(&self.reply)),
+            ("message", at(&self.message)),
+            ("bytes", at(&self.bytes)),
         ]
         .into_iter()
         .filter_map(|(name, at)| at.map(|at| (name, at)))
