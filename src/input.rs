@@ -19,3 +19,9 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 pub fn loopback(url: &str) -> Result<String, String> {
     crate::loopback::check(url, "http")
 }
+
+/// `code` as an HTTP status, when it is one a server may send (100 to 599): the rule for
+/// scenario files and the fakes' control API alike.
+pub fn http_status(code: i64) -> Option<u16> {
+    u16::try_from(code).ok().filter(|c| (100..=599).contains(c))
+}

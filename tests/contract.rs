@@ -87,3 +87,24 @@ fn the_rule_catches_an_import() {
     assert!(imports_of("use crate::{fakes, load};", "fakes").len() == 1);
     assert!(imports_of(source, "load").is_empty());
 }
+
+/// Long files hide their seams; past this a file is split where its concepts part.
+const MAX_LINES: usize = 1000;
+
+#[test]
+fn no_source_file_is_over_a_thousand_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let long: Vec<String> = rust_files(&root.join("src"))
+        .into_iter()
+        .filter_map(|file| {
+            let lines = std::fs::read_to_string(&file).ok()?.lines().count();
+            (lines > MAX_LINES).then(|| {
+                format!(
+                    "{}: {lines} lines; split it at a seam",
+                    file.strip_prefix(root).unwrap().display()
+                )
+            })
+        })
+        .collect();
+    assert!(long.is_empty(), "{}", long.join("\n"));
+}

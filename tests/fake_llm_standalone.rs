@@ -127,6 +127,26 @@ async fn the_control_api_adds_lists_removes_and_clears_rules_and_reads_the_journ
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+    // The scenario parser's rules hold here too (issue 16 item 12): each was accepted (201)
+    // before, or wrapped (`retry_after` of 584942418 years).
+    for loose in [
+        r#"{"kind":"hang","boom":1}"#,
+        r#"{"kind":"status","code":0}"#,
+        r#"{"kind":"status","code":99}"#,
+        r#"{"kind":"slow_stream","first_token":"1s","inter_token":"1ms","jitter":-3}"#,
+        r#"{"kind":"slow_stream","first_token":"1s","inter_token":"1ms","jitter":5}"#,
+        r#"{"kind":"stream_cut"}"#,
+        r#"{"kind":"status","code":429,"retry_after":"584942418y"}"#,
+    ] {
+        let refused = http
+            .post(format!("{url}/faults/llm"))
+            .header("content-type", "application/json")
+            .body(loose)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "{loose}");
+    }
     let unknown = http
         .post(format!("{url}/faults/nope"))
         .header("content-type", "application/json")

@@ -123,6 +123,43 @@ pub async fn serve_router(
     serve_guarded(listener, router, None, shutdown).await
 }
 
+/// The control API a standalone fake (`faultline fake llm`, `fake mcp`) serves beside itself,
+/// on a loopback port of its own, for that one fake.
+pub struct StandaloneControl {
+    /// Where it listens: `http://127.0.0.1:PORT`.
+    pub url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl StandaloneControl {
+    /// Binds loopback `port` (0 picks one) and serves `fake`'s rules and journal there,
+    /// requiring `token` when given.
+    pub async fn start(
+        port: u16,
+        fake: ControlledFake,
+        token: Option<String>,
+    ) -> anyhow::Result<StandaloneControl> {
+        use anyhow::Context;
+        let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+        let listener = TcpListener::bind(addr).await.with_context(|| {
+            format!("failed to start the control API on {addr}; pick another --control-port")
+        })?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve_guarded(listener, router(vec![fake]), token, async {
+            let _ = stopped.await;
+        }));
+        Ok(StandaloneControl { url, stop, task })
+    }
+
+    /// Stops serving and waits for the server to end.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
 /// The environment variable that holds the control API's token, for both sides.
 pub const TOKEN_ENV: &str = "FAULTLINE_CONTROL_TOKEN";
 
@@ -369,6 +406,7 @@ async fn otlp_journal(
     Json(json!({
         "received": spans.received(),
         "dropped": spans.dropped(),
+        "attributes_cut": spans.cut(),
         "exports": spans.exports(),
         "oldest_ms": oldest_ms,
         "spans": kept,

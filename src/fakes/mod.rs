@@ -30,7 +30,7 @@ pub mod standalone;
 pub mod tool;
 pub mod up;
 
-mod http;
+pub mod http;
 mod text;
 
 use std::net::SocketAddr;

@@ -30,6 +30,7 @@ mod circuit;
 mod config;
 use crate::flaws;
 mod llm_client;
+mod llm_error;
 mod log;
 mod metrics;
 mod otel;

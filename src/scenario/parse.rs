@@ -1,3 +1,16 @@
+//! Scenario text → [`Plan`], with errors that point at the spot to fix.
+//!
+//! Parsing runs in three steps, each reporting `origin:line:column: message`:
+//! 1. TOML syntax ([`toml::de::DeTable::parse`]);
+//! 2. shape: serde into the `raw` structs, which deny unknown fields; serde's messages are
+//!    reworded to name the field, its table and an example of a good value;
+//! 3. meaning (`build`): ranges, durations, fault kinds, placeholders, defaults.
+//!
+//! The section builders live beside this file, one per section (`target`, `faults`,
+//! `expect`, `fakes`), with `diagnostics` and `values` shared by them; `[load]` is built here.
+//! [`super::load_scenario`] (in `source`) picks a built-in by name or reads a file. Nothing
+//! here panics on any input: every check returns a [`ScenarioError`].
+
 mod api;
 mod diagnostics;
 pub(crate) use diagnostics::read_text;

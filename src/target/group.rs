@@ -7,6 +7,7 @@
 //! group, waits a grace period for the whole group to go, then sends SIGKILL to the group,
 //! whatever the direct child did. Used for targets and for the selftest's child runs.
 
+use crate::sync::LockExt;
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
@@ -42,22 +43,20 @@ pub fn spawn(command: &mut Command) -> std::io::Result<(Child, i32)> {
     isolate(command);
     let child = command.spawn()?;
     let group = child.id().map_or(0, |pid| pid as i32);
-    LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(group);
+    LIVE.locked().push(group);
     Ok((child, group))
 }
 
 /// SIGKILL to every group [`spawn`] started and nothing stopped yet: for exiting at once.
 pub fn kill_all_now() {
-    for &group in LIVE.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+    for &group in LIVE.locked().iter() {
         signal_group(group, libc::SIGKILL);
     }
 }
 
 /// Takes `group` off the list [`kill_all_now`] kills: its child ended and was reaped.
 pub fn forget(group: i32) {
-    LIVE.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|&live| live != group);
+    LIVE.locked().retain(|&live| live != group);
 }
 
 /// How a stopped child ended.

@@ -10,10 +10,10 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::chat::{content_text, decide, Said};
-use super::stream::{event, pace, pieces, Frame};
+use super::stream::{event, half_frame, pace, pieces, Frame};
 use super::tools;
 use super::{anthropic_error, context_window, with_limits, Provider, Turn};
-use crate::fakes::fault::{Fault, Malformation};
+use crate::fakes::fault::Malformation;
 use crate::fakes::http::{Reply, Usage};
 use crate::fakes::text::approx_tokens;
 
@@ -105,10 +105,7 @@ fn try_messages(turn: &Turn) -> Result<Reply, Reply> {
         },
     };
     let id = super::fresh_id("msg_");
-    let malformed = match turn.fault {
-        Some(Fault::Malformed { what }) => Some(*what),
-        _ => None,
-    };
+    let malformed = turn.malformation();
     let empty = malformed == Some(Malformation::EmptyChoices);
     let reply = if streaming {
         let frames = events(
@@ -250,12 +247,7 @@ fn events(
             frames[middle] =
                 Bytes::from_static(b"event: content_block_delta\ndata: {\"type\": oops}\n\n");
         }
-        Some(Malformation::TruncatedJson) => {
-            let frame = &frames[middle];
-            let mut broken = frame[..frame.len() / 2].to_vec();
-            broken.extend_from_slice(b"\n\n");
-            frames[middle] = Bytes::from(broken);
-        }
+        Some(Malformation::TruncatedJson) => frames[middle] = half_frame(&frames[middle]),
         _ => {}
     }
     frames

@@ -10,7 +10,7 @@
 //! SDK's attempt number (`amz-sdk-request: attempt=N`) is journaled as its retry count (by
 //! `fakes::http`).
 
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
@@ -18,8 +18,8 @@ use super::chat::{decide, Said};
 use super::eventstream;
 use super::stream::{pace, pieces, Frame};
 use super::tools;
-use super::{anthropic, context_window, Provider, Turn};
-use crate::fakes::fault::{Fault, Malformation};
+use super::{anthropic, context_window, told_usage, typed_stream, Provider, Turn};
+use crate::fakes::fault::Malformation;
 use crate::fakes::http::{Reply, Request, Usage};
 use crate::fakes::text::approx_tokens;
 use std::time::Duration;
@@ -233,12 +233,7 @@ fn converse(turn: &Turn, model: &str, action: Action) -> Result<Reply, Reply> {
         max_tokens,
         "tooluse_",
     );
-    let output_tokens = match &said {
-        Said::Text { content, .. } => approx_tokens(content),
-        Said::Call {
-            name, arguments, ..
-        } => 3 + approx_tokens(name) + approx_tokens(arguments),
-    };
+    let output_tokens = said.tokens();
     let stop_reason = match &said {
         Said::Call { .. } => "tool_use",
         Said::Text { finish_reason, .. } => match *finish_reason {
@@ -247,35 +242,19 @@ fn converse(turn: &Turn, model: &str, action: Action) -> Result<Reply, Reply> {
             _ => "end_turn",
         },
     };
-    let malformed = match turn.fault {
-        Some(Fault::Malformed { what }) => Some(*what),
-        _ => None,
-    };
+    let malformed = turn.malformation();
     let usage = json!({ "inputTokens": input_tokens, "outputTokens": output_tokens,
                         "totalTokens": input_tokens + output_tokens });
     let latency = turn.request.arrival.elapsed().as_millis() as u64;
     let reply = if action == Action::ConverseStream {
         let frames = stream_events(&said, stop_reason, &usage, latency, malformed);
-        let mut reply = Reply::event_stream(
-            StatusCode::OK,
-            pace(
-                frames.into_iter().map(Frame::from).collect(),
-                turn.fault,
-                turn.board,
-            ),
+        let script = pace(
+            frames.into_iter().map(Frame::from).collect(),
+            turn.fault,
+            turn.board,
         );
-        reply
-            .headers
-            .retain(|(name, _)| name != header::CONTENT_TYPE);
-        let content_type = if malformed == Some(Malformation::WrongContentType) {
-            "application/json"
-        } else {
-            "application/vnd.amazon.eventstream"
-        };
-        reply
-            .headers
-            .push((header::CONTENT_TYPE, HeaderValue::from_static(content_type)));
-        reply
+        let reply = Reply::event_stream(StatusCode::OK, script);
+        typed_stream(reply, "application/vnd.amazon.eventstream", malformed)
     } else {
         let content = match (&said, malformed == Some(Malformation::EmptyChoices)) {
             (_, true) => json!([]),
@@ -290,29 +269,20 @@ fn converse(turn: &Turn, model: &str, action: Action) -> Result<Reply, Reply> {
             ) => json!([{ "toolUse": { "toolUseId": id, "name": name,
                                      "input": tool_input(arguments) } }]),
         };
-        let mut answer = json!({
+        let answer = json!({
             "output": { "message": { "role": "assistant", "content": content } },
             "stopReason": stop_reason,
             "usage": usage,
             "metrics": { "latencyMs": latency },
         });
-        if malformed == Some(Malformation::NoUsage) {
-            answer.as_object_mut().expect("an object").remove("usage");
-        }
         Reply::json(StatusCode::OK, &answer)
     };
-    let told = !matches!(
-        malformed,
-        Some(Malformation::NoUsage | Malformation::ErrorFrame | Malformation::NoDone)
-    );
-    Ok(if told {
-        reply.with_usage(Usage {
-            input: input_tokens,
-            output: output_tokens,
-        })
-    } else {
-        reply
-    })
+    let usage = Usage {
+        input: input_tokens,
+        output: output_tokens,
+    };
+    let streaming = action == Action::ConverseStream;
+    Ok(told_usage(reply, streaming, malformed, usage))
 }
 
 /// A tool call's `input` document: an object, or, under `invalid_tool_args`, the broken text

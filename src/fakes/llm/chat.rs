@@ -7,7 +7,7 @@
 //! of its role, content and name, plus 3 priming the reply; text tokens are
 //! [`approx_tokens`] (4 characters each). Tool definitions are not counted.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use bytes::Bytes;
 use std::borrow::Cow;
 
@@ -42,7 +42,8 @@ pub(super) enum Said {
 }
 
 impl Said {
-    fn tokens(&self) -> u64 {
+    /// The answer's output tokens.
+    pub(super) fn tokens(&self) -> u64 {
         match self {
             Said::Text { content, .. } => approx_tokens(content),
             // The call's name and arguments, plus a few for its framing.
@@ -174,10 +175,7 @@ fn try_complete(turn: &Turn) -> Result<Reply, Reply> {
         total_tokens: prompt_tokens + completion_tokens,
     };
     let id = super::fresh_id("chatcmpl-");
-    let malformed = match turn.fault {
-        Some(Fault::Malformed { what }) => Some(*what),
-        _ => None,
-    };
+    let malformed = turn.malformation();
     let reply = if streaming {
         let (frames, render) = chunks(
             &id,
@@ -188,17 +186,8 @@ fn try_complete(turn: &Turn) -> Result<Reply, Reply> {
         );
         let mut script = pace(frames, turn.fault, turn.board);
         script.render = render;
-        let mut reply = Reply::event_stream(StatusCode::OK, script);
-        if malformed == Some(Malformation::WrongContentType) {
-            reply
-                .headers
-                .retain(|(name, _)| name != header::CONTENT_TYPE);
-            reply.headers.push((
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ));
-        }
-        reply
+        let reply = Reply::event_stream(StatusCode::OK, script);
+        super::typed_stream(reply, "text/event-stream; charset=utf-8", malformed)
     } else {
         let message = match &said {
             Said::Text { content, json, .. } => Message {

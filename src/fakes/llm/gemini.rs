@@ -11,16 +11,16 @@
 
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::chat::{decide, Said};
 use super::embeddings::vector;
-use super::stream::{data, pace, pieces, Frame};
+use super::stream::{data, half_frame, pace, pieces, Frame};
 use super::tools;
-use super::{context_window, Provider, Turn};
-use crate::fakes::fault::{Fault, Malformation};
+use super::{context_window, told_usage, typed_stream, Provider, Turn};
+use crate::fakes::fault::Malformation;
 use crate::fakes::http::{Reply, Usage};
 use crate::fakes::text::approx_tokens;
 
@@ -308,12 +308,7 @@ fn generate(turn: &Turn, model: &str, action: Action) -> Result<Reply, Reply> {
         max_tokens,
         "call_",
     );
-    let output_tokens = match &said {
-        Said::Text { content, .. } => approx_tokens(content),
-        Said::Call {
-            name, arguments, ..
-        } => 3 + approx_tokens(name) + approx_tokens(arguments),
-    };
+    let output_tokens = said.tokens();
     let finish = match &said {
         Said::Text { finish_reason, .. } => match *finish_reason {
             "length" => "MAX_TOKENS",
@@ -322,10 +317,7 @@ fn generate(turn: &Turn, model: &str, action: Action) -> Result<Reply, Reply> {
         },
         Said::Call { .. } => "STOP",
     };
-    let malformed = match turn.fault {
-        Some(Fault::Malformed { what }) => Some(*what),
-        _ => None,
-    };
+    let malformed = turn.malformation();
     let id = super::fresh_id("");
     let usage = json!({
         "promptTokenCount": input_tokens,
@@ -382,32 +374,16 @@ fn generate(turn: &Turn, model: &str, action: Action) -> Result<Reply, Reply> {
             Some(Malformation::InvalidJson) => {
                 frames[middle] = Bytes::from_static(b"data: {\"candidates\": oops}\n\n");
             }
-            Some(Malformation::TruncatedJson) => {
-                let frame = &frames[middle];
-                let mut broken = frame[..frame.len() / 2].to_vec();
-                broken.extend_from_slice(b"\n\n");
-                frames[middle] = Bytes::from(broken);
-            }
+            Some(Malformation::TruncatedJson) => frames[middle] = half_frame(&frames[middle]),
             _ => {}
         }
-        let mut reply = Reply::event_stream(
-            StatusCode::OK,
-            pace(
-                frames.into_iter().map(Frame::from).collect(),
-                turn.fault,
-                turn.board,
-            ),
+        let script = pace(
+            frames.into_iter().map(Frame::from).collect(),
+            turn.fault,
+            turn.board,
         );
-        if malformed == Some(Malformation::WrongContentType) {
-            reply
-                .headers
-                .retain(|(name, _)| name != header::CONTENT_TYPE);
-            reply.headers.push((
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ));
-        }
-        reply
+        let reply = Reply::event_stream(StatusCode::OK, script);
+        typed_stream(reply, "text/event-stream; charset=utf-8", malformed)
     } else {
         let parts = match &said {
             Said::Text { content, .. } => json!([{ "text": content }]),
@@ -415,25 +391,13 @@ fn generate(turn: &Turn, model: &str, action: Action) -> Result<Reply, Reply> {
                 name, arguments, ..
             } => json!([{ "functionCall": { "name": name, "args": args(arguments) } }]),
         };
-        let usage = if malformed == Some(Malformation::NoUsage) {
-            Value::Null
-        } else {
-            usage.clone()
-        };
         Reply::json(StatusCode::OK, &chunk(parts, Some(finish), &usage))
     };
-    let told = !matches!(
-        malformed,
-        Some(Malformation::NoUsage | Malformation::ErrorFrame | Malformation::NoDone)
-    );
-    Ok(if told {
-        reply.with_usage(Usage {
-            input: input_tokens,
-            output: output_tokens,
-        })
-    } else {
-        reply
-    })
+    let usage = Usage {
+        input: input_tokens,
+        output: output_tokens,
+    };
+    Ok(told_usage(reply, streaming, malformed, usage))
 }
 
 /// A call's `args` object. Gemini always sends an object, so invalid arguments travel as a

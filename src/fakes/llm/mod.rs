@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::json;
 
-use super::fault::{Fault, Switchboard};
+use super::fault::{Fault, Malformation, Switchboard};
 use super::http::{self, Reply, Request, Responder};
 use super::journal::{ApiKeySent, Journal};
 use super::{FakeError, FakeHandle};
@@ -211,6 +211,14 @@ pub(super) struct Turn<'a> {
 }
 
 impl Turn<'_> {
+    /// How the `malformed` fault on, if any, breaks this answer.
+    pub(super) fn malformation(&self) -> Option<Malformation> {
+        match self.fault {
+            Some(Fault::Malformed { what }) => Some(*what),
+            _ => None,
+        }
+    }
+
     /// Takes one request and `tokens` from the caller's buckets: the rate-limit figures for
     /// the headers, or the provider's 429 when the quota is spent. Only a `rate_limit` fault
     /// refuses; otherwise the generous default limits just count.
@@ -863,6 +871,48 @@ fn invalid(param: &str, why: &str) -> Reply {
         Some(param),
         Some("invalid_value"),
     )
+}
+
+/// A stream's answer with `content_type`, or with `application/json` under
+/// `malformed: wrong_content_type` (what a proxy that buffers streams sends).
+fn typed_stream(
+    mut reply: Reply,
+    content_type: &'static str,
+    malformed: Option<Malformation>,
+) -> Reply {
+    let content_type = if malformed == Some(Malformation::WrongContentType) {
+        "application/json"
+    } else {
+        content_type
+    };
+    reply
+        .headers
+        .retain(|(name, _)| name != axum::http::header::CONTENT_TYPE);
+    reply.headers.push((
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    ));
+    reply
+}
+
+/// The usage the journal keeps: the answer's, unless a broken stream never told the client
+/// (no usage event, an error frame, or no end).
+fn told_usage(
+    reply: Reply,
+    streaming: bool,
+    malformed: Option<Malformation>,
+    usage: http::Usage,
+) -> Reply {
+    let untold = streaming
+        && matches!(
+            malformed,
+            Some(Malformation::NoUsage | Malformation::ErrorFrame | Malformation::NoDone)
+        );
+    if untold {
+        reply
+    } else {
+        reply.with_usage(usage)
+    }
 }
 
 #[cfg(test)]

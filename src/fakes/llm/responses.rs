@@ -14,19 +14,20 @@
 //!
 //! Input tokens: the instructions plus 3 per input item and its text; output tokens: the text's.
 
+use crate::sync::LockExt;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::chat::{content_text, decide, Said};
-use super::stream::{event, pace, pieces, Frame};
+use super::stream::{event, half_frame, pace, pieces, Frame};
 use super::tools;
 use super::{context_window, error, parse_body, required_model, unix_now, with_limits};
-use super::{Provider, Turn};
-use crate::fakes::fault::{Fault, Malformation};
+use super::{told_usage, typed_stream, Provider, Turn};
+use crate::fakes::fault::Malformation;
 use crate::fakes::http::{Reply, Usage};
 use crate::fakes::text::approx_tokens;
 
@@ -48,7 +49,7 @@ struct LedgerInner {
 
 impl Ledger {
     fn remember(&self, id: &str, calls: Vec<String>) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.inner.locked();
         if inner.order.len() >= LEDGER_CAPACITY {
             if let Some(oldest) = inner.order.pop_front() {
                 inner.calls.remove(&oldest);
@@ -60,7 +61,7 @@ impl Ledger {
 
     /// The call ids response `id` made, or `None` when it is unknown.
     fn calls_of(&self, id: &str) -> Option<Vec<String>> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = self.inner.locked();
         inner.calls.get(id).cloned()
     }
 }
@@ -230,12 +231,7 @@ fn try_create(turn: &Turn, ledger: &Ledger) -> Result<Reply, Reply> {
         max_output_tokens,
         "call_",
     );
-    let output_tokens = match &said {
-        Said::Text { content, .. } => approx_tokens(content),
-        Said::Call {
-            name, arguments, ..
-        } => 3 + approx_tokens(name) + approx_tokens(arguments),
-    };
+    let output_tokens = said.tokens();
     let id = super::fresh_id("resp_");
     ledger.remember(
         &id,
@@ -244,10 +240,7 @@ fn try_create(turn: &Turn, ledger: &Ledger) -> Result<Reply, Reply> {
             Said::Text { .. } => Vec::new(),
         },
     );
-    let malformed = match turn.fault {
-        Some(Fault::Malformed { what }) => Some(*what),
-        _ => None,
-    };
+    let malformed = turn.malformation();
     let shape = Shape {
         id: &id,
         model,
@@ -268,24 +261,13 @@ fn try_create(turn: &Turn, ledger: &Ledger) -> Result<Reply, Reply> {
     let empty = malformed == Some(Malformation::EmptyChoices);
     let reply = if streaming {
         let frames = events(&shape, &said, &item_id, malformed);
-        let mut reply = Reply::event_stream(
-            StatusCode::OK,
-            pace(
-                frames.into_iter().map(Frame::from).collect(),
-                turn.fault,
-                turn.board,
-            ),
+        let script = pace(
+            frames.into_iter().map(Frame::from).collect(),
+            turn.fault,
+            turn.board,
         );
-        if malformed == Some(Malformation::WrongContentType) {
-            reply
-                .headers
-                .retain(|(name, _)| name != header::CONTENT_TYPE);
-            reply.headers.push((
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ));
-        }
-        reply
+        let reply = Reply::event_stream(StatusCode::OK, script);
+        typed_stream(reply, "text/event-stream; charset=utf-8", malformed)
     } else {
         let output = if empty {
             Vec::new()
@@ -295,20 +277,11 @@ fn try_create(turn: &Turn, ledger: &Ledger) -> Result<Reply, Reply> {
         Reply::json(StatusCode::OK, &shape.response(&said, output, true))
     };
     let reply = with_limits(Provider::OpenAi, reply, &limits);
-    // The journal keeps the usage the client was told (see chat.rs).
-    let told = !streaming
-        || !matches!(
-            malformed,
-            Some(Malformation::NoUsage | Malformation::ErrorFrame | Malformation::NoDone)
-        );
-    Ok(if told {
-        reply.with_usage(Usage {
-            input: input_tokens,
-            output: output_tokens,
-        })
-    } else {
-        reply
-    })
+    let usage = Usage {
+        input: input_tokens,
+        output: output_tokens,
+    };
+    Ok(told_usage(reply, streaming, malformed, usage))
 }
 
 /// What every snapshot of one response shares.
@@ -525,12 +498,7 @@ fn events(
                 b"event: response.output_text.delta\ndata: {\"delta\": oops}\n\n",
             );
         }
-        Some(Malformation::TruncatedJson) => {
-            let frame = &frames[middle];
-            let mut broken = frame[..frame.len() / 2].to_vec();
-            broken.extend_from_slice(b"\n\n");
-            frames[middle] = Bytes::from(broken);
-        }
+        Some(Malformation::TruncatedJson) => frames[middle] = half_frame(&frames[middle]),
         _ => {}
     }
     frames

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::{start_on, ApiKey, LlmOptions};
-use crate::fakes::control::{self, ControlledFake};
+use crate::fakes::control::{self, ControlledFake, StandaloneControl};
 use crate::fakes::fault::{parse_rule, Switchboard};
 use crate::fakes::journal::{ApiKeySent, Journal};
 
@@ -67,30 +67,14 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("pick another --port than {}", args.port))?;
-    let control_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.control_port));
-    let control_listener = tokio::net::TcpListener::bind(control_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "failed to start the control API on {control_addr}; pick another --control-port"
-            )
-        })?;
-    let control_url = format!("http://{}", control_listener.local_addr()?);
-    let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
-    let fakes = vec![ControlledFake {
+    let controlled = ControlledFake {
         name: "llm".into(),
         switchboard: board.clone(),
         journal: journal.clone(),
-    }];
+    };
     let token = control::token_from(args.control_token.clone());
-    let control = tokio::spawn(control::serve_guarded(
-        control_listener,
-        control::router(fakes),
-        token,
-        async {
-            let _ = control_stopped.await;
-        },
-    ));
+    let control = StandaloneControl::start(args.control_port, controlled, token).await?;
+    let control_url = control.url.clone();
 
     let base = fake.base_url();
     println!("fake llm listening on {base}");
@@ -109,9 +93,8 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     tokio::signal::ctrl_c()
         .await
         .context("failed to listen for Ctrl-C")?;
-    let _ = stop_control.send(());
+    control.stop().await;
     fake.shutdown().await;
-    let _ = control.await;
     println!("{}", summary(&journal));
     Ok(())
 }

@@ -50,6 +50,14 @@ pub(super) fn event(name: &str, json: &serde_json::Value) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {json}\n\n"))
 }
 
+/// The first half of `frame` and a blank line: an event cut off mid-JSON
+/// (`malformed: truncated_json`).
+pub(super) fn half_frame(frame: &[u8]) -> Bytes {
+    let mut broken = frame[..frame.len() / 2].to_vec();
+    broken.extend_from_slice(b"\n\n");
+    Bytes::from(broken)
+}
+
 /// The pieces a streamed answer is sent in: words with their leading space, about a token each.
 pub(super) fn pieces(text: &str) -> impl Iterator<Item = &str> {
     text.split_inclusive(' ')

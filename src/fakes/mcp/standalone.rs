@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::start_on;
-use crate::fakes::control::{self, ControlledFake};
+use crate::fakes::control::{self, ControlledFake, StandaloneControl};
 use crate::fakes::fault::{parse_rule, Switchboard};
 use crate::fakes::journal::Journal;
 
@@ -31,6 +31,10 @@ pub struct StandaloneArgs {
     /// Loopback port of the control API (switch faults, read the journal); 0 picks a free one.
     #[arg(long, default_value_t = 0)]
     pub control_port: u16,
+    /// Require this token on the control API (`Authorization: Bearer TOKEN`); default:
+    /// $FAULTLINE_CONTROL_TOKEN, else none.
+    #[arg(long, value_name = "TOKEN")]
+    pub control_token: Option<String>,
 }
 
 pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
@@ -43,24 +47,14 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     let fake = start_on(addr, args.seed, board.clone(), journal.clone())
         .await
         .with_context(|| format!("pick another --port than {}", args.port))?;
-    let control_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.control_port));
-    let control_listener = tokio::net::TcpListener::bind(control_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "failed to start the control API on {control_addr}; pick another --control-port"
-            )
-        })?;
-    let control_url = format!("http://{}", control_listener.local_addr()?);
-    let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
-    let fakes = vec![ControlledFake {
+    let controlled = ControlledFake {
         name: "mcp".into(),
         switchboard: board.clone(),
         journal: journal.clone(),
-    }];
-    let control = tokio::spawn(control::serve(control_listener, fakes, async {
-        let _ = control_stopped.await;
-    }));
+    };
+    let token = control::token_from(args.control_token.clone());
+    let control = StandaloneControl::start(args.control_port, controlled, token).await?;
+    let control_url = control.url.clone();
 
     println!("fake mcp listening on {}/mcp", fake.base_url());
     println!("  MCP_SERVER_URL={}/mcp", fake.base_url());
@@ -73,9 +67,8 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     tokio::signal::ctrl_c()
         .await
         .context("failed to listen for Ctrl-C")?;
-    let _ = stop_control.send(());
+    control.stop().await;
     fake.shutdown().await;
-    let _ = control.await;
     let attempts = journal.snapshot();
     let faulted = attempts.iter().filter(|a| a.fault.is_some()).count();
     println!(

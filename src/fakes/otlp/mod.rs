@@ -59,15 +59,100 @@ impl SpanStatus {
     }
 }
 
+/// Longest attribute value (or span name) kept, in bytes; longer ones are cut and counted.
+/// Trace checks read ids, routes and counts, never a 10 MB prompt.
+pub const MAX_ATTRIBUTE_BYTES: usize = 4 * 1024;
+/// Most attributes kept per span (the OpenTelemetry SDKs' default span limit).
+pub const MAX_ATTRIBUTES: usize = 128;
+/// Most bytes of spans kept (roughly: names, ids and attribute text); past it the oldest go.
+pub const MAX_JOURNAL_BYTES: usize = 64 * 1024 * 1024;
+
 /// A bounded record of the spans received, like [`Journal`] for attempts: past `capacity`
-/// the oldest go and [`SpanJournal::dropped`] counts them; the counters are exact.
+/// spans or [`MAX_JOURNAL_BYTES`] the oldest go and [`SpanJournal::dropped`] counts them;
+/// attribute values are cut at [`MAX_ATTRIBUTE_BYTES`] ([`SpanJournal::cut`]); the counters
+/// are exact.
 pub struct SpanJournal {
     epoch: Instant,
     capacity: usize,
-    entries: Mutex<VecDeque<SpanRecord>>,
+    entries: Mutex<(VecDeque<(usize, SpanRecord)>, usize)>,
     received: AtomicU64,
     dropped: AtomicU64,
+    cut: AtomicU64,
     exports: AtomicU64,
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary; true when it did.
+fn cut_text(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+    true
+}
+
+/// Bounds one span's names and attributes; returns its approximate size and the cuts made.
+fn bound_span(span: &mut SpanRecord) -> (usize, u64) {
+    let mut cuts = u64::from(cut_text(&mut span.name, MAX_ATTRIBUTE_BYTES));
+    if let Some(service) = &mut span.service {
+        cuts += u64::from(cut_text(service, MAX_ATTRIBUTE_BYTES));
+    }
+    if span.attributes.len() > MAX_ATTRIBUTES {
+        cuts += (span.attributes.len() - MAX_ATTRIBUTES) as u64;
+        let extra: Vec<String> = span
+            .attributes
+            .keys()
+            .skip(MAX_ATTRIBUTES)
+            .cloned()
+            .collect();
+        for key in extra {
+            span.attributes.remove(&key);
+        }
+    }
+    let mut size = 128 + span.name.len() + span.service.as_ref().map_or(0, String::len);
+    let keys: Vec<String> = span.attributes.keys().cloned().collect();
+    for key in keys {
+        let Some(value) = span.attributes.get_mut(&key) else {
+            continue;
+        };
+        match value {
+            Value::String(text) => cuts += u64::from(cut_text(text, MAX_ATTRIBUTE_BYTES)),
+            Value::Number(_) | Value::Bool(_) | Value::Null => {}
+            _ => {
+                let mut text = value.to_string();
+                if cut_text(&mut text, MAX_ATTRIBUTE_BYTES) {
+                    cuts += 1;
+                    *value = Value::String(text);
+                }
+            }
+        }
+        size += key.len().min(MAX_ATTRIBUTE_BYTES)
+            + 16
+            + match value {
+                Value::String(text) => text.len(),
+                _ => 16,
+            };
+    }
+    // Keys are cut too: a 10 MB key is as heavy as a 10 MB value.
+    let long_keys: Vec<String> = span
+        .attributes
+        .keys()
+        .filter(|k| k.len() > MAX_ATTRIBUTE_BYTES)
+        .cloned()
+        .collect();
+    for key in long_keys {
+        if let Some(value) = span.attributes.remove(&key) {
+            let mut short = key;
+            cut_text(&mut short, MAX_ATTRIBUTE_BYTES);
+            span.attributes.insert(short, value);
+            cuts += 1;
+        }
+    }
+    (size, cuts)
 }
 
 impl SpanJournal {
@@ -76,9 +161,10 @@ impl SpanJournal {
         SpanJournal {
             epoch,
             capacity: capacity.max(1),
-            entries: Mutex::new(VecDeque::new()),
+            entries: Mutex::new((VecDeque::new(), 0)),
             received: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            cut: AtomicU64::new(0),
             exports: AtomicU64::new(0),
         }
     }
@@ -89,20 +175,40 @@ impl SpanJournal {
         self.exports.fetch_add(1, Ordering::Relaxed);
         self.received
             .fetch_add(spans.len() as u64, Ordering::Relaxed);
-        let mut entries = self.entries.locked();
+        let mut guard = self.entries.locked();
+        let (entries, bytes) = &mut *guard;
         for mut span in spans {
             span.at_ms = at_ms;
-            if entries.len() == self.capacity {
-                entries.pop_front();
+            let (size, cuts) = bound_span(&mut span);
+            self.cut.fetch_add(cuts, Ordering::Relaxed);
+            while !entries.is_empty()
+                && (entries.len() >= self.capacity || *bytes + size > MAX_JOURNAL_BYTES)
+            {
+                if let Some((old, _)) = entries.pop_front() {
+                    *bytes -= old;
+                }
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            entries.push_back(span);
+            *bytes += size;
+            entries.push_back((size, span));
         }
     }
 
     /// A copy of the spans kept now, in arrival order.
     pub fn snapshot(&self) -> Vec<SpanRecord> {
-        self.entries.locked().iter().cloned().collect()
+        let guard = self.entries.locked();
+        guard.0.iter().map(|(_, span)| span.clone()).collect()
+    }
+
+    /// Attribute values, keys and names cut at [`MAX_ATTRIBUTE_BYTES`] (and attributes past
+    /// [`MAX_ATTRIBUTES`] left out).
+    pub fn cut(&self) -> u64 {
+        self.cut.load(Ordering::Relaxed)
+    }
+
+    /// Approximate bytes of the spans kept now (at most [`MAX_JOURNAL_BYTES`]).
+    pub fn bytes(&self) -> usize {
+        self.entries.locked().1
     }
 
     /// Spans received in all, kept or not.
@@ -200,6 +306,17 @@ fn inflate(request: &Request) -> Result<Bytes, String> {
             "content-encoding `{other}` is not supported; send gzip or no compression"
         )),
     }
+}
+
+/// Decodes an export body as the collector does (`protobuf`, else OTLP/JSON) into the spans
+/// it would keep: the entry point of the decoders' fuzz test (tests/fuzz_parsers.rs).
+pub fn decode_export(body: &[u8], protobuf: bool) -> Result<Vec<SpanRecord>, String> {
+    let encoding = if protobuf {
+        Encoding::Protobuf
+    } else {
+        Encoding::Json
+    };
+    decode_traces(body, encoding).map(|decoded| decoded.spans)
 }
 
 fn decode_traces(body: &[u8], encoding: Encoding) -> Result<Decoded, String> {
@@ -526,6 +643,62 @@ mod tests {
         assert_eq!(journal.exports(), 1);
         let kept: Vec<String> = journal.snapshot().into_iter().map(|s| s.span_id).collect();
         assert_eq!(kept, ["02".repeat(8), "03".repeat(8)]);
+    }
+
+    #[test]
+    fn huge_attributes_are_cut_and_the_journal_is_bounded_by_bytes() {
+        let journal = SpanJournal::new(Instant::now(), 1_000_000);
+        let huge = "x".repeat(10 * 1024 * 1024);
+        for _ in 0..20 {
+            let mut decoded = from_proto(ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    resource: None,
+                    scope_spans: vec![ScopeSpans {
+                        scope: None,
+                        spans: vec![proto_span(1, 1, None)],
+                    }],
+                }],
+            });
+            decoded.spans[0]
+                .attributes
+                .insert("prompt".into(), Value::String(huge.clone()));
+            journal.record(Instant::now(), decoded.spans);
+        }
+        assert_eq!(journal.cut(), 20);
+        let kept = journal.snapshot();
+        assert_eq!(kept.len(), 20);
+        assert!(kept[0].attribute_text("prompt").unwrap().len() <= MAX_ATTRIBUTE_BYTES + 3);
+        assert!(journal.bytes() < 20 * (MAX_ATTRIBUTE_BYTES + 1024));
+    }
+
+    #[test]
+    fn the_journal_drops_the_oldest_spans_past_its_byte_bound() {
+        let journal = SpanJournal::new(Instant::now(), usize::MAX);
+        let value = "y".repeat(MAX_ATTRIBUTE_BYTES);
+        let per_span = MAX_ATTRIBUTE_BYTES + 100;
+        let spans = MAX_JOURNAL_BYTES / per_span + 100;
+        for _ in 0..spans / 100 + 1 {
+            let mut decoded = from_proto(ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    resource: None,
+                    scope_spans: vec![ScopeSpans {
+                        scope: None,
+                        spans: (1..=100).map(|i| proto_span(1, i, None)).collect(),
+                    }],
+                }],
+            });
+            for span in &mut decoded.spans {
+                span.attributes
+                    .insert("v".into(), Value::String(value.clone()));
+            }
+            journal.record(Instant::now(), decoded.spans);
+        }
+        assert!(journal.bytes() <= MAX_JOURNAL_BYTES);
+        assert!(journal.dropped() > 0);
+        assert_eq!(
+            journal.dropped() + journal.snapshot().len() as u64,
+            journal.received()
+        );
     }
 
     #[test]

@@ -221,18 +221,15 @@ pub(super) fn build_errors(
             .iter()
             .map(|status| {
                 let value = *status.get_ref();
-                u16::try_from(value)
-                    .ok()
-                    .filter(|c| (100..=599).contains(c))
-                    .ok_or_else(|| {
-                        src.error(
-                            status,
-                            format!(
-                                "`allowed_statuses` in [expect.errors] holds {value}; each must \
+                crate::input::http_status(value).ok_or_else(|| {
+                    src.error(
+                        status,
+                        format!(
+                            "`allowed_statuses` in [expect.errors] holds {value}; each must \
                                  be an HTTP status from 100 to 599, e.g. [502, 503, 504]"
-                            ),
-                        )
-                    })
+                        ),
+                    )
+                })
             })
             .collect::<Result<Vec<_>, _>>()?,
         None => defaults.allowed_statuses,

@@ -1,6 +1,7 @@
 //! The `[[faults]]` section: each fault window, its kind and the kind's settings.
 
 use super::*;
+use crate::fakes::fault::kinds;
 
 pub(super) fn build_fault(
     raw: RawFault,
@@ -89,13 +90,26 @@ pub(super) fn build_fault(
     let Some((required, optional)) = kind_settings(kind) else {
         let mut message = format!(
             "unknown fault kind `{kind}` {table}; expected one of {}",
-            Fault::KINDS.join(", ")
+            kinds::names().join(", ")
         );
-        if let Some(close) = closest(kind, Fault::KINDS.iter().copied()) {
+        if let Some(close) = closest(kind, kinds::names().into_iter()) {
             message.push_str(&format!("; did you mean `{close}`?"));
         }
         return Err(src.error(&raw.kind, message));
     };
+    // The table names every fake a kind can work on (some, such as MCP's, scenarios do not
+    // start); refusing here says so before its settings are read.
+    let works_on = kinds::spec(kind).map_or(&[][..], |spec| spec.fakes);
+    if !works_on.contains(&fake.category()) {
+        return Err(src.error(
+            &raw.kind,
+            format!(
+                "kind = \"{kind}\" {table} cannot be acted out by fake `{}`; it works on: {}",
+                fake.as_str(),
+                works_on.join(", ")
+            ),
+        ));
+    }
     // Each kind reads its own settings; any other one given is a mistake worth reporting.
     for (field, at) in raw.kind_fields() {
         if !required.contains(&field) && !optional.contains(&field) {
@@ -124,7 +138,7 @@ pub(super) fn build_fault(
             &raw.kind,
             format!(
                 "kind = \"{kind}\" {table} needs `{missing}`; add e.g. {}",
-                example_setting(missing)
+                kinds::example_setting(missing)
             ),
         ));
     }
@@ -153,6 +167,9 @@ pub(super) fn build_fault(
     }
 
     let fault = build_fault_kind(kind, &raw, &table, src)?;
+    // The rules the control API applies too; build_fault_kind has said most of them at the
+    // setting's own line, this is the backstop that keeps the two parsers alike.
+    kinds::check(&fault).map_err(|why| src.error(&raw.kind, format!("{why} {table}")))?;
     if !fault.supported_by().contains(&fake.category()) {
         return Err(src.error(
             &raw.kind,
@@ -175,50 +192,11 @@ pub(super) fn build_fault(
     })
 }
 
-/// The settings each fault kind requires and those it may take.
+/// The settings `kind` requires and those it may take, from the table of kinds.
 pub(super) fn kind_settings(
     kind: &str,
 ) -> Option<(&'static [&'static str], &'static [&'static str])> {
-    Some(match kind {
-        "refuse" | "hang" | "reset" | "drop" | "tool_loop" | "invalid_tool_args" | "tool_error"
-        | "session_expired" | "tools_changed" => (&[], &[]),
-        "rpc_error" => (&[], &["code", "message"]),
-        "large_result" => (&[], &["bytes"]),
-        "status" => (
-            &["code"],
-            &[
-                "retry_after",
-                "retry_after_ms",
-                "should_retry",
-                "error_code",
-            ],
-        ),
-        "delay" => (&["delay"], &["distribution"]),
-        "slow_stream" => (&["first_token", "inter_token"], &["jitter"]),
-        "stall" => (&["after_chunks", "stall"], &[]),
-        "stream_cut" => (&[], &["after_chunks", "after"]),
-        "malformed" => (&["what"], &[]),
-        "finish_reason" => (&["reason"], &[]),
-        "rate_limit" => (&[], &["requests_per_minute", "tokens_per_minute"]),
-        "redis_error" => (&["reply"], &[]),
-        _ => return None,
-    })
-}
-
-/// A good value for a setting, for "add e.g. …" hints.
-pub(super) fn example_setting(field: &str) -> &'static str {
-    match field {
-        "code" => "code = 503",
-        "delay" => "delay = \"2s\"",
-        "first_token" => "first_token = \"1500ms\"",
-        "inter_token" => "inter_token = \"80ms\"",
-        "after_chunks" => "after_chunks = 5",
-        "stall" => "stall = \"3s\"",
-        "what" => "what = \"truncated_json\"",
-        "reason" => "reason = \"length\"",
-        "reply" => "reply = \"LOADING Redis is loading the dataset in memory\"",
-        _ => "the setting",
-    }
+    kinds::spec(kind).map(|spec| (spec.required, spec.optional))
 }
 
 /// The fault a `[[faults]]` table describes, its settings already checked against its kind.
@@ -470,6 +448,11 @@ pub(super) fn build_fault_kind(
                 reply: text.to_string(),
             }
         }
-        other => unreachable!("kind_settings knows `{other}` but build_fault_kind does not"),
+        other => {
+            return Err(src.error(
+                &raw.kind,
+                format!("kind = \"{other}\" {table} cannot be used in a scenario file yet"),
+            ))
+        }
     })
 }

@@ -69,18 +69,15 @@ pub(super) fn status_list(
     list.iter()
         .map(|status| {
             let value = *status.get_ref();
-            u16::try_from(value)
-                .ok()
-                .filter(|c| (100..=599).contains(c))
-                .ok_or_else(|| {
-                    src.error(
-                        status,
-                        format!(
-                            "{what} holds {value}; each must be an HTTP status from 100 to 599, \
+            crate::input::http_status(value).ok_or_else(|| {
+                src.error(
+                    status,
+                    format!(
+                        "{what} holds {value}; each must be an HTTP status from 100 to 599, \
                              e.g. [400, 401]"
-                        ),
-                    )
-                })
+                    ),
+                )
+            })
         })
         .collect()
 }

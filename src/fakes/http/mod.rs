@@ -5,7 +5,8 @@
 //! - the listener, bound on `127.0.0.1:0`, closed while the switchboard says `refuse` (so
 //!   clients see a real "connection refused") and re-bound on the same port afterwards;
 //! - one task per connection (hyper HTTP/1.1 with keep-alive), dropped abruptly on shutdown or
-//!   refuse, which is also what ends hung requests;
+//!   refuse, which is also what ends hung requests; at most [`MAX_CONNECTIONS`] open, and each
+//!   closed when a request's headers take longer than [`HEADER_READ_TIMEOUT`] (slowloris);
 //! - per attempt: read the body, find the correlation key, ask the switchboard for a fault,
 //!   act it out, and record the attempt in the journal when it ends, however it ends (for a
 //!   streamed body: when the last byte is sent or the stream is cut, with the events sent),
@@ -25,7 +26,7 @@ use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::task::Poll;
+
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -38,10 +39,13 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
+mod play;
+
 use super::fault::{Fault, Malformation, Switchboard};
 use super::journal::{ApiKeySent, Journal, Key, Record};
 use super::text::last_nonce;
 use super::{FakeError, FakeHandle};
+use play::play;
 
 /// Request bodies above this are refused with 413 (embedding batches can be large; a runaway
 /// client should not grow the fake without bound).
@@ -49,6 +53,13 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// Backlog of the listening socket.
 const BACKLOG: u32 = 1024;
+/// A client has this long to send a request's headers once the connection waits for one
+/// (idle keep-alive included): a slowloris connection is closed, and real clients, which send
+/// headers at once and reconnect when an idle connection closes, never notice.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections per fake; more are closed as soon as accepted (and counted in a warning),
+/// so idle connections cannot take every file descriptor. Load tests drive a few hundred users.
+pub const MAX_CONNECTIONS: usize = 4096;
 
 /// One request as a responder sees it: the head and the whole body, already read.
 pub(crate) struct Request {
@@ -428,6 +439,7 @@ async fn accept_loop<R: Responder>(
 ) {
     let mut refusing = shared.switchboard.refusing();
     let mut connections = JoinSet::new();
+    let mut turned_away: u64 = 0;
     let mut listener = Some(listener);
     loop {
         let Some(open) = &listener else {
@@ -450,6 +462,17 @@ async fn accept_loop<R: Responder>(
                 tracing::debug!(fake = shared.name, %addr, "refusing connections");
             }
             accepted = open.accept() => match accepted {
+                Ok((stream, _peer)) if connections.len() >= MAX_CONNECTIONS => {
+                    drop(stream);
+                    turned_away += 1;
+                    if turned_away.is_power_of_two() {
+                        tracing::warn!(
+                            fake = shared.name,
+                            turned_away,
+                            "{MAX_CONNECTIONS} connections open: closing new ones"
+                        );
+                    }
+                }
                 Ok((stream, _peer)) => {
                     connections.spawn(connection(
                         stream,
@@ -528,7 +551,10 @@ async fn connection<R: Responder>(
             async move { Ok::<_, Infallible>(shared.attempt(request, kill).await) }
         })
     };
-    let serving = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let serving = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
     // The connection is served in a task of its own, and this one only waits for the three
     // ways it is ended from outside: a stream wakes its task for every chunk, and a `select!`
     // over serving and these signals would re-poll three `Notify` waiters each time.
@@ -770,123 +796,6 @@ impl Drop for Entry {
     fn drop(&mut self) {
         if let Some(record) = self.record.take() {
             self.journal.finish(record);
-        }
-    }
-}
-
-/// How long a cut stream stays pending before failing, so what came before it is written.
-const FLUSH_BEFORE_CUT: Duration = Duration::from_millis(5);
-
-/// Why a streamed body stopped early; hyper then closes the connection mid-body.
-#[derive(Debug, thiserror::Error)]
-#[error("stream cut by a fault")]
-struct Cut;
-
-/// Plays `script` as a body stream. `entry` rides along and records the attempt when the
-/// stream ends, is cut, or is dropped because the client went away.
-///
-/// A hand-written stream rather than `futures::stream::unfold`: a long stream runs this once
-/// per chunk, and here that is a step read and one timer reset (the stream's only timer, made
-/// once), with no per-chunk future or state moves.
-fn play(script: Script, entry: Entry) -> Play {
-    let now = tokio::time::Instant::now();
-    Play {
-        deadline: script.cut_after.map(|after| now + after),
-        steps: script.steps.into_iter(),
-        entry: Some(entry),
-        render: script.render,
-        sleep: Box::pin(tokio::time::sleep_until(now)),
-        sleeping: false,
-        cutting: false,
-    }
-}
-
-struct Play {
-    steps: std::vec::IntoIter<Step>,
-    /// Taken (and so recorded) when the stream ends or is cut.
-    entry: Option<Entry>,
-    /// When a `stream_cut` after a time cuts the stream.
-    deadline: Option<tokio::time::Instant>,
-    render: Option<Render>,
-    /// The wait in progress, if `sleeping`; reset for each wait.
-    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
-    sleeping: bool,
-    /// The wait in progress is the pause before a `Cut`.
-    cutting: bool,
-}
-
-impl Play {
-    fn end(&mut self, last: Option<Result<Bytes, Cut>>) -> Poll<Option<Result<Bytes, Cut>>> {
-        self.steps = Vec::new().into_iter();
-        self.deadline = None;
-        self.sleeping = false;
-        drop(self.entry.take());
-        Poll::Ready(last)
-    }
-
-    fn sent(&mut self) {
-        if let Some(entry) = &mut self.entry {
-            let sent = &mut entry.record().chunks_sent;
-            *sent = Some(sent.unwrap_or(0) + 1);
-        }
-    }
-
-    fn wait_until(&mut self, until: tokio::time::Instant) {
-        self.sleep.as_mut().reset(until);
-        self.sleeping = true;
-    }
-}
-
-impl futures::Stream for Play {
-    type Item = Result<Bytes, Cut>;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<Option<Self::Item>> {
-        use std::future::Future;
-        let this = self.get_mut();
-        loop {
-            if this.sleeping {
-                std::task::ready!(this.sleep.as_mut().poll(cx));
-                this.sleeping = false;
-                if this.cutting {
-                    return this.end(Some(Err(Cut)));
-                }
-            }
-            if this
-                .deadline
-                .is_some_and(|at| tokio::time::Instant::now() >= at)
-            {
-                return this.end(Some(Err(Cut)));
-            }
-            let Some(step) = this.steps.next() else {
-                return this.end(None);
-            };
-            match step {
-                Step::Send(piece) => {
-                    this.sent();
-                    return Poll::Ready(Some(Ok(*piece)));
-                }
-                Step::Render(index) => {
-                    this.sent();
-                    let piece = this
-                        .render
-                        .as_ref()
-                        .map_or_else(Bytes::new, |r| (r.0)(index));
-                    return Poll::Ready(Some(Ok(piece)));
-                }
-                Step::Wait(wait) => {
-                    let until = tokio::time::Instant::now() + wait;
-                    this.wait_until(this.deadline.map_or(until, |cut| until.min(cut)));
-                }
-                Step::Cut => {
-                    // hyper flushes what it buffered only when the body is pending; without
-                    // this pause the error would discard the head and the pieces sent before.
-                    this.cutting = true;
-                    this.wait_until(tokio::time::Instant::now() + FLUSH_BEFORE_CUT);
-                }
-            }
         }
     }
 }

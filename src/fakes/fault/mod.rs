@@ -9,6 +9,8 @@
 //! Durations read from `"250ms"`-style strings or integer milliseconds and are written as
 //! strings, so the same JSON works in scenario files, the control API and reports.
 
+pub mod kinds;
+
 use crate::sync::LockExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
@@ -186,30 +188,6 @@ impl Fault {
         }
     }
 
-    /// Every kind, as scenario files and the control API spell it.
-    pub const KINDS: &'static [&'static str] = &[
-        "refuse",
-        "status",
-        "delay",
-        "hang",
-        "reset",
-        "drop",
-        "slow_stream",
-        "stall",
-        "stream_cut",
-        "malformed",
-        "finish_reason",
-        "tool_loop",
-        "invalid_tool_args",
-        "rate_limit",
-        "redis_error",
-        "rpc_error",
-        "tool_error",
-        "session_expired",
-        "tools_changed",
-        "large_result",
-    ];
-
     /// The kind, as scenario files spell it.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -377,8 +355,10 @@ impl FaultRule {
     }
 }
 
-/// A fault rule as written on a command line (`faultline fake llm --fault '{…}'`): the fault's
-/// own JSON with optional `route`, `rate` and `first_attempts` beside `kind`.
+/// A fault rule as written on a command line (`faultline fake llm --fault '{…}'`) or posted to
+/// the control API: the fault's own JSON with optional `route`, `rate` and `first_attempts`
+/// beside `kind`. The scenario parser's rules apply: settings the kind does not read are
+/// refused, required ones must be there, and the values obey [`kinds::check`].
 pub fn parse_rule(text: &str, id: usize) -> Result<FaultRule, String> {
     #[derive(Deserialize)]
     struct Given {
@@ -388,17 +368,57 @@ pub fn parse_rule(text: &str, id: usize) -> Result<FaultRule, String> {
         rate: Option<f64>,
         first_attempts: Option<u32>,
     }
-    let given: Given = serde_json::from_str(text).map_err(|e| {
+    const SCOPE: &[&str] = &["kind", "route", "rate", "first_attempts"];
+    let shown = shown_rule(text);
+    let hint = || {
         format!(
-            "--fault {text}: {e}; write a JSON fault such as \
-             '{{\"kind\":\"status\",\"code\":503,\"retry_after\":\"1s\"}}' (kinds: {})",
-            Fault::KINDS.join(", ")
+            "write a JSON fault such as '{{\"kind\":\"status\",\"code\":503,\"retry_after\":\"1s\"}}' \
+             (kinds: {})",
+            kinds::names().join(", ")
         )
-    })?;
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("--fault {shown}: {e}; {}", hint()))?;
+    let Some(object) = value.as_object() else {
+        return Err(format!("--fault {shown}: not a JSON object; {}", hint()));
+    };
+    // Unknown kinds and fields are refused here, by name: `flatten` below would let unknown
+    // fields through silently.
+    let kind = object.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+    let Some(spec) = kinds::spec(kind) else {
+        return Err(format!(
+            "--fault {shown}: unknown or missing fault kind `{kind}`; {}",
+            hint()
+        ));
+    };
+    if let Some(field) = object
+        .keys()
+        .find(|key| !SCOPE.contains(&key.as_str()) && !spec.settings().any(|s| s == *key))
+    {
+        let takes: Vec<&str> = spec.settings().collect();
+        return Err(format!(
+            "--fault {shown}: `{field}` is not a setting of kind `{kind}`, which takes {}; \
+             remove `{field}`",
+            if takes.is_empty() {
+                "no settings".to_string()
+            } else {
+                takes.join(", ")
+            }
+        ));
+    }
+    if let Some(missing) = spec.required.iter().find(|f| !object.contains_key(**f)) {
+        return Err(format!(
+            "--fault {shown}: kind `{kind}` needs `{missing}`; add e.g. {}",
+            kinds::example_setting(missing)
+        ));
+    }
+    let given: Given =
+        serde_json::from_value(value).map_err(|e| format!("--fault {shown}: {e}; {}", hint()))?;
+    kinds::check(&given.fault).map_err(|why| format!("--fault {shown}: {why}"))?;
     let rate = given.rate.unwrap_or(1.0);
     if !(rate > 0.0 && rate <= 1.0) {
         return Err(format!(
-            "--fault {text}: rate {rate} must be more than 0 and at most 1"
+            "--fault {shown}: rate {rate} must be more than 0 and at most 1"
         ));
     }
     Ok(FaultRule {
@@ -408,6 +428,15 @@ pub fn parse_rule(text: &str, id: usize) -> Result<FaultRule, String> {
         rate,
         first_attempts: given.first_attempts,
     })
+}
+
+/// The rule as echoed in an error: cut to a length a terminal line can hold.
+fn shown_rule(text: &str) -> String {
+    const SHOWN: usize = 200;
+    match text.char_indices().nth(SHOWN) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
 }
 
 /// The faults a fake injects right now. Shared between the fake (reads) and the timeline or
@@ -625,6 +654,56 @@ mod opt_duration {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_control_api_refuses_what_a_scenario_file_refuses() {
+        let refused = |text: &str, says: &str| {
+            let err = parse_rule(text, 1).expect_err(text);
+            assert!(err.contains(says), "{text}: {err}");
+        };
+        refused(
+            r#"{"kind":"hang","boom":1}"#,
+            "`boom` is not a setting of kind `hang`",
+        );
+        refused(r#"{"kind":"status","code":0}"#, "from 100 to 599");
+        refused(r#"{"kind":"status","code":99}"#, "from 100 to 599");
+        refused(r#"{"kind":"status","code":600}"#, "from 100 to 599");
+        refused(r#"{"kind":"status"}"#, "needs `code`; add e.g. code = 503");
+        refused(
+            r#"{"kind":"slow_stream","first_token":"1s","inter_token":"10ms","jitter":-3}"#,
+            "`jitter` is -3",
+        );
+        refused(
+            r#"{"kind":"slow_stream","first_token":"1s","inter_token":"10ms","jitter":5}"#,
+            "`jitter` is 5",
+        );
+        refused(
+            r#"{"kind":"stream_cut"}"#,
+            "needs `after_chunks` or `after`",
+        );
+        refused(
+            r#"{"kind":"status","code":429,"retry_after":"584942418y"}"#,
+            "at most 365 days",
+        );
+        refused(r#"{"kind":"nope"}"#, "unknown or missing fault kind `nope`");
+        refused(r#"[1]"#, "not a JSON object");
+        // The rules the scenario parser has always applied still pass good rules through.
+        let rule = parse_rule(
+            r#"{"kind":"status","code":429,"retry_after":"2s","route":"/v1","rate":0.5}"#,
+            3,
+        )
+        .unwrap();
+        assert_eq!(rule.fault, Fault::status(429, Some(Duration::from_secs(2))));
+        assert_eq!((rule.id, rule.rate), (3, 0.5));
+        assert!(parse_rule(r#"{"kind":"stream_cut","after":"1s"}"#, 1).is_ok());
+    }
+
+    #[test]
+    fn a_long_rule_is_echoed_cut() {
+        let long = format!(r#"{{"kind":"hang","x":"{}"}}"#, "a".repeat(100_000));
+        let err = parse_rule(&long, 1).unwrap_err();
+        assert!(err.len() < 1_000, "{} bytes", err.len());
+    }
+
     fn rule(id: usize, fault: Fault, route: Option<&str>, rate: f64) -> FaultRule {
         FaultRule {
             id,
@@ -755,16 +834,14 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_is_named_in_kinds() {
-        for fault in [
-            Fault::Refuse,
-            busy(),
-            Fault::Hang,
-            Fault::Reset,
-            Fault::Drop,
-            Fault::ToolLoop,
-        ] {
-            assert!(Fault::KINDS.contains(&fault.kind()));
+    fn every_kind_in_the_table_reads_as_that_kind_and_obeys_its_rules() {
+        for spec in kinds::KINDS {
+            let fault: Fault = toml::from_str(spec.example)
+                .unwrap_or_else(|e| panic!("{}'s example: {e}", spec.name));
+            assert_eq!(fault.kind(), spec.name);
+            assert_eq!(kinds::check(&fault), Ok(()), "{}", spec.name);
+            // The table's fakes are those the fault itself says it can be acted out by.
+            assert_eq!(fault.supported_by(), spec.fakes, "{}", spec.name);
         }
     }
 }
