@@ -16,12 +16,13 @@ use crate::scenario::RecoveryExpectations;
 
 /// However fast the baseline, the recovered windows may be this much slower and still count as
 /// healthy: a 5 ms baseline p95 times 1.5 would call ordinary scheduling noise a relapse. On a
-/// shared 2-core CI machine running six scenarios at once, single requests of the Python and
-/// Node examples were seen 200-400 ms late with nothing wrong; pooling the windows (see
-/// `check_time`) absorbs such a one-off, this floor the steady tens of ms. A real relapse is
-/// slower: a target still failing over to retries waits a backoff (the OpenAI SDKs' first is
-/// 375 ms or more) or a retry-after, and a timeout is seconds.
-const P95_FLOOR_MS: f64 = 100.0;
+/// shared 2-core CI machine (load average 7), the healthy Python and Node examples' windows
+/// were seen with p95s of 200-350 ms against baselines of 30-190 ms, with nothing wrong:
+/// pooling the windows (see `check_time`) absorbs a one-off, this floor the steady noise. What
+/// the check is for is slower or shows in the success rate: a breaker still open (failures), a
+/// target still waiting out timeouts (seconds). The recovery phase's own p95 limit
+/// (`sla.p95.recovery`) holds the absolute latency.
+const P95_FLOOR_MS: f64 = 500.0;
 
 /// Timeline switches land a few milliseconds off plan (a 10 s window measured 9.9999 s), so a
 /// fault this much shorter than `long_outage` still counts as long.
@@ -513,14 +514,14 @@ mod tests {
             }
             // Eight requests a second, as the scenarios' four users make.
             for i in 0..80usize {
-                let latency = if late.contains(&i) { 400.0 } else { 20.0 };
+                let latency = if late.contains(&i) { 1_000.0 } else { 20.0 };
                 b = b.record(20_000.0 + i as f64 * 125.0, Some(200), latency);
             }
             let mut e = b.build();
             e.timeline = window("llm", "status 503", 10_000.0, 20_000.0);
             find(&check(&e, &expect()), "recovery.time")
         };
-        // One request 400 ms late in the first window: recovered at once.
+        // One request a second late in the first window: recovered at once.
         let v = spike(&[1]);
         assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
         assert_eq!(v.figure, Some(0.0));

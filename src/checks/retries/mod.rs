@@ -24,7 +24,8 @@ mod replay;
 mod waits;
 
 use super::common::{
-    attempt_failed, bounded, fault_spans, not_applicable, pending, retry_after_ms,
+    attempt_failed, attempts_per_record, bounded, fault_spans, not_applicable, pending,
+    retry_after_ms,
 };
 use super::sla::format_ms;
 use super::{Outcome, Verdict};
@@ -413,15 +414,32 @@ fn check_amplification(evidence: &Evidence, expect: &RetryExpectations) -> Verdi
         );
     }
     let baseline = evidence.phases.iter().find(|p| p.phase == Phase::Baseline);
+    let linked = attempts_per_record(evidence);
     let mut worst: Option<(f64, String)> = None;
     let mut lines = Vec::new();
     for span in &spans {
         let requests = evidence.records.iter().filter(|r| span.saw(r)).count();
-        let attempts = evidence
-            .attempts
+        // The attempts of the requests sent during the window, wherever they landed: counting
+        // the attempts that arrived in the window instead charges it with the retries of
+        // requests sent before it, which in a short window (brownout's 1.2 s with --quick) can
+        // be ten attempts against one request sent. Unlinked attempts (a target that passes
+        // no nonce or id on) are counted by arrival, as before.
+        let by_request: usize = evidence
+            .records
             .iter()
-            .filter(|a| span.covers(a) && a.at_ms >= span.start_ms && a.at_ms < span.end_ms)
-            .count();
+            .filter(|r| span.saw(r))
+            .filter_map(|r| linked.get(r.request_id.as_str()))
+            .map(|attempts| attempts.iter().filter(|a| span.covers(a)).count())
+            .sum();
+        let attempts = if by_request > 0 {
+            by_request
+        } else {
+            evidence
+                .attempts
+                .iter()
+                .filter(|a| span.covers(a) && a.at_ms >= span.start_ms && a.at_ms < span.end_ms)
+                .count()
+        };
         if requests == 0 {
             continue;
         }
