@@ -485,11 +485,12 @@ fn bad_input_gets_a_clear_error_naming_the_flag_and_exit_2() {
         ),
         (
             vec!["--url", "http://10.1.2.3:80", "--out", out],
-            vec!["--url", "loopback"],
+            vec!["--url", "not on this machine", "127.0.0.1"],
         ),
         (
+            // A host is resolved before it is trusted: one that looks loopback but is not.
             vec!["--url", "http://127.0.0.1.example.com:80", "--out", out],
-            vec!["--url", "not this machine"],
+            vec!["--url", "does not resolve", "127.0.0.1"],
         ),
         (
             vec!["--command", "true", "--url", "http://127.0.0.1:1"],
