@@ -240,7 +240,7 @@ fn the_page_renders_its_verdict_and_charts_without_console_errors() {
     // Assert: the DOM as the browser built it
     let dom = &browsed.stdout;
     assert!(
-        dom.contains("<strong>FAIL</strong>2 of 2 gates failed (sla.p95.fault, errors.honest)"),
+        dom.contains("<strong>FAIL</strong>2 of 3 gates failed (sla.p95.fault, errors.honest)"),
         "no verdict in the DOM: {}",
         &dom[..dom.len().min(2_000)]
     );
