@@ -191,18 +191,23 @@ fn report_json_round_trips_with_its_schema_phases_and_verdicts() {
     let ids: Vec<&str> = verdicts.iter().map(|v| v["id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
-        ["sla.p95.fault", "errors.rate.recovery", "errors.honest"]
+        [
+            "faults.reached",
+            "sla.p95.fault",
+            "errors.rate.recovery",
+            "errors.honest"
+        ]
     );
     let outcomes: Vec<&str> = verdicts
         .iter()
         .map(|v| v["outcome"].as_str().unwrap())
         .collect();
-    // The p95 fails (2.5 s and a 20 s hang against 1 s); recovery had no errors; the hang
-    // makes one failure dishonest.
-    assert_eq!(outcomes, ["fail", "pass", "fail"]);
-    assert_eq!(verdicts[2]["figure"], 1.0);
-    assert_eq!(verdicts[2]["unit"], "requests");
-    assert!(verdicts[2]["evidence"][0]
+    // No fake's journal, so faults.reached cannot judge; the p95 fails (2.5 s and a 20 s hang
+    // against 1 s); recovery had no errors; the hang makes one failure dishonest.
+    assert_eq!(outcomes, ["not_applicable", "fail", "pass", "fail"]);
+    assert_eq!(verdicts[3]["figure"], 1.0);
+    assert_eq!(verdicts[3]["unit"], "requests");
+    assert!(verdicts[3]["evidence"][0]
         .as_str()
         .unwrap()
         .starts_with("req-20 error=timeout"));
@@ -253,7 +258,8 @@ fn console_table_ends_with_the_gate_line() {
     let text = report::console_table(&failing);
     assert_eq!(
         text.lines().last().unwrap(),
-        "FAIL: 2 of 3 gates failed (sla.p95.fault, errors.honest)"
+        // faults.reached is not applicable: this evidence holds no fake's journal.
+        "FAIL: 2 of 3 gates failed (sla.p95.fault, errors.honest); 1 not applicable"
     );
 
     let mut passing = failing.clone();
@@ -262,7 +268,7 @@ fn console_table_ends_with_the_gate_line() {
     }
     passing.passed = true;
     let text = report::console_table(&passing);
-    assert_eq!(text.lines().last().unwrap(), "PASS: all 3 gates passed");
+    assert_eq!(text.lines().last().unwrap(), "PASS: all 4 gates passed");
 }
 
 #[test]
