@@ -382,8 +382,9 @@ pub const MATRIX: &[MatrixRow] = &[
         scenario: "llm-timeout",
         flaw: Some("no-timeout"),
         // Without a timeout, a hung call waits out the whole outage: no user gets a fast
-        // failure (the mitigation a timeout plus a breaker gives).
-        must_fail: &["errors.honest", "recovery.mitigation"],
+        // failure (the mitigation a timeout plus a breaker gives), and deep into the hang
+        // failures still take the load's whole request_timeout.
+        must_fail: &["errors.honest", "recovery.mitigation", "recovery.fast_fail"],
     },
     MatrixRow {
         scenario: "flaky",

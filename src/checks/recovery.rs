@@ -418,7 +418,8 @@ fn check_fast_fail(
         v.outcome = Outcome::Fail;
         v.summary = format!(
             "{seen}, over the {} limit: deep into the outage most requests still waited for a \
-             provider known to be down (no circuit breaker).",
+             provider known to be down (no circuit breaker failing them fast, nor a timeout \
+             within the limit).",
             format_ms(limit)
         );
         let mut slow = failures;
