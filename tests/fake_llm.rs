@@ -1,6 +1,9 @@
 //! Conformance of the fake LLM over real sockets: OpenAI's shapes for chat completions,
 //! embeddings and errors, each fault acted out on the wire, and what the journal records.
 
+mod common;
+use common::client;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,13 +26,6 @@ async fn start_llm() -> FakeHandle {
     )
     .await
     .expect("fake llm starts")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client builds")
 }
 
 fn always(fault: Fault) -> FaultRule {

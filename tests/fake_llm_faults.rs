@@ -2,6 +2,9 @@
 //! drop, malformed JSON, status headers) on the fake LLM and on a tool fake, and the LLM's own
 //! (slow and cut streams, broken streams, finish reasons, tool faults, rate limits as state).
 
+mod common;
+use common::client;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,10 +40,6 @@ async fn llm_with(rule: &str) -> FakeHandle {
     let fake = start_llm().await;
     fake.switchboard().activate(parse_rule(rule, 1).unwrap());
     fake
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 fn chat_body(text: &str, stream: bool) -> Value {

@@ -1,6 +1,9 @@
 //! Conformance of the weather tool fake over real sockets: its JSON, its errors, faults,
 //! the journal, and HTTP/1.1 keep-alive (including connections dropped by `refuse`).
 
+mod common;
+use common::client;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,10 +23,6 @@ async fn start_weather() -> FakeHandle {
     )
     .await
     .expect("weather fake starts")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 async fn weather(fake: &FakeHandle, query: &str) -> reqwest::Response {

@@ -2,6 +2,9 @@
 //! matcher, first-match order, the 404 that lists the stubs tried, responses (status, headers,
 //! body, json, delay), file errors with line:column, and the faults `fakes::http` acts out today.
 
+mod common;
+use common::client;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,10 +90,6 @@ async fn start() -> FakeHandle {
     )
     .await
     .expect("stubs fake starts")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 async fn get(fake: &FakeHandle, target: &str) -> reqwest::Response {

@@ -4,6 +4,9 @@
 //! (status with retry-after, delay, hang, refuse), and `writes.idempotent` judging a service
 //! whose writes are `{"subject", "user"}` with a timestamp.
 
+mod common;
+use common::client;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,10 +23,6 @@ async fn start() -> (FakeHandle, Arc<WriteLedger>) {
     )
     .await
     .expect("tickets fake starts")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 fn ticket(nonce: &str) -> Value {

@@ -301,3 +301,25 @@ pub fn outage_plan() -> faultline::scenario::Plan {
         },
     }
 }
+
+/// Polls `attempt` every 20 ms until it gives `Some`, and returns that; panics naming `what`
+/// after `within`. For state that settles asynchronously (a listener closing, a journal
+/// entry written when a client goes), in place of a fixed sleep that is either too long or,
+/// on a loaded machine, too short.
+pub async fn eventually<T, F, Fut>(what: &str, within: std::time::Duration, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = attempt().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
