@@ -33,10 +33,10 @@ pub struct CapacityArgs {
     /// Built-in scenario name (see `faultline list`) or path to a scenario file.
     pub scenario: String,
     /// The first rate tried, in arrivals per second.
-    #[arg(long, value_name = "RATE", default_value_t = 1.0)]
+    #[arg(long, value_name = "RATE", default_value_t = 1.0, allow_negative_numbers = true)]
     pub min: f64,
     /// The highest rate tried, in arrivals per second.
-    #[arg(long, value_name = "RATE", default_value_t = MAX_RATE)]
+    #[arg(long, value_name = "RATE", default_value_t = MAX_RATE, allow_negative_numbers = true)]
     pub max: f64,
     /// How close the highest passing and the lowest failing rate must come: a share of the
     /// passing rate (`10%`) or arrivals per second (`2`).
