@@ -106,9 +106,9 @@ pub fn capacity_html(report: &CapacityReport) -> String {
     ));
     h.push_str("</section>");
     steps_table(&mut h, report, &phase);
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<footer class=\"note\">schema {}</footer></main></body></html>\n",
+        "<footer class=\"note\">schema {}</footer></main></body></html>",
         escape(&report.schema)
     );
     h
@@ -222,13 +222,21 @@ fn rate_chart(
             axis_label(v, unit)
         );
     }
-    for s in &report.steps {
+    // A label under each step's rate, left out where it would overlap the one before.
+    let mut rates: Vec<f64> = report.steps.iter().map(|s| s.rate).collect();
+    rates.sort_by(f64::total_cmp);
+    let mut last_x = f64::NEG_INFINITY;
+    for rate in rates {
+        if x(rate) - last_x < 40.0 {
+            continue;
+        }
+        last_x = x(rate);
         let _ = write!(
             svg,
             r##"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle" fill="#555">{}</text>"##,
-            x(s.rate),
+            x(rate),
             TOP + plot_h + 14.0,
-            per_s(s.rate)
+            per_s(rate)
         );
     }
     let _ = write!(

@@ -33,7 +33,12 @@ pub struct CapacityArgs {
     /// Built-in scenario name (see `faultline list`) or path to a scenario file.
     pub scenario: String,
     /// The first rate tried, in arrivals per second.
-    #[arg(long, value_name = "RATE", default_value_t = 1.0, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "RATE",
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
     pub min: f64,
     /// The highest rate tried, in arrivals per second.
     #[arg(long, value_name = "RATE", default_value_t = MAX_RATE, allow_negative_numbers = true)]
