@@ -104,6 +104,9 @@ pub struct ScenarioArgs {
 pub enum Command {
     /// Run a scenario (a built-in name, or a path to a .toml file) and gate on its verdicts.
     Scenario(ScenarioArgs),
+    /// Find the highest arrival rate at which a scenario's gates still pass, faults included:
+    /// short runs at growing, then bisected rates; a table of steps, the knee, and a chart.
+    Capacity(crate::capacity::CapacityArgs),
     /// Run several scenarios (default: every built-in) one after another, with one verdict.
     Suite {
         /// Scenarios to run (built-in names or paths); default: every built-in scenario.
@@ -268,6 +271,10 @@ pub fn execute(cli: Cli) -> i32 {
             let interrupt = install_interrupt_handler();
             runtime.block_on(scenario_command(args, interrupt))
         }
+        Command::Capacity(args) => {
+            let interrupt = install_interrupt_handler();
+            runtime.block_on(crate::capacity::command(args, interrupt))
+        }
     }
 }
 
@@ -358,7 +365,10 @@ fn preflight_report(needs: &[crate::preflight::Need]) -> String {
 }
 
 /// The scenario, with the user's faultline.toml (given, or found in the working directory).
-fn load_plan(name_or_path: &str, config: Option<PathBuf>) -> Result<scenario::Plan, String> {
+pub(crate) fn load_plan(
+    name_or_path: &str,
+    config: Option<PathBuf>,
+) -> Result<scenario::Plan, String> {
     let plan = scenario::load_scenario(name_or_path).map_err(|e| e.to_string())?;
     let found = std::path::Path::new(scenario::config::FILE_NAME);
     let config = match config {

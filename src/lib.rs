@@ -15,6 +15,8 @@
 //! - `init`: `faultline init`, which probes a service and writes its faultline.toml draft.
 //! - `load`: Goose users and the `Record` each client request becomes.
 //! - `run`: the orchestrator and the fault timeline.
+//! - `capacity`: `faultline capacity`, the highest arrival rate at which a scenario's gates
+//!   still pass: a search over short runs, one per rate.
 //! - `suite`: several runs with one verdict: the pre-release suite and the selftest matrix;
 //!   `selftest`: its rows, the reference target's and the examples' (`selftest.toml`).
 //! - `evidence`: everything a run observed, in one value.
@@ -30,6 +32,7 @@
 //!   the CLI and the fakes.
 //! - `sync`: the one poisoned-lock policy (recover the data and go on).
 
+pub mod capacity;
 pub mod checks;
 pub mod cli;
 pub mod evidence;

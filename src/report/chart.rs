@@ -266,7 +266,7 @@ fn path_data(values: &[Option<f64>], x: impl Fn(usize) -> f64, y: impl Fn(f64) -
 
 /// The smallest 1, 2 or 5 × 10ⁿ at or above `max` (so axis labels are round), at least 1
 /// of the unit's natural step.
-fn nice_ceiling(max: f64, unit: Unit) -> f64 {
+pub(crate) fn nice_ceiling(max: f64, unit: Unit) -> f64 {
     let floor = match unit {
         Unit::Ms => 10.0,
         Unit::Percent => 0.1,
@@ -290,7 +290,7 @@ fn nice_ceiling(max: f64, unit: Unit) -> f64 {
         .unwrap_or(10.0 * magnitude)
 }
 
-fn axis_label(v: f64, unit: Unit) -> String {
+pub(crate) fn axis_label(v: f64, unit: Unit) -> String {
     match unit {
         Unit::Ms if v >= 1000.0 => format!("{} s", trim(v / 1000.0)),
         Unit::Ms => format!("{} ms", trim(v)),

@@ -24,6 +24,7 @@ mod target;
 mod tools;
 mod values;
 
+pub use load::{machine_user_limit, MAX_RATE};
 pub use profile::MetricsEndpoint;
 pub use tools::Tools;
 
