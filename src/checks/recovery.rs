@@ -114,6 +114,24 @@ fn check_time(evidence: &Evidence, spans: &[FaultSpan], expect: &RecoveryExpecta
             ),
         );
     }
+    // A recovery phase too short to hold the windows recovery is judged over cannot show a
+    // recovery, whatever the target does: not applicable, never a failure (a short
+    // `capacity` step or a custom scenario ending soon after its fault).
+    let needed = ms(expect.window) * f64::from(expect.windows.max(1));
+    if run_end - fault_end + LONG_SLACK_MS < needed {
+        return not_applicable(
+            v,
+            format!(
+                "the run ended {} after the last fault, too soon to see {} consecutive {} \
+                 windows, so recovery could not be judged; leave at least {} after the last \
+                 fault.",
+                format_ms((run_end - fault_end).max(0.0)),
+                expect.windows,
+                format_ms(ms(expect.window)),
+                format_ms(needed)
+            ),
+        );
+    }
     let (base_ok, base_p95) = health(&baseline);
     let min_ok = base_ok - expect.success_tolerance;
     let max_p95 = (base_p95 * expect.p95_factor).max(base_p95 + P95_FLOOR_MS);
@@ -493,6 +511,17 @@ mod tests {
         assert!(v
             .summary
             .starts_with("not back to baseline for 3 consecutive windows"));
+    }
+
+    #[test]
+    fn a_recovery_phase_too_short_for_its_windows_is_not_applicable_not_failed() {
+        // The run ends 2 s after the fault: fewer than 3 windows of 1 s, however healthy.
+        let mut e = run(100.0, 0.0);
+        e.records.retain(|r| r.at_ms < 22_000.0);
+        e.duration_ms = 22_000.0;
+        let v = find(&check(&e, &expect()), "recovery.time");
+        assert_eq!(v.outcome, Outcome::NotApplicable, "{v:#?}");
+        assert!(v.summary.contains("leave at least 3 s"), "{}", v.summary);
     }
 
     #[test]
