@@ -33,7 +33,7 @@ fn needing_tool<'a>(
     evidence: &'a Evidence,
     span: &FaultSpan,
     expect: &FallbackExpectations,
-) -> Vec<&'a Record> {
+) -> Vec<Record> {
     evidence
         .records
         .iter()
@@ -73,10 +73,10 @@ fn check_tool(evidence: &Evidence, expect: &FallbackExpectations) -> Verdict {
             "no tool fake was faulted, so tool fallback could not be judged.",
         );
     }
-    let mut needed: Vec<&Record> = Vec::new();
+    let mut needed: Vec<Record> = Vec::new();
     for span in &spans {
         for r in needing_tool(evidence, span, expect) {
-            if !needed.iter().any(|n| std::ptr::eq(*n, r)) {
+            if !needed.iter().any(|n| *n == r) {
                 needed.push(r);
             }
         }
@@ -154,7 +154,7 @@ fn check_redis(evidence: &Evidence, expect: &FallbackExpectations) -> Verdict {
             "Redis was not faulted, so the cache fallback could not be judged.",
         );
     }
-    let during: Vec<&Record> = evidence
+    let during: Vec<Record> = evidence
         .records
         .iter()
         .filter(|r| spans.iter().any(|s| s.saw(r)))
@@ -236,7 +236,7 @@ fn check_redis(evidence: &Evidence, expect: &FallbackExpectations) -> Verdict {
 mod tests {
     use super::*;
     use crate::checks::common::tests::{attempt, window};
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::{LogLine, LogStream, Phase};
 
     fn tool_outage(degraded: Option<bool>, status: u16) -> Evidence {

@@ -138,7 +138,7 @@ fn check_one_line(
             format!("{why}, so per-request lines could not be checked."),
         );
     }
-    let answered: Vec<&Record> = evidence
+    let answered: Vec<Record> = evidence
         .records
         .iter()
         .filter(|r| r.status.is_some())
@@ -151,7 +151,7 @@ fn check_one_line(
     }
     let mut bad = Vec::new();
     for r in &answered {
-        let n = summaries(r, lines, expect).len();
+        let n = summaries(&r, lines, expect).len();
         if n != 1 {
             let plain = evidence
                 .logs
@@ -217,14 +217,15 @@ fn check_request_id(evidence: &Evidence) -> Verdict {
     if let Some(why) = no_logs(evidence) {
         return not_applicable(v, format!("{why}, so request ids could not be looked up."));
     }
-    let shown: Vec<(&Record, &str)> = evidence
+    let shown: Vec<(Record, String)> = evidence
         .records
         .iter()
         .filter_map(|r| {
-            r.response_request_id
-                .as_deref()
-                .filter(|id| !id.trim().is_empty())
-                .map(|id| (r, id))
+            let id = r
+                .response_request_id
+                .clone()
+                .filter(|id| !id.trim().is_empty())?;
+            Some((r, id))
         })
         .collect();
     if shown.is_empty() {
@@ -288,18 +289,17 @@ fn check_tokens(
     let linked = attempts_per_record(evidence);
     let mut judged = 0;
     let mut wrong = Vec::new();
-    for r in &evidence.records {
+    for r in evidence.records.iter() {
         let usage: Vec<_> = linked
-            .get(r.request_id.as_str())
+            .of(&r)
             .into_iter()
-            .flatten()
             .filter(|a| a.fake == FakeName::Llm && a.route.starts_with(&expect.tokens_route))
             .filter(|a| a.input_tokens.is_some() || a.output_tokens.is_some())
             .collect();
         if usage.is_empty() {
             continue;
         }
-        let [line] = summaries(r, lines, expect)[..] else {
+        let [line] = summaries(&r, lines, expect)[..] else {
             continue;
         };
         let truth_in: u64 = usage.iter().filter_map(|a| a.input_tokens).sum();
@@ -388,7 +388,7 @@ fn check_no_secrets(evidence: &Evidence) -> Verdict {
             ));
         }
     }
-    for r in &evidence.records {
+    for r in evidence.records.iter() {
         for c in canaries.iter().filter(|c| r.body_excerpt.contains(**c)) {
             leaks.push(format!("response to {} holds {}", r.request_id, masked(c)));
         }
@@ -430,7 +430,7 @@ fn check_no_secrets(evidence: &Evidence) -> Verdict {
 mod tests {
     use super::*;
     use crate::checks::common::tests::attempt;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::{LogLine, LogStream, Phase};
 
     const CHAT: &str = "/v1/chat/completions";

@@ -82,20 +82,16 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
         .map(|s| s.at_ms)
         .fold(f64::NEG_INFINITY, f64::max);
     let grace_from = evidence.duration_ms - EXPORT_GRACE_MS;
-    let in_queue = |r: &&Record| {
+    let in_queue = |r: &Record| {
         let answered = r.at_ms + r.latency_ms;
         answered > last_export - EXPORT_LAG_MS
             && answered > grace_from
             && !trace_of.contains_key(r.request_id.as_str())
     };
-    let answered: Vec<&Record> = evidence
-        .records
-        .iter()
-        .filter(|r| r.status.is_some())
-        .collect();
-    let queued = answered.iter().filter(|r| in_queue(r)).count();
-    let completed: Vec<&Record> = answered.into_iter().filter(|r| !in_queue(r)).collect();
-    if completed.is_empty() {
+    let answered = || evidence.records.iter().filter(|r| r.status.is_some());
+    let queued = answered().filter(|r| in_queue(r)).count();
+    let completed = answered().filter(|r| !in_queue(r)).count();
+    if completed == 0 {
         return not_applicable(v, "no client request was answered, so no trace is owed.");
     }
     let attempts = attempts_per_record(evidence);
@@ -103,10 +99,12 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
     let mut short = Vec::new();
     let mut missing_traces = 0;
     let mut hidden_attempts = 0;
-    for r in &completed {
+    for r in answered().filter(|r| !in_queue(r)) {
         let journaled = attempts
-            .get(r.request_id.as_str())
-            .map_or(0, |a| a.iter().filter(|a| a.fake == FakeName::Llm).count());
+            .of(&r)
+            .iter()
+            .filter(|a| a.fake == FakeName::Llm)
+            .count();
         match trace_of.get(r.request_id.as_str()) {
             None => {
                 missing_traces += 1;
@@ -128,7 +126,7 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
             }
         }
     }
-    let share = short.len() as f64 / completed.len() as f64;
+    let share = short.len() as f64 / completed as f64;
     v.figure = Some(share);
     v.evidence = bounded(short.clone());
     let not_judged = if queued > 0 {
@@ -144,8 +142,8 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
         v.outcome = Outcome::Pass;
         v.summary = format!(
             "{} of {} completed requests are traced in full ({} spans received).{not_judged}",
-            completed.len() - short.len(),
-            completed.len(),
+            completed - short.len(),
+            completed,
             evidence.spans.len()
         );
     } else {
@@ -155,7 +153,7 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
              trace, {hidden_attempts} LLM attempts without a span): retries and failures \
              missing from traces make an outage look like a few slow calls.{not_judged}",
             short.len(),
-            completed.len()
+            completed
         );
     }
     v
@@ -165,7 +163,7 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
 mod tests {
     use super::*;
     use crate::checks::common::tests::attempt;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::{Phase, SpanRecord, SpanStatus};
     use serde_json::json;
 

@@ -39,7 +39,7 @@ pub fn per_second(evidence: &Evidence) -> PerSecond {
 
     let mut latencies = vec![Vec::new(); seconds];
     let mut failures = vec![0.0; seconds];
-    for r in &evidence.records {
+    for r in evidence.records.iter() {
         let b = bucket(r.at_ms);
         latencies[b].push(r.latency_ms);
         if !r.succeeded() {

@@ -439,8 +439,8 @@ fn mentions(line: &str, id: &str) -> bool {
 }
 
 /// The requests a verdict's evidence names, slowest first: the ones worth a timeline.
-fn worst_requests<'a>(verdict: &Verdict, evidence: &'a Evidence) -> Vec<&'a Record> {
-    let mut named: Vec<&Record> = evidence
+fn worst_requests<'a>(verdict: &Verdict, evidence: &'a Evidence) -> Vec<Record> {
+    let mut named: Vec<Record> = evidence
         .records
         .iter()
         .filter(|r| verdict.evidence.iter().any(|l| mentions(l, &r.request_id)))

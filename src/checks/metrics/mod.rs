@@ -391,7 +391,7 @@ fn cache_hit_ratio(evidence: &Evidence, until_ms: f64) -> Option<f64> {
 mod tests {
     use super::*;
     use crate::checks::common::tests::attempt;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::{MetricsFormat, MetricsSnapshot, Phase};
     use serde_json::{json, Value};
 

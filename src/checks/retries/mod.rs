@@ -16,7 +16,7 @@
 //! for each row; `waits` holds the backoff and jitter statistics and their calibration; the
 //! tests in `replay` run every row through these checks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 pub mod policies;
 #[cfg(test)]
@@ -86,16 +86,7 @@ fn wait_ms(before: &Attempt, after: &Attempt) -> f64 {
 
 /// Every chain of every client request the fakes could name, in first-attempt order.
 fn chains(evidence: &Evidence) -> Vec<Chain<'_>> {
-    let request_of: HashMap<&str, &str> = evidence
-        .records
-        .iter()
-        .flat_map(|r| {
-            [
-                (r.nonce.as_str(), r.request_id.as_str()),
-                (r.request_id.as_str(), r.request_id.as_str()),
-            ]
-        })
-        .collect();
+    let request_of = super::common::request_ids_of_attempt_keys(evidence);
     let mut groups: BTreeMap<(&str, &str, &str), Vec<&Attempt>> = BTreeMap::new();
     // Redis is left out: a cache miss is skipped, not retried, and its commands are no calls
     // a user waits on.
@@ -110,7 +101,7 @@ fn chains(evidence: &Evidence) -> Vec<Chain<'_>> {
     let mut out = Vec::new();
     for ((key, _, _), mut attempts) in groups {
         attempts.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
-        let request_id = request_of.get(key).copied().unwrap_or(key).to_string();
+        let request_id = request_of.get(key).map_or(key, String::as_str).to_string();
         let mut current: Vec<&Attempt> = Vec::new();
         for a in attempts {
             if current.last().is_some_and(|prev| !attempt_failed(prev)) {
@@ -428,7 +419,7 @@ fn check_amplification(evidence: &Evidence, expect: &RetryExpectations) -> Verdi
             .records
             .iter()
             .filter(|r| span.saw(r))
-            .filter_map(|r| linked.get(r.request_id.as_str()))
+            .map(|r| linked.of(&r))
             .map(|attempts| attempts.iter().filter(|a| span.covers(a)).count())
             .sum();
         let attempts = if by_request > 0 {
@@ -516,7 +507,7 @@ fn check_amplification(evidence: &Evidence, expect: &RetryExpectations) -> Verdi
 mod tests {
     use super::*;
     use crate::checks::common::tests::{attempt, window};
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
 
     const CHAT: &str = "/v1/chat/completions";
 

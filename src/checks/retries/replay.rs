@@ -11,7 +11,7 @@ use super::check;
 use super::policies::{Limit, Policy, POLICIES};
 use super::waits::{Growth, Spread};
 use crate::checks::common::tests::{attempt, window};
-use crate::checks::sla::tests::EvidenceBuilder;
+use crate::evidence::testing::EvidenceBuilder;
 use crate::checks::{Outcome, Verdict};
 use crate::evidence::Attempt;
 use crate::evidence::{Evidence, Phase, PhaseSpan};
