@@ -100,10 +100,12 @@ mod tests {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Fault, 2, Some(200), 3_000.0)
             .build();
-        for r in &mut e.records {
-            r.kind = FlowKind::Agent;
-        }
-        for r in e.records.clone() {
+        e.records.edit(|rs| {
+            for r in rs.iter_mut() {
+                r.kind = FlowKind::Agent;
+            }
+        });
+        for r in e.records.to_vec() {
             for i in 0..calls {
                 let at = r.at_ms + i as f64 * 100.0;
                 e.attempts.push(attempt(
@@ -150,9 +152,11 @@ mod tests {
     #[test]
     fn without_agent_requests_it_is_not_applicable() {
         let mut e = evidence(30);
-        for r in &mut e.records {
-            r.kind = FlowKind::Chat;
-        }
+        e.records.edit(|rs| {
+            for r in rs.iter_mut() {
+                r.kind = FlowKind::Chat;
+            }
+        });
         assert_eq!(
             check(&e, &AgentExpectations::default()).outcome,
             Outcome::NotApplicable

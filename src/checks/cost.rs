@@ -125,7 +125,7 @@ mod tests {
             .records(Phase::Baseline, 4, Some(200), 100.0)
             .records(Phase::Fault, 4, Some(fault_status), 100.0)
             .build();
-        for r in e.records.clone() {
+        for r in e.records.to_vec() {
             let tokens = if r.at_ms < 10_000.0 {
                 100
             } else {

@@ -244,9 +244,11 @@ mod tests {
             .records(Phase::Fault, 4, Some(status), 300.0)
             .build();
         e.timeline = window("weather", "refuse", 10_000.0, 20_000.0);
-        for r in &mut e.records {
-            r.degraded = degraded;
-        }
+        e.records.edit(|rs| {
+            for r in rs.iter_mut() {
+                r.degraded = degraded;
+            }
+        });
         let tool_calls: Vec<_> = e
             .records
             .iter()

@@ -449,7 +449,7 @@ mod tests {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Baseline, 3, Some(200), 100.0)
             .build();
-        for r in e.records.clone() {
+        for r in e.records.to_vec() {
             let mut chat = attempt(r.at_ms + 5.0, "llm", CHAT, &r.nonce, Some(200), 50.0);
             chat.input_tokens = Some(10);
             chat.output_tokens = Some(4);
@@ -568,7 +568,8 @@ mod tests {
     #[test]
     fn a_shown_request_id_missing_from_the_logs_fails() {
         let mut e = evidence(10);
-        e.records[0].response_request_id = Some("other-id".into());
+        e.records
+            .edit(|rs| rs[0].response_request_id = Some("other-id".into()));
         let v = find(&e, "logs.request_id");
         assert_eq!(v.outcome, Outcome::Fail);
         assert_eq!(
@@ -599,7 +600,8 @@ mod tests {
         e.logs.push(log(
             r#"{"level":"info","apiKey":"sk-canary-0123456789"}"#.into()
         ));
-        e.records[1].body_excerpt = "your password hunter2pass".into();
+        e.records
+            .edit(|rs| rs[1].body_excerpt = "your password hunter2pass".into());
         let v = find(&e, "logs.no_secrets");
         assert_eq!(v.outcome, Outcome::Fail);
         assert_eq!(v.figure, Some(2.0));

@@ -181,15 +181,18 @@ mod tests {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Baseline, 5, Some(200), 2_000.0)
             .build();
-        for r in &mut e.records {
-            r.stream = Some(StreamTiming {
-                first_token_ms: Some(first),
-                gaps_ms: vec![gap; 10],
-                events: 11,
-                end: StreamEnd::Complete,
-            });
-        }
-        e.records[4].stream.as_mut().unwrap().end = end;
+        e.records.edit(|rs| {
+            for r in rs.iter_mut() {
+                r.stream = Some(StreamTiming {
+                    first_token_ms: Some(first),
+                    gaps_ms: vec![gap; 10],
+                    events: 11,
+                    end: StreamEnd::Complete,
+                });
+            }
+        });
+        e.records
+            .edit(|rs| rs[4].stream.as_mut().unwrap().end = end);
         e
     }
 

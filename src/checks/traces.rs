@@ -198,7 +198,7 @@ mod tests {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Baseline, 3, Some(200), 100.0)
             .build();
-        for (i, r) in e.records.clone().iter().enumerate() {
+        for (i, r) in e.records.to_vec().iter().enumerate() {
             let trace = format!("t{i}");
             e.spans.push(span(
                 &trace,
@@ -240,15 +240,15 @@ mod tests {
     fn requests_answered_after_the_last_export_near_the_end_are_not_owed_yet() {
         let mut e = evidence(true);
         let answered = |r: &Record| r.at_ms + r.latency_ms;
-        let last = e.records.iter().map(answered).fold(0.0, f64::max);
-        let late = e.records.iter().position(|r| answered(r) == last).unwrap();
+        let last = e.records.iter().map(|r| answered(&r)).fold(0.0, f64::max);
+        let late = e.records.iter().position(|r| answered(&r) == last).unwrap();
         let late_trace = format!("t{late}");
         // The late request's spans never arrived; the others' arrived before it was answered.
         e.spans.retain(|s| s.trace_id != late_trace);
         let before = e
             .records
             .iter()
-            .map(answered)
+            .map(|r| answered(&r))
             .filter(|&t| t < last)
             .fold(0.0, f64::max);
         for s in &mut e.spans {
@@ -271,7 +271,7 @@ mod tests {
 
         // A partial trace is judged as it is, even at the very end: it was exported.
         let mut e = evidence(false);
-        let last = e.records.iter().map(answered).fold(0.0, f64::max);
+        let last = e.records.iter().map(|r| answered(&r)).fold(0.0, f64::max);
         e.duration_ms = last + 1_000.0;
         let v = check_per_request(&e, &TracesExpectations::default());
         assert_eq!(v.outcome, Outcome::Fail, "{v:#?}");
@@ -312,7 +312,7 @@ mod tests {
         // Carried by a child span (the framework owns the root), it still names the trace.
         e.spans[1]
             .attributes
-            .insert("request.id".into(), json!(e.records[0].request_id));
+            .insert("request.id".into(), json!(e.records.to_vec()[0].request_id));
         let v = check_per_request(&e, &TracesExpectations::default());
         assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
         // Another attribute name, as a scenario may set it, finds nothing either.

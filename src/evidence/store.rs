@@ -318,6 +318,21 @@ impl RecordStore {
     }
 }
 
+#[cfg(test)]
+impl RecordStore {
+    /// Every record, in memory: for tests that edit hand-built evidence.
+    pub(crate) fn to_vec(&self) -> Vec<Record> {
+        self.iter().collect()
+    }
+
+    /// Edits the records in memory and stores them again.
+    pub(crate) fn edit(&mut self, change: impl FnOnce(&mut Vec<Record>)) {
+        let mut records = self.to_vec();
+        change(&mut records);
+        *self = records.into();
+    }
+}
+
 impl Default for RecordStore {
     fn default() -> Self {
         Self::new()
@@ -499,5 +514,109 @@ impl<'de> Deserialize<'de> for RecordStore {
                 store
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: u64) -> Record {
+        Record {
+            at_ms: i as f64,
+            flow: "chat".into(),
+            request_id: format!("req-{i}"),
+            nonce: format!("n{i}"),
+            status: Some(if i % 10 == 0 { 503 } else { 200 }),
+            latency_ms: (i % 97) as f64,
+            body_excerpt: r#"{"answer":"Paris is the capital of France."}"#.into(),
+            ..Record::default()
+        }
+    }
+
+    /// The bound holds by construction: however many records go in, the store holds at most
+    /// one open chunk in memory (asserted on bytes, not on the process's RSS).
+    #[test]
+    fn memory_stays_within_one_chunk_however_many_records_go_in() {
+        let mut store = RecordStore::new();
+        let mut most = 0;
+        for i in 0..10_000 {
+            store.push(record(i));
+            most = most.max(store.resident_bytes());
+        }
+        let one_chunk = RecordStore::CHUNK_RECORDS
+            * (std::mem::size_of::<Record>() + heap_bytes(&record(9_999)));
+        assert!(most <= one_chunk, "{most} > {one_chunk}");
+        assert_eq!(store.len(), 10_000);
+        assert!(store.disk_bytes() > 0);
+        // Every record reads back, in the order it came, twice over (passes are independent).
+        assert!(store.iter().map(|r| r.at_ms as u64).eq(0..10_000));
+        assert_eq!(store.iter().filter(|r| !r.succeeded()).count(), 1_000);
+        assert_eq!(store.error(), None);
+    }
+
+    #[test]
+    fn records_past_the_cap_are_counted_not_kept() {
+        let mut store = RecordStore::with_cap(20_000);
+        for i in 0..20_000 {
+            store.push(record(i));
+        }
+        let cut = store.cut().clone();
+        assert!(cut.count > 0 && store.len() < 20_000);
+        assert_eq!(store.len() as u64 + cut.count, 20_000);
+        assert!(store.disk_bytes() <= 20_000);
+        // What is kept is the run's first records.
+        assert!(store
+            .iter()
+            .map(|r| r.at_ms as u64)
+            .eq(0..store.len() as u64));
+        // Failures among the cut ones are counted too (every tenth request failed).
+        let failed_kept = store.iter().filter(|r| !r.succeeded()).count() as u64;
+        assert_eq!(failed_kept + cut.failed, 2_000);
+    }
+
+    #[test]
+    fn the_written_file_is_plain_gzip_json_lines_and_reads_back() {
+        let mut store = RecordStore::new();
+        for i in 0..5_000 {
+            store.push(record(i));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RECORDS_FILE);
+        let mut out = File::create(&path).unwrap();
+        store.write_into(&mut out).unwrap();
+        let mut text = String::new();
+        MultiGzDecoder::new(File::open(&path).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text.lines().count(), 5_000);
+        let first: Record = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first, record(0));
+
+        // evidence.json names the file; attaching reads it back whole.
+        let named = serde_json::to_string(&store).unwrap();
+        assert!(named.contains(RECORDS_FILE), "{named}");
+        let mut again: RecordStore = serde_json::from_str(&named).unwrap();
+        assert!(again.is_detached());
+        again.attach(dir.path()).unwrap();
+        assert!(again == store);
+    }
+
+    #[test]
+    fn evidence_never_chooses_where_records_are_read_from() {
+        let named = r#"{"file": "../../etc/passwd", "kept": 1}"#;
+        let mut store: RecordStore = serde_json::from_str(named).unwrap();
+        let error = store.attach(Path::new("/tmp")).unwrap_err().to_string();
+        assert!(
+            error.contains("not a file name in its directory"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn old_evidence_with_inline_records_still_reads() {
+        let inline = serde_json::to_string(&vec![record(1), record(2)]).unwrap();
+        let store: RecordStore = serde_json::from_str(&inline).unwrap();
+        assert_eq!(store.to_vec(), vec![record(1), record(2)]);
     }
 }

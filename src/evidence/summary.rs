@@ -256,7 +256,11 @@ mod tests {
         let mut merged = Summary::decode(&Summary::of(&first).encoded()).unwrap();
         merged.merge(&Summary::decode(&Summary::of(&second).encoded()).unwrap());
         let whole = Summary::of(&both);
-        let key = (Some(Phase::Baseline), "chat".to_string(), RequestOutcome::Ok);
+        let key = (
+            Some(Phase::Baseline),
+            "chat".to_string(),
+            RequestOutcome::Ok,
+        );
         let (m, w) = (&merged.cells[&key], &whole.cells[&key]);
         assert_eq!(m.requests, 3);
         assert_eq!(m.latency_us, w.latency_us);

@@ -29,6 +29,7 @@ impl EvidenceBuilder {
                 duration_ms: 30_000.0,
                 ..Evidence::default()
             },
+            records: Vec::new(),
             next_id: 0,
         }
     }
@@ -54,8 +55,7 @@ impl EvidenceBuilder {
             body_excerpt: if ok {
                 r#"{"answer":"Paris."}"#.into()
             } else if status.is_some() {
-                r#"{"error":"The AI service is unavailable right now, please try again."}"#
-                    .into()
+                r#"{"error":"The AI service is unavailable right now, please try again."}"#.into()
             } else {
                 String::new()
             },
@@ -97,19 +97,6 @@ impl EvidenceBuilder {
         self
     }
 
-    /// Changes every record added so far.
-    pub(crate) fn edit_all(mut self, mut change: impl FnMut(usize, &mut Record)) -> Self {
-        for (i, record) in self.records.iter_mut().enumerate() {
-            change(i, record);
-        }
-        self
-    }
-
-    /// The records added so far.
-    pub(crate) fn records_so_far(&self) -> &[Record] {
-        &self.records
-    }
-
     pub(crate) fn build(self) -> Evidence {
         Evidence {
             records: self.records.into(),
@@ -117,4 +104,3 @@ impl EvidenceBuilder {
         }
     }
 }
-

@@ -347,7 +347,7 @@ mod tests {
             .collect();
         records.push(record(2_500.0, 900.0, 503));
         let evidence = Evidence {
-            records,
+            records: records.into(),
             attempts: vec![
                 attempt(10.0, "llm"),
                 attempt(2_100.0, "llm"),

@@ -625,9 +625,10 @@ mod tests {
     fn bodies_and_logs_are_escaped_and_redacted_and_attempts_are_tied_by_nonce() {
         let plan = plan();
         let mut evidence = evidence(&plan);
-        evidence.records[1].nonce = "n-slow".into();
-        evidence.records[1].body_excerpt =
-            r#"<img src=x onerror=alert(1)> key sk-abcdef0123456789"#.into();
+        evidence.records.edit(|rs| rs[1].nonce = "n-slow".into());
+        evidence.records.edit(|rs| {
+            rs[1].body_excerpt = r#"<img src=x onerror=alert(1)> key sk-abcdef0123456789"#.into()
+        });
         evidence.attempts = vec![
             attempt(12_010.0, "n-slow", Some(503), Some("status 503")),
             attempt(12_300.0, "n-slow", None, Some("hang")),

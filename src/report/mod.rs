@@ -312,7 +312,8 @@ mod tests {
             "{:?}",
             failure.missing
         );
-        assert_eq!(failure.written.len(), 4);
+        // report.json, three renderings and records.jsonl.gz.
+        assert_eq!(failure.written.len(), 5);
         let text = fs::read_to_string(dir.path().join("report.json")).unwrap();
         assert!(serde_json::from_str::<Report>(&text).is_ok());
         // No temporary file is left behind.

@@ -27,7 +27,11 @@ pub fn notes(evidence: &Evidence) -> Vec<String> {
     let request_of: BTreeMap<String, String> = evidence
         .records
         .iter()
-        .filter(|r| classed.iter().any(|(_, key)| *key == Some(r.nonce.as_str())))
+        .filter(|r| {
+            classed
+                .iter()
+                .any(|(_, key)| *key == Some(r.nonce.as_str()))
+        })
         .map(|r| (r.nonce, r.request_id))
         .collect();
     let of_class = |wanted: ApiKeySent| {

@@ -523,17 +523,12 @@ mod tests {
             .records(Phase::Fault, waits.len(), Some(200), 500.0)
             .build();
         e.timeline = window("llm", "status 503", 10_000.0, 20_000.0);
-        for r in &e.records {
+        for r in &e.records.to_vec() {
             e.attempts
                 .push(attempt(r.at_ms, "llm", CHAT, &r.nonce, Some(200), 50.0));
         }
         e.attempts.retain(|a| a.at_ms < 10_000.0);
-        let fault_records: Vec<_> = e
-            .records
-            .iter()
-            .filter(|r| r.at_ms >= 10_000.0)
-            .cloned()
-            .collect();
+        let fault_records: Vec<_> = e.records.iter().filter(|r| r.at_ms >= 10_000.0).collect();
         for (r, waits) in fault_records.iter().zip(waits) {
             let mut at = r.at_ms;
             let mut a = attempt(at, "llm", CHAT, &r.nonce, Some(503), 10.0);
@@ -771,7 +766,7 @@ mod tests {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Fault, 6, Some(200), 100.0)
             .build();
-        for r in e.records.clone() {
+        for r in e.records.to_vec() {
             e.attempts
                 .push(attempt(r.at_ms, "redis", "GET", &r.nonce, None, 1.0));
         }
@@ -785,7 +780,7 @@ mod tests {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Fault, 1, Some(200), 900.0)
             .build();
-        let n = e.records[0].nonce.clone();
+        let n = e.records.to_vec()[0].nonce.clone();
         for i in 0..6 {
             e.attempts.push(attempt(
                 10_000.0 + i as f64 * 100.0,
