@@ -126,16 +126,14 @@ fn report_json_round_trips_with_its_schema_phases_and_verdicts() {
     // Assert: the records are in their own compressed file, which evidence.json names, and
     // report.json counts them per phase x flow x outcome with an encoded histogram each.
     let evidence_json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("evidence.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("evidence.json")).unwrap()).unwrap();
     assert_eq!(evidence_json["records"]["file"], "records.jsonl.gz");
     assert_eq!(
         evidence_json["records"]["kept"],
         evidence.records.len() as u64
     );
     let report_json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let cells = report_json["latency_histograms"].as_array().unwrap();
     let counted: u64 = cells.iter().map(|c| c["requests"].as_u64().unwrap()).sum();
     assert_eq!(counted, report_json["counts"]["requests"].as_u64().unwrap());
