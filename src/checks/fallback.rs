@@ -29,8 +29,8 @@ pub fn check(evidence: &Evidence, expect: &FallbackExpectations) -> Vec<Verdict>
 
 /// The requests sent during `span` that needed its tool: the fake saw them fail there, or
 /// their flow is named as needing the tool and the fake never saw them (a breaker skipped it).
-fn needing_tool<'a>(
-    evidence: &'a Evidence,
+fn needing_tool(
+    evidence: &Evidence,
     span: &FaultSpan,
     expect: &FallbackExpectations,
 ) -> Vec<Record> {
@@ -76,7 +76,7 @@ fn check_tool(evidence: &Evidence, expect: &FallbackExpectations) -> Verdict {
     let mut needed: Vec<Record> = Vec::new();
     for span in &spans {
         for r in needing_tool(evidence, span, expect) {
-            if !needed.iter().any(|n| *n == r) {
+            if !needed.contains(&r) {
                 needed.push(r);
             }
         }
@@ -182,7 +182,7 @@ fn check_redis(evidence: &Evidence, expect: &FallbackExpectations) -> Verdict {
     let mut lines: Vec<String> = during
         .iter()
         .filter(|r| !r.succeeded())
-        .map(|r| describe_record(r))
+        .map(describe_record)
         .collect();
     match (held, warning, evidence.logs.is_empty()) {
         (true, Some(line), _) => {

@@ -151,7 +151,7 @@ fn check_one_line(
     }
     let mut bad = Vec::new();
     for r in &answered {
-        let n = summaries(&r, lines, expect).len();
+        let n = summaries(r, lines, expect).len();
         if n != 1 {
             let plain = evidence
                 .logs

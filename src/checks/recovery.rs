@@ -298,7 +298,7 @@ fn check_mitigation(
                         .iter()
                         .filter(|r| !r.succeeded())
                         .max_by(|a, b| a.latency_ms.total_cmp(&b.latency_ms))
-                        .map_or("-".into(), |r| describe_record(r))
+                        .map_or("-".into(), describe_record)
                 ));
                 f64::INFINITY
             }
@@ -423,7 +423,7 @@ fn check_fast_fail(
         );
         let mut slow = failures;
         slow.sort_by(|a, b| b.latency_ms.total_cmp(&a.latency_ms));
-        v.evidence = bounded(slow.iter().map(|r| describe_record(r)).collect());
+        v.evidence = bounded(slow.iter().map(describe_record).collect());
     }
     v
 }

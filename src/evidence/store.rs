@@ -527,7 +527,7 @@ mod tests {
             flow: "chat".into(),
             request_id: format!("req-{i}"),
             nonce: format!("n{i}"),
-            status: Some(if i % 10 == 0 { 503 } else { 200 }),
+            status: Some(if i.is_multiple_of(10) { 503 } else { 200 }),
             latency_ms: (i % 97) as f64,
             body_excerpt: r#"{"answer":"Paris is the capital of France."}"#.into(),
             ..Record::default()

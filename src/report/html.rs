@@ -439,7 +439,7 @@ fn mentions(line: &str, id: &str) -> bool {
 }
 
 /// The requests a verdict's evidence names, slowest first: the ones worth a timeline.
-fn worst_requests<'a>(verdict: &Verdict, evidence: &'a Evidence) -> Vec<Record> {
+fn worst_requests(verdict: &Verdict, evidence: &Evidence) -> Vec<Record> {
     let mut named: Vec<Record> = evidence
         .records
         .iter()
