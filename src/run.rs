@@ -284,7 +284,7 @@ async fn ready_and_probed(
 
 /// What the load stage saw, on the run's clock (the load started `offset_ms` after it).
 struct Driven {
-    records: Vec<crate::evidence::Record>,
+    records: crate::evidence::RecordStore,
     /// How the load generator kept to its schedule.
     load_stats: crate::evidence::LoadStats,
     timeline: Vec<TimelineEvent>,
@@ -413,9 +413,8 @@ async fn drive(
         // Requests the interrupt cut short never had their chance to be answered: they are
         // neither failures nor successes, so no verdict judges them (a healthy target must not
         // FAIL errors.honest because someone pressed Ctrl-C).
-        let before = records.len();
-        records.retain(|r| !(r.status.is_none() && r.error.as_deref() == Some("unfinished")));
-        let cut = before - records.len();
+        let cut =
+            records.retain(|r| !(r.status.is_none() && r.error.as_deref() == Some("unfinished")));
         if cut > 0 {
             gaps.push(format!(
                 "{cut} requests were in flight at the interrupt: they are unfinished, left out \
@@ -468,6 +467,19 @@ fn assemble(
         duration_ms,
     } = driven;
     gaps.extend(driven_gaps);
+    let cut = records.cut();
+    if cut.count > 0 {
+        gaps.push(format!(
+            "{} client records past the {} MiB cap of {} were not kept ({} of them failed): \
+             checks that read single requests judged the first {}; the load's counts include \
+             them all",
+            cut.count,
+            crate::evidence::RecordStore::DEFAULT_CAP_BYTES >> 20,
+            crate::evidence::RECORDS_FILE,
+            cut.failed,
+            records.len()
+        ));
+    }
     timeline.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     // The metrics after the warm-ups: metrics.truth judges the change over the load (see
     // checks::metrics), whether or not the target counted traffic before this run.

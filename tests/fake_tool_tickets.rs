@@ -608,7 +608,7 @@ async fn judged(keys: Keys, forward_request_id: bool) -> faultline::checks::Verd
         });
     }
     let evidence = Evidence {
-        records,
+        records: records.into(),
         writes: faultline::fakes::set::write_attempts("tickets", &ledger),
         ..Evidence::default()
     };

@@ -87,7 +87,7 @@ async fn drive(executor: Executor) -> Vec<Record> {
     let driven = load::drive(&spec, client, epoch, stop, Arc::new(Live::default()))
         .await
         .expect("the load runs");
-    driven.records
+    driven.records.iter().collect()
 }
 
 /// Within 2% (or 1 ms) of the truth, allowing up to the machine's own `overhead_ms` more.

@@ -98,7 +98,7 @@ fn evidence(plan: &Plan) -> Evidence {
     Evidence {
         phases: plan.phases(),
         timeline: vec![switch(10_000.0, true), switch(20_000.0, false)],
-        records,
+        records: records.into(),
         attempts,
         logs,
         duration_ms: 30_000.0,

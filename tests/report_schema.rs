@@ -77,7 +77,7 @@ fn evidence(plan: &Plan) -> Evidence {
                 on: false,
             },
         ],
-        records,
+        records: records.into(),
         duration_ms: 30_000.0,
         ..Evidence::default()
     }
@@ -115,12 +115,31 @@ fn report_json_round_trips_with_its_schema_phases_and_verdicts() {
             "summary.md",
             "report.html",
             "junit.xml",
+            "records.jsonl.gz",
             "evidence.json"
         ]
     );
     for path in &written {
         assert!(path.starts_with(&out) && path.is_file(), "{path:?}");
     }
+
+    // Assert: the records are in their own compressed file, which evidence.json names, and
+    // report.json counts them per phase x flow x outcome with an encoded histogram each.
+    let evidence_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("evidence.json")).unwrap()).unwrap();
+    assert_eq!(evidence_json["records"]["file"], "records.jsonl.gz");
+    assert_eq!(
+        evidence_json["records"]["kept"],
+        evidence.records.len() as u64
+    );
+    let report_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let cells = report_json["latency_histograms"].as_array().unwrap();
+    let counted: u64 = cells.iter().map(|c| c["requests"].as_u64().unwrap()).sum();
+    assert_eq!(counted, report_json["counts"]["requests"].as_u64().unwrap());
+    assert!(cells
+        .iter()
+        .all(|c| c["latency_us"].as_str().unwrap().starts_with("HISTFAAA")));
 
     // Assert: report.json as plain JSON, field by field as reports/README.md documents it
     let text = std::fs::read_to_string(out.join("report.json")).unwrap();
@@ -141,6 +160,7 @@ fn report_json_round_trips_with_its_schema_phases_and_verdicts() {
             "faults",
             "gaps",
             "interrupted",
+            "latency_histograms",
             "passed",
             "phases",
             "quick",
@@ -216,9 +236,10 @@ fn report_json_round_trips_with_its_schema_phases_and_verdicts() {
     let back: Report = serde_json::from_str(&text).unwrap();
     assert_eq!(back, report);
 
-    // Assert: evidence.json is the whole evidence
+    // Assert: evidence.json with the records file it names is the whole evidence
     let evidence_text = std::fs::read_to_string(out.join("evidence.json")).unwrap();
-    let evidence_back: Evidence = serde_json::from_str(&evidence_text).unwrap();
+    let mut evidence_back: Evidence = serde_json::from_str(&evidence_text).unwrap();
+    evidence_back.records.attach(&out).unwrap();
     assert_eq!(evidence_back, evidence);
 }
 

@@ -75,7 +75,7 @@ fn judge(fake: &ControlledLlm, case: &Case) -> Vec<Verdict> {
         .map(|a| a.at_ms + a.duration_ms)
         .fold(0.0, f64::max);
     let evidence = Evidence {
-        records,
+        records: records.into(),
         attempts,
         // Room after the last attempt, so that no failure counts as cut off by the run's end.
         duration_ms: end + 5_000.0,

@@ -24,7 +24,7 @@ pub fn check(evidence: &Evidence, expect: &AgentExpectations) -> Verdict {
         "calls",
         Some(limit),
     );
-    let agents: Vec<&Record> = evidence
+    let agents: Vec<Record> = evidence
         .records
         .iter()
         .filter(|r| r.kind == FlowKind::Agent)
@@ -36,16 +36,15 @@ pub fn check(evidence: &Evidence, expect: &AgentExpectations) -> Verdict {
         );
     }
     let linked = attempts_per_record(evidence);
-    let calls: Vec<(&Record, usize)> = agents
-        .iter()
+    let calls: Vec<(Record, usize)> = agents
+        .into_iter()
         .map(|r| {
             let n = linked
-                .get(r.request_id.as_str())
+                .of(&r)
                 .into_iter()
-                .flatten()
                 .filter(|a| a.fake == FakeName::Llm && a.route.starts_with(&expect.llm_route))
                 .count();
-            (*r, n)
+            (r, n)
         })
         .collect();
     let most = calls.iter().map(|(_, n)| *n).max().unwrap_or(0);
@@ -60,7 +59,7 @@ pub fn check(evidence: &Evidence, expect: &AgentExpectations) -> Verdict {
         );
     }
     v.figure = Some(most as f64);
-    let mut over: Vec<&(&Record, usize)> = calls
+    let mut over: Vec<&(Record, usize)> = calls
         .iter()
         .filter(|(_, n)| *n > expect.max_llm_calls as usize)
         .collect();
@@ -69,7 +68,7 @@ pub fn check(evidence: &Evidence, expect: &AgentExpectations) -> Verdict {
         v.outcome = Outcome::Pass;
         v.summary = format!(
             "the {} agent requests made at most {most} LLM calls each, within the limit of {}.",
-            agents.len(),
+            calls.len(),
             expect.max_llm_calls
         );
     } else {
@@ -78,7 +77,7 @@ pub fn check(evidence: &Evidence, expect: &AgentExpectations) -> Verdict {
             "{} of {} agent requests made more than {} LLM calls (up to {most}): a runaway tool \
              loop burns tokens and time without a step limit.",
             over.len(),
-            agents.len(),
+            calls.len(),
             expect.max_llm_calls
         );
         v.evidence = bounded(
@@ -94,17 +93,19 @@ pub fn check(evidence: &Evidence, expect: &AgentExpectations) -> Verdict {
 mod tests {
     use super::*;
     use crate::checks::common::tests::attempt;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::Phase;
 
     fn evidence(calls: usize) -> Evidence {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Fault, 2, Some(200), 3_000.0)
             .build();
-        for r in &mut e.records {
-            r.kind = FlowKind::Agent;
-        }
-        for r in e.records.clone() {
+        e.records.edit(|rs| {
+            for r in rs.iter_mut() {
+                r.kind = FlowKind::Agent;
+            }
+        });
+        for r in e.records.to_vec() {
             for i in 0..calls {
                 let at = r.at_ms + i as f64 * 100.0;
                 e.attempts.push(attempt(
@@ -151,9 +152,11 @@ mod tests {
     #[test]
     fn without_agent_requests_it_is_not_applicable() {
         let mut e = evidence(30);
-        for r in &mut e.records {
-            r.kind = FlowKind::Chat;
-        }
+        e.records.edit(|rs| {
+            for r in rs.iter_mut() {
+                r.kind = FlowKind::Chat;
+            }
+        });
         assert_eq!(
             check(&e, &AgentExpectations::default()).outcome,
             Outcome::NotApplicable

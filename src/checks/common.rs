@@ -99,30 +99,67 @@ pub(crate) fn belongs(attempt: &Attempt, r: &Record) -> bool {
         .is_some_and(|k| k == r.nonce || k == r.request_id)
 }
 
-/// The attempts linked to each client request, by request id, in arrival order.
-pub(crate) fn attempts_per_record(evidence: &Evidence) -> HashMap<&str, Vec<&Attempt>> {
+/// The attempts linked to each client request: found by the request's nonce or id, in
+/// arrival order (see [`LinkedAttempts::of`]). Indexed by the attempts' keys rather than by
+/// the records, so that records can stream past it.
+pub(crate) struct LinkedAttempts<'a> {
+    by_key: HashMap<&'a str, Vec<&'a Attempt>>,
+}
+
+impl<'a> LinkedAttempts<'a> {
+    /// The attempts linked to `r`, in arrival order.
+    pub(crate) fn of(&self, r: &Record) -> Vec<&'a Attempt> {
+        let mut linked: Vec<&Attempt> = Vec::new();
+        for key in [r.nonce.as_str(), r.request_id.as_str()] {
+            if key.is_empty() {
+                continue;
+            }
+            if let Some(found) = self.by_key.get(key) {
+                linked.extend(found.iter().copied());
+            }
+        }
+        linked.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+        linked.dedup_by(|a, b| std::ptr::eq(*a, *b));
+        linked
+    }
+}
+
+/// The request id of each attempt key (a nonce or a request id) that names a client
+/// request: one pass over the records, keeping only the keys the attempts carry, so the map is
+/// as large as the journals, not as the run.
+pub(crate) fn request_ids_of_attempt_keys(evidence: &Evidence) -> HashMap<String, String> {
+    request_ids_of_keys(
+        evidence,
+        evidence.attempts.iter().filter_map(|a| a.key.as_deref()),
+    )
+}
+
+/// The request id of each of `keys` (nonces or request ids) that names a client request.
+pub(crate) fn request_ids_of_keys<'a>(
+    evidence: &Evidence,
+    keys: impl Iterator<Item = &'a str>,
+) -> HashMap<String, String> {
+    let keys: std::collections::HashSet<&str> = keys.collect();
+    let mut out = HashMap::new();
+    for r in evidence.records.iter() {
+        for key in [&r.nonce, &r.request_id] {
+            if keys.contains(key.as_str()) {
+                out.insert(key.clone(), r.request_id.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Indexes the attempts of `evidence` for [`LinkedAttempts::of`].
+pub(crate) fn attempts_per_record(evidence: &Evidence) -> LinkedAttempts<'_> {
     let mut by_key: HashMap<&str, Vec<&Attempt>> = HashMap::new();
     for a in &evidence.attempts {
         if let Some(k) = a.key.as_deref() {
             by_key.entry(k).or_default().push(a);
         }
     }
-    let mut out: HashMap<&str, Vec<&Attempt>> = HashMap::new();
-    for r in &evidence.records {
-        let mut linked: Vec<&Attempt> = Vec::new();
-        for key in [r.nonce.as_str(), r.request_id.as_str()] {
-            if key.is_empty() {
-                continue;
-            }
-            if let Some(found) = by_key.get(key) {
-                linked.extend(found.iter().copied());
-            }
-        }
-        linked.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
-        linked.dedup_by(|a, b| std::ptr::eq(*a, *b));
-        out.insert(r.request_id.as_str(), linked);
-    }
-    out
+    LinkedAttempts { by_key }
 }
 
 /// An upstream attempt that failed: no 2xx (an error status or no answer), or a 2xx whose

@@ -32,9 +32,8 @@ fn spend(evidence: &Evidence, phase: Phase, expect: &CostExpectations) -> Spend 
             s.answers += 1;
         }
         s.tokens += linked
-            .get(r.request_id.as_str())
+            .of(&r)
             .into_iter()
-            .flatten()
             .filter(|a| a.fake == FakeName::Llm && a.route.starts_with(&expect.tokens_route))
             .map(|a| a.input_tokens.unwrap_or(0) + a.output_tokens.unwrap_or(0))
             .sum::<u64>();
@@ -118,7 +117,7 @@ pub fn check(evidence: &Evidence, expect: &CostExpectations) -> Verdict {
 mod tests {
     use super::*;
     use crate::checks::common::tests::attempt;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
 
     /// Baseline answers cost 100 tokens; fault-phase answers `fault_tokens` each.
     fn evidence(fault_tokens: u64, fault_status: u16) -> Evidence {
@@ -126,7 +125,7 @@ mod tests {
             .records(Phase::Baseline, 4, Some(200), 100.0)
             .records(Phase::Fault, 4, Some(fault_status), 100.0)
             .build();
-        for r in e.records.clone() {
+        for r in e.records.to_vec() {
             let tokens = if r.at_ms < 10_000.0 {
                 100
             } else {

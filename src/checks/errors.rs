@@ -77,23 +77,46 @@ pub fn check_honest(evidence: &Evidence, expect: &ErrorExpectations) -> Verdict 
         evidence: Vec::new(),
     };
 
-    let failed: Vec<&Record> = evidence.records.iter().filter(|r| !r.succeeded()).collect();
-    if failed.is_empty() {
+    // One pass: counts for every failed request, lines for the first few dishonest ones
+    // (the exemplars), so memory stays bounded however many failed.
+    let mut failed = 0usize;
+    let mut dishonest = 0usize;
+    let mut per_rule: BTreeMap<Rule, usize> = BTreeMap::new();
+    let mut lines: Vec<String> = Vec::new();
+    for r in evidence.records.iter().filter(|r| !r.succeeded()) {
+        failed += 1;
+        let breaches = breaches(&r, expect);
+        if breaches.is_empty() {
+            continue;
+        }
+        dishonest += 1;
+        let mut rules: Vec<Rule> = breaches.iter().map(|b| b.rule).collect();
+        rules.dedup();
+        for rule in rules {
+            *per_rule.entry(rule).or_default() += 1;
+        }
+        if lines.len() < Verdict::EVIDENCE_LIMIT {
+            let broken: Vec<String> = breaches.iter().map(|b| b.to_string()).collect();
+            lines.push(format!(
+                "{} {} latency={}: {} | body: {}",
+                r.request_id,
+                outcome_of(&r),
+                format_ms(r.latency_ms),
+                broken.join("; "),
+                excerpt(&redact(&r.body_excerpt))
+            ));
+        }
+    }
+    if failed == 0 {
         verdict.summary =
             "no request failed during the run, so error honesty could not be judged.".into();
         return verdict;
     }
+    verdict.figure = Some(dishonest as f64);
 
-    let dishonest: Vec<(&Record, Vec<Breach>)> = failed
-        .iter()
-        .map(|r| (*r, breaches(r, expect)))
-        .filter(|(_, b)| !b.is_empty())
-        .collect();
-    verdict.figure = Some(dishonest.len() as f64);
-
-    if dishonest.is_empty() {
+    if dishonest == 0 {
         verdict.outcome = Outcome::Pass;
-        let all = match failed.len() {
+        let all = match failed {
             1 => "the one failed request".to_string(),
             n => format!("all {n} failed requests"),
         };
@@ -105,14 +128,6 @@ pub fn check_honest(evidence: &Evidence, expect: &ErrorExpectations) -> Verdict 
         return verdict;
     }
 
-    let mut per_rule: BTreeMap<Rule, usize> = BTreeMap::new();
-    for (_, breaches) in &dishonest {
-        let mut rules: Vec<Rule> = breaches.iter().map(|b| b.rule).collect();
-        rules.dedup();
-        for rule in rules {
-            *per_rule.entry(rule).or_default() += 1;
-        }
-    }
     let reasons: Vec<String> = per_rule
         .iter()
         .map(|(rule, n)| format!("{n} {}", rule.counted()))
@@ -120,28 +135,14 @@ pub fn check_honest(evidence: &Evidence, expect: &ErrorExpectations) -> Verdict 
     verdict.outcome = Outcome::Fail;
     verdict.summary = format!(
         "{} of {} failed requests {} not honest with the user: {}.",
-        dishonest.len(),
-        failed.len(),
-        if dishonest.len() == 1 { "was" } else { "were" },
+        dishonest,
+        failed,
+        if dishonest == 1 { "was" } else { "were" },
         reasons.join(", ")
     );
 
-    let mut lines: Vec<String> = dishonest
-        .iter()
-        .map(|(r, breaches)| {
-            let broken: Vec<String> = breaches.iter().map(|b| b.to_string()).collect();
-            format!(
-                "{} {} latency={}: {} | body: {}",
-                r.request_id,
-                outcome_of(r),
-                format_ms(r.latency_ms),
-                broken.join("; "),
-                excerpt(&redact(&r.body_excerpt))
-            )
-        })
-        .collect();
-    if lines.len() > Verdict::EVIDENCE_LIMIT {
-        let more = lines.len() - (Verdict::EVIDENCE_LIMIT - 1);
+    if dishonest > Verdict::EVIDENCE_LIMIT {
+        let more = dishonest - (Verdict::EVIDENCE_LIMIT - 1);
         lines.truncate(Verdict::EVIDENCE_LIMIT - 1);
         lines.push(format!("… and {more} more"));
     }
@@ -452,7 +453,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::Phase;
 
     fn expect() -> ErrorExpectations {

@@ -29,11 +29,11 @@ pub fn check(evidence: &Evidence, expect: &FallbackExpectations) -> Vec<Verdict>
 
 /// The requests sent during `span` that needed its tool: the fake saw them fail there, or
 /// their flow is named as needing the tool and the fake never saw them (a breaker skipped it).
-fn needing_tool<'a>(
-    evidence: &'a Evidence,
+fn needing_tool(
+    evidence: &Evidence,
     span: &FaultSpan,
     expect: &FallbackExpectations,
-) -> Vec<&'a Record> {
+) -> Vec<Record> {
     evidence
         .records
         .iter()
@@ -73,10 +73,10 @@ fn check_tool(evidence: &Evidence, expect: &FallbackExpectations) -> Verdict {
             "no tool fake was faulted, so tool fallback could not be judged.",
         );
     }
-    let mut needed: Vec<&Record> = Vec::new();
+    let mut needed: Vec<Record> = Vec::new();
     for span in &spans {
         for r in needing_tool(evidence, span, expect) {
-            if !needed.iter().any(|n| std::ptr::eq(*n, r)) {
+            if !needed.contains(&r) {
                 needed.push(r);
             }
         }
@@ -154,7 +154,7 @@ fn check_redis(evidence: &Evidence, expect: &FallbackExpectations) -> Verdict {
             "Redis was not faulted, so the cache fallback could not be judged.",
         );
     }
-    let during: Vec<&Record> = evidence
+    let during: Vec<Record> = evidence
         .records
         .iter()
         .filter(|r| spans.iter().any(|s| s.saw(r)))
@@ -182,7 +182,7 @@ fn check_redis(evidence: &Evidence, expect: &FallbackExpectations) -> Verdict {
     let mut lines: Vec<String> = during
         .iter()
         .filter(|r| !r.succeeded())
-        .map(|r| describe_record(r))
+        .map(describe_record)
         .collect();
     match (held, warning, evidence.logs.is_empty()) {
         (true, Some(line), _) => {
@@ -236,7 +236,7 @@ fn check_redis(evidence: &Evidence, expect: &FallbackExpectations) -> Verdict {
 mod tests {
     use super::*;
     use crate::checks::common::tests::{attempt, window};
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::{LogLine, LogStream, Phase};
 
     fn tool_outage(degraded: Option<bool>, status: u16) -> Evidence {
@@ -244,9 +244,11 @@ mod tests {
             .records(Phase::Fault, 4, Some(status), 300.0)
             .build();
         e.timeline = window("weather", "refuse", 10_000.0, 20_000.0);
-        for r in &mut e.records {
-            r.degraded = degraded;
-        }
+        e.records.edit(|rs| {
+            for r in rs.iter_mut() {
+                r.degraded = degraded;
+            }
+        });
         let tool_calls: Vec<_> = e
             .records
             .iter()

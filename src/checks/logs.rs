@@ -148,7 +148,7 @@ fn check_one_line(
             format!("{why}, so per-request lines could not be checked."),
         );
     }
-    let answered: Vec<&Record> = evidence
+    let answered: Vec<Record> = evidence
         .records
         .iter()
         .filter(|r| r.status.is_some())
@@ -232,14 +232,15 @@ fn check_request_id(evidence: &Evidence) -> Verdict {
     if let Some(why) = no_logs(evidence) {
         return not_applicable(v, format!("{why}, so request ids could not be looked up."));
     }
-    let shown: Vec<(&Record, &str)> = evidence
+    let shown: Vec<(Record, String)> = evidence
         .records
         .iter()
         .filter_map(|r| {
-            r.response_request_id
-                .as_deref()
-                .filter(|id| !id.trim().is_empty())
-                .map(|id| (r, id))
+            let id = r
+                .response_request_id
+                .clone()
+                .filter(|id| !id.trim().is_empty())?;
+            Some((r, id))
         })
         .collect();
     if shown.is_empty() {
@@ -303,18 +304,17 @@ fn check_tokens(
     let linked = attempts_per_record(evidence);
     let mut judged = 0;
     let mut wrong = Vec::new();
-    for r in &evidence.records {
+    for r in evidence.records.iter() {
         let usage: Vec<_> = linked
-            .get(r.request_id.as_str())
+            .of(&r)
             .into_iter()
-            .flatten()
             .filter(|a| a.fake == FakeName::Llm && a.route.starts_with(&expect.tokens_route))
             .filter(|a| a.input_tokens.is_some() || a.output_tokens.is_some())
             .collect();
         if usage.is_empty() {
             continue;
         }
-        let [line] = summaries(r, lines, expect)[..] else {
+        let [line] = summaries(&r, lines, expect)[..] else {
             continue;
         };
         let truth_in: u64 = usage.iter().filter_map(|a| a.input_tokens).sum();
@@ -403,7 +403,7 @@ fn check_no_secrets(evidence: &Evidence) -> Verdict {
             ));
         }
     }
-    for r in &evidence.records {
+    for r in evidence.records.iter() {
         for c in canaries.iter().filter(|c| r.body_excerpt.contains(**c)) {
             leaks.push(format!("response to {} holds {}", r.request_id, masked(c)));
         }
@@ -445,7 +445,7 @@ fn check_no_secrets(evidence: &Evidence) -> Verdict {
 mod tests {
     use super::*;
     use crate::checks::common::tests::attempt;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::{LogLine, LogStream, Phase};
 
     const CHAT: &str = "/v1/chat/completions";
@@ -464,7 +464,7 @@ mod tests {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Baseline, 3, Some(200), 100.0)
             .build();
-        for r in e.records.clone() {
+        for r in e.records.to_vec() {
             let mut chat = attempt(r.at_ms + 5.0, "llm", CHAT, &r.nonce, Some(200), 50.0);
             chat.input_tokens = Some(10);
             chat.output_tokens = Some(4);
@@ -612,7 +612,8 @@ mod tests {
     #[test]
     fn a_shown_request_id_missing_from_the_logs_fails() {
         let mut e = evidence(10);
-        e.records[0].response_request_id = Some("other-id".into());
+        e.records
+            .edit(|rs| rs[0].response_request_id = Some("other-id".into()));
         let v = find(&e, "logs.request_id");
         assert_eq!(v.outcome, Outcome::Fail);
         assert_eq!(
@@ -643,7 +644,8 @@ mod tests {
         e.logs.push(log(
             r#"{"level":"info","apiKey":"sk-canary-0123456789"}"#.into()
         ));
-        e.records[1].body_excerpt = "your password hunter2pass".into();
+        e.records
+            .edit(|rs| rs[1].body_excerpt = "your password hunter2pass".into());
         let v = find(&e, "logs.no_secrets");
         assert_eq!(v.outcome, Outcome::Fail);
         assert_eq!(v.figure, Some(2.0));

@@ -63,7 +63,7 @@ pub fn evaluate(evidence: &Evidence, expect: &Expectations) -> Vec<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::Phase;
 
     #[test]

@@ -72,7 +72,7 @@ fn ms(d: std::time::Duration) -> f64 {
 }
 
 /// A success share and p95 of some records.
-fn health(records: &[&Record]) -> (f64, f64) {
+fn health(records: &[Record]) -> (f64, f64) {
     let ok = records.iter().filter(|r| r.succeeded()).count();
     let latencies: Vec<f64> = records.iter().map(|r| r.latency_ms).collect();
     (ok as f64 / records.len() as f64, quantile(&latencies, 0.95))
@@ -97,7 +97,7 @@ fn check_time(evidence: &Evidence, spans: &[FaultSpan], expect: &RecoveryExpecta
         return not_applicable(v, "no fault was injected, so recovery could not be judged.");
     };
     let run_end = evidence.duration_ms;
-    let baseline: Vec<&Record> = evidence.records_in(Phase::Baseline).collect();
+    let baseline: Vec<Record> = evidence.records_in(Phase::Baseline).collect();
     if baseline.is_empty() {
         return not_applicable(
             v,
@@ -142,11 +142,11 @@ fn check_time(evidence: &Evidence, spans: &[FaultSpan], expect: &RecoveryExpecta
     // latency over the last `windows` windows pooled, so that one request a busy machine
     // delayed (a window of 10 requests has its max as p95) cannot break a recovery on its own,
     // while a relapse lasting a window or more still does.
-    let mut streak: Vec<(f64, Vec<&Record>)> = Vec::new();
+    let mut streak: Vec<(f64, Vec<Record>)> = Vec::new();
     let mut recovered: Option<f64> = None;
     let mut t = fault_end;
     while t < run_end.max(fault_end + width) && recovered.is_none() {
-        let in_window: Vec<&Record> = evidence
+        let in_window: Vec<Record> = evidence
             .records
             .iter()
             .filter(|r| r.at_ms >= t && r.at_ms < t + width)
@@ -168,8 +168,8 @@ fn check_time(evidence: &Evidence, spans: &[FaultSpan], expect: &RecoveryExpecta
                 let k = expect.windows.max(1) as usize;
                 if streak.len() >= k {
                     let last = &streak[streak.len() - k..];
-                    let pooled: Vec<&Record> =
-                        last.iter().flat_map(|(_, rs)| rs.iter().copied()).collect();
+                    let pooled: Vec<Record> =
+                        last.iter().flat_map(|(_, rs)| rs.iter().cloned()).collect();
                     let (_, pooled_p95) = health(&pooled);
                     if pooled_p95 <= max_p95 {
                         recovered = Some(last[0].0);
@@ -280,7 +280,7 @@ fn check_mitigation(
     let mut worst: Option<f64> = None;
     let mut lines = Vec::new();
     for span in long_spans {
-        let during: Vec<&Record> = evidence.records.iter().filter(|r| span.saw(r)).collect();
+        let during: Vec<Record> = evidence.records.iter().filter(|r| span.saw(r)).collect();
         // The clock starts when the fault first hurt a user, not when it was switched on: a
         // target that retries through the first stretch of a fault (every user still gets an
         // answer, as in `brownout`) owes no mitigation yet, and must not be charged for it.
@@ -316,7 +316,7 @@ fn check_mitigation(
                         .iter()
                         .filter(|r| !r.succeeded())
                         .max_by(|a, b| a.latency_ms.total_cmp(&b.latency_ms))
-                        .map_or("-".into(), |r| describe_record(r))
+                        .map_or("-".into(), describe_record)
                 ));
                 f64::INFINITY
             }
@@ -401,7 +401,7 @@ fn check_fast_fail(
             ),
         );
     }
-    let failures: Vec<&Record> = evidence
+    let failures: Vec<Record> = evidence
         .records
         .iter()
         .filter(|r| !r.succeeded())
@@ -442,7 +442,7 @@ fn check_fast_fail(
         );
         let mut slow = failures;
         slow.sort_by(|a, b| b.latency_ms.total_cmp(&a.latency_ms));
-        v.evidence = bounded(slow.iter().map(|r| describe_record(r)).collect());
+        v.evidence = bounded(slow.iter().map(describe_record).collect());
     }
     v
 }
@@ -451,7 +451,7 @@ fn check_fast_fail(
 mod tests {
     use super::*;
     use crate::checks::common::tests::window;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
 
     fn expect() -> RecoveryExpectations {
         RecoveryExpectations::default()

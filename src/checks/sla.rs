@@ -36,10 +36,12 @@ pub fn phase_stats(evidence: &Evidence) -> Vec<PhaseStats> {
         .phases
         .iter()
         .map(|span| {
-            let records: Vec<&Record> = evidence.records_in(span.phase).collect();
-            let latencies = Latencies::new(records.iter().map(|r| r.latency_ms));
-            let requests = records.len() as u64;
-            let failures = records.iter().filter(|r| !r.succeeded()).count() as u64;
+            let mut failures = 0u64;
+            let latencies = Latencies::new(evidence.records_in(span.phase).map(|r| {
+                failures += u64::from(!r.succeeded());
+                r.latency_ms
+            }));
+            let requests = latencies.sorted_us.len() as u64;
             PhaseStats {
                 phase: span.phase,
                 start_ms: span.start_ms,
@@ -103,8 +105,10 @@ fn check_p95(
         return verdict;
     };
 
-    let records: Vec<&Record> = evidence.records_in(phase).collect();
-    let slower = records.iter().filter(|r| r.latency_ms > limit_ms).count();
+    let slower = evidence
+        .records_in(phase)
+        .filter(|r| r.latency_ms > limit_ms)
+        .count();
     verdict.figure = Some(stats.p95_ms);
     if stats.p95_ms <= limit_ms {
         verdict.outcome = Outcome::Pass;
@@ -124,12 +128,9 @@ fn check_p95(
         format_ms(limit_ms),
         stats.requests
     );
-    let mut slowest = records;
-    slowest.sort_by(|a, b| b.latency_ms.total_cmp(&a.latency_ms));
-    verdict.evidence = slowest
+    verdict.evidence = slowest(evidence.records_in(phase), Verdict::EVIDENCE_LIMIT)
         .iter()
-        .take(Verdict::EVIDENCE_LIMIT)
-        .map(|r| describe_record(r))
+        .map(describe_record)
         .collect();
     verdict
 }
@@ -177,9 +178,27 @@ fn check_error_rate(
         .records_in(phase)
         .filter(|r| !r.succeeded())
         .take(Verdict::EVIDENCE_LIMIT)
-        .map(|r| format!("{} body: {}", describe_record(r), excerpt(&r.body_excerpt)))
+        .map(|r| format!("{} body: {}", describe_record(&r), excerpt(&r.body_excerpt)))
         .collect();
     verdict
+}
+
+/// The `n` slowest of `records`, slowest first (the earliest first among equals), holding
+/// no more than `n` at a time: a bounded set of exemplars from a stream of any length.
+pub(crate) fn slowest(records: impl Iterator<Item = Record>, n: usize) -> Vec<Record> {
+    let mut kept: Vec<Record> = Vec::with_capacity(n + 1);
+    if n == 0 {
+        return kept;
+    }
+    for record in records {
+        if kept.len() == n && kept[n - 1].latency_ms >= record.latency_ms {
+            continue;
+        }
+        let at = kept.partition_point(|r| r.latency_ms >= record.latency_ms);
+        kept.insert(at, record);
+        kept.truncate(n);
+    }
+    kept
 }
 
 /// Why a phase could not be judged: it had no requests, or the run never reached it.
@@ -332,104 +351,8 @@ pub(crate) mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::evidence::PhaseSpan;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::scenario::{ErrorExpectations, PhaseLimits};
-
-    /// Hand-built evidence: three 10 s phases and records added one by one.
-    pub(crate) struct EvidenceBuilder {
-        evidence: Evidence,
-        next_id: usize,
-    }
-
-    impl EvidenceBuilder {
-        pub(crate) fn new() -> Self {
-            let span = |phase, start_ms, end_ms| PhaseSpan {
-                phase,
-                start_ms,
-                end_ms,
-            };
-            EvidenceBuilder {
-                evidence: Evidence {
-                    phases: vec![
-                        span(Phase::Baseline, 0.0, 10_000.0),
-                        span(Phase::Fault, 10_000.0, 20_000.0),
-                        span(Phase::Recovery, 20_000.0, 30_000.0),
-                    ],
-                    duration_ms: 30_000.0,
-                    ..Evidence::default()
-                },
-                next_id: 0,
-            }
-        }
-
-        /// Keep only the baseline phase, as a plan without faults has.
-        pub(crate) fn baseline_only(mut self) -> Self {
-            self.evidence.phases.truncate(1);
-            self
-        }
-
-        /// A record at `at_ms` with `status` (None: no answer) taking `latency_ms`.
-        pub(crate) fn record(mut self, at_ms: f64, status: Option<u16>, latency_ms: f64) -> Self {
-            self.next_id += 1;
-            let ok = matches!(status, Some(200..=299));
-            self.evidence.records.push(Record {
-                at_ms,
-                flow: "chat".into(),
-                request_id: format!("req-{}", self.next_id),
-                nonce: format!("n{}", self.next_id),
-                status,
-                latency_ms,
-                response_request_id: status.map(|_| format!("req-{}", self.next_id)),
-                body_excerpt: if ok {
-                    r#"{"answer":"Paris."}"#.into()
-                } else if status.is_some() {
-                    r#"{"error":"The AI service is unavailable right now, please try again."}"#
-                        .into()
-                } else {
-                    String::new()
-                },
-                error: if status.is_none() {
-                    Some("timeout".into())
-                } else {
-                    None
-                },
-                ..Record::default()
-            });
-            self
-        }
-
-        /// `n` records in `phase`'s window, evenly spread, all with the same status and latency.
-        pub(crate) fn records(
-            mut self,
-            phase: Phase,
-            n: usize,
-            status: Option<u16>,
-            latency_ms: f64,
-        ) -> Self {
-            let span = self
-                .evidence
-                .phases
-                .iter()
-                .find(|s| s.phase == phase)
-                .expect("phase in the builder")
-                .clone();
-            for i in 0..n {
-                let at = span.start_ms + (span.end_ms - span.start_ms) * i as f64 / n as f64;
-                self = self.record(at, status, latency_ms);
-            }
-            self
-        }
-
-        /// Change the last record added.
-        pub(crate) fn edit(mut self, change: impl FnOnce(&mut Record)) -> Self {
-            change(self.evidence.records.last_mut().expect("a record to edit"));
-            self
-        }
-
-        pub(crate) fn build(self) -> Evidence {
-            self.evidence
-        }
-    }
 
     fn limits(phase: Phase, p95_ms: Option<u64>, error_rate: Option<f64>) -> Expectations {
         Expectations {

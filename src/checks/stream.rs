@@ -13,7 +13,7 @@ use crate::evidence::{Evidence, Record, StreamEnd};
 use crate::scenario::StreamExpectations;
 
 pub fn check(evidence: &Evidence, expect: &StreamExpectations) -> Vec<Verdict> {
-    let streams: Vec<&Record> = evidence
+    let streams: Vec<Record> = evidence
         .records
         .iter()
         .filter(|r| r.stream.is_some())
@@ -79,11 +79,11 @@ fn timed_check(
 }
 
 /// `stream.first_token`: p95 time from send to the first content event.
-fn check_first_token(streams: &[&Record], expect: &StreamExpectations) -> Verdict {
+fn check_first_token(streams: &[Record], expect: &StreamExpectations) -> Verdict {
     let limit = expect.first_token_p95.as_secs_f64() * 1000.0;
     let samples = streams
         .iter()
-        .filter_map(|r| Some((r.stream.as_ref()?.first_token_ms?, *r)))
+        .filter_map(|r| Some((r.stream.as_ref()?.first_token_ms?, r)))
         .collect();
     timed_check(
         "stream.first_token",
@@ -96,11 +96,11 @@ fn check_first_token(streams: &[&Record], expect: &StreamExpectations) -> Verdic
 }
 
 /// `stream.inter_token`: p95 gap between consecutive content events.
-fn check_inter_token(streams: &[&Record], expect: &StreamExpectations) -> Verdict {
+fn check_inter_token(streams: &[Record], expect: &StreamExpectations) -> Verdict {
     let limit = expect.inter_token_p95.as_secs_f64() * 1000.0;
     let samples = streams
         .iter()
-        .flat_map(|&r| {
+        .flat_map(|r| {
             r.stream
                 .iter()
                 .flat_map(move |s| s.gaps_ms.iter().map(move |g| (*g, r)))
@@ -117,7 +117,7 @@ fn check_inter_token(streams: &[&Record], expect: &StreamExpectations) -> Verdic
 }
 
 /// `stream.ends_clearly`: every stream ends with a final event or an error event.
-fn check_ends_clearly(streams: &[&Record]) -> Verdict {
+fn check_ends_clearly(streams: &[Record]) -> Verdict {
     let mut v = pending(
         "stream.ends_clearly",
         "every stream ends with a final or an error event, never cut or stalled".into(),
@@ -174,22 +174,25 @@ fn check_ends_clearly(streams: &[&Record]) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::{Phase, StreamTiming};
 
     fn evidence(first: f64, gap: f64, end: StreamEnd) -> Evidence {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Baseline, 5, Some(200), 2_000.0)
             .build();
-        for r in &mut e.records {
-            r.stream = Some(StreamTiming {
-                first_token_ms: Some(first),
-                gaps_ms: vec![gap; 10],
-                events: 11,
-                end: StreamEnd::Complete,
-            });
-        }
-        e.records[4].stream.as_mut().unwrap().end = end;
+        e.records.edit(|rs| {
+            for r in rs.iter_mut() {
+                r.stream = Some(StreamTiming {
+                    first_token_ms: Some(first),
+                    gaps_ms: vec![gap; 10],
+                    events: 11,
+                    end: StreamEnd::Complete,
+                });
+            }
+        });
+        e.records
+            .edit(|rs| rs[4].stream.as_mut().unwrap().end = end);
         e
     }
 

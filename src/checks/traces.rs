@@ -82,20 +82,16 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
         .map(|s| s.at_ms)
         .fold(f64::NEG_INFINITY, f64::max);
     let grace_from = evidence.duration_ms - EXPORT_GRACE_MS;
-    let in_queue = |r: &&Record| {
+    let in_queue = |r: &Record| {
         let answered = r.at_ms + r.latency_ms;
         answered > last_export - EXPORT_LAG_MS
             && answered > grace_from
             && !trace_of.contains_key(r.request_id.as_str())
     };
-    let answered: Vec<&Record> = evidence
-        .records
-        .iter()
-        .filter(|r| r.status.is_some())
-        .collect();
-    let queued = answered.iter().filter(|r| in_queue(r)).count();
-    let completed: Vec<&Record> = answered.into_iter().filter(|r| !in_queue(r)).collect();
-    if completed.is_empty() {
+    let answered = || evidence.records.iter().filter(|r| r.status.is_some());
+    let queued = answered().filter(|r| in_queue(r)).count();
+    let completed = answered().filter(|r| !in_queue(r)).count();
+    if completed == 0 {
         return not_applicable(v, "no client request was answered, so no trace is owed.");
     }
     let attempts = attempts_per_record(evidence);
@@ -103,10 +99,12 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
     let mut short = Vec::new();
     let mut missing_traces = 0;
     let mut hidden_attempts = 0;
-    for r in &completed {
+    for r in answered().filter(|r| !in_queue(r)) {
         let journaled = attempts
-            .get(r.request_id.as_str())
-            .map_or(0, |a| a.iter().filter(|a| a.fake == FakeName::Llm).count());
+            .of(&r)
+            .iter()
+            .filter(|a| a.fake == FakeName::Llm)
+            .count();
         match trace_of.get(r.request_id.as_str()) {
             None => {
                 missing_traces += 1;
@@ -128,7 +126,7 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
             }
         }
     }
-    let share = short.len() as f64 / completed.len() as f64;
+    let share = short.len() as f64 / completed as f64;
     v.figure = Some(share);
     v.evidence = bounded(short.clone());
     let not_judged = if queued > 0 {
@@ -144,8 +142,8 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
         v.outcome = Outcome::Pass;
         v.summary = format!(
             "{} of {} completed requests are traced in full ({} spans received).{not_judged}",
-            completed.len() - short.len(),
-            completed.len(),
+            completed - short.len(),
+            completed,
             evidence.spans.len()
         );
     } else {
@@ -155,7 +153,7 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
              trace, {hidden_attempts} LLM attempts without a span): retries and failures \
              missing from traces make an outage look like a few slow calls.{not_judged}",
             short.len(),
-            completed.len()
+            completed
         );
     }
     v
@@ -165,7 +163,7 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
 mod tests {
     use super::*;
     use crate::checks::common::tests::attempt;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::{Phase, SpanRecord, SpanStatus};
     use serde_json::json;
 
@@ -200,7 +198,7 @@ mod tests {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Baseline, 3, Some(200), 100.0)
             .build();
-        for (i, r) in e.records.clone().iter().enumerate() {
+        for (i, r) in e.records.to_vec().iter().enumerate() {
             let trace = format!("t{i}");
             e.spans.push(span(
                 &trace,
@@ -242,15 +240,15 @@ mod tests {
     fn requests_answered_after_the_last_export_near_the_end_are_not_owed_yet() {
         let mut e = evidence(true);
         let answered = |r: &Record| r.at_ms + r.latency_ms;
-        let last = e.records.iter().map(answered).fold(0.0, f64::max);
-        let late = e.records.iter().position(|r| answered(r) == last).unwrap();
+        let last = e.records.iter().map(|r| answered(&r)).fold(0.0, f64::max);
+        let late = e.records.iter().position(|r| answered(&r) == last).unwrap();
         let late_trace = format!("t{late}");
         // The late request's spans never arrived; the others' arrived before it was answered.
         e.spans.retain(|s| s.trace_id != late_trace);
         let before = e
             .records
             .iter()
-            .map(answered)
+            .map(|r| answered(&r))
             .filter(|&t| t < last)
             .fold(0.0, f64::max);
         for s in &mut e.spans {
@@ -273,7 +271,7 @@ mod tests {
 
         // A partial trace is judged as it is, even at the very end: it was exported.
         let mut e = evidence(false);
-        let last = e.records.iter().map(answered).fold(0.0, f64::max);
+        let last = e.records.iter().map(|r| answered(&r)).fold(0.0, f64::max);
         e.duration_ms = last + 1_000.0;
         let v = check_per_request(&e, &TracesExpectations::default());
         assert_eq!(v.outcome, Outcome::Fail, "{v:#?}");
@@ -314,7 +312,7 @@ mod tests {
         // Carried by a child span (the framework owns the root), it still names the trace.
         e.spans[1]
             .attributes
-            .insert("request.id".into(), json!(e.records[0].request_id));
+            .insert("request.id".into(), json!(e.records.to_vec()[0].request_id));
         let v = check_per_request(&e, &TracesExpectations::default());
         assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
         // Another attribute name, as a scenario may set it, finds nothing either.

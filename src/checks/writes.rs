@@ -39,18 +39,20 @@ pub fn check_idempotent(evidence: &Evidence, expect: &WriteExpectations) -> Verd
         );
     }
     // A nonce or a request id of this run names its client request.
-    let mut request_of: BTreeMap<&str, &str> = BTreeMap::new();
-    for r in &evidence.records {
-        request_of.insert(r.nonce.as_str(), r.request_id.as_str());
-        request_of.insert(r.request_id.as_str(), r.request_id.as_str());
-    }
+    let request_of = super::common::request_ids_of_keys(
+        evidence,
+        evidence.writes.iter().filter_map(|w| w.key.as_deref()),
+    );
     let refused = |w: &WriteAttempt| w.status == 400 && !w.side_effect;
     let invalid = evidence.writes.iter().filter(|w| refused(w)).count();
     let mut unlinked = 0;
     let mut groups: BTreeMap<(&str, u64), Vec<&WriteAttempt>> = BTreeMap::new();
     for w in evidence.writes.iter().filter(|w| !refused(w)) {
         match w.key.as_deref().and_then(|key| request_of.get(key)) {
-            Some(request) => groups.entry((request, w.payload_hash)).or_default().push(w),
+            Some(request) => groups
+                .entry((request.as_str(), w.payload_hash))
+                .or_default()
+                .push(w),
             None => unlinked += 1,
         }
     }
@@ -160,7 +162,7 @@ pub fn check_idempotent(evidence: &Evidence, expect: &WriteExpectations) -> Verd
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::Phase;
 
     fn write(key: &str, idem: Option<&str>, side_effect: bool) -> WriteAttempt {

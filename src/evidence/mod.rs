@@ -10,10 +10,16 @@ use serde::{Deserialize, Serialize};
 mod attempt;
 mod names;
 mod span;
+mod store;
+mod summary;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use attempt::{ApiKeySent, Attempt, WriteAttempt};
 pub use names::FakeName;
 pub use span::{SpanRecord, SpanStatus};
+pub use store::{CutRecords, RecordStore, Records, RECORDS_FILE};
+pub use summary::{EncodedCell, RequestOutcome, Summary};
 
 /// The three phases every scenario is cut into, from its fault timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -270,8 +276,9 @@ pub struct Evidence {
     pub phases: Vec<PhaseSpan>,
     /// Fault switches in the order they happened.
     pub timeline: Vec<TimelineEvent>,
-    /// Client requests, in send order.
-    pub records: Vec<Record>,
+    /// Client requests, in the order their answers completed: a stream on disk read back
+    /// pass by pass (see [`RecordStore`]); `evidence.json` names its file.
+    pub records: RecordStore,
     /// Upstream attempts seen by every fake, in arrival order.
     pub attempts: Vec<Attempt>,
     /// Attempts pushed out of fakes' bounded journals (so `attempts` is partial when > 0).
@@ -344,10 +351,15 @@ impl Evidence {
     }
 
     /// The client records judged in `phase` (see [`Evidence::phase_of`]).
-    pub fn records_in(&self, phase: Phase) -> impl Iterator<Item = &Record> {
+    pub fn records_in(&self, phase: Phase) -> impl Iterator<Item = Record> + '_ {
         self.records
             .iter()
             .filter(move |r| self.phase_of(r) == Some(phase))
+    }
+
+    /// Counts and latency histograms per phase × flow × outcome, in one pass.
+    pub fn summary(&self) -> Summary {
+        Summary::of(self)
     }
 }
 

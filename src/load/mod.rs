@@ -37,7 +37,7 @@ pub use correlation::{Correlation, Ids};
 pub use open::{LATE_LIMIT, MAX_LATE_SHARE};
 pub use schedule::Schedule;
 
-use crate::evidence::{FlowKind, LoadStats, Record};
+use crate::evidence::{FlowKind, LoadStats, Record, RecordStore};
 use crate::scenario::api::{fill_template, fill_text, Api, RequestShape, ResponseShape};
 use crate::scenario::{Executor, Flow};
 
@@ -81,8 +81,9 @@ pub fn drain_time(request_timeout: Duration) -> Duration {
 /// What the load sent and how well it kept to its schedule.
 #[derive(Debug, Default)]
 pub struct Driven {
-    /// Every request sent, in order of (intended) send time.
-    pub records: Vec<Record>,
+    /// Every request sent, in the order their answers completed, streamed to disk as they
+    /// came (memory stays flat however long the load runs).
+    pub records: RecordStore,
     pub stats: LoadStats,
 }
 
@@ -114,7 +115,9 @@ pub async fn drive(
     live: Arc<Live>,
 ) -> Result<Driven, LoadError> {
     let (sink, records) = mpsc::unbounded_channel();
-    let collector = tokio::spawn(collect(records, live));
+    // On a thread of its own: sealing a chunk of the record stream compresses it, which must
+    // not hold up the runtime's workers that send the load.
+    let collector = tokio::task::spawn_blocking(move || collect(records, live));
     // One id sequence for the whole run, so ids never repeat across flows.
     let correlation = Arc::new(Correlation::new(spec.seed));
     let contexts: Vec<Arc<FlowContext>> = spec
@@ -136,12 +139,11 @@ pub async fn drive(
         Executor::RampingUsers { .. } => users::drive(spec, contexts, client, epoch, stop).await,
         _ => open::drive(spec, contexts, client, epoch, stop).await?,
     };
-    let mut records = collector
+    let records = collector
         .await
         .map_err(|e| LoadError::Goose(e.to_string()))?;
-    records.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     stats.executor = spec.executor.name().to_string();
-    stats.sent = records.len() as u64;
+    stats.sent = records.len() as u64 + records.cut().count;
     let seconds = spec.duration.as_secs_f64();
     if seconds > 0.0 {
         stats.achieved_rate = stats.sent as f64 / seconds;
@@ -150,9 +152,9 @@ pub async fn drive(
 }
 
 /// Gathers the records the requests send back, counting them for the live display.
-async fn collect(mut records: mpsc::UnboundedReceiver<Record>, live: Arc<Live>) -> Vec<Record> {
-    let mut all = Vec::new();
-    while let Some(record) = records.recv().await {
+fn collect(mut records: mpsc::UnboundedReceiver<Record>, live: Arc<Live>) -> RecordStore {
+    let mut all = RecordStore::new();
+    while let Some(record) = records.blocking_recv() {
         live.requests.fetch_add(1, Ordering::Relaxed);
         if !record.succeeded() {
             live.failures.fetch_add(1, Ordering::Relaxed);

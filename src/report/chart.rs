@@ -39,7 +39,7 @@ pub fn per_second(evidence: &Evidence) -> PerSecond {
 
     let mut latencies = vec![Vec::new(); seconds];
     let mut failures = vec![0.0; seconds];
-    for r in &evidence.records {
+    for r in evidence.records.iter() {
         let b = bucket(r.at_ms);
         latencies[b].push(r.latency_ms);
         if !r.succeeded() {
@@ -347,7 +347,7 @@ mod tests {
             .collect();
         records.push(record(2_500.0, 900.0, 503));
         let evidence = Evidence {
-            records,
+            records: records.into(),
             attempts: vec![
                 attempt(10.0, "llm"),
                 attempt(2_100.0, "llm"),

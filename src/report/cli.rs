@@ -57,8 +57,14 @@ fn read_evidence(dir: &Path) -> anyhow::Result<Option<Evidence>> {
     }
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("could not read {}", path.display()))?;
-    let evidence = serde_json::from_str(&text)
+    let mut evidence: Evidence = serde_json::from_str(&text)
         .with_context(|| format!("{} is not faultline evidence", path.display()))?;
+    evidence.records.attach(dir).with_context(|| {
+        format!(
+            "{} names a client records file that could not be read",
+            path.display()
+        )
+    })?;
     Ok(Some(evidence))
 }
 

@@ -439,8 +439,8 @@ fn mentions(line: &str, id: &str) -> bool {
 }
 
 /// The requests a verdict's evidence names, slowest first: the ones worth a timeline.
-fn worst_requests<'a>(verdict: &Verdict, evidence: &'a Evidence) -> Vec<&'a Record> {
-    let mut named: Vec<&Record> = evidence
+fn worst_requests(verdict: &Verdict, evidence: &Evidence) -> Vec<Record> {
+    let mut named: Vec<Record> = evidence
         .records
         .iter()
         .filter(|r| verdict.evidence.iter().any(|l| mentions(l, &r.request_id)))
@@ -625,9 +625,10 @@ mod tests {
     fn bodies_and_logs_are_escaped_and_redacted_and_attempts_are_tied_by_nonce() {
         let plan = plan();
         let mut evidence = evidence(&plan);
-        evidence.records[1].nonce = "n-slow".into();
-        evidence.records[1].body_excerpt =
-            r#"<img src=x onerror=alert(1)> key sk-abcdef0123456789"#.into();
+        evidence.records.edit(|rs| rs[1].nonce = "n-slow".into());
+        evidence.records.edit(|rs| {
+            rs[1].body_excerpt = r#"<img src=x onerror=alert(1)> key sk-abcdef0123456789"#.into()
+        });
         evidence.attempts = vec![
             attempt(12_010.0, "n-slow", Some(503), Some("status 503")),
             attempt(12_300.0, "n-slow", None, Some("hang")),

@@ -7,7 +7,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::checks::sla::{phase_stats, PhaseStats};
 use crate::checks::{Outcome, Verdict};
-use crate::evidence::{Evidence, TimelineEvent};
+use crate::evidence::{EncodedCell, Evidence, TimelineEvent};
 use crate::scenario::Plan;
 
 /// The schema id in every report's `schema` field. Bump it when a field changes meaning or goes.
@@ -58,6 +58,11 @@ pub struct Report {
     /// happened): the run exits 2 and `passed` is false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalid: Option<String>,
+    /// Client requests per phase × flow × outcome, each with its latency histogram in
+    /// microseconds in HdrHistogram's V2 compressed encoding (base64): bounded whatever the
+    /// run's length, and mergeable across runs (see [`crate::evidence::Summary`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_histograms: Vec<EncodedCell>,
 }
 
 /// How much evidence the run gathered.
@@ -73,6 +78,14 @@ pub struct Counts {
     pub upstream_attempts_dropped: u64,
     /// Lines the target wrote.
     pub log_lines: u64,
+    /// Client requests past the cap of the records file: counted in `requests` and
+    /// `failures`, but not kept for the checks that read single requests.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requests_not_kept: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What the run knows about itself that the plan and evidence do not.
@@ -99,6 +112,8 @@ pub fn build(plan: &Plan, meta: &RunMeta, evidence: &Evidence, verdicts: Vec<Ver
         // Only years past 9999 fail to format; say so rather than panic at the end of a run.
         .unwrap_or_else(|_| "unrepresentable".into());
     let invalid = super::load::invalid(evidence, !plan.faults.is_empty());
+    let summary = evidence.summary();
+    let cut = evidence.records.cut();
     Report {
         schema: SCHEMA.into(),
         scenario: plan.name.clone(),
@@ -116,16 +131,18 @@ pub fn build(plan: &Plan, meta: &RunMeta, evidence: &Evidence, verdicts: Vec<Ver
         faults: serde_json::to_value(&plan.faults).unwrap_or(serde_json::Value::Null),
         verdicts,
         counts: Counts {
-            requests: evidence.records.len() as u64,
-            failures: evidence.records.iter().filter(|r| !r.succeeded()).count() as u64,
+            requests: summary.requests() + cut.count,
+            failures: summary.failures() + cut.failed,
             upstream_attempts: evidence.attempts.len() as u64,
             upstream_attempts_dropped: evidence.attempts_dropped,
             log_lines: evidence.logs.len() as u64,
+            requests_not_kept: cut.count,
         },
         gaps: evidence.gaps.clone(),
         notes: super::notes::notes(evidence),
         load: super::load::build(evidence),
         invalid,
+        latency_histograms: summary.encoded(),
     }
 }
 
@@ -210,7 +227,8 @@ pub(crate) mod tests {
                 record(1_000.0, Some(200), 400.0),
                 record(12_000.0, Some(503), 9_800.0),
                 record(25_000.0, Some(200), 300.0),
-            ],
+            ]
+            .into(),
             duration_ms: 30_000.0,
             ..Evidence::default()
         }

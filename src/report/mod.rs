@@ -4,8 +4,9 @@
 //! verdict table, JSON verdict and live progress line ([`console`], [`progress`]).
 //!
 //! [`write_all`] writes a report directory: `report.json`, `summary.md`, `report.html`,
-//! `junit.xml` and `evidence.json` (the whole [`Evidence`], so a run can be debugged or
-//! re-rendered later by `faultline report`). The schema is documented in `reports/README.md`.
+//! `junit.xml`, `evidence.json` (the whole [`Evidence`], so a run can be debugged or
+//! re-rendered later by `faultline report`) and `records.jsonl.gz` (the client records,
+//! one JSON line each, gzip-compressed; `evidence.json` names it). The schema is documented in `reports/README.md`.
 
 pub mod chart;
 pub mod cli;
@@ -74,7 +75,13 @@ pub fn write_all(
         let path = dir.join(name);
         keep(path.clone(), write_atomically(&path, text.as_bytes()));
     }
-    // Compact: evidence holds every record and attempt, and is read by programs, not people.
+    // The client records, compressed; evidence.json names this file instead of holding them.
+    let records_path = dir.join(crate::evidence::RECORDS_FILE);
+    keep(
+        records_path.clone(),
+        write_with(&records_path, |out| evidence.records.write_into(out)),
+    );
+    // Compact: evidence holds every attempt, and is read by programs, not people.
     let evidence_path = dir.join("evidence.json");
     keep(
         evidence_path.clone(),
@@ -305,7 +312,8 @@ mod tests {
             "{:?}",
             failure.missing
         );
-        assert_eq!(failure.written.len(), 4);
+        // report.json, three renderings and records.jsonl.gz.
+        assert_eq!(failure.written.len(), 5);
         let text = fs::read_to_string(dir.path().join("report.json")).unwrap();
         assert!(serde_json::from_str::<Report>(&text).is_ok());
         // No temporary file is left behind.

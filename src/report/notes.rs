@@ -24,10 +24,15 @@ pub fn notes(evidence: &Evidence) -> Vec<String> {
         .filter_map(|a| a.api_key.map(|class| (class, a.key.as_deref())))
         .collect();
     let total = classed.len();
-    let request_of: BTreeMap<&str, &str> = evidence
+    let request_of: BTreeMap<String, String> = evidence
         .records
         .iter()
-        .map(|r| (r.nonce.as_str(), r.request_id.as_str()))
+        .filter(|r| {
+            classed
+                .iter()
+                .any(|(_, key)| *key == Some(r.nonce.as_str()))
+        })
+        .map(|r| (r.nonce, r.request_id))
         .collect();
     let of_class = |wanted: ApiKeySent| {
         let keys: Vec<Option<&str>> = classed
@@ -37,7 +42,7 @@ pub fn notes(evidence: &Evidence) -> Vec<String> {
             .collect();
         let mut examples: Vec<&str> = keys
             .iter()
-            .filter_map(|key| request_of.get((*key)?).copied())
+            .filter_map(|key| request_of.get((*key)?).map(String::as_str))
             .collect();
         examples.dedup();
         examples.truncate(EXAMPLES);
@@ -94,7 +99,7 @@ pub fn notes(evidence: &Evidence) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::Attempt;
     use crate::evidence::Phase;
 

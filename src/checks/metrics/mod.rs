@@ -391,7 +391,7 @@ fn cache_hit_ratio(evidence: &Evidence, until_ms: f64) -> Option<f64> {
 mod tests {
     use super::*;
     use crate::checks::common::tests::attempt;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::{MetricsFormat, MetricsSnapshot, Phase};
     use serde_json::{json, Value};
 
@@ -406,13 +406,13 @@ mod tests {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Baseline, 4, Some(200), 100.0)
             .build();
-        for (i, r) in e.records.clone().iter().enumerate() {
+        for (i, r) in e.records.to_vec().iter().enumerate() {
             let mut a = attempt(r.at_ms + 50.0, "llm", CHAT, &r.nonce, Some(200), 10.0);
             a.input_tokens = Some(10);
             a.output_tokens = Some(5);
             a.retry_count = (r.nonce == "n3").then_some(0);
             e.attempts.push(a);
-            e.records[i].cache_hit = Some(i % 2 == 0);
+            e.records.edit(|rs| rs[i].cache_hit = Some(i % 2 == 0));
         }
         let n = |nonce: &str| e.records.iter().find(|r| r.nonce == nonce).unwrap().at_ms;
         let (n1, n2, n3) = (n("n1"), n("n2"), n("n3"));
@@ -475,7 +475,7 @@ mod tests {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Fault, 12, Some(200), 100.0)
             .build();
-        for r in e.records.clone() {
+        for r in e.records.to_vec() {
             for (retry, status) in [(0, 503), (1, 200)] {
                 let mut a = attempt(
                     r.at_ms + retry as f64,

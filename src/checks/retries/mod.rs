@@ -16,7 +16,7 @@
 //! for each row; `waits` holds the backoff and jitter statistics and their calibration; the
 //! tests in `replay` run every row through these checks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 pub mod policies;
 #[cfg(test)]
@@ -86,16 +86,7 @@ fn wait_ms(before: &Attempt, after: &Attempt) -> f64 {
 
 /// Every chain of every client request the fakes could name, in first-attempt order.
 fn chains(evidence: &Evidence) -> Vec<Chain<'_>> {
-    let request_of: HashMap<&str, &str> = evidence
-        .records
-        .iter()
-        .flat_map(|r| {
-            [
-                (r.nonce.as_str(), r.request_id.as_str()),
-                (r.request_id.as_str(), r.request_id.as_str()),
-            ]
-        })
-        .collect();
+    let request_of = super::common::request_ids_of_attempt_keys(evidence);
     let mut groups: BTreeMap<(&str, &str, &str), Vec<&Attempt>> = BTreeMap::new();
     // Redis is left out: a cache miss is skipped, not retried, and its commands are no calls
     // a user waits on.
@@ -110,7 +101,7 @@ fn chains(evidence: &Evidence) -> Vec<Chain<'_>> {
     let mut out = Vec::new();
     for ((key, _, _), mut attempts) in groups {
         attempts.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
-        let request_id = request_of.get(key).copied().unwrap_or(key).to_string();
+        let request_id = request_of.get(key).map_or(key, String::as_str).to_string();
         let mut current: Vec<&Attempt> = Vec::new();
         for a in attempts {
             if current.last().is_some_and(|prev| !attempt_failed(prev)) {
@@ -428,7 +419,7 @@ fn check_amplification(evidence: &Evidence, expect: &RetryExpectations) -> Verdi
             .records
             .iter()
             .filter(|r| span.saw(r))
-            .filter_map(|r| linked.get(r.request_id.as_str()))
+            .map(|r| linked.of(&r))
             .map(|attempts| attempts.iter().filter(|a| span.covers(a)).count())
             .sum();
         let attempts = if by_request > 0 {
@@ -516,7 +507,7 @@ fn check_amplification(evidence: &Evidence, expect: &RetryExpectations) -> Verdi
 mod tests {
     use super::*;
     use crate::checks::common::tests::{attempt, window};
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
 
     const CHAT: &str = "/v1/chat/completions";
 
@@ -532,17 +523,12 @@ mod tests {
             .records(Phase::Fault, waits.len(), Some(200), 500.0)
             .build();
         e.timeline = window("llm", "status 503", 10_000.0, 20_000.0);
-        for r in &e.records {
+        for r in &e.records.to_vec() {
             e.attempts
                 .push(attempt(r.at_ms, "llm", CHAT, &r.nonce, Some(200), 50.0));
         }
         e.attempts.retain(|a| a.at_ms < 10_000.0);
-        let fault_records: Vec<_> = e
-            .records
-            .iter()
-            .filter(|r| r.at_ms >= 10_000.0)
-            .cloned()
-            .collect();
+        let fault_records: Vec<_> = e.records.iter().filter(|r| r.at_ms >= 10_000.0).collect();
         for (r, waits) in fault_records.iter().zip(waits) {
             let mut at = r.at_ms;
             let mut a = attempt(at, "llm", CHAT, &r.nonce, Some(503), 10.0);
@@ -780,7 +766,7 @@ mod tests {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Fault, 6, Some(200), 100.0)
             .build();
-        for r in e.records.clone() {
+        for r in e.records.to_vec() {
             e.attempts
                 .push(attempt(r.at_ms, "redis", "GET", &r.nonce, None, 1.0));
         }
@@ -794,7 +780,7 @@ mod tests {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Fault, 1, Some(200), 900.0)
             .build();
-        let n = e.records[0].nonce.clone();
+        let n = e.records.to_vec()[0].nonce.clone();
         for i in 0..6 {
             e.attempts.push(attempt(
                 10_000.0 + i as f64 * 100.0,

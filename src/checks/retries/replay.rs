@@ -11,8 +11,8 @@ use super::check;
 use super::policies::{Limit, Policy, POLICIES};
 use super::waits::{Growth, Spread};
 use crate::checks::common::tests::{attempt, window};
-use crate::checks::sla::tests::EvidenceBuilder;
 use crate::checks::{Outcome, Verdict};
+use crate::evidence::testing::EvidenceBuilder;
 use crate::evidence::Attempt;
 use crate::evidence::{Evidence, Phase, PhaseSpan};
 use crate::scenario::RetryExpectations;
@@ -108,7 +108,7 @@ fn replay(policy: &Policy, requests: usize, seed: u64) -> Evidence {
         builder = builder.record(*at, Some(200), 100.0);
     }
     let mut e = builder.build();
-    for (r, (_, which)) in e.records.clone().iter().zip(&starts) {
+    for (r, (_, which)) in e.records.to_vec().iter().zip(&starts) {
         let attempts = match which {
             1 => call(
                 policy,
