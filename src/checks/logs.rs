@@ -563,26 +563,24 @@ mod tests {
     fn a_failed_request_needs_a_line_naming_it_but_no_token_figures() {
         // The lesson's error path: `logger.error({ requestId, err })`, no tokens.
         let mut e = evidence(10);
-        e.records[0].status = Some(504);
+        e.records.edit(|rs| rs[0].status = Some(504));
+        let first = e.records.to_vec()[0].request_id.clone();
         e.logs.remove(0);
         let v = find(&e, "logs.one_line_per_request");
         assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
         // Not logged at all: nothing an operator could find.
         e.logs
-            .retain(|l| !l.text.contains(&format!("\"{}\"", e.records[0].request_id)));
+            .retain(|l| !l.text.contains(&format!("\"{}\"", first)));
         let v = find(&e, "logs.one_line_per_request");
         assert_eq!(v.outcome, Outcome::Fail, "{v:#?}");
         assert!(
-            v.evidence[0].starts_with(&format!(
-                "{} status=504: 0 JSON lines",
-                e.records[0].request_id
-            )),
+            v.evidence[0].starts_with(&format!("{} status=504: 0 JSON lines", first)),
             "{:?}",
             v.evidence
         );
         // Two lines with token totals for a failure: still a double count.
         let mut e = evidence(10);
-        e.records[1].status = Some(504);
+        e.records.edit(|rs| rs[1].status = Some(504));
         let extra = e.logs[2].clone();
         e.logs.push(extra);
         assert_eq!(find(&e, "logs.one_line_per_request").outcome, Outcome::Fail);
