@@ -22,6 +22,10 @@
 //!    miss is run once more before it counts. Then the ratio; and the resident memory per
 //!    open stream of the fake and of the minimal axum handler, each run alone in a process of
 //!    its own (this binary again, with `FAULTLINE_BENCH_SERVE`), at the fake's largest count.
+//! 4. the same non-streaming comparison for the OpenAI Responses API and Gemini's
+//!    generateContent (issue 15: the chat figures must hold on these paths): the fake vs a
+//!    plain axum handler serving the fake's own answer at the same path, in 1 s turns, then the
+//!    fake's resident memory over `FAULTLINE_BENCH_REQUESTS` requests to each path.
 //!
 //! The load generator is hand-written on purpose: a minimal keep-alive HTTP/1.1 client over
 //! `tokio::net::TcpStream` that writes a prebuilt request and reads `Content-Length`-framed
@@ -40,7 +44,7 @@
 //! For `perf record`, `FAULTLINE_BENCH_PROFILE=1` runs only the fake's non-streaming load,
 //! `=sse` only `FAULTLINE_BENCH_STREAMS` streams to the fake, `=sse-axum` to the minimal axum
 //! SSE handler, `=sse-memory` only the per-stream memory of each, alone in its process;
-//! `=chat` runs only part 2.
+//! `=chat` runs only part 2, `=apis` only part 4.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -127,7 +131,7 @@ async fn ask(fake: &faultline::fakes::FakeHandle, body: Bytes) -> Bytes {
 fn raw_request(addr: SocketAddr, path: &str, body: &[u8]) -> Bytes {
     let mut request = format!(
         "POST {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {KEY}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+         x-goog-api-key: {KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -202,7 +206,18 @@ async fn worker(
 /// Sends chat requests over `CONCURRENCY` connections until `duration` passes or `max` are
 /// sent. Returns (completed, failed, elapsed).
 async fn load(addr: SocketAddr, path: &str, duration: Duration, max: u64) -> (u64, u64, Duration) {
-    let request = raw_request(addr, path, &request_body());
+    load_body(addr, path, &request_body(), duration, max).await
+}
+
+/// As [`load`], with the request body given (another API's shape).
+async fn load_body(
+    addr: SocketAddr,
+    path: &str,
+    body: &[u8],
+    duration: Duration,
+    max: u64,
+) -> (u64, u64, Duration) {
+    let request = raw_request(addr, path, body);
     let stop = Arc::new(AtomicBool::new(false));
     let budget = Arc::new(AtomicI64::new(i64::try_from(max).unwrap_or(i64::MAX)));
     let (done, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -258,10 +273,15 @@ async fn start_fake(capacity: usize) -> faultline::fakes::FakeHandle {
 }
 
 async fn start_axum(body: Bytes) -> SocketAddr {
+    start_axum_at("/v1/chat/completions", body).await
+}
+
+/// A plain axum handler answering `body` at `path`.
+async fn start_axum_at(path: &str, body: Bytes) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().route(
-        "/v1/chat/completions",
+        path,
         axum::routing::post(move || {
             let body = body.clone();
             async move { ([("content-type", "application/json")], body).into_response() }
@@ -650,6 +670,84 @@ async fn chat_rates(fake_addr: SocketAddr, sample: Bytes, secs: Duration) {
     drop(wiremock_quiet);
 }
 
+/// The non-streaming request of each API the fake speaks beyond chat completions, at the
+/// path an official SDK calls (issue 15's goal: the chat figures hold on these paths too).
+fn other_apis() -> Vec<(&'static str, &'static str, Bytes)> {
+    let json = |v: serde_json::Value| Bytes::from(v.to_string());
+    vec![
+        (
+            "OpenAI Responses",
+            "/v1/responses",
+            json(serde_json::json!({
+                "model": "gpt-4o-mini",
+                "input": "What's the weather in Paris? [fl-1a2b3c4d]",
+            })),
+        ),
+        (
+            "Gemini generateContent",
+            "/v1beta/models/gemini-2.0-flash:generateContent",
+            json(serde_json::json!({
+                "contents": [{ "role": "user", "parts": [{ "text": "What's the weather in Paris? [fl-1a2b3c4d]" }] }],
+            })),
+        ),
+    ]
+}
+
+/// Issue 15's goal for the Responses and Gemini paths: requests per second of the fake vs a
+/// plain axum handler serving the fake's own answer at the same path (1 s turns, as in
+/// [`chat_rates`]), then the fake's resident memory over `requests` requests to each path.
+async fn api_rates(secs: Duration, requests: u64) {
+    println!("\n| API (non-streaming) | fake req/s | axum req/s | fake / axum (goal >= 0.7x) | RSS over the long run |");
+    println!("|---|---:|---:|---:|---|");
+    for (name, path, body) in other_apis() {
+        let fake = start_fake(200_000).await;
+        let answer = reqwest::Client::new()
+            .post(format!("{}{path}", fake.base_url()))
+            .bearer_auth(KEY)
+            .header("x-goog-api-key", KEY)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success(), "{name}: {}", answer.status());
+        let sample = answer.bytes().await.unwrap();
+        let axum = start_axum_at(path, sample).await;
+        let servers = [fake.addr(), axum];
+        for addr in servers {
+            load_body(addr, path, &body, Duration::from_millis(500), u64::MAX).await;
+        }
+        let (mut done, mut took) = ([0u64; 2], [Duration::ZERO; 2]);
+        for _ in 0..secs.as_secs().max(1) {
+            for (i, addr) in servers.iter().enumerate() {
+                let (d, _, t) =
+                    load_body(*addr, path, &body, Duration::from_secs(1), u64::MAX).await;
+                done[i] += d;
+                took[i] += t;
+            }
+        }
+        let rate = |i: usize| done[i] as f64 / took[i].as_secs_f64();
+        let before = rss_mib();
+        let (long_done, long_failed, _) = load_body(
+            fake.addr(),
+            path,
+            &body,
+            Duration::from_secs(3600),
+            requests,
+        )
+        .await;
+        let after = rss_mib();
+        println!(
+            "| {name} ({path}) | {:.0} | {:.0} | {:.2}x | {long_done} requests ({long_failed} failed): {before:.1} -> {after:.1} MiB ({:+.1} MiB; goal within 50 MB) |",
+            rate(0),
+            rate(1),
+            rate(0) / rate(1),
+            after - before,
+        );
+        fake.shutdown().await;
+    }
+}
+
 fn main() {
     if let Ok(role) = std::env::var(SERVE_ROLE) {
         return serve_alone(&role);
@@ -681,6 +779,10 @@ fn main() {
         if let Ok(what) = std::env::var("FAULTLINE_BENCH_PROFILE") {
             if what == "chat" {
                 chat_rates(fake_addr, sample, secs).await;
+                return;
+            }
+            if what == "apis" {
+                api_rates(secs, requests).await;
                 return;
             }
             if what.starts_with("sse") {
@@ -751,6 +853,7 @@ fn main() {
 
         chat_rates(fake_addr, sample.clone(), secs).await;
         fake.shutdown().await;
+        api_rates(secs, requests).await;
 
         let sse_fake = start_fake(200_000).await;
         let sse_body = sse_request_body();
