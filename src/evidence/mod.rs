@@ -11,7 +11,7 @@ mod attempt;
 mod names;
 mod span;
 
-pub use attempt::{ApiKeySent, Attempt, WriteAttempt};
+pub use attempt::{ApiKeySent, Attempt, Exchange, WriteAttempt};
 pub use names::FakeName;
 pub use span::{SpanRecord, SpanStatus};
 
