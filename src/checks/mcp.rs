@@ -42,7 +42,7 @@ pub fn check_list_changed(evidence: &Evidence) -> Verdict {
     let mut v = pending(
         "mcp.list_changed",
         "an MCP client told the tool list changed lists the tools again before calling more".into(),
-        "sessions",
+        "notices",
         Some(0.0),
     );
     let mut sessions: BTreeMap<&str, Vec<Call>> = BTreeMap::new();
@@ -120,13 +120,13 @@ pub fn check_list_changed(evidence: &Evidence) -> Verdict {
     if ignored.is_empty() {
         v.outcome = Outcome::Pass;
         v.summary = format!(
-            "all {judged} MCP sessions told the tool list changed listed the tools again \
+            "after all {judged} notices that the tool list changed, the MCP session listed the tools again \
              ({stale_calls} calls raced the re-listing and named a tool no longer listed)."
         );
     } else {
         v.outcome = Outcome::Fail;
         v.summary = format!(
-            "{} of {judged} MCP sessions told the tool list changed never listed the tools \
+            "after {} of {judged} notices that the tool list changed, the MCP session never listed the tools \
              again and went on calling them: the model keeps being offered tools that are \
              gone, and {stale_calls} calls named one.",
             ignored.len()
