@@ -55,6 +55,14 @@ pub enum Flaw {
     BatchStream,
     /// Only the first LLM attempt of each call gets a span: retries are invisible in traces.
     UntracedRetries,
+    /// The MCP server's `notifications/tools/list_changed` is ignored: the agent keeps
+    /// offering (and calling) the tools it listed first.
+    IgnoreListChanged,
+    /// A retried Responses API follow-up turn replays the conversation's first turn and
+    /// continues from that new response instead of the one it had: the conversation forks.
+    NewResponseIdOnRetry,
+    /// Bedrock's ThrottlingException (429) is not retried: only 5xx are.
+    NoThrottleRetry,
 }
 
 impl Flaw {
@@ -84,6 +92,9 @@ impl Flaw {
             Flaw::BufferStream => "buffer-stream",
             Flaw::BatchStream => "batch-stream",
             Flaw::UntracedRetries => "untraced-retries",
+            Flaw::IgnoreListChanged => "ignore-list-changed",
+            Flaw::NewResponseIdOnRetry => "new-response-id-on-retry",
+            Flaw::NoThrottleRetry => "no-throttle-retry",
         }
     }
 
@@ -121,6 +132,13 @@ impl Flaw {
             Flaw::UntracedRetries => {
                 "every LLM attempt, retries included, is a span in the request's trace"
             }
+            Flaw::IgnoreListChanged => {
+                "an MCP client told the tool list changed lists the tools again"
+            }
+            Flaw::NewResponseIdOnRetry => {
+                "a retry continues the conversation from the same previous_response_id"
+            }
+            Flaw::NoThrottleRetry => "a Bedrock ThrottlingException is retried with backoff",
         }
     }
 }
@@ -130,7 +148,7 @@ pub fn list() -> String {
     use clap::ValueEnum;
     let mut out = String::new();
     for flaw in Flaw::value_variants() {
-        out.push_str(&format!("{:<20} breaks: {}\n", flaw.name(), flaw.breaks()));
+        out.push_str(&format!("{:<24} breaks: {}\n", flaw.name(), flaw.breaks()));
     }
     out
 }
@@ -213,6 +231,9 @@ mod tests {
                 "buffer-stream",
                 "batch-stream",
                 "untraced-retries",
+                "ignore-list-changed",
+                "new-response-id-on-retry",
+                "no-throttle-retry",
             ]
         );
         for flaw in Flaw::value_variants() {

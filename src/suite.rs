@@ -379,6 +379,16 @@ pub const MATRIX: &[MatrixRow] = &[
         must_fail: &[],
     },
     MatrixRow {
+        scenario: "mcp-agent",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
+        scenario: "bedrock-throttle",
+        flaw: None,
+        must_fail: &[],
+    },
+    MatrixRow {
         scenario: "llm-timeout",
         flaw: Some("no-timeout"),
         // Without a timeout, a hung call waits out the whole outage: no user gets a fast
@@ -502,6 +512,21 @@ pub const MATRIX: &[MatrixRow] = &[
         scenario: "flaky",
         flaw: Some("untraced-retries"),
         must_fail: &["traces.per_request"],
+    },
+    MatrixRow {
+        scenario: "mcp-agent",
+        flaw: Some("ignore-list-changed"),
+        must_fail: &["mcp.list_changed"],
+    },
+    MatrixRow {
+        scenario: "mcp-agent",
+        flaw: Some("new-response-id-on-retry"),
+        must_fail: &["conversation.retry_state"],
+    },
+    MatrixRow {
+        scenario: "bedrock-throttle",
+        flaw: Some("no-throttle-retry"),
+        must_fail: &["retries.retryable"],
     },
 ];
 

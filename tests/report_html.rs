@@ -64,6 +64,7 @@ fn evidence(plan: &Plan) -> Evidence {
                 retry_count: None,
                 chunks_sent: None,
                 api_key: None,
+                exchange: None,
             });
         }
         if in_fault {

@@ -368,7 +368,7 @@ fn catalog_list_describes_each_built_in() {
     let listed = catalog::list();
     let names: Vec<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names[..2], ["outage", "baseline"]);
-    assert_eq!(names.len(), 14, "{names:?}");
+    assert_eq!(names.len(), 16, "{names:?}");
     assert!(names.contains(&"brownout") && names.contains(&"slow-stream"));
     assert!(listed[0].1.contains("503"), "{:?}", listed[0]);
     assert!(listed

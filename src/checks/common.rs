@@ -330,6 +330,7 @@ pub(crate) mod tests {
             retry_count: None,
             chunks_sent: None,
             api_key: None,
+            exchange: None,
         };
         assert!(!attempt_failed(&attempt(Some(200), None)));
         assert!(!attempt_failed(&attempt(Some(200), Some("delay 1s"))));
@@ -368,6 +369,7 @@ pub(crate) mod tests {
             retry_count: None,
             chunks_sent: None,
             api_key: None,
+            exchange: None,
         }
     }
 

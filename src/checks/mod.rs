@@ -6,16 +6,19 @@
 //! [`errors`] (honest failures), [`retries`], [`writes`] (idempotent tool writes),
 //! [`fallback`] (graceful degradation), [`recovery`], [`logs`], [`metrics`] (metrics against
 //! ground truth), [`cost`], [`agent`] (step limits), [`stream`], [`traces`] (the target's
-//! exported spans). Every family runs with its
+//! exported spans), [`conversation`] (the Responses API's conversation state across retries),
+//! [`mcp`] (MCP tool-list changes). Every family runs with its
 //! defaults; one whose data the run did not produce says "not applicable" and why, never pass.
 
 pub mod agent;
 pub(crate) mod common;
+pub mod conversation;
 pub mod cost;
 pub mod errors;
 pub mod fallback;
 pub mod faults;
 pub mod logs;
+pub mod mcp;
 pub mod metrics;
 pub mod recovery;
 pub mod retries;
@@ -45,6 +48,8 @@ pub fn evaluate(evidence: &Evidence, expect: &Expectations) -> Vec<Verdict> {
     verdicts.push(agent::check(evidence, &expect.agent));
     verdicts.extend(stream::check(evidence, &expect.stream));
     verdicts.push(traces::check_per_request(evidence, &expect.traces));
+    verdicts.push(conversation::check_retry_state(evidence));
+    verdicts.push(mcp::check_list_changed(evidence));
     verdicts.retain(|v| !expect.skips(&v.id));
     // A check the preflight found without a piece it needs is not judged, whatever its data
     // seemed to say: "not applicable" with the preflight's reason, never a silent pass.
@@ -104,6 +109,8 @@ mod tests {
                 "stream.inter_token",
                 "stream.ends_clearly",
                 "traces.per_request",
+                "conversation.retry_state",
+                "mcp.list_changed",
             ]
         );
 

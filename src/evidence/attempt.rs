@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One upstream attempt as a fake saw it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
     /// Milliseconds from the run's start to when the attempt arrived.
     pub at_ms: f64,
@@ -36,6 +36,37 @@ pub struct Attempt {
     /// `None` for fakes that take no key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<ApiKeySent>,
+    /// What the attempt asked for in its API's own terms, where a check needs more than the
+    /// route (the Responses API's conversation state, an MCP request's method and tool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<Exchange>,
+}
+
+/// An attempt in its API's own terms, for the checks of practices only that API has.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "api", rename_all = "snake_case")]
+pub enum Exchange {
+    /// `POST /v1/responses`: the stored response the request continued from, if any.
+    Responses {
+        previous_response_id: Option<String>,
+    },
+    /// One JSON-RPC request to an MCP server.
+    Mcp {
+        /// The `Mcp-Session-Id` it carried (`None` for `initialize`).
+        session: Option<String>,
+        /// `initialize`, `tools/list`, `tools/call`, …
+        method: String,
+        /// For `tools/call`: the tool named.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool: Option<String>,
+        /// For `tools/call` answered by the server: whether the tool was on its list then.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool_listed: Option<bool>,
+        /// The answer told the session that the tool list changed
+        /// (`notifications/tools/list_changed` ahead of the result).
+        #[serde(default)]
+        told_list_changed: bool,
+    },
 }
 
 /// Which API key an attempt sent, relative to the key faultline gave the service (`{llm_key}`).

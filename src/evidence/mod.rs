@@ -15,7 +15,7 @@ mod summary;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use attempt::{ApiKeySent, Attempt, WriteAttempt};
+pub use attempt::{ApiKeySent, Attempt, Exchange, WriteAttempt};
 pub use names::FakeName;
 pub use span::{SpanRecord, SpanStatus};
 pub use store::{CutRecords, RecordStore, Records, RECORDS_FILE};

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
-pub use crate::evidence::{ApiKeySent, Attempt};
+pub use crate::evidence::{ApiKeySent, Attempt, Exchange};
 
 /// Packed into one byte for the ring (0: not recorded).
 fn pack_api_key(class: Option<ApiKeySent>) -> u8 {
@@ -101,6 +101,7 @@ pub(crate) struct Record {
     pub retry_count: Option<u32>,
     pub chunks_sent: Option<u32>,
     pub api_key: Option<ApiKeySent>,
+    pub exchange: Option<Exchange>,
     fake: Name,
     route: Name,
 }
@@ -110,8 +111,12 @@ struct Entry {
     at_us: u64,
     duration_us: u64,
     key: Key,
-    input_tokens: Option<u32>,
-    output_tokens: Option<u32>,
+    /// [`NO_TOKENS`] when the answer told none: a sentinel rather than an `Option`, which
+    /// leaves room for `exchange` within 80 bytes.
+    input_tokens: u32,
+    output_tokens: u32,
+    /// Boxed: only the attempts of a few APIs have one.
+    exchange: Option<Box<Exchange>>,
     chunks_sent: Option<u32>,
     retry_count: Option<u16>,
     /// 0 when no answer was sent (no HTTP status is 0), so the entry stays 80 bytes.
@@ -143,8 +148,18 @@ fn micros(ms: f64) -> u64 {
     (ms * 1000.0).round().max(0.0) as u64
 }
 
-fn narrow(value: Option<u64>) -> Option<u32> {
-    value.map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+/// An entry's token count when the answer told none.
+const NO_TOKENS: u32 = u32::MAX;
+
+/// A token count as an entry keeps it (counts past `u32::MAX - 1` are clamped).
+fn narrow(value: Option<u64>) -> u32 {
+    value.map_or(NO_TOKENS, |v| {
+        u32::try_from(v).unwrap_or(NO_TOKENS - 1).min(NO_TOKENS - 1)
+    })
+}
+
+fn widen(value: u32) -> Option<u64> {
+    (value != NO_TOKENS).then_some(u64::from(value))
 }
 
 impl Journal {
@@ -197,6 +212,7 @@ impl Journal {
             retry_count: None,
             chunks_sent: None,
             api_key: None,
+            exchange: None,
             fake: self.name(fake),
             route: self.name(route),
         }
@@ -213,6 +229,7 @@ impl Journal {
             key: record.key,
             input_tokens: narrow(record.input_tokens),
             output_tokens: narrow(record.output_tokens),
+            exchange: record.exchange.map(Box::new),
             chunks_sent: record.chunks_sent,
             retry_count: record
                 .retry_count
@@ -234,6 +251,7 @@ impl Journal {
             key: Key::of(attempt.key.as_deref()),
             input_tokens: narrow(attempt.input_tokens),
             output_tokens: narrow(attempt.output_tokens),
+            exchange: attempt.exchange.map(Box::new),
             chunks_sent: attempt.chunks_sent,
             retry_count: attempt
                 .retry_count
@@ -271,11 +289,12 @@ impl Journal {
                 fault: entry.fault.map(text),
                 status: (entry.status != 0).then_some(entry.status),
                 duration_ms: entry.duration_us as f64 / 1000.0,
-                input_tokens: entry.input_tokens.map(u64::from),
-                output_tokens: entry.output_tokens.map(u64::from),
+                input_tokens: widen(entry.input_tokens),
+                output_tokens: widen(entry.output_tokens),
                 retry_count: entry.retry_count.map(u32::from),
                 chunks_sent: entry.chunks_sent,
                 api_key: unpack_api_key(entry.api_key),
+                exchange: entry.exchange.as_deref().cloned(),
             })
             .collect()
     }
@@ -313,6 +332,7 @@ mod tests {
             retry_count: None,
             chunks_sent: None,
             api_key: None,
+            exchange: None,
         }
     }
 
@@ -343,6 +363,7 @@ mod tests {
             retry_count: Some(2),
             chunks_sent: Some(7),
             api_key: Some(ApiKeySent::Other),
+            exchange: None,
         };
         let other_key = Attempt {
             key: Some("req-7".into()),

@@ -3,6 +3,10 @@
 //! `AGENT_MAX_STEPS` model calls. At the limit it stops and says so honestly (200, degraded,
 //! `stopReason: "step_limit"`) rather than looping on: a runaway loop costs money per step.
 //! Each model call and tool call counts in `agent_steps_count`.
+//!
+//! With `MCP_SERVER_URL` the tools are the MCP server's, listed (from the client's cache) at
+//! each step, so a changed list reaches the model at the next step. With `LLM_API=responses`
+//! the steps are Responses API turns, each continuing from the last (`previous_response_id`).
 
 use std::sync::Arc;
 
@@ -14,8 +18,10 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::config::LlmApi;
 use super::flaws::Flaw;
 use super::request::{error_response, request_id_from, with_request_id, Failure, RequestLog};
+use super::responses_api::{flat_tools, Turn};
 use super::tickets::idempotency_key;
 use super::App;
 
@@ -90,17 +96,31 @@ async fn run(
     } else {
         app.config.agent_max_steps
     };
-    let tools = tools();
+    let instructions = format!(
+        "You are the help-desk agent for {}. Use the tools when the user needs live weather or \
+         a support ticket; then answer briefly.",
+        app.product
+    );
+    if app.llm.api == LlmApi::Responses {
+        return run_responses(
+            app,
+            &instructions,
+            &request.message,
+            max_steps,
+            client_gave_id,
+            log,
+        )
+        .await;
+    }
     let mut messages = vec![
-        json!({"role": "system", "content": format!(
-            "You are the help-desk agent for {}. Use the tools when the user needs live \
-             weather or a support ticket; then answer briefly.", app.product)}),
+        json!({"role": "system", "content": instructions}),
         // Verbatim: faultline finds its correlation nonce here.
         json!({"role": "user", "content": request.message}),
     ];
     for step in 1..=max_steps {
         log.agent_steps = Some(step);
         app.metrics.count_agent_step();
+        let tools = offered_tools(app, log).await;
         let mut span = log.trace.span("llm_call");
         span.set("agent.step", step as u64);
         let reply = app
@@ -149,12 +169,106 @@ async fn run(
                 .push(json!({"role": "tool", "tool_call_id": id, "content": result.to_string()}));
         }
     }
+    Ok(step_limit(app, log, max_steps))
+}
+
+/// The agent's loop over the Responses API: the first turn sends the instructions and the
+/// user's message, each later one only the tool results, continuing from the last response.
+async fn run_responses(
+    app: &App,
+    instructions: &str,
+    message: &str,
+    max_steps: u32,
+    client_gave_id: bool,
+    log: &mut RequestLog,
+) -> Result<Value, Failure> {
+    let request_id = log.request_id.clone();
+    let tools = flat_tools(&offered_tools(app, log).await);
+    // Verbatim: faultline finds its correlation nonce here.
+    let input = json!([{"role": "user", "content": message}]);
+    let mut turn = Turn::first(instructions, input, Some(&tools));
+    for step in 1..=max_steps {
+        log.agent_steps = Some(step);
+        app.metrics.count_agent_step();
+        let mut span = log.trace.span("llm_call");
+        span.set("agent.step", step as u64);
+        let reply = app
+            .llm
+            .respond(&turn, Some(&request_id), &mut log.stats)
+            .await;
+        if reply.is_err() {
+            span.fail();
+        }
+        span.end();
+        let reply = reply.map_err(Failure::Llm)?;
+        if reply.calls.is_empty() {
+            return Ok(json!({
+                "answer": reply.text,
+                "requestId": request_id,
+                "steps": step,
+                "degraded": log.degraded,
+                "banner": log.degraded.then_some(super::chat::BANNER_LIVE_DATA_UNAVAILABLE),
+            }));
+        }
+        let mut outputs = Vec::new();
+        for call in &reply.calls {
+            app.metrics.count_agent_step();
+            app.log.info(
+                "agent_tool_call",
+                json!({"requestId": request_id, "step": step, "tool": call.name, "arguments": call.arguments}),
+            );
+            let result = run_tool(
+                app,
+                log,
+                &call.name,
+                &call.arguments,
+                &call.call_id,
+                client_gave_id,
+            )
+            .await;
+            outputs.push(json!({
+                "type": "function_call_output",
+                "call_id": call.call_id,
+                "output": result.to_string(),
+            }));
+        }
+        // The tools as they are now: a list that changed reaches the model at this turn.
+        let tools = flat_tools(&offered_tools(app, log).await);
+        turn = turn
+            .follow_up(&reply, Value::from(outputs))
+            .with_tools(Some(&tools));
+    }
+    Ok(step_limit(app, log, max_steps))
+}
+
+/// The tools to offer at this step: the MCP server's when configured (an empty list, and a
+/// degraded answer, when it cannot be listed), else the built-in two.
+async fn offered_tools(app: &App, log: &mut RequestLog) -> Value {
+    let Some(mcp) = &app.mcp else {
+        return tools();
+    };
+    match mcp.tools(&log.request_id).await {
+        Ok(tools) => tools,
+        Err(err) => {
+            app.log.warn(
+                "tool_unavailable",
+                json!({"requestId": log.request_id, "tool": "mcp", "reason": err.kind()}),
+            );
+            log.degraded = true;
+            json!([])
+        }
+    }
+}
+
+/// The honest answer at the step limit.
+fn step_limit(app: &App, log: &mut RequestLog, max_steps: u32) -> Value {
+    let request_id = log.request_id.clone();
     app.log.warn(
         "agent_step_limit",
         json!({"requestId": request_id, "maxSteps": max_steps}),
     );
     log.degraded = true;
-    Ok(json!({
+    json!({
         "answer": format!(
             "I could not finish this within {max_steps} steps, so I stopped. \
              Please rephrase or split the request."),
@@ -163,7 +277,7 @@ async fn run(
         "stopReason": "step_limit",
         "degraded": true,
         "banner": BANNER_STEP_LIMIT,
-    }))
+    })
 }
 
 /// Runs one tool call; failures become a result the model can read, not a failed request.
@@ -176,6 +290,26 @@ async fn run_tool(
     client_gave_id: bool,
 ) -> Value {
     let request_id = log.request_id.clone();
+    if let Some(mcp) = &app.mcp {
+        let mut span = log.trace.span("tool_mcp");
+        span.set("tool.name", name.to_string());
+        let called = mcp.call(name, args, &request_id).await;
+        if called.is_err() {
+            span.fail();
+        }
+        span.end();
+        return match called {
+            Ok(text) => Value::String(text),
+            Err(err) => {
+                app.log.warn(
+                    "tool_unavailable",
+                    json!({"requestId": request_id, "tool": name, "reason": err.kind()}),
+                );
+                log.degraded = true;
+                json!({"error": format!("the tool failed ({err}); say so")})
+            }
+        };
+    }
     match name {
         "get_weather" => {
             let city = args["city"].as_str().unwrap_or("London");

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::log::{LogSink, StdoutSink};
 
 /// Every variable the target reads, for [`Config::from_env`].
-pub const ENV_VARS: [&str; 21] = [
+pub const ENV_VARS: [&str; 25] = [
     "PORT",
     "OPENAI_BASE_URL",
     "OPENAI_API_KEY",
@@ -34,7 +34,24 @@ pub const ENV_VARS: [&str; 21] = [
     "OTEL_BSP_SCHEDULE_DELAY",
     "OTEL_SERVICE_NAME",
     "FAULTLINE_CORPUS",
+    "LLM_API",
+    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "MCP_SERVER_URL",
 ];
+
+/// Which provider API answers the chat and agent calls (`LLM_API`); embeddings always use
+/// OpenAI's `/v1/embeddings`, and streamed answers chat completions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LlmApi {
+    /// OpenAI chat completions (`chat`, the default).
+    ChatCompletions,
+    /// OpenAI's Responses API (`responses`): follow-up turns continue from
+    /// `previous_response_id`.
+    Responses,
+    /// Amazon Bedrock Runtime's Converse (`bedrock`), with an API key as bearer token.
+    Bedrock,
+}
 
 /// A bad or missing environment variable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -91,6 +108,16 @@ pub struct Config {
     pub service_name: String,
     /// A corpus file to use instead of the embedded `mocks/corpus.json`.
     pub corpus_path: Option<PathBuf>,
+    /// Which API answers chat and agent calls.
+    pub llm_api: LlmApi,
+    /// Bedrock Runtime's endpoint (`AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, the AWS SDKs' own
+    /// variable), required with `LLM_API=bedrock`.
+    pub bedrock_endpoint: Option<String>,
+    /// A Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`, as the AWS SDKs read it), required with
+    /// `LLM_API=bedrock`.
+    pub bedrock_token: Option<String>,
+    /// The MCP server's Streamable HTTP endpoint; when set, the agent's tools are its tools.
+    pub mcp_server_url: Option<String>,
     /// Where log lines go: stdout in the binary, a channel in tests.
     pub log_sink: Arc<dyn LogSink>,
 }
@@ -118,6 +145,9 @@ impl std::fmt::Debug for Config {
             .field("agent_max_steps", &self.agent_max_steps)
             .field("otlp_endpoint", &self.otlp_endpoint)
             .field("corpus_path", &self.corpus_path)
+            .field("llm_api", &self.llm_api)
+            .field("bedrock_endpoint", &self.bedrock_endpoint)
+            .field("mcp_server_url", &self.mcp_server_url)
             .finish_non_exhaustive()
     }
 }
@@ -215,8 +245,47 @@ impl Config {
                 })?,
         };
 
+        let llm_api = match get("LLM_API").as_deref() {
+            None | Some("chat") => LlmApi::ChatCompletions,
+            Some("responses") => LlmApi::Responses,
+            Some("bedrock") => LlmApi::Bedrock,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "LLM_API",
+                    value: other.to_string(),
+                    reason: "expected chat, responses or bedrock".into(),
+                })
+            }
+        };
+        let bedrock_endpoint = get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
+            .map(|v| http_url("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", v))
+            .transpose()?;
+        let bedrock_token = get("AWS_BEARER_TOKEN_BEDROCK");
+        if llm_api == LlmApi::Bedrock {
+            if bedrock_endpoint.is_none() {
+                return Err(ConfigError::Missing {
+                    name: "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+                    hint: "LLM_API=bedrock needs the Bedrock Runtime endpoint, e.g. \
+                           https://bedrock-runtime.us-east-1.amazonaws.com",
+                });
+            }
+            if bedrock_token.is_none() {
+                return Err(ConfigError::Missing {
+                    name: "AWS_BEARER_TOKEN_BEDROCK",
+                    hint: "LLM_API=bedrock needs a Bedrock API key",
+                });
+            }
+        }
+        let mcp_server_url = get("MCP_SERVER_URL")
+            .map(|v| http_url("MCP_SERVER_URL", v))
+            .transpose()?;
+
         Ok(Config {
             port,
+            llm_api,
+            bedrock_endpoint,
+            bedrock_token,
+            mcp_server_url,
             tickets_api_url,
             redis_timeout: millis("REDIS_TIMEOUT_MS", get("REDIS_TIMEOUT_MS"), 200)?,
             cache_ttl: Duration::from_secs(whole(
@@ -382,12 +451,38 @@ mod tests {
             ("CIRCUIT_COOLDOWN_MS", "x"),
             ("TICKETS_API_URL", "tickets"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+            ("LLM_API", "gemini"),
+            ("MCP_SERVER_URL", "mcp"),
         ] {
             let mut pairs = minimal();
             pairs.push((name, value));
             let err = Config::from_env_map(&env(&pairs)).unwrap_err();
             assert!(err.to_string().contains(name), "{name}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn bedrock_needs_its_endpoint_and_key() {
+        let mut pairs = minimal();
+        pairs.push(("LLM_API", "bedrock"));
+        let err = Config::from_env_map(&env(&pairs)).unwrap_err();
+        assert!(
+            err.to_string().contains("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"),
+            "{err}"
+        );
+        pairs.push(("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "http://127.0.0.1:9/"));
+        let err = Config::from_env_map(&env(&pairs)).unwrap_err();
+        assert!(
+            err.to_string().contains("AWS_BEARER_TOKEN_BEDROCK"),
+            "{err}"
+        );
+        pairs.push(("AWS_BEARER_TOKEN_BEDROCK", "key"));
+        let config = Config::from_env_map(&env(&pairs)).unwrap();
+        assert_eq!(config.llm_api, LlmApi::Bedrock);
+        assert_eq!(
+            config.bedrock_endpoint.as_deref(),
+            Some("http://127.0.0.1:9")
+        );
     }
 
     #[test]

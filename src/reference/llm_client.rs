@@ -13,7 +13,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use super::circuit::{CircuitBreaker, RetryBudget};
-use super::config::Config;
+use super::config::{Config, LlmApi};
 use super::flaws::{Flaw, Flaws};
 pub use super::llm_error::LlmError;
 use super::llm_error::{classify, transport_error, truncate};
@@ -150,16 +150,22 @@ pub struct AttemptSpan {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum CallKind {
+pub(super) enum CallKind {
     Embeddings,
+    /// Chat completions.
     Chat,
+    /// OpenAI's Responses API (`super::responses_api`).
+    Responses,
+    /// Bedrock's Converse (`super::bedrock`).
+    Converse,
 }
 
 impl CallKind {
+    /// The GenAI operation name: every API but embeddings is a chat.
     fn name(self) -> &'static str {
         match self {
             CallKind::Embeddings => "embeddings",
-            CallKind::Chat => "chat",
+            CallKind::Chat | CallKind::Responses | CallKind::Converse => "chat",
         }
     }
 }
@@ -173,13 +179,16 @@ pub enum Traffic {
 }
 
 pub struct LlmClient {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     base_url: String,
     api_key: String,
-    model: String,
+    pub(super) model: String,
+    pub(super) api: LlmApi,
+    /// Bedrock's endpoint and API key, with `LLM_API=bedrock`.
+    pub(super) bedrock: Option<(String, String)>,
     policy: RetryPolicy,
-    metrics: Arc<Metrics>,
-    log: Logger,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) log: Logger,
     /// Guards chat completions; shared with the app, which reports its state.
     breaker: Arc<CircuitBreaker>,
     embeddings_breaker: CircuitBreaker,
@@ -187,6 +196,10 @@ pub struct LlmClient {
     log_per_attempt: bool,
     /// `miscount-tokens`: requests' token counts are word counts (metrics still read usage).
     miscount_tokens: bool,
+    /// `no-throttle-retry`: Bedrock's ThrottlingException is final.
+    no_throttle_retry: bool,
+    /// `new-response-id-on-retry`: a retried follow-up turn replays the conversation first.
+    pub(super) replay_on_retry: bool,
 }
 
 impl LlmClient {
@@ -204,6 +217,11 @@ impl LlmClient {
             base_url: config.openai_base_url.clone(),
             api_key: config.openai_api_key.clone(),
             model: config.model.clone(),
+            api: config.llm_api,
+            bedrock: config
+                .bedrock_endpoint
+                .clone()
+                .zip(config.bedrock_token.clone()),
             policy: RetryPolicy::new(config, flaws),
             metrics,
             embeddings_breaker: CircuitBreaker::new(
@@ -220,11 +238,18 @@ impl LlmClient {
             ),
             log_per_attempt: flaws.has(Flaw::LogPerAttempt),
             miscount_tokens: flaws.has(Flaw::MiscountTokens),
+            no_throttle_retry: flaws.has(Flaw::NoThrottleRetry),
+            replay_on_retry: flaws.has(Flaw::NewResponseIdOnRetry),
         }
     }
 
     pub fn model(&self) -> &str {
         &self.model
+    }
+
+    /// Attempts one call may make: the first and its retries.
+    pub(super) fn max_attempts(&self) -> u32 {
+        self.policy.max_retries + 1
     }
 
     /// Embeds `input`; the text is sent verbatim (faultline finds its nonce there).
@@ -252,7 +277,8 @@ impl LlmClient {
             })
     }
 
-    /// One chat completion: the system prompt, then the user's message verbatim.
+    /// One answer from the configured API: the system prompt, then the user's message
+    /// verbatim.
     pub async fn chat(
         &self,
         system: &str,
@@ -260,6 +286,16 @@ impl LlmClient {
         request_id: Option<&str>,
         stats: &mut CallStats,
     ) -> Result<String, LlmError> {
+        match self.api {
+            LlmApi::ChatCompletions => {}
+            LlmApi::Responses => {
+                let input = json!([{"role": "user", "content": user_message}]);
+                let turn = super::responses_api::Turn::first(system, input, None);
+                let reply = self.respond(&turn, request_id, stats).await?;
+                return Ok(reply.text);
+            }
+            LlmApi::Bedrock => return self.converse(system, user_message, request_id, stats).await,
+        }
         let messages = json!([
             {"role": "system", "content": system},
             {"role": "user", "content": user_message},
@@ -310,9 +346,15 @@ impl LlmClient {
         }
     }
 
-    fn count_usage(&self, usage: &Value, stats: &mut CallStats) {
+    /// Counts an answer's usage (tokens, metrics) under the chat completions' field names.
+    pub(super) fn count_usage(&self, usage: &Value, stats: &mut CallStats) {
         let input = usage["prompt_tokens"].as_u64().unwrap_or(0);
         let output = usage["completion_tokens"].as_u64().unwrap_or(0);
+        self.count_tokens(input, output, stats);
+    }
+
+    /// Counts tokens the provider reported (tokens, metrics).
+    pub(super) fn count_tokens(&self, input: u64, output: u64, stats: &mut CallStats) {
         stats.input_tokens += input;
         stats.output_tokens += output;
         self.metrics.count_tokens(input, output);
@@ -390,7 +432,7 @@ impl LlmClient {
     /// One call, retries included. A call that still failed after them, having sent at least
     /// one attempt, is one LLM error in the metrics: services count the SDK call, not each of
     /// its attempts (see `checks::metrics`); a call the open breaker refused sent nothing.
-    async fn with_retries<T, F, Fut>(
+    pub(super) async fn with_retries<T, F, Fut>(
         &self,
         kind: CallKind,
         request_id: Option<&str>,
@@ -427,7 +469,7 @@ impl LlmClient {
     {
         let guarded = traffic == Traffic::User;
         let breaker = match kind {
-            CallKind::Chat => &*self.breaker,
+            CallKind::Chat | CallKind::Responses | CallKind::Converse => &*self.breaker,
             CallKind::Embeddings => &self.embeddings_breaker,
         };
         let deadline = self.policy.deadline.map(|d| Instant::now() + d);
@@ -476,7 +518,7 @@ impl LlmClient {
                 }
                 sent += 1;
             }
-            if kind == CallKind::Chat {
+            if kind != CallKind::Embeddings {
                 self.metrics.record_llm_latency(started.elapsed());
             }
             if self.log_per_attempt {
@@ -508,7 +550,12 @@ impl LlmClient {
                     breaker.record_success();
                 }
             }
-            if !self.policy.retries(&err) || retries >= self.policy.max_retries {
+            // The flaw: Bedrock's throttling treated as final, as a client that retries only
+            // 5xx would (the AWS SDKs retry ThrottlingException in every retry mode).
+            let throttle_final = self.no_throttle_retry
+                && kind == CallKind::Converse
+                && matches!(err, LlmError::RateLimited { .. });
+            if !self.policy.retries(&err) || throttle_final || retries >= self.policy.max_retries {
                 return Err(err);
             }
             let jitter = if self.policy.backoff {
@@ -545,7 +592,7 @@ impl LlmClient {
         }
     }
 
-    fn request(
+    pub(super) fn request(
         &self,
         path: &str,
         body: &Value,
@@ -572,9 +619,20 @@ impl LlmClient {
     ) -> Result<Value, LlmError> {
         let path = match kind {
             CallKind::Embeddings => "embeddings",
-            CallKind::Chat => "chat/completions",
+            CallKind::Responses => "responses",
+            // Bedrock's calls build their own requests (`super::bedrock`).
+            CallKind::Chat | CallKind::Converse => "chat/completions",
         };
         let request = self.request(path, body, request_id);
+        self.exchange(request, timeout).await
+    }
+
+    /// Sends `request` within `timeout` and reads a JSON answer, classifying failures.
+    pub(super) async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        timeout: Option<Duration>,
+    ) -> Result<Value, LlmError> {
         let exchange = async {
             let response = request.send().await?;
             let status = response.status().as_u16();

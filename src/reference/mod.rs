@@ -13,6 +13,11 @@
 //! - `tickets`: `POST /api/tickets` and the tickets tool (idempotency keys, safe retries).
 //! - `llm_client`: embeddings and chat completions (plain, tools, streamed) with timeouts,
 //!   retries with backoff, the retry budget and the circuit breaker.
+//! - `responses_api`: OpenAI's Responses API (`LLM_API=responses`), turns chained by
+//!   `previous_response_id`; `bedrock`: Bedrock's Converse (`LLM_API=bedrock`). Both retry
+//!   through `llm_client`'s loop.
+//! - `mcp`: the agent's MCP client (`MCP_SERVER_URL`), one session, tools listed again on
+//!   `notifications/tools/list_changed`.
 //! - `circuit`: the circuit breaker and the retry budget.
 //! - `cache`: the Redis answer cache (redis-rs), bounded and skippable.
 //! - `rag`: the corpus and cosine top-k retrieval.
@@ -24,6 +29,7 @@
 //!   module so that parsing a scenario needs nothing of the reference target).
 
 mod agent;
+mod bedrock;
 mod cache;
 mod chat;
 mod circuit;
@@ -32,10 +38,12 @@ use crate::flaws;
 mod llm_client;
 mod llm_error;
 mod log;
+mod mcp;
 mod metrics;
 mod otel;
 mod rag;
 mod request;
+mod responses_api;
 mod stream;
 mod tickets;
 mod tool;
@@ -67,6 +75,7 @@ use cache::Cache;
 use circuit::CircuitBreaker;
 use llm_client::{CallStats, LlmClient, Traffic};
 use log::{Logger, Pseudonymizer};
+use mcp::McpClient;
 use metrics::Metrics;
 use otel::Tracer;
 use rag::{Corpus, Index};
@@ -84,7 +93,8 @@ const INDEX_TRIES: u32 = 5;
 /// REDIS_URL, REDIS_TIMEOUT_MS, CACHE_TTL_SECS, LLM_TIMEOUT_MS, TOOL_TIMEOUT_MS,
 /// LLM_MAX_RETRIES, RETRY_BUDGET_RATIO, RETRY_BUDGET_MIN, CIRCUIT_FAILURE_THRESHOLD,
 /// CIRCUIT_COOLDOWN_MS, AGENT_MAX_STEPS, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_BSP_SCHEDULE_DELAY,
-/// OTEL_SERVICE_NAME, FAULTLINE_CORPUS.
+/// OTEL_SERVICE_NAME, FAULTLINE_CORPUS, LLM_API, AWS_ENDPOINT_URL_BEDROCK_RUNTIME,
+/// AWS_BEARER_TOKEN_BEDROCK, MCP_SERVER_URL.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ReferenceArgs {
     /// Break one practice on purpose (repeatable), to prove faultline's checks catch it.
@@ -127,6 +137,8 @@ pub(crate) struct App {
     llm: LlmClient,
     weather: WeatherTool,
     tickets: TicketsTool,
+    /// The agent's tools come from this MCP server when MCP_SERVER_URL is set.
+    mcp: Option<McpClient>,
     /// `None` without REDIS_URL.
     cache: Option<Cache>,
     breaker: Arc<CircuitBreaker>,
@@ -206,6 +218,14 @@ impl Server {
                 flaws.has(Flaw::RetryWrites),
                 log.clone(),
             ),
+            mcp: config.mcp_server_url.clone().map(|url| {
+                McpClient::new(
+                    url,
+                    config.tool_timeout,
+                    flaws.has(Flaw::IgnoreListChanged),
+                    log.clone(),
+                )
+            }),
             cache,
             breaker,
             tracer,
@@ -391,6 +411,8 @@ fn log_startup(app: &App, addr: SocketAddr) {
             "weather": if c.weather_api_url.is_some() { "configured" } else { "not configured: weather questions answer degraded" },
             "tickets": if c.tickets_api_url.is_some() { "configured" } else { "not configured: /api/tickets answers 503" },
             "agentMaxSteps": c.agent_max_steps,
+            "llmApi": format!("{:?}", c.llm_api),
+            "mcp": if c.mcp_server_url.is_some() { "configured: the agent's tools are the MCP server's" } else { "off" },
             "circuitFailureThreshold": c.circuit_failure_threshold,
             "circuitCooldownMs": c.circuit_cooldown.as_millis() as u64,
             "otlp": c.otlp_endpoint.as_deref().unwrap_or("off"),

@@ -49,6 +49,9 @@ pub enum ToolError {
     Unreachable(String),
     #[error("malformed answer")]
     Malformed,
+    /// The tool answered that it failed (an MCP JSON-RPC error or an `isError` result).
+    #[error("tool error: {0}")]
+    Rejected(String),
 }
 
 impl ToolError {
@@ -59,6 +62,7 @@ impl ToolError {
             ToolError::Status(_) => "status",
             ToolError::Unreachable(_) => "unreachable",
             ToolError::Malformed => "malformed",
+            ToolError::Rejected(_) => "rejected",
         }
     }
 }

@@ -593,6 +593,7 @@ mod tests {
             retry_count: None,
             chunks_sent: None,
             api_key: None,
+            exchange: None,
         }
     }
 

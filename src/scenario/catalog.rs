@@ -40,6 +40,11 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "slow-stream",
         include_str!("../../scenarios/slow-stream.toml"),
     ),
+    ("mcp-agent", include_str!("../../scenarios/mcp-agent.toml")),
+    (
+        "bedrock-throttle",
+        include_str!("../../scenarios/bedrock-throttle.toml"),
+    ),
 ];
 
 /// The TOML text of the built-in scenario `name`.

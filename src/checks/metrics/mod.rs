@@ -34,7 +34,7 @@ use super::common::{bounded, gap_about, not_applicable, pending};
 use super::sla::format_ratio;
 use super::{Outcome, Verdict};
 use crate::evidence::FakeName;
-use crate::evidence::{Evidence, FlowKind};
+use crate::evidence::{Attempt, Evidence, FlowKind};
 use crate::scenario::profile::Counts;
 use crate::scenario::MetricsExpectations;
 
@@ -112,6 +112,27 @@ impl Comparison {
             Reading::Broken(why) => format!("{} ({}): {why} — disagrees", self.name, self.figure),
         }
     }
+}
+
+/// The attempts among `seen` that retry the one before them: the same client request, fake and
+/// route, after a failed attempt.
+fn retry_attempts(seen: &[&Attempt]) -> std::collections::HashSet<*const Attempt> {
+    let mut last: std::collections::HashMap<(&str, &str, &str), &Attempt> =
+        std::collections::HashMap::new();
+    let mut ordered: Vec<&Attempt> = seen.to_vec();
+    ordered.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    let mut retries = std::collections::HashSet::new();
+    for a in ordered {
+        let Some(key) = a.key.as_deref() else {
+            continue;
+        };
+        if let Some(before) = last.insert((key, a.fake.as_str(), a.route.as_str()), a) {
+            if super::common::attempt_failed(before) {
+                retries.insert(a as *const Attempt);
+            }
+        }
+    }
+    retries
 }
 
 /// `metrics.truth`: LLM errors, tokens, cache hit ratio and agent steps match ground truth.
@@ -338,17 +359,25 @@ fn compare_all(evidence: &Evidence, expect: &MetricsExpectations) -> Vec<Compari
         ));
     }
     // Agent steps are known only for agent requests: their LLM calls plus their tool calls.
+    // A retry is the same step again, and an MCP session's own requests (initialize,
+    // tools/list) are no tool calls.
     let agents: Vec<_> = evidence
         .records
         .iter()
         .filter(|r| r.kind == FlowKind::Agent)
         .collect();
+    let retries = retry_attempts(&seen);
     let steps = seen
         .iter()
         .filter(|a| {
             (a.fake == FakeName::Llm && a.route.starts_with(&expect.tokens_route))
                 || !(a.fake == FakeName::Llm || a.fake == FakeName::Redis)
         })
+        .filter(|a| match &a.exchange {
+            Some(crate::evidence::Exchange::Mcp { method, .. }) => method == "tools/call",
+            _ => true,
+        })
+        .filter(|a| !retries.contains(&(**a as *const Attempt)))
         .filter(|a| agents.iter().any(|r| super::common::belongs(a, r)))
         .count();
     out.extend(compare(

@@ -42,7 +42,7 @@ use tokio::task::JoinSet;
 mod play;
 
 use super::fault::{Fault, Malformation, Switchboard};
-use super::journal::{ApiKeySent, Journal, Key, Record};
+use super::journal::{ApiKeySent, Exchange, Journal, Key, Record};
 use super::text::last_nonce;
 use super::{FakeError, FakeHandle};
 use play::play;
@@ -100,6 +100,10 @@ pub(crate) struct Reply {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
     pub usage: Option<Usage>,
+    /// What the request asked for in its API's terms, as the answer settled it (an MCP
+    /// call's tool, whether the list-changed notice went out); overrides
+    /// [`Responder::exchange`]. Boxed to keep `Reply` small.
+    pub exchange: Option<Box<Exchange>>,
     /// A body sent piece by piece (server-sent events); when set, `body` is ignored.
     /// Boxed so a `Reply` stays small enough for `Result<_, Reply>` (clippy's large-err).
     pub stream: Option<Box<Script>>,
@@ -179,6 +183,7 @@ impl Reply {
             headers: json_headers(),
             body: Bytes::from(value.to_string()),
             usage: None,
+            exchange: None,
             stream: None,
         }
     }
@@ -190,6 +195,7 @@ impl Reply {
             headers: json_headers(),
             body: Bytes::from(body),
             usage: None,
+            exchange: None,
             stream: None,
         }
     }
@@ -209,6 +215,7 @@ impl Reply {
             },
             body: Bytes::new(),
             usage: None,
+            exchange: None,
             stream: Some(Box::new(script)),
         }
     }
@@ -248,6 +255,11 @@ impl Reply {
             }
             None => self,
         }
+    }
+
+    pub fn with_exchange(mut self, exchange: Exchange) -> Self {
+        self.exchange = Some(Box::new(exchange));
+        self
     }
 
     pub fn with_usage(mut self, usage: Usage) -> Self {
@@ -362,6 +374,14 @@ pub(crate) trait Responder: Send + Sync + 'static {
 
     /// Which API key the request sent, for fakes that take one (the LLM).
     fn api_key_sent(&self, request: &Request) -> Option<ApiKeySent> {
+        let _ = request;
+        None
+    }
+
+    /// What the request asks for in its API's terms, for the journal, whatever fault then
+    /// answers it (a retry's checks compare the failed attempt's request with the next one).
+    /// By default: nothing beyond the route.
+    fn exchange(&self, request: &Request) -> Option<Exchange> {
         let _ = request;
         None
     }
@@ -667,6 +687,7 @@ impl<R: Responder> Shared<R> {
         let record = entry.record();
         record.key = Key::of(key);
         record.api_key = self.responder.api_key_sent(&request);
+        record.exchange = self.responder.exchange(&request);
         record.fault = fault
             .as_ref()
             .map(|fault| self.journal.name(&fault.label()));
@@ -776,6 +797,9 @@ impl Entry {
         }
         if reply.stream.is_some() {
             record.chunks_sent = Some(0);
+        }
+        if let Some(exchange) = reply.exchange {
+            record.exchange = Some(*exchange);
         }
         let body = match reply.stream {
             None => Body::from(reply.body),

@@ -396,6 +396,10 @@ impl Responder for Llm {
         Some(self.options.api_key.class(sent_key(request)))
     }
 
+    fn exchange(&self, request: &Request) -> Option<crate::evidence::Exchange> {
+        (request.uri.path() == "/v1/responses").then(|| responses::exchange(&request.body))
+    }
+
     fn status_reply(
         &self,
         request: &Request,

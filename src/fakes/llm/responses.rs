@@ -27,6 +27,7 @@ use super::stream::{event, half_frame, pace, pieces, Frame};
 use super::tools;
 use super::{context_window, error, parse_body, required_model, unix_now, with_limits};
 use super::{told_usage, typed_stream, Provider, Turn};
+use crate::evidence::Exchange;
 use crate::fakes::fault::Malformation;
 use crate::fakes::http::{Reply, Usage};
 use crate::fakes::text::approx_tokens;
@@ -63,6 +64,20 @@ impl Ledger {
     fn calls_of(&self, id: &str) -> Option<Vec<String>> {
         let inner = self.inner.locked();
         inner.calls.get(id).cloned()
+    }
+}
+
+/// The journal's view of a request: the stored response it continues from, read whatever
+/// fault then answers it (a body that is no JSON object continues from none).
+pub(super) fn exchange(body: &[u8]) -> Exchange {
+    #[derive(serde::Deserialize)]
+    struct Continues {
+        previous_response_id: Option<String>,
+    }
+    Exchange::Responses {
+        previous_response_id: serde_json::from_slice::<Continues>(body)
+            .ok()
+            .and_then(|c| c.previous_response_id),
     }
 }
 
@@ -507,6 +522,25 @@ fn events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_journal_reads_the_previous_response_id_of_any_body() {
+        let continued = exchange(br#"{"model":"m","input":"hi","previous_response_id":"resp_1"}"#);
+        assert_eq!(
+            continued,
+            Exchange::Responses {
+                previous_response_id: Some("resp_1".into())
+            }
+        );
+        for fresh in [&br#"{"model":"m","input":"hi"}"#[..], b"not json"] {
+            assert_eq!(
+                exchange(fresh),
+                Exchange::Responses {
+                    previous_response_id: None
+                }
+            );
+        }
+    }
 
     #[test]
     fn the_ledger_forgets_the_oldest_response_beyond_its_capacity() {

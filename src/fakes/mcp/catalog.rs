@@ -68,6 +68,13 @@ pub(super) fn list(changed: bool) -> Value {
     }
 }
 
+/// Whether tool `name` is on the list (`changed`: the list while `tools_changed` is on).
+pub(super) fn lists(name: &str, changed: bool) -> bool {
+    list(changed)
+        .as_array()
+        .is_some_and(|tools| tools.iter().any(|tool| tool["name"] == name))
+}
+
 fn text_result(text: String) -> Value {
     json!({ "content": [{ "type": "text", "text": text }], "isError": false })
 }

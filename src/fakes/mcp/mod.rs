@@ -1,6 +1,8 @@
 //! The fake MCP tool server: the Model Context Protocol over its Streamable HTTP transport, at
 //! `POST /mcp` (JSON-RPC 2.0), so the official MCP SDKs' clients connect to it unchanged.
 //!
+//! - Each request is journaled with its method, tool and session, whether the tool was on the
+//!   list and whether the answer told of a changed list ([`Exchange::Mcp`]).
 //! - `initialize` negotiates the protocol version and opens a session (`Mcp-Session-Id`); every
 //!   later request must carry it (400 without, 404 for one the server no longer knows, which
 //!   tells a client to initialize again). `DELETE /mcp` ends a session. `GET /mcp` answers 405:
@@ -15,8 +17,9 @@
 //! - `tool_error`: a `tools/call` result with `isError: true`;
 //! - `session_expired`: the request's session is forgotten and answered 404;
 //! - `tools_changed`: while on, the tool list is another one (a tool renamed, one removed, a
-//!   schema changed), and each session is told once with `notifications/tools/list_changed`
-//!   ahead of its next answer; a call to the old tool then fails as an unknown tool;
+//!   schema changed), and each session is told with `notifications/tools/list_changed` ahead
+//!   of its next answer, once per change (the list changing back when the fault ends is a
+//!   change too); a call to a tool the list no longer has fails as an unknown tool;
 //! - `large_result`: a `tools/call` result of `bytes` bytes (default 4 MiB).
 
 mod catalog;
@@ -35,6 +38,7 @@ use super::fault::{Fault, Switchboard};
 use super::http::{self, Reply, Request, Responder, Script};
 use super::journal::Journal;
 use super::{FakeError, FakeHandle};
+use crate::evidence::Exchange;
 use crate::sync::LockExt;
 
 /// The protocol versions the fake speaks, newest first; a client asking for another gets the
@@ -82,7 +86,7 @@ struct Mcp {
     sessions: Sessions,
 }
 
-/// The open sessions, each with whether it has been told of the changed tool list.
+/// The open sessions, each with the tool list it was last told of.
 #[derive(Default)]
 struct Sessions {
     inner: Mutex<SessionTable>,
@@ -90,7 +94,8 @@ struct Sessions {
 
 #[derive(Default)]
 struct SessionTable {
-    told_of_change: HashMap<String, bool>,
+    /// Per session: whether the list it knows is the changed one (`tools_changed`).
+    knows_changed: HashMap<String, bool>,
     order: VecDeque<String>,
 }
 
@@ -100,29 +105,31 @@ impl Sessions {
         let mut table = self.inner.locked();
         if table.order.len() >= SESSION_CAPACITY {
             if let Some(oldest) = table.order.pop_front() {
-                table.told_of_change.remove(&oldest);
+                table.knows_changed.remove(&oldest);
             }
         }
         table.order.push_back(id.clone());
-        table.told_of_change.insert(id.clone(), false);
+        table.knows_changed.insert(id.clone(), false);
         id
     }
 
     fn knows(&self, id: &str) -> bool {
-        self.inner.locked().told_of_change.contains_key(id)
+        self.inner.locked().knows_changed.contains_key(id)
     }
 
     fn close(&self, id: &str) -> bool {
         let mut table = self.inner.locked();
         table.order.retain(|open| open != id);
-        table.told_of_change.remove(id).is_some()
+        table.knows_changed.remove(id).is_some()
     }
 
-    /// Whether session `id` still has to be told of the changed list (and marks it told).
-    fn tell_of_change(&self, id: &str) -> bool {
-        match self.inner.locked().told_of_change.get_mut(id) {
-            Some(told) if !*told => {
-                *told = true;
+    /// Whether session `id` must be told that the list changed: the list is now `changed`
+    /// and the session last knew the other one (and marks it told). Both ways: a server
+    /// whose list changes back says so too, as the specification asks of every change.
+    fn tell_of_change(&self, id: &str, changed: bool) -> bool {
+        match self.inner.locked().knows_changed.get_mut(id) {
+            Some(knows) if *knows != changed => {
+                *knows = changed;
                 true
             }
             _ => false,
@@ -149,9 +156,30 @@ fn sse_message(message: &Value) -> Bytes {
     Bytes::from(format!("event: message\ndata: {message}\n\n"))
 }
 
+/// The journal's view of a JSON-RPC request: its method, the tool a `tools/call` names and
+/// the session; `None` for a body that is no JSON-RPC request.
+fn exchange_of(request: &Request) -> Option<Exchange> {
+    let message: Value = serde_json::from_slice(&request.body).ok()?;
+    let method = message.get("method")?.as_str()?.to_owned();
+    let tool = (method == "tools/call")
+        .then(|| message.pointer("/params/name")?.as_str().map(str::to_owned))
+        .flatten();
+    Some(Exchange::Mcp {
+        session: request.header(SESSION_HEADER).map(str::to_owned),
+        method,
+        tool,
+        tool_listed: None,
+        told_list_changed: false,
+    })
+}
+
 impl Responder for Mcp {
     fn answer(&self, request: &Request) -> Reply {
         self.respond(request, None)
+    }
+
+    fn exchange(&self, request: &Request) -> Option<Exchange> {
+        exchange_of(request)
     }
 
     fn answer_under(&self, request: &Request, fault: &Fault) -> Reply {
@@ -196,6 +224,7 @@ impl Mcp {
                 "Unsupported Media Type: Content-Type must be application/json",
             );
         }
+        let mut exchange = exchange_of(request);
         let message: Value = match serde_json::from_slice(&request.body) {
             Ok(message) => message,
             Err(error) => {
@@ -236,10 +265,24 @@ impl Mcp {
                 headers: Vec::new(),
                 body: Bytes::new(),
                 usage: None,
+                exchange: None,
                 stream: None,
             };
         };
         let changed = matches!(fault, Some(Fault::ToolsChanged));
+        let notify = session
+            .as_deref()
+            .is_some_and(|sid| self.sessions.tell_of_change(sid, changed));
+        if let Some(Exchange::Mcp {
+            tool,
+            tool_listed,
+            told_list_changed,
+            ..
+        }) = &mut exchange
+        {
+            *tool_listed = tool.as_deref().map(|name| catalog::lists(name, changed));
+            *told_list_changed = notify;
+        }
         let answer = match (method, fault) {
             (_, Some(Fault::RpcError { code, message })) => rpc_error(
                 &id,
@@ -284,7 +327,7 @@ impl Mcp {
             (other, _) => rpc_error(&id, -32601, &format!("Method not found: {other}")),
         };
 
-        let mut reply = match self.stream_of(session.as_deref(), changed, fault, &answer) {
+        let mut reply = match self.stream_of(notify, fault, &answer) {
             Some(script) => {
                 let mut reply = Reply::event_stream(StatusCode::OK, script);
                 reply
@@ -301,19 +344,15 @@ impl Mcp {
         if method == "initialize" {
             reply = reply.with_header(SESSION_HEADER, self.sessions.open());
         }
-        reply
+        match exchange {
+            Some(exchange) => reply.with_exchange(exchange),
+            None => reply,
+        }
     }
 
     /// The answer as server-sent events, when something must travel with it (the list-changed
     /// notification) or a stream fault paces it; `None` for a plain JSON answer.
-    fn stream_of(
-        &self,
-        session: Option<&str>,
-        changed: bool,
-        fault: Option<&Fault>,
-        answer: &Value,
-    ) -> Option<Script> {
-        let notify = changed && session.is_some_and(|sid| self.sessions.tell_of_change(sid));
+    fn stream_of(&self, notify: bool, fault: Option<&Fault>, answer: &Value) -> Option<Script> {
         let streamed = matches!(
             fault,
             Some(Fault::SlowStream { .. } | Fault::Stall { .. } | Fault::StreamCut { .. })
@@ -348,14 +387,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_session_is_told_of_a_changed_list_once() {
+    fn a_session_is_told_of_each_change_once() {
         let sessions = Sessions::default();
         let id = sessions.open();
         assert!(sessions.knows(&id));
-        assert!(sessions.tell_of_change(&id));
-        assert!(!sessions.tell_of_change(&id));
+        assert!(!sessions.tell_of_change(&id, false));
+        assert!(sessions.tell_of_change(&id, true));
+        assert!(!sessions.tell_of_change(&id, true));
+        // The list changing back is a change too.
+        assert!(sessions.tell_of_change(&id, false));
+        assert!(!sessions.tell_of_change(&id, false));
         assert!(sessions.close(&id));
         assert!(!sessions.knows(&id));
-        assert!(!sessions.tell_of_change(&id));
+        assert!(!sessions.tell_of_change(&id, true));
     }
 }

@@ -354,6 +354,7 @@ impl Connection {
                 retry_count: None,
                 chunks_sent: None,
                 api_key: None,
+                exchange: None,
             },
         };
         match fault {
@@ -679,6 +680,7 @@ impl Drop for Entry {
                 retry_count: None,
                 chunks_sent: None,
                 api_key: None,
+                exchange: None,
             },
         );
         attempt.duration_ms = self.arrival.elapsed().as_secs_f64() * 1000.0;

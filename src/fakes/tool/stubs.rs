@@ -531,6 +531,7 @@ impl Stub {
             headers: self.headers.clone(),
             body: self.body.clone(),
             usage: None,
+            exchange: None,
             stream: None,
         };
         // The serving loop awaits a script's waits, so a slow stub holds no thread: the head

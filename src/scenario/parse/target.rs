@@ -27,6 +27,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "tool.tickets",
     "redis",
     "otlp",
+    "mcp",
     "port",
 ];
 
