@@ -119,7 +119,7 @@ pub fn check_retry_state(evidence: &Evidence) -> Verdict {
 mod tests {
     use super::*;
     use crate::checks::common::tests::attempt;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::Phase;
 
     fn responses(at: f64, key: &str, status: Option<u16>, previous: Option<&str>) -> Attempt {

@@ -140,7 +140,7 @@ pub fn check_list_changed(evidence: &Evidence) -> Verdict {
 mod tests {
     use super::*;
     use crate::checks::common::tests::attempt;
-    use crate::checks::sla::tests::EvidenceBuilder;
+    use crate::evidence::testing::EvidenceBuilder;
     use crate::evidence::Phase;
 
     fn mcp(at: f64, method: &str, tool: Option<&str>, listed: bool, told: bool) -> Attempt {

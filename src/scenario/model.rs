@@ -325,9 +325,21 @@ pub struct Expectations {
 
 impl Expectations {
     /// The check families [`Expectations::skip`] may name, in report order.
-    pub const FAMILIES: [&'static str; 12] = [
-        "sla", "errors", "retries", "writes", "fallback", "recovery", "logs", "metrics", "cost",
-        "agent", "stream", "traces",
+    pub const FAMILIES: [&'static str; 14] = [
+        "sla",
+        "errors",
+        "retries",
+        "writes",
+        "fallback",
+        "recovery",
+        "logs",
+        "metrics",
+        "cost",
+        "agent",
+        "stream",
+        "traces",
+        "conversation",
+        "mcp",
     ];
 
     /// Whether the verdict `id` was asked to be skipped (by its id or its family).
