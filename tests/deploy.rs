@@ -209,8 +209,8 @@ fn each_mistake_in_the_manifests_is_named() {
         ),
         (
             "workers.yaml",
-            "memory: 512Mi",
-            "ephemeral-storage: 512Mi",
+            "memory: 1Gi",
+            "ephemeral-storage: 1Gi",
             "memory",
         ),
         (
