@@ -219,6 +219,12 @@ fn each_mistake_in_the_manifests_is_named() {
             "- --tokenfile",
             "--tokenfile",
         ),
+        (
+            "workers.yaml",
+            "fsGroup: 10001",
+            "supplementalGroups: [10001]",
+            "unreadable",
+        ),
     ];
     for (file, from, to, named) in cases {
         let flawed = flawed_copy(file, from, to);
@@ -359,9 +365,17 @@ fn a_misspelt_flag_does_not_parse() {
         .map(String::from)
         .to_vec();
     assert!(parse_role_args(&args).is_err());
-    let args: Vec<String> = ["worker", "--coordinator", "http://x:1", "--index", "0"]
-        .map(String::from)
-        .to_vec();
+    let args: Vec<String> = [
+        "worker",
+        "--coordinator",
+        "http://x:1",
+        "--index",
+        "0",
+        "--count",
+        "2",
+    ]
+    .map(String::from)
+    .to_vec();
     parse_role_args(&args).unwrap();
 }
 
@@ -494,6 +508,14 @@ fn volume_holding<'a>(
     Some((volume, inside))
 }
 
+/// Whether a non-root user reads a Secret volume's files: the kubelet writes them owned by
+/// root with `defaultMode` (0644 when unset), and with an fsGroup gives them to that group and
+/// adds group read, and the pod's processes carry fsGroup as a supplementary group.
+fn token_readable(secret: &Value, pod_security: &Value) -> bool {
+    let mode = secret["defaultMode"].as_u64().unwrap_or(0o644);
+    mode & 0o004 != 0 || pod_security["fsGroup"].is_u64()
+}
+
 /// Everything that must agree between the rendered objects; empty when they fit.
 fn check_manifests(objects: &[Value]) -> Vec<String> {
     let mut problems = Vec::new();
@@ -581,6 +603,15 @@ fn check_manifests(objects: &[Value]) -> Vec<String> {
                 if inside != "token" {
                     problems.push(format!(
                         "{role}: --token-file is not the Secret's `token` key"
+                    ));
+                }
+                if !token_readable(
+                    &volume["secret"],
+                    &pod_spec(objects, role)["securityContext"],
+                ) {
+                    problems.push(format!(
+                        "{role}: the token file is root's alone, unreadable by the pod's non-root \
+                         user (set fsGroup, or a defaultMode others may read)"
                     ));
                 }
             }
