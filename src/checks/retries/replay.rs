@@ -205,6 +205,17 @@ fn every_policy_fails_exactly_the_checks_its_row_names() {
     }
 }
 
+/// Scheduling noise on a busy machine, from the same full flaky run that measured a fixed
+/// 100 ms retry at 101.4–131.1 ms (2 cores at a load of 7): 60% of waits within 2 ms, the
+/// rest stretched by a tail reaching 30 ms.
+fn loaded_noise(rng: &mut impl Rng) -> f64 {
+    let mut ms = rng.random_range(0.2..2.0);
+    if rng.random_bool(0.4) {
+        ms += -8.0 * (1.0 - rng.random::<f64>()).ln();
+    }
+    ms.min(40.0)
+}
+
 /// Waits before the first and second retries of `n` calls under `policy`, noise included.
 fn first_two(policy: &Policy, n: usize, rng: &mut impl Rng) -> (Vec<f64>, Vec<f64>) {
     (0..n)
@@ -231,11 +242,50 @@ fn failure_rates(policy: &Policy, n: usize, trials: usize, seed: u64) -> (f64, f
     )
 }
 
+/// How often `retries.jitter` fails `n` first waits of `policy` with busy-machine noise.
+fn jitter_failures_loaded(policy: &Policy, n: usize, trials: usize, seed: u64) -> f64 {
+    let expect = RetryExpectations::default();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let failed = (0..trials)
+        .filter(|_| {
+            let first: Vec<f64> = (0..n)
+                .map(|_| policy.waits(1, &mut rng)[0] + loaded_noise(&mut rng))
+                .collect();
+            !Spread::of(&first).passes(expect.min_jitter)
+        })
+        .count();
+    failed as f64 / trials as f64
+}
+
 /// The rows whose waits these statistics judge (they retry at least twice).
 fn judged() -> impl Iterator<Item = &'static Policy> {
     POLICIES
         .iter()
         .filter(|p| !matches!(p.limit, Limit::Retries(0 | 1)))
+}
+
+#[test]
+fn on_a_busy_machine_many_waits_still_tell_jitter_from_a_stretched_fixed_delay() {
+    // From 20 waits the lower half is judged too: every sane row still passes, and a policy
+    // without jitter is caught although noise stretches its range past 10 ms.
+    for (i, policy) in judged().enumerate() {
+        for n in [20, 50] {
+            let failed = jitter_failures_loaded(policy, n, 2_000, 100 + i as u64);
+            if policy.fails("retries.jitter") {
+                assert!(
+                    failed >= 0.99,
+                    "{} at {n}: jitter caught {failed}",
+                    policy.name
+                );
+            } else {
+                assert!(
+                    failed <= 0.001,
+                    "{} at {n}: jitter false alarms {failed}",
+                    policy.name
+                );
+            }
+        }
+    }
 }
 
 #[test]
