@@ -176,14 +176,16 @@ async fn sdks_get_the_recorded_answers_at_the_recorded_pace_with_faults_on_top()
     assert!(checks.contains("3/3 checks passed"), "{checks}");
 }
 
-#[tokio::test]
-async fn identical_requests_replay_in_recorded_order_then_cycle() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("two.jsonl");
-    let body = json!({ "model": "m", "messages": [{ "role": "user", "content": "again" }] });
-    let body_bytes = serde_json::to_vec(&body).unwrap();
+/// A chat request the hand-written recordings below answer.
+fn again() -> Value {
+    json!({ "model": "m", "messages": [{ "role": "user", "content": "again" }] })
+}
+
+/// Writes a recording answering [`again`] with each of `words` in turn.
+fn write_recording(file: &Path, words: &[&str]) {
+    let body_bytes = serde_json::to_vec(&again()).unwrap();
     let fingerprint = format::fingerprint("POST", "/v1/chat/completions", &body_bytes);
-    let lines: Vec<String> = ["first", "second"]
+    let lines: Vec<String> = words
         .iter()
         .map(|word| {
             let answer = json!({ "choices": [{ "message": { "content": word } }] }).to_string();
@@ -201,7 +203,15 @@ async fn identical_requests_replay_in_recorded_order_then_cycle() {
             .unwrap()
         })
         .collect();
-    std::fs::write(&file, lines.join("\n")).unwrap();
+    std::fs::write(file, lines.join("\n")).unwrap();
+}
+
+#[tokio::test]
+async fn identical_requests_replay_in_recorded_order_then_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("two.jsonl");
+    write_recording(&file, &["first", "second"]);
+    let body = again();
     let recording = replay::Replay::load(&file, replay::ReplayOptions::default()).unwrap();
     let fake = llm::start_replaying_on(
         "127.0.0.1:0".parse().unwrap(),
@@ -323,5 +333,93 @@ fn a_corrupt_recording_is_refused_naming_its_line_and_fault() {
     assert!(
         stderr.contains("line 2") && stderr.contains("not an exchange"),
         "{stderr}"
+    );
+}
+
+/// A scenario with `[fakes.llm]` lines appended, parsed as if it were the file `origin`.
+fn scenario_with(llm: &str, origin: &Path) -> Result<faultline::scenario::Plan, String> {
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/baseline.toml"),
+    )
+    .unwrap();
+    faultline::scenario::parse_scenario(
+        &format!("{base}\n[fakes.llm]\n{llm}\n"),
+        origin.to_str().unwrap(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_scenario_names_its_recording_relative_to_itself_and_bad_ones_at_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = dir.path().join("replayed.toml");
+    write_recording(&dir.path().join("llm.jsonl"), &["first"]);
+
+    let plan = scenario_with(
+        "replay = \"llm.jsonl\"\nreplay_speed = 2.0\nreplay_miss = \"generate\"",
+        &origin,
+    )
+    .unwrap();
+    let replay = plan.fakes.llm_replay.expect("the replay is kept");
+    assert_eq!(replay.path, dir.path().join("llm.jsonl"));
+    assert_eq!(replay.options.speed, 2.0);
+    assert_eq!(replay.options.on_miss, replay::OnMiss::Generate);
+
+    let missing = scenario_with("replay = \"nowhere.jsonl\"", &origin).unwrap_err();
+    // The line of `replay = …`: the last of the scenario; its value starts at column 10.
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/baseline.toml"),
+    )
+    .unwrap();
+    let line = format!("{base}\n[fakes.llm]\nreplay").lines().count();
+    let at = format!("{}:{line}:10: ", origin.display());
+    assert!(
+        missing.starts_with(&at) && missing.contains("cannot read recording"),
+        "{missing} (expected at {at})"
+    );
+    std::fs::write(dir.path().join("bad.jsonl"), "{\"v\":1}\n").unwrap();
+    let corrupt = scenario_with("replay = \"bad.jsonl\"", &origin).unwrap_err();
+    assert!(corrupt.contains("line 1: not an exchange"), "{corrupt}");
+    let miss =
+        scenario_with("replay = \"llm.jsonl\"\nreplay_miss = \"maybe\"", &origin).unwrap_err();
+    assert!(
+        miss.contains("\"maybe\"") && miss.contains("\"generate\""),
+        "{miss}"
+    );
+    let speed = scenario_with("replay = \"llm.jsonl\"\nreplay_speed = 0.0", &origin).unwrap_err();
+    assert!(speed.contains("replay_speed"), "{speed}");
+    let alone = scenario_with("replay_speed = 2.0", &origin).unwrap_err();
+    assert!(alone.contains("needs `replay`"), "{alone}");
+}
+
+#[tokio::test]
+async fn a_scenario_runs_fake_llm_answers_from_its_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = dir.path().join("replayed.toml");
+    write_recording(&dir.path().join("llm.jsonl"), &["from the recording"]);
+    let plan = scenario_with("replay = \"llm.jsonl\"", &origin).unwrap();
+
+    let fakes = faultline::fakes::set::FakeSet::start_with(1, Instant::now(), None, &plan.fakes)
+        .await
+        .unwrap();
+    let env = fakes.service_env();
+    let base = &env
+        .iter()
+        .find(|(name, _)| *name == "OPENAI_BASE_URL")
+        .unwrap()
+        .1;
+    let answer: Value = client()
+        .post(format!("{base}/chat/completions"))
+        .bearer_auth("any")
+        .json(&again())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "from the recording"
     );
 }
