@@ -13,8 +13,9 @@
 //! recorded ones. Faults the serving loop acts out (status, delay, hang, reset, drop, refuse)
 //! apply as to generated answers; here: `rate_limit` (the provider's 429 once its buckets
 //! are spent), `slow_stream` (its pacing replaces the recorded one), `stall`, `stream_cut`,
-//! and `malformed` (`wrong_content_type`, `no_done`, `truncated_json` on streams; a plain
-//! JSON answer is sent whole, untimed, so the serving loop can break it as it breaks any).
+//! and `malformed` (on streams `wrong_content_type`, `no_done`, and `truncated_json` /
+//! `invalid_json` on the middle chunk; a plain JSON answer is sent whole, untimed, so the
+//! serving loop can break it as it breaks any).
 //! Faults that rewrite an answer's content (`finish_reason`, tool-call faults) leave a
 //! replayed answer as recorded.
 
@@ -225,8 +226,8 @@ impl Replay {
             .iter()
             .find(|(name, _)| name == "content-type")
             .map_or("", |(_, value)| value.as_str());
-        let streamed = content_type.starts_with("text/event-stream")
-            || content_type.starts_with("application/vnd.amazon.eventstream");
+        let binary = content_type.starts_with("application/vnd.amazon.eventstream");
+        let streamed = content_type.starts_with("text/event-stream") || binary;
         let mut chunks: Vec<(u64, Bytes)> = exchange
             .chunks
             .iter()
@@ -255,18 +256,25 @@ impl Replay {
                     HeaderValue::from_static("application/json"),
                 ));
             }
+            // OpenAI's closing `data: [DONE]`, wherever the chunk boundaries fell.
             Some(Malformation::NoDone) => {
-                if chunks
-                    .last()
-                    .is_some_and(|(_, last)| last.trim_ascii() == b"data: [DONE]")
-                {
-                    chunks.pop();
-                }
-            }
-            Some(Malformation::TruncatedJson) => {
+                const DONE: &[u8] = b"data: [DONE]\n\n";
                 if let Some((_, last)) = chunks.last_mut() {
-                    *last = super::stream::half_frame(last);
+                    if last.ends_with(DONE) {
+                        last.truncate(last.len() - DONE.len());
+                    }
                 }
+                chunks.retain(|(_, bytes)| !bytes.is_empty());
+            }
+            // The middle chunk broken, as the generated streams break their middle frame.
+            Some(Malformation::TruncatedJson) if !chunks.is_empty() => {
+                let middle = chunks.len() / 2;
+                chunks[middle].1 = super::stream::half_frame(&chunks[middle].1);
+            }
+            Some(Malformation::InvalidJson) if !chunks.is_empty() && !binary => {
+                let middle = chunks.len() / 2;
+                chunks[middle].1 =
+                    Bytes::from_static(b"data: {\"choices\": [{\"delta\": oops}]\n\n");
             }
             _ => {}
         }
@@ -357,4 +365,138 @@ impl Replay {
 fn route(method: &str, target: &str) -> String {
     let path = target.split_once('?').map_or(target, |(path, _)| path);
     format!("{} {path}", method.to_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::fault::Switchboard;
+    use crate::fakes::http::{Request, Step};
+    use crate::fakes::llm::{limits::Limits, ApiKey, LlmOptions};
+
+    fn exchange(chunks: &[(u64, &str)]) -> Exchange {
+        Exchange {
+            v: format::VERSION,
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            fingerprint: String::new(),
+            status: 200,
+            headers: vec![("content-type".into(), "text/event-stream".into())],
+            request_headers: vec![],
+            chunks: chunks
+                .iter()
+                .map(|(ms, text)| format::Chunk::new(*ms, text.as_bytes()))
+                .collect(),
+            cut: false,
+        }
+    }
+
+    /// The steps `exchange` is replayed as, at `speed`, under `fault`.
+    fn steps(exchange: &Exchange, speed: f64, fault: Option<Fault>) -> Vec<String> {
+        let replay = Replay {
+            groups: HashMap::new(),
+            by_route: HashMap::new(),
+            total: 0,
+            source: String::new(),
+            options: ReplayOptions {
+                speed,
+                on_miss: OnMiss::Error,
+            },
+        };
+        let options = LlmOptions {
+            api_key: ApiKey::Any { given: None },
+            seed: 1,
+        };
+        let board = Switchboard::new(1);
+        let limits = Limits::default();
+        let request = Request {
+            method: axum::http::Method::POST,
+            uri: "/v1/chat/completions".parse().unwrap(),
+            headers: Default::default(),
+            body: Bytes::new(),
+            arrival: std::time::Instant::now(),
+        };
+        let turn = Turn {
+            options: &options,
+            board: &board,
+            limits: &limits,
+            fault: fault.as_ref(),
+            request: &request,
+        };
+        let reply = replay.reply(exchange, &turn);
+        reply
+            .stream
+            .expect("a stream")
+            .steps
+            .iter()
+            .map(|step| match step {
+                Step::Send(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                Step::Wait(wait) => format!("wait {}", wait.as_millis()),
+                Step::Cut => "cut".into(),
+                Step::Render(_) => "render".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_are_sent_at_their_recorded_offsets_scaled_by_the_speed() {
+        let recorded = exchange(&[(40, "a"), (240, "b"), (440, "c")]);
+        assert_eq!(
+            steps(&recorded, 1.0, None),
+            ["wait 40", "a", "wait 200", "b", "wait 200", "c"]
+        );
+        assert_eq!(
+            steps(&recorded, 2.0, None),
+            ["wait 20", "a", "wait 100", "b", "wait 100", "c"]
+        );
+    }
+
+    #[test]
+    fn stream_faults_pace_stall_and_cut_the_recorded_chunks() {
+        let recorded = exchange(&[(10, "a"), (20, "b"), (30, "c")]);
+        let stall = Fault::Stall {
+            after_chunks: 1,
+            stall: Duration::from_millis(500),
+        };
+        assert_eq!(
+            steps(&recorded, 1.0, Some(stall)),
+            ["wait 10", "a", "wait 10", "wait 500", "b", "wait 10", "c"]
+        );
+        let cut = Fault::StreamCut {
+            after_chunks: Some(2),
+            after: None,
+        };
+        assert_eq!(
+            steps(&recorded, 1.0, Some(cut)),
+            ["wait 10", "a", "wait 10", "b", "cut"]
+        );
+        let slow = Fault::SlowStream {
+            first_token: Duration::from_millis(300),
+            inter_token: Duration::from_millis(50),
+            jitter: 0.0,
+        };
+        assert_eq!(
+            steps(&recorded, 1.0, Some(slow)),
+            ["wait 300", "a", "wait 50", "b", "wait 50", "c"]
+        );
+    }
+
+    #[test]
+    fn no_done_drops_the_closing_done_wherever_the_chunks_split() {
+        let recorded = exchange(&[(1, "data: {}\n\n"), (2, "data: {}\n\ndata: [DONE]\n\n")]);
+        let no_done = Fault::Malformed {
+            what: Malformation::NoDone,
+        };
+        assert_eq!(
+            steps(&recorded, 1.0, Some(no_done)),
+            ["wait 1", "data: {}\n\n", "wait 1", "data: {}\n\n"]
+        );
+    }
+
+    #[test]
+    fn an_answer_broken_off_when_recorded_is_cut_in_replay() {
+        let mut recorded = exchange(&[(1, "a")]);
+        recorded.cut = true;
+        assert_eq!(steps(&recorded, 1.0, None), ["wait 1", "a", "cut"]);
+    }
 }
