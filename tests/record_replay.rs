@@ -148,6 +148,12 @@ async fn sdks_get_the_recorded_answers_at_the_recorded_pace_with_faults_on_top()
     assert!(text.contains(format::REDACTED));
 
     // Replay with the fake LLM alone (the upstream is gone).
+    let told: Vec<(Option<u64>, Option<u64>)> = fake
+        .journal()
+        .snapshot()
+        .iter()
+        .map(|a| (a.input_tokens, a.output_tokens))
+        .collect();
     fake.shutdown().await;
     let path = file.to_str().unwrap();
     let replay = spawn_fake_llm(&["--replay", path, "--api-key", KEY]).await;
@@ -170,6 +176,34 @@ async fn sdks_get_the_recorded_answers_at_the_recorded_pace_with_faults_on_top()
             "{gaps}: replayed every {now} ms, recorded every {then} ms"
         );
     }
+
+    // The replay's journal counts the tokens each recorded answer reported, whatever the
+    // provider's spelling (a stream's journal entry is written when its body ends).
+    let journal = format!("{}/journal/llm", replay.control);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let counted = loop {
+        let attempts = common::get_json(&journal).await["attempts"].clone();
+        let counted: Vec<(Option<u64>, Option<u64>)> = attempts
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["input_tokens"].as_u64(), a["output_tokens"].as_u64()))
+            .collect();
+        if counted.len() >= told.len() || Instant::now() > deadline {
+            break counted;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The streamed chat asks for no usage (no `stream_options`), so it was told none.
+    let with_usage = told
+        .iter()
+        .filter(|(i, o)| i.is_some() && o.is_some())
+        .count();
+    assert_eq!(with_usage, 3, "{told:?}");
+    assert_eq!(
+        counted, told,
+        "tokens journaled in replay vs by the upstream"
+    );
 
     // Faults on top, and a miss, as the SDK sees them.
     let checks = sdk(&["faults", &replay.base, KEY, &replay.control]).await;

@@ -271,7 +271,8 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response<
         let kept = if format::is_secret_header(name.as_str()) {
             format::REDACTED.to_owned()
         } else {
-            String::from_utf8_lossy(value.as_bytes()).into_owned()
+            // A header that echoes the request's credential loses it too.
+            String::from_utf8_lossy(&format::scrub(value.as_bytes(), &secrets)).into_owned()
         };
         exchange.headers.push((name.as_str().to_owned(), kept));
     }

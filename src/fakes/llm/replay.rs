@@ -29,7 +29,7 @@ use bytes::Bytes;
 
 use super::{anthropic_error, azure, bedrock, error, gemini, Provider, Turn};
 use crate::fakes::fault::{Fault, Malformation};
-use crate::fakes::http::{Reply, Script};
+use crate::fakes::http::{Reply, Script, Usage};
 use crate::record::format::{self, Exchange};
 
 /// What a request that matches no recorded exchange gets.
@@ -63,12 +63,59 @@ impl Default for ReplayOptions {
 /// A recording loaded for replay.
 pub struct Replay {
     /// Exchanges by fingerprint, in recorded order, with the next one to replay.
-    groups: HashMap<String, (Vec<Exchange>, AtomicUsize)>,
+    groups: HashMap<String, (Vec<Recorded>, AtomicUsize)>,
     /// How many exchanges each `METHOD path` has, for the miss message.
     by_route: HashMap<String, usize>,
     total: usize,
     source: String,
     options: ReplayOptions,
+}
+
+/// One recorded exchange and the token usage its answer reported, read once at load.
+struct Recorded {
+    exchange: Exchange,
+    usage: Option<Usage>,
+}
+
+/// The token usage an answer reports, in any provider's spelling: OpenAI chat's
+/// `prompt_tokens`/`completion_tokens`, the Responses API's and Anthropic's
+/// `input_tokens`/`output_tokens`, Gemini's `promptTokenCount`/`candidatesTokenCount`,
+/// Bedrock's `inputTokens`/`outputTokens`. The last figure wins: a stream's final usage
+/// (Anthropic's `message_delta`) comes after its first. Found in Bedrock's binary frames too,
+/// whose payloads are JSON.
+fn usage_of(exchange: &Exchange) -> Option<Usage> {
+    use std::sync::LazyLock;
+    static INPUT: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(
+            r#""(?:prompt_tokens|input_tokens|promptTokenCount|inputTokens)"\s*:\s*(\d+)"#,
+        )
+        .expect("a valid pattern")
+    });
+    static OUTPUT: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(
+            r#""(?:completion_tokens|output_tokens|candidatesTokenCount|outputTokens)"\s*:\s*(\d+)"#,
+        )
+        .expect("a valid pattern")
+    });
+    if !(200..300).contains(&exchange.status) {
+        return None;
+    }
+    let body: Vec<u8> = exchange
+        .chunks
+        .iter()
+        .flat_map(|chunk| chunk.bytes())
+        .collect();
+    let text = String::from_utf8_lossy(&body);
+    let last = |pattern: &regex::Regex| -> Option<u64> {
+        pattern.captures_iter(&text).last()?[1].parse().ok()
+    };
+    match (last(&INPUT), last(&OUTPUT)) {
+        (None, None) => None,
+        (input, output) => Some(Usage {
+            input: input.unwrap_or(0),
+            output: output.unwrap_or(0),
+        }),
+    }
 }
 
 /// A time-only `stream_cut` holds the replay open before its last chunk until the cut comes,
@@ -105,7 +152,7 @@ impl Replay {
         }
         let exchanges = format::read(path)?;
         let total = exchanges.len();
-        let mut groups: HashMap<String, (Vec<Exchange>, AtomicUsize)> = HashMap::new();
+        let mut groups: HashMap<String, (Vec<Recorded>, AtomicUsize)> = HashMap::new();
         let mut by_route: HashMap<String, usize> = HashMap::new();
         for exchange in exchanges {
             *by_route
@@ -115,7 +162,10 @@ impl Replay {
                 .entry(exchange.fingerprint.clone())
                 .or_insert_with(|| (Vec::new(), AtomicUsize::new(0)))
                 .0
-                .push(exchange);
+                .push(Recorded {
+                    usage: usage_of(&exchange),
+                    exchange,
+                });
         }
         Ok(Replay {
             groups,
@@ -167,8 +217,13 @@ impl Replay {
             return Some(refusal);
         }
         // In recorded order, then round again.
-        let exchange = &exchanges[next.fetch_add(1, Ordering::Relaxed) % exchanges.len()];
-        Some(self.reply(exchange, turn))
+        let recorded = &exchanges[next.fetch_add(1, Ordering::Relaxed) % exchanges.len()];
+        let reply = self.reply(&recorded.exchange, turn);
+        // The journal counts the tokens the client was told, as for generated answers.
+        Some(match recorded.usage {
+            Some(usage) => reply.with_usage(usage),
+            None => reply,
+        })
     }
 
     /// The provider's 404 for a request the recording does not hold.
@@ -491,6 +546,55 @@ mod tests {
             steps(&recorded, 1.0, Some(no_done)),
             ["wait 1", "data: {}\n\n", "wait 1", "data: {}\n\n"]
         );
+    }
+
+    #[test]
+    fn usage_is_read_in_each_providers_spelling_the_last_figure_winning() {
+        let anthropic = exchange(&[
+            (
+                1,
+                r#"event: message_start
+data: {"message":{"usage":{"input_tokens":12,"output_tokens":1}}}
+
+"#,
+            ),
+            (
+                2,
+                r#"event: message_delta
+data: {"usage":{"output_tokens":30}}
+
+"#,
+            ),
+        ]);
+        assert_eq!(
+            usage_of(&anthropic),
+            Some(Usage {
+                input: 12,
+                output: 30
+            })
+        );
+        let gemini = exchange(&[(
+            1,
+            r#"{"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":9}}"#,
+        )]);
+        assert_eq!(
+            usage_of(&gemini),
+            Some(Usage {
+                input: 4,
+                output: 9
+            })
+        );
+        let mut refused =
+            exchange(&[(1, r#"{"usage":{"prompt_tokens":4,"completion_tokens":9}}"#)]);
+        assert_eq!(
+            usage_of(&refused),
+            Some(Usage {
+                input: 4,
+                output: 9
+            })
+        );
+        refused.status = 429;
+        assert_eq!(usage_of(&refused), None, "an error answer used no tokens");
     }
 
     #[test]
