@@ -457,3 +457,58 @@ async fn a_scenario_runs_fake_llm_answers_from_its_recording() {
         "from the recording"
     );
 }
+
+#[tokio::test]
+async fn fakes_up_holds_the_fake_llm_replaying_and_refuses_a_bad_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "not json\n").unwrap();
+    let base = common::free_base().to_string();
+    let refused = assert_cmd::Command::cargo_bin("faultline")
+        .unwrap()
+        .args(["fakes", "up", "--base-port", &base, "--llm-replay"])
+        .arg(&bad)
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("--llm-replay") && stderr.contains("line 1: not an exchange"),
+        "{stderr}"
+    );
+
+    let good = dir.path().join("good.jsonl");
+    write_recording(&good, &["held by fakes up"]);
+    let mut up = common::Reaped(
+        std::process::Command::cargo_bin("faultline")
+            .unwrap()
+            .args(["fakes", "up", "--base-port", &base, "--llm-replay"])
+            .arg(&good)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = std::io::BufReader::new(up.0.stdout.take().unwrap());
+    let openai = std::io::BufRead::lines(stdout)
+        .map(Result::unwrap)
+        .find_map(|line| {
+            line.strip_prefix("export OPENAI_BASE_URL=")
+                .map(str::to_owned)
+        })
+        .expect("fakes up prints OPENAI_BASE_URL");
+    let answer: Value = client()
+        .post(format!("{openai}/chat/completions"))
+        .bearer_auth("any")
+        .json(&again())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "held by fakes up"
+    );
+}
