@@ -31,7 +31,7 @@ pub mod tool;
 pub mod up;
 
 pub mod http;
-mod text;
+pub(crate) mod text;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

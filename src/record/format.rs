@@ -223,7 +223,9 @@ pub const VOLATILE_FIELDS: [&str; 4] =
 /// What a request must match to be answered from a recording: its method, its path and query
 /// (secret parameters dropped, so a different key still matches), and a hash of its body:
 /// for a JSON object, of its canonical form (keys sorted, no spaces) without the
-/// [`VOLATILE_FIELDS`], so key order and formatting do not matter; else of the raw bytes.
+/// [`VOLATILE_FIELDS`] and faultline's correlation nonces (`fl-` and 8 hex digits, which a
+/// scenario's load puts in every prompt to tell requests apart), so key order, formatting and
+/// which request of a run asked do not matter; else of the raw bytes.
 /// `POST /v1/chat/completions 3f0a…`.
 pub fn fingerprint(method: &str, path_and_query: &str, body: &[u8]) -> String {
     let (path, query) = path_and_query
@@ -246,7 +248,7 @@ pub fn fingerprint(method: &str, path_and_query: &str, body: &[u8]) -> String {
             }
             let mut canonical = String::with_capacity(body.len());
             write_canonical(&serde_json::Value::Object(object), &mut canonical);
-            fnv1a(canonical.as_bytes())
+            fnv1a(crate::fakes::text::without_nonces(&canonical).as_bytes())
         }
         _ => fnv1a(body),
     };
@@ -395,6 +397,18 @@ mod tests {
         );
         assert_ne!(a, other);
         assert!(a.starts_with("POST /v1/chat/completions "), "{a}");
+    }
+
+    #[test]
+    fn a_scenario_loads_correlation_nonce_does_not_change_the_fingerprint() {
+        let asked = |nonce: &str| {
+            let body = format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":"hi [{nonce}]"}}]}}"#
+            );
+            fingerprint("POST", "/v1/chat/completions", body.as_bytes())
+        };
+        assert_eq!(asked("fl-0000a001"), asked("fl-1234abcd"));
+        assert_ne!(asked("fl-0000a001"), asked("not-a-nonce"));
     }
 
     #[test]
