@@ -490,8 +490,10 @@ async fn fakes_up_holds_the_fake_llm_replaying_and_refuses_a_bad_recording() {
             .spawn()
             .unwrap(),
     );
-    let stdout = std::io::BufReader::new(up.0.stdout.take().unwrap());
-    let openai = std::io::BufRead::lines(stdout)
+    // Held open to the end: `fakes up` goes on printing, and a closed pipe would kill it.
+    let mut stdout = std::io::BufRead::lines(std::io::BufReader::new(up.0.stdout.take().unwrap()));
+    let openai = stdout
+        .by_ref()
         .map(Result::unwrap)
         .find_map(|line| {
             line.strip_prefix("export OPENAI_BASE_URL=")
@@ -512,4 +514,6 @@ async fn fakes_up_holds_the_fake_llm_replaying_and_refuses_a_bad_recording() {
         answer["choices"][0]["message"]["content"],
         "held by fakes up"
     );
+    drop(up);
+    drop(stdout);
 }
