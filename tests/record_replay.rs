@@ -248,7 +248,7 @@ async fn identical_requests_replay_in_recorded_order_then_cycle() {
     write_recording(&file, &["first", "second"]);
     let body = again();
     let recording = replay::Replay::load(&file, replay::ReplayOptions::default()).unwrap();
-    let fake = llm::start_replaying_on(
+    let fake = replay::start_on(
         "127.0.0.1:0".parse().unwrap(),
         LlmOptions {
             api_key: KEY.into(),

@@ -84,7 +84,7 @@ impl FakeSet {
                     .map_err(FakeError::Replay)?,
             )),
         };
-        let llm = llm::start_replaying_on(
+        let llm = llm::replay::start_on(
             at(0),
             LlmOptions {
                 api_key: ApiKey::Any {

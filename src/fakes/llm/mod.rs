@@ -156,23 +156,12 @@ pub async fn start_on(
     switchboard: Arc<Switchboard>,
     journal: Arc<Journal>,
 ) -> Result<FakeHandle, FakeError> {
-    start_replaying_on(addr, options, None, switchboard, journal).await
-}
-
-/// Like [`start_on`], answering from `replay` (a recording) when it is given.
-pub async fn start_replaying_on(
-    addr: SocketAddr,
-    options: LlmOptions,
-    replay: Option<Arc<replay::Replay>>,
-    switchboard: Arc<Switchboard>,
-    journal: Arc<Journal>,
-) -> Result<FakeHandle, FakeError> {
     let llm = Llm {
         options,
         board: switchboard.clone(),
         limits: Limits::default(),
         ledger: responses::Ledger::default(),
-        replay,
+        replay: None,
     };
     http::serve_on(addr, "llm", llm, switchboard, journal).await
 }

@@ -28,9 +28,31 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use bytes::Bytes;
 
 use super::{anthropic_error, azure, bedrock, error, gemini, Provider, Turn};
-use crate::fakes::fault::{Fault, Malformation};
-use crate::fakes::http::{Reply, Script, Usage};
+use std::sync::Arc;
+
+use crate::fakes::fault::{Fault, Malformation, Switchboard};
+use crate::fakes::http::{self, Reply, Script, Usage};
+use crate::fakes::journal::Journal;
+use crate::fakes::{FakeError, FakeHandle};
 use crate::record::format::{self, Exchange};
+
+/// Like [`super::start_on`], answering from `replay` (a recording) when it is given.
+pub async fn start_on(
+    addr: std::net::SocketAddr,
+    options: super::LlmOptions,
+    replay: Option<Arc<Replay>>,
+    switchboard: Arc<Switchboard>,
+    journal: Arc<Journal>,
+) -> Result<FakeHandle, FakeError> {
+    let llm = super::Llm {
+        options,
+        board: switchboard.clone(),
+        limits: super::Limits::default(),
+        ledger: super::responses::Ledger::default(),
+        replay,
+    };
+    http::serve_on(addr, "llm", llm, switchboard, journal).await
+}
 
 /// What a request that matches no recorded exchange gets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

@@ -10,8 +10,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+use super::replay::start_on;
 use super::replay::{OnMiss, Replay, ReplayOptions};
-use super::{start_replaying_on, ApiKey, LlmOptions};
+use super::{ApiKey, LlmOptions};
 use crate::fakes::control::{self, ControlledFake, StandaloneControl};
 use crate::fakes::fault::{parse_rule, Switchboard};
 use crate::fakes::journal::{ApiKeySent, Journal};
@@ -81,7 +82,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
             Some(Arc::new(replay))
         }
     };
-    let fake = start_replaying_on(
+    let fake = start_on(
         addr,
         LlmOptions {
             api_key: api_key.clone(),
