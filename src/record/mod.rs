@@ -196,7 +196,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
     let unfinished = recorder.in_flight.load(Ordering::Acquire);
     println!(
         "recorded {} exchanges to {}; {} left out (--max-bytes {}); {unfinished} still \
-         streaming at Ctrl-C, not recorded",
+         unanswered or streaming at Ctrl-C, not recorded",
         recorder.recorded.load(Ordering::Relaxed),
         args.out.display(),
         recorder.dropped.load(Ordering::Relaxed),
@@ -208,6 +208,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<()> {
 /// Forwards one request and streams its answer back, recording it on the side.
 async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response<Body> {
     let arrival = Instant::now();
+    // Counted from arrival to the answer's last byte, whether it ends, fails or is dropped.
+    let in_flight = InFlight::enter(proxy.clone());
     let (head, body) = request.into_parts();
     let path = head
         .uri
@@ -281,7 +283,6 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response<
     // dropped (and counted) once it alone would pass the file's cap, to bound memory.
     let (to_client, from_upstream) =
         tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-    proxy.recorder.in_flight.fetch_add(1, Ordering::AcqRel);
     let recording = proxy.clone();
     tokio::spawn(async move {
         let mut kept_bytes: u64 = 0;
@@ -320,7 +321,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response<
         } else {
             recording.recorder.append(&exchange);
         }
-        recording.recorder.in_flight.fetch_sub(1, Ordering::AcqRel);
+        drop(in_flight);
     });
     let stream = futures::stream::unfold(from_upstream, |mut from| async move {
         from.recv().await.map(|item| (item, from))
@@ -333,6 +334,22 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response<
                 &format!("faultline record could not pass on the upstream's answer: {error}"),
             )
         })
+}
+
+/// One exchange between its request's arrival and its answer's end (or its drop).
+struct InFlight(Arc<Proxy>);
+
+impl InFlight {
+    fn enter(proxy: Arc<Proxy>) -> InFlight {
+        proxy.recorder.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(proxy)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.recorder.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The proxy's own error, in OpenAI's shape (the most common one SDKs read), naming
