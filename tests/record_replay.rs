@@ -517,3 +517,24 @@ async fn fakes_up_holds_the_fake_llm_replaying_and_refuses_a_bad_recording() {
     drop(up);
     drop(stdout);
 }
+
+#[tokio::test]
+async fn an_upstream_that_is_down_gets_a_502_naming_it_and_nothing_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("down.jsonl");
+    let nobody = format!("http://127.0.0.1:{}", common::free_port());
+    let (mut recorder, proxy, mut lines) = spawn_record(&nobody, &file, &[]).await;
+    let reply = client()
+        .post(format!("{proxy}/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&again())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 502);
+    let body: Value = reply.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("could not reach the upstream") && message.contains(&nobody));
+    let summary = interrupt(&mut recorder, &mut lines).await;
+    assert!(summary.starts_with("recorded 0 exchanges"), "{summary}");
+}
