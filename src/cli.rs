@@ -171,6 +171,9 @@ pub enum Command {
     /// Run one fake on a fixed loopback port, for a service you start by hand.
     #[command(subcommand)]
     Fake(crate::fakes::standalone::FakeCommand),
+    /// Record an LLM API's exchanges, with their chunk timing, for the fake LLM to replay
+    /// (`fake llm --replay FILE`): a loopback proxy in front of --upstream.
+    Record(crate::record::RecordArgs),
     /// Render a run's reports again from its report.json.
     Report(crate::report::cli::ReportArgs),
     /// Show what changed between two runs, per check and per phase.
@@ -227,6 +230,11 @@ pub fn execute(cli: Cli) -> i32 {
                 .map(|()| EXIT_PASSED),
         ),
         Command::Init(args) => exit_code_of(runtime.block_on(crate::init::main(args))),
+        Command::Record(args) => exit_code_of(
+            runtime
+                .block_on(crate::record::run(args))
+                .map(|()| EXIT_PASSED),
+        ),
         Command::Report(args) => exit_code_of(crate::report::cli::run_report(args)),
         Command::Compare(args) => exit_code_of(crate::report::cli::run_compare(args)),
         Command::Suite {

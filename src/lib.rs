@@ -26,6 +26,8 @@
 //! - `checks`: pure functions from evidence to verdicts.
 //! - `report`: report.json, summary.md and the console verdict table.
 //! - `prometheus`: the Prometheus text format and series selectors, for `metrics.truth`.
+//! - `record`: `faultline record`, the proxy that records an API's exchanges for the fake LLM
+//!   to replay, and the recording's format.
 //! - `reference`: the reference target, a chat service with `--flaw` switches.
 //! - `flaws`: the names of those switches, shared by scenarios and the reference target.
 //! - `input`: line:column of an offset and the loopback-only URL rule, shared by the parser,
@@ -45,6 +47,7 @@ pub mod loopback;
 pub mod preflight;
 pub mod probe;
 pub mod prometheus;
+pub mod record;
 pub mod reference;
 pub mod report;
 pub mod run;

@@ -31,7 +31,7 @@ pub mod tool;
 pub mod up;
 
 pub mod http;
-mod text;
+pub(crate) mod text;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +51,9 @@ pub enum FakeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// `[fakes.llm] replay` named a recording that cannot be replayed.
+    #[error("the fake LLM cannot replay: {0}")]
+    Replay(String),
 }
 
 /// How long [`FakeHandle::shutdown`] waits for the fake's tasks before aborting them.

@@ -77,7 +77,14 @@ impl FakeSet {
         };
         let journal = || Arc::new(Journal::new(epoch, JOURNAL_CAPACITY));
         // Each fake draws from its own stream so adding a fault to one leaves the others' draws alone.
-        let llm = llm::start_on(
+        let replay = match &options.llm_replay {
+            None => None,
+            Some(replay) => Some(Arc::new(
+                llm::replay::Replay::load(&replay.path, replay.options)
+                    .map_err(FakeError::Replay)?,
+            )),
+        };
+        let llm = llm::replay::start_on(
             at(0),
             LlmOptions {
                 api_key: ApiKey::Any {
@@ -85,6 +92,7 @@ impl FakeSet {
                 },
                 seed,
             },
+            replay,
             Arc::new(Switchboard::new(seed ^ 0x11)),
             journal(),
         )

@@ -36,6 +36,10 @@ pub struct UpArgs {
     /// $FAULTLINE_CONTROL_TOKEN, else none (loopback, no web page, JSON only still apply).
     #[arg(long, value_name = "TOKEN")]
     pub control_token: Option<String>,
+    /// The fake LLM answers from this recording (`faultline record`), as `fake llm --replay`
+    /// does; a request it lacks gets the provider's 404 naming it.
+    #[arg(long, value_name = "FILE")]
+    pub llm_replay: Option<std::path::PathBuf>,
 }
 
 /// Starts the fakes and the control API, prints where they are, and holds them until Ctrl-C.
@@ -46,7 +50,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             "--base-port {base} leaves no room for the 10 ports the fakes use; pick a lower one"
         );
     }
-    let options = fake_options(args.config.as_deref())?;
+    let mut options = fake_options(args.config.as_deref())?;
+    if let Some(path) = &args.llm_replay {
+        let replay = crate::scenario::LlmReplay {
+            path: path.clone(),
+            options: Default::default(),
+        };
+        // Read now, so a bad recording is named as such, not as a port in use.
+        super::llm::replay::Replay::load(&replay.path, replay.options)
+            .map_err(|why| anyhow::anyhow!("--llm-replay: {why}"))?;
+        options.llm_replay = Some(replay);
+    }
     let fakes = FakeSet::start_with(args.seed, Instant::now(), Some(base), &options)
         .await
         .map_err(|e| {

@@ -219,6 +219,15 @@ pub struct FakeOptions {
     pub redis_upstream: Option<String>,
     /// The tickets fake's shape: `[tools.tickets]` of the service profile.
     pub tickets: crate::fakes::tool::WriteSchema,
+    /// `[fakes.llm] replay`: the fake LLM answers from this recording.
+    pub llm_replay: Option<LlmReplay>,
+}
+
+/// A recording the fake LLM replays, and how (`[fakes.llm]`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LlmReplay {
+    pub path: std::path::PathBuf,
+    pub options: crate::fakes::llm::replay::ReplayOptions,
 }
 
 /// A fault switched on at `start` and off at `end` of the run's clock.

@@ -35,6 +35,7 @@ mod embeddings;
 mod eventstream;
 mod gemini;
 mod limits;
+pub mod replay;
 mod responses;
 pub mod standalone;
 mod stream;
@@ -160,6 +161,7 @@ pub async fn start_on(
         board: switchboard.clone(),
         limits: Limits::default(),
         ledger: responses::Ledger::default(),
+        replay: None,
     };
     http::serve_on(addr, "llm", llm, switchboard, journal).await
 }
@@ -171,6 +173,8 @@ struct Llm {
     limits: Limits,
     /// The Responses API's conversation state: which response ids exist.
     ledger: responses::Ledger,
+    /// A recording to answer from instead of generating (`replay`).
+    replay: Option<Arc<replay::Replay>>,
 }
 
 /// Whose wire format a request speaks, by route.
@@ -431,8 +435,11 @@ impl Llm {
             fault,
             request,
         };
+        let replayed = || self.replay.as_ref()?.answer(&turn, provider);
         let reply = match self.authenticate(provider, request) {
             Err(refusal) => refusal,
+            // A recording answers first; a miss it leaves to the generator falls through.
+            Ok(()) if let Some(reply) = replayed() => reply,
             Ok(()) => match (
                 &request.method,
                 azure::openai_path(request.uri.path()).0.as_ref(),

@@ -1,6 +1,7 @@
 //! `faultline fake llm`: the fake LLM on a fixed loopback port, for a service started by hand.
 //! Prints where it listens, the API key and the control API's URL, serves until Ctrl-C, then
-//! prints a one-line summary of the journal.
+//! prints a one-line summary of the journal. With `--replay FILE` it answers from a recording
+//! (see `replay`).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -9,7 +10,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::{start_on, ApiKey, LlmOptions};
+use super::replay::start_on;
+use super::replay::{OnMiss, Replay, ReplayOptions};
+use super::{ApiKey, LlmOptions};
 use crate::fakes::control::{self, ControlledFake, StandaloneControl};
 use crate::fakes::fault::{parse_rule, Switchboard};
 use crate::fakes::journal::{ApiKeySent, Journal};
@@ -43,6 +46,17 @@ pub struct StandaloneArgs {
     /// $FAULTLINE_CONTROL_TOKEN, else none.
     #[arg(long, value_name = "TOKEN")]
     pub control_token: Option<String>,
+    /// Answer from this recording (`faultline record`'s file): a request that matches a
+    /// recorded one gets its status, headers and chunks at the recorded timing, faults on top.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<std::path::PathBuf>,
+    /// Replay this many times as fast as recorded (0.5: half as fast).
+    #[arg(long, default_value_t = 1.0, requires = "replay")]
+    pub replay_speed: f64,
+    /// What a request the recording does not hold gets: the provider's 404 naming it, or the
+    /// generated answer.
+    #[arg(long, value_enum, default_value_t = OnMiss::Error, requires = "replay")]
+    pub replay_miss: OnMiss,
 }
 
 pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
@@ -56,12 +70,25 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     if args.api_key.trim().is_empty() {
         anyhow::bail!("--api-key is empty; give the key clients must send, or `any`");
     }
+    let replay = match &args.replay {
+        None => None,
+        Some(path) => {
+            let options = ReplayOptions {
+                speed: args.replay_speed,
+                on_miss: args.replay_miss,
+            };
+            let replay =
+                Replay::load(path, options).map_err(|why| anyhow::anyhow!("--replay: {why}"))?;
+            Some(Arc::new(replay))
+        }
+    };
     let fake = start_on(
         addr,
         LlmOptions {
             api_key: api_key.clone(),
             seed: args.seed,
         },
+        replay.clone(),
         board.clone(),
         journal.clone(),
     )
@@ -83,6 +110,18 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<()> {
     match &api_key {
         ApiKey::Only(key) => println!("  api key: {key}"),
         ApiKey::Any { .. } => println!("  api key: any (every key is accepted, and none)"),
+    }
+    if let (Some(replay), Some(path)) = (&replay, &args.replay) {
+        println!(
+            "  replaying {}: {} exchanges at {}x, misses get {}",
+            path.display(),
+            replay.len(),
+            args.replay_speed,
+            match args.replay_miss {
+                OnMiss::Error => "a 404 naming them",
+                OnMiss::Generate => "generated answers",
+            }
+        );
     }
     println!("  control: {control_url}  (GET /faults, POST /faults/llm, GET /journal/llm)");
     for rule in board.active() {

@@ -34,6 +34,18 @@ pub struct RawScenario {
 #[serde(deny_unknown_fields)]
 pub struct RawFakes {
     pub redis: Option<RawRedisFake>,
+    pub llm: Option<RawLlmFake>,
+}
+
+/// `[fakes.llm]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLlmFake {
+    /// A recording (`faultline record`) the fake LLM answers from, relative to the scenario.
+    pub replay: Option<Text>,
+    pub replay_speed: Option<Spanned<f64>>,
+    /// `error` (the provider's 404 naming the miss) or `generate`.
+    pub replay_miss: Option<Text>,
 }
 
 /// `[fakes.redis]`.
