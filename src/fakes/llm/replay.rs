@@ -323,6 +323,7 @@ impl Replay {
                 body: Bytes::from(body),
                 usage: None,
                 stream: None,
+                exchange: None,
             };
         }
         match malformed {
@@ -361,6 +362,7 @@ impl Replay {
             body: Bytes::new(),
             usage: None,
             stream: Some(Box::new(self.script(chunks, exchange.cut, turn))),
+            exchange: None,
         }
     }
 
