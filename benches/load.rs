@@ -112,6 +112,7 @@ fn spec(port: u16, executor: Executor, users: usize, seconds: u64) -> LoadSpec {
             request: Default::default(),
         }],
         seed: 7,
+        share: faultline::load::Share::WHOLE,
     }
 }
 
