@@ -110,6 +110,7 @@ pub async fn start_for(
         count,
         max_lost_share: args.max_lost_share,
         join_timeout: args.join_timeout,
+        progress,
     })
     .await?;
     if local {

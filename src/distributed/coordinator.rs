@@ -46,6 +46,8 @@ pub struct Setup {
     pub max_lost_share: f64,
     /// How long workers have to join once the target is ready.
     pub join_timeout: Duration,
+    /// Say on stderr when the load is released.
+    pub progress: bool,
 }
 
 /// A running coordinator: its HTTP server, and its local workers if it started any.
@@ -54,6 +56,7 @@ pub struct Coordinator {
     addr: SocketAddr,
     max_lost_share: f64,
     join_timeout: Duration,
+    progress: bool,
     local: Mutex<Option<LocalWorkers>>,
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
     server: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -127,6 +130,7 @@ impl Coordinator {
             addr,
             max_lost_share: setup.max_lost_share,
             join_timeout: setup.join_timeout,
+            progress: setup.progress,
             local: Mutex::new(None),
             shutdown: Mutex::new(Some(stop_tx)),
             server: Mutex::new(Some(server)),
@@ -209,6 +213,13 @@ impl Coordinator {
             load: WireLoad::of(spec),
             phases,
         });
+        if self.progress {
+            let joined = state.slots.iter().filter(|s| s.joined).count();
+            eprintln!(
+                "faultline: the load starts on {joined} workers in {} ms",
+                LEAD.as_millis()
+            );
+        }
         Ok(start)
     }
 
