@@ -22,9 +22,11 @@ fn faultline() -> Command {
     command
 }
 
-/// 4 s at 40 arrivals/s against the reference target, the LLM answering 503 from 1.5 s to
+/// 4 s at 40 arrivals/s against the reference target, the LLM 200 ms slower from 1.5 s to
 /// 2.5 s: every phase holds some 40 requests, and each arrival is due at the same instant
-/// whichever process sends it.
+/// whichever process sends it. (A 503 window was tried first: the reference target's circuit
+/// breaker then makes retries.retryable sit at its limit, and come out either way in one
+/// process too, so it cannot show equivalence.)
 fn open_scenario(dir: &Path) -> PathBuf {
     let path = dir.join("open.toml");
     std::fs::write(
@@ -34,8 +36,8 @@ fn open_scenario(dir: &Path) -> PathBuf {
          weight = 3\nmessages = [\"How do I reset my password?\", \"What plans do you offer?\"]\n\n\
          [[load.flows]]\nname = \"stream\"\nkind = \"stream\"\n\
          messages = [\"Explain the refund policy.\"]\n\n\
-         [[faults]]\nfake = \"llm\"\nstart = \"1500ms\"\nend = \"2500ms\"\nkind = \"status\"\n\
-         code = 503\n",
+         [[faults]]\nfake = \"llm\"\nstart = \"1500ms\"\nend = \"2500ms\"\nkind = \"delay\"\n\
+         delay = \"200ms\"\n",
     )
     .unwrap();
     path
@@ -85,9 +87,12 @@ fn records(out: &Path) -> Vec<faultline::evidence::Record> {
 fn two_local_workers_judge_as_one_process_with_exact_totals_and_merged_percentiles() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = open_scenario(dir.path());
-    let run = |out: &Path, workers: Option<&str>| {
+    let run = |out: &Path, workers: Option<&str>, flaw: Option<&str>| {
         let mut command = faultline();
         command.args(["scenario", "--quiet", "--out"]).arg(out);
+        if let Some(flaw) = flaw {
+            command.args(["--flaw", flaw]);
+        }
         if let Some(n) = workers {
             command.args(["--workers", n]);
         }
@@ -97,15 +102,31 @@ fn two_local_workers_judge_as_one_process_with_exact_totals_and_merged_percentil
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
     };
+    // Judged the same when a gate fails: the target's request counter lies, and
+    // metrics.truth compares it with the requests the (merged) load sent.
+    let (one_dir, two_dir) = (dir.path().join("lying1"), dir.path().join("lying2"));
+    let (one_code, one_err) = run(&one_dir, None, Some("lying-metrics"));
+    let (two_code, two_err) = run(&two_dir, Some("2"), Some("lying-metrics"));
+    assert_eq!(
+        (one_code, two_code),
+        (Some(1), Some(1)),
+        "{one_err}\n{two_err}"
+    );
+    let (one, two) = (report(&one_dir), report(&two_dir));
+    assert_eq!(outcomes(&one)["metrics.truth"], "fail");
+    assert_eq!(outcomes(&two), outcomes(&one), "{two_err}");
+
+    // And when they pass: metrics.truth then says the target counted every merged request.
     let (one_dir, two_dir) = (dir.path().join("one"), dir.path().join("two"));
-    let (one_code, one_err) = run(&one_dir, None);
-    let (two_code, two_err) = run(&two_dir, Some("2"));
+    let (one_code, one_err) = run(&one_dir, None, None);
+    let (two_code, two_err) = run(&two_dir, Some("2"), None);
     assert_ne!(one_code, Some(2), "{one_err}");
     assert_eq!(
         two_code, one_code,
         "one process: {one_err}\ntwo workers: {two_err}"
     );
     let (one, two) = (report(&one_dir), report(&two_dir));
+    assert_eq!(outcomes(&one)["metrics.truth"], "pass");
     assert_eq!(outcomes(&two), outcomes(&one), "{two_err}");
 
     // Exact totals: the schedule's 160 arrivals, every one sent once, each request id once.
