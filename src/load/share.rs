@@ -3,7 +3,9 @@
 //!
 //! - arrival-rate executors: every worker walks the one schedule (same seed, same intended
 //!   times, same flow draws) and sends arrival `k` when `k % count == index`. The union is the
-//!   one-process arrival sequence, arrival for arrival.
+//!   one-process arrival sequence, arrival for arrival. `max_in_flight` is split as users are
+//!   (below), so the union holds as many requests in flight as one process before it drops
+//!   arrivals.
 //! - `closed`: user `u` of the one-process run goes to worker `u % count`, with the flow Goose
 //!   would have given it there (Goose hands users to scenarios round robin over the
 //!   gcd-reduced weights). A worker registers its flows weighted by its own users of each, so
@@ -47,9 +49,9 @@ impl Share {
         total / count + usize::from(self.index < total % count)
     }
 
-    /// The executor this share runs: `ramping_users` with its users split; the others as they
-    /// are (the arrival-rate executors are split arrival by arrival, `closed` by
-    /// [`Share::closed_users`]).
+    /// The executor this share runs: `ramping_users` with its users split, the arrival-rate
+    /// executors with their `max_in_flight` split (their arrivals are split arrival by
+    /// arrival, [`Share::takes_arrival`]), `closed` as it is ([`Share::closed_users`]).
     pub fn executor(&self, executor: &Executor) -> Executor {
         match executor {
             Executor::RampingUsers {
@@ -65,7 +67,27 @@ impl Share {
                     })
                     .collect(),
             },
-            other => other.clone(),
+            Executor::ConstantRate {
+                rate,
+                max_in_flight,
+                arrivals,
+            } => Executor::ConstantRate {
+                rate: *rate,
+                max_in_flight: self.users_of(*max_in_flight).max(1),
+                arrivals: *arrivals,
+            },
+            Executor::RampingRate {
+                start_rate,
+                stages,
+                max_in_flight,
+                arrivals,
+            } => Executor::RampingRate {
+                start_rate: *start_rate,
+                stages: stages.clone(),
+                max_in_flight: self.users_of(*max_in_flight).max(1),
+                arrivals: *arrivals,
+            },
+            Executor::Closed => Executor::Closed,
         }
     }
 
