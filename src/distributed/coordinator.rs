@@ -252,7 +252,7 @@ impl Coordinator {
                 live.failures
                     .store(failures, std::sync::atomic::Ordering::Relaxed);
                 for slot in state.slots.iter_mut().filter(|s| !s.settled()) {
-                    let silent = slot.last_seen.map_or(true, |seen| now - seen > LOST_AFTER);
+                    let silent = slot.last_seen.is_none_or(|seen| now - seen > LOST_AFTER);
                     if now >= deadline {
                         slot.lost = Some(format!(
                             "it had not reported {}s after the load and its drain ended",
@@ -282,7 +282,10 @@ impl Coordinator {
             .slots
             .iter_mut()
             .map(|slot| match slot.reported.take() {
-                Some((result, records_gz)) => Ending::Reported { result, records_gz },
+                Some((result, records_gz)) => Ending::Reported {
+                    result: Box::new(result),
+                    records_gz,
+                },
                 None => Ending::Lost {
                     why: slot.lost.clone().unwrap_or_default(),
                     sent: slot.requests,

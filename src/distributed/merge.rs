@@ -18,7 +18,7 @@ use crate::evidence::{LoadStats, Record, RecordStore, Summary, WorkerAccount};
 /// What the coordinator got from one worker.
 pub enum Ending {
     Reported {
-        result: WorkerResult,
+        result: Box<WorkerResult>,
         records_gz: bytes::Bytes,
     },
     /// Gone before it reported: why, and the requests it had streamed by then.
@@ -45,7 +45,7 @@ pub fn merge(endings: Vec<Ending>, shares: &[f64], max_lost_share: f64) -> Merge
                 accounts.push(account(index, share, sent, Some(why)));
                 continue;
             }
-            Ending::Reported { result, records_gz } => (result, records_gz),
+            Ending::Reported { result, records_gz } => (*result, records_gz),
         };
         if let Err(why) = whole(&result, &records_gz) {
             accounts.push(account(index, share, result.stats.sent, Some(why)));
@@ -189,7 +189,7 @@ mod tests {
         let mut gz = Vec::new();
         evidence.records.write_into(&mut gz).unwrap();
         Ending::Reported {
-            result: WorkerResult {
+            result: Box::new(WorkerResult {
                 index,
                 stats: LoadStats {
                     sent: evidence.records.len() as u64,
@@ -198,7 +198,7 @@ mod tests {
                 summary: evidence.summary().encoded(),
                 records: evidence.records.len() as u64,
                 cut: Default::default(),
-            },
+            }),
             records_gz: gz.into(),
         }
     }
