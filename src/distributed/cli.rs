@@ -92,7 +92,23 @@ pub async fn start_for(
             uuid::Uuid::new_v4().simple().to_string(),
             true,
         ),
-        Role::Coordinate { listen, token } => (listen, token, false),
+        Role::Coordinate { listen, token } => {
+            let target_here = plan
+                .target
+                .url
+                .as_deref()
+                .is_none_or(|url| crate::loopback::check(url, "http").is_ok());
+            if target_here && !listen.ip().is_loopback() {
+                return Err(format!(
+                    "workers on other machines cannot reach {}, which is on this machine's \
+                     loopback: --attach the service at an address they reach (allowed in \
+                     [network] allow of faultline.toml), or --listen on 127.0.0.1 for workers \
+                     on this machine",
+                    plan.target.describe()
+                ));
+            }
+            (listen, token, false)
+        }
     };
     let count = args.workers.unwrap_or(1);
     if !(0.0..=1.0).contains(&args.max_lost_share) {

@@ -34,7 +34,10 @@ impl LocalWorkers {
                 .args(["worker", "--coordinator", url, "--quiet"])
                 .args(["--index", &index.to_string(), "--count", &count.to_string()])
                 .env(TOKEN_ENV, token)
-                .stdin(std::process::Stdio::null());
+                .stdin(std::process::Stdio::null())
+                // Goose prints to stdout, which is the run's (`--json` writes the verdict
+                // there); the workers' errors still reach stderr.
+                .stdout(std::process::Stdio::null());
             let (child, group) = crate::target::group::spawn(&mut command).map_err(|e| {
                 format!(
                     "could not start load worker {index} ({}): {e}",

@@ -94,6 +94,15 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<i32> {
              where its own faultline.toml allows"
         )
     })?;
+    let coordinator_here = crate::loopback::check(&args.coordinator, "http").is_ok();
+    if !coordinator_here && crate::loopback::check(&plan.load.base_url, "http").is_ok() {
+        anyhow::bail!(
+            "refusing the coordinator's plan: its target {} is on the coordinator's loopback, \
+             which this worker (on another machine) cannot reach; run the coordinator with \
+             --attach and the service's address in the cluster",
+            plan.load.base_url
+        );
+    }
     let share = Share {
         index: args.index,
         count: args.count,
@@ -191,6 +200,9 @@ async fn beat(
         };
         if let Ok(answer) = coordinator.post_json::<Beat>("/heartbeat", &beat).await {
             if answer.stop {
+                // Goose users (the `closed` executor) stop on its killswitch, not on `stop`:
+                // without it they would go on sending requests recorded as unfinished.
+                goose::trigger_killswitch("the coordinator stopped the load");
                 let _ = stop.send(true);
             }
         }
