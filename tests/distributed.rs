@@ -460,3 +460,32 @@ fn a_network_range_that_is_not_one_is_refused_at_its_line_and_column() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_coordinator_without_a_token_or_serving_others_a_loopback_target_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = closed_scenario(dir.path());
+    let output = faultline()
+        .args(["coordinate", "--workers", "1"])
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("needs a shared token"), "{stderr}");
+
+    // Listening beyond loopback means workers elsewhere, which cannot reach a target the
+    // coordinator starts on its own loopback.
+    let output = faultline()
+        .args(["coordinate", "--workers", "1", "--listen", "0.0.0.0:0"])
+        .env("FAULTLINE_COORDINATOR_TOKEN", "t")
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach") && stderr.contains("--attach"),
+        "{stderr}"
+    );
+}
