@@ -9,7 +9,10 @@
 //!   (`ramping_users`, no think time), and `constant_rate` asked for more than it can send with
 //!   `max_in_flight = 64`;
 //! - Goose users with full evidence (the `closed` executor, 64 users, no think time);
-//! - `constant_rate` at 1,000, 2,000 and 5,000 arrivals/s: achieved vs asked, lateness p99.
+//! - `constant_rate` at 1,000, 2,000 and 5,000 arrivals/s: achieved vs asked, lateness p99;
+//! - a distributed run (issue 18): the same 64 closed users made by `faultline worker`
+//!   processes of an in-process coordinator, one worker then two, full evidence uploaded and
+//!   merged; prints the ratio of their requests/s.
 //!
 //! Nothing is asserted: the figures are printed for a person to read (README "Load engine").
 //! wrk comes from Debian (scripts/provision/bench-wrk.sh, run by scripts/test).
@@ -112,6 +115,7 @@ fn spec(port: u16, executor: Executor, users: usize, seconds: u64) -> LoadSpec {
             request: Default::default(),
         }],
         seed: 7,
+        share: faultline::load::Share::WHOLE,
     }
 }
 
@@ -125,6 +129,51 @@ async fn drive(spec: &LoadSpec) -> (f64, LoadStats) {
         .expect("the load runs");
     let ok = driven.records.iter().filter(|r| r.succeeded()).count();
     (ok as f64 / spec.duration.as_secs_f64(), driven.stats)
+}
+
+/// The same 64 closed users made by `workers` local `faultline worker` processes through an
+/// in-process coordinator, records uploaded and merged; returns requests recorded per second.
+async fn distributed(port: u16, workers: usize) -> f64 {
+    use faultline::distributed::{Coordinator, LocalWorkers, Setup};
+    let users = Executor::RampingUsers {
+        start_users: CONNECTIONS,
+        stages: vec![UserStage {
+            users: CONNECTIONS,
+            duration: Duration::from_secs(SECONDS),
+        }],
+    };
+    let spec = spec(port, users, 0, SECONDS);
+    let coordinator = Coordinator::start(Setup {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        token: "bench".into(),
+        count: workers,
+        max_lost_share: 0.0,
+        join_timeout: Duration::from_secs(30),
+        progress: false,
+    })
+    .await
+    .expect("the coordinator listens");
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_faultline"));
+    let local = LocalWorkers::spawn(exe, &coordinator.url(), "bench", workers).unwrap();
+    coordinator.adopt(local);
+    let (_interrupt_tx, interrupt) = watch::channel(false);
+    let start = coordinator
+        .release(&spec, "bench", Vec::new(), &interrupt)
+        .await
+        .expect("the workers join");
+    let (_stop_tx, stop) = watch::channel(false);
+    let driven = coordinator
+        .collect(&spec, start, stop, Arc::new(Live::default()))
+        .await
+        .expect("the workers report");
+    coordinator.shutdown().await;
+    assert!(
+        driven.stats.workers.iter().all(|w| w.lost.is_none()),
+        "{:?}",
+        driven.stats.workers
+    );
+    let ok = driven.records.iter().filter(|r| r.succeeded()).count();
+    ok as f64 / spec.duration.as_secs_f64()
 }
 
 fn main() {
@@ -188,4 +237,12 @@ fn main() {
             stats.lateness_p99_ms,
         );
     }
+
+    let one = runtime.block_on(distributed(port, 1));
+    let two = runtime.block_on(distributed(port, 2));
+    println!(
+        "distributed, {CONNECTIONS} closed users, full evidence: 1 worker {one:.0} requests/s, \
+         2 workers {two:.0} requests/s: --workers 2 / 1 worker = {:.2}x",
+        two / one
+    );
 }

@@ -98,12 +98,19 @@ pub struct ScenarioArgs {
     /// with exit 2.
     #[arg(long)]
     pub allow_gaps: bool,
+    #[command(flatten)]
+    pub distributed: crate::distributed::DistributedArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a scenario (a built-in name, or a path to a .toml file) and gate on its verdicts.
     Scenario(ScenarioArgs),
+    /// Run a scenario with its load made by `faultline worker`s: serve them the plan, the
+    /// clock and a results endpoint; switch the faults; judge once every worker has reported.
+    Coordinate(crate::distributed::CoordinateArgs),
+    /// Make a share of a coordinator's load and send it back (see `coordinate`).
+    Worker(crate::distributed::WorkerArgs),
     /// Find the highest arrival rate at which a scenario's gates still pass, faults included:
     /// short runs at growing, then bisected rates; a table of steps, the knee, and a chart.
     Capacity(crate::capacity::CapacityArgs),
@@ -277,7 +284,18 @@ pub fn execute(cli: Cli) -> i32 {
         }
         Command::Scenario(args) => {
             let interrupt = install_interrupt_handler();
-            runtime.block_on(scenario_command(args, interrupt))
+            let role = match args.distributed.workers {
+                Some(_) => crate::distributed::Role::Local,
+                None => crate::distributed::Role::OneProcess,
+            };
+            runtime.block_on(run_scenario(args, role, interrupt))
+        }
+        Command::Coordinate(args) => {
+            let interrupt = install_interrupt_handler();
+            runtime.block_on(crate::distributed::coordinate_command(args, interrupt))
+        }
+        Command::Worker(args) => {
+            exit_code_of(runtime.block_on(crate::distributed::worker_command(args)))
         }
         Command::Capacity(args) => {
             let interrupt = install_interrupt_handler();
@@ -406,8 +424,15 @@ fn check_flaw_names(flaws: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) -> i32 {
-    let plan = match load_plan(&args.scenario, args.config) {
+/// Runs a scenario, its load made by this process or by workers (`role`), prints the verdict
+/// and returns the exit code.
+pub(crate) async fn run_scenario(
+    args: ScenarioArgs,
+    role: crate::distributed::Role,
+    interrupt: watch::Receiver<bool>,
+) -> i32 {
+    let coordinating = matches!(role, crate::distributed::Role::Coordinate { .. });
+    let plan = match load_plan(&args.scenario, args.config.clone()) {
         Ok(plan) => plan,
         Err(error) => {
             eprintln!("error: {error}");
@@ -416,7 +441,14 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
     };
     let mut plan = if args.quick { plan.quick() } else { plan };
     if let Some(url) = &args.attach {
-        match crate::input::loopback(url) {
+        // A coordinator may drive a service in the cluster its faultline.toml allows.
+        let checked = if coordinating {
+            crate::distributed::network::allowed_ranges(args.config.as_deref())
+                .and_then(|allow| crate::distributed::network::check(url, &allow))
+        } else {
+            crate::input::loopback(url)
+        };
+        match checked {
             Ok(url) => {
                 plan.target.url = Some(url);
                 plan.target.command = None;
@@ -456,7 +488,16 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
             humantime::format_duration(plan.load.duration),
         );
     }
+    let workers =
+        match crate::distributed::start_for(&plan, &args.distributed, role, !args.quiet).await {
+            Ok(workers) => workers,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return EXIT_NOT_RUN;
+            }
+        };
     let options = RunOptions {
+        workers: workers.clone(),
         out_dir: args.out,
         reference_exe: None,
         progress: !args.quiet,
@@ -475,7 +516,11 @@ async fn scenario_command(args: ScenarioArgs, interrupt: watch::Receiver<bool>) 
             })
         }),
     };
-    match run::run(&plan, &options, interrupt).await {
+    let result = run::run(&plan, &options, interrupt).await;
+    if let Some(workers) = workers {
+        workers.shutdown().await;
+    }
+    match result {
         Ok(outcome) => {
             if args.json {
                 println!("{}", report::verdict_json(&outcome.report));

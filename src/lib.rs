@@ -7,6 +7,8 @@
 //!
 //! # Layout
 //! - `cli`: argument parsing and dispatch; the only place that picks an exit code.
+//! - `distributed`: a coordinator and load workers (`coordinate`, `worker`, `scenario
+//!   --workers N`): the protocol, the shares, merging the workers' load.
 //! - `scenario`: the scenario file model, parsing with file:line:column errors, the built-in catalog.
 //! - `fakes`: fault-injecting stand-ins for the LLM provider, tool APIs and (later) Redis;
 //!   `fakes::fault` is the one fault model they share, `fakes::journal` what they saw.
@@ -37,6 +39,7 @@
 pub mod capacity;
 pub mod checks;
 pub mod cli;
+pub mod distributed;
 pub mod evidence;
 pub mod fakes;
 pub mod flaws;

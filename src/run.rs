@@ -53,6 +53,9 @@ pub struct RunOptions {
     /// The token of the fakes' control API (`fakes up --control-token`); else read from
     /// `FAULTLINE_CONTROL_TOKEN`.
     pub fakes_token: Option<String>,
+    /// Load workers make the load instead of this process (`coordinate`, `scenario
+    /// --workers N`): the drive stage releases them and takes their merged load.
+    pub workers: Option<Arc<crate::distributed::Coordinator>>,
 }
 
 /// A finished run: its report, where it was written, and the evidence behind it.
@@ -112,6 +115,9 @@ pub enum RunError {
     /// The probe found settings that do not match the service (see [`crate::probe`]).
     #[error("{0}")]
     Misconfigured(String),
+    /// The load workers of a distributed run could not be started or released.
+    #[error("{0}")]
+    Workers(String),
 }
 
 /// The shortest load a run judges: below it no fault window of a built-in scenario holds a
@@ -322,6 +328,7 @@ async fn drive(
         request_timeout: plan.load.request_timeout,
         flows: plan.load.flows.clone(),
         seed: plan.seed,
+        share: load::Share::WHOLE,
     };
     // Built before the clock starts: arrivals are due from its first millisecond.
     let client = match load::client(&load_spec) {
@@ -331,8 +338,23 @@ async fn drive(
             return Err(error.into());
         }
     };
-    // The load's clock starts here; everything else is shifted onto it.
-    let load_start = Instant::now();
+    // The load's clock starts here (a distributed run's: when its workers start, a moment
+    // ahead); everything else is shifted onto it.
+    let load_start = match &options.workers {
+        None => Instant::now(),
+        Some(workers) => {
+            match workers
+                .release(&load_spec, &plan.name, plan.phases(), interrupt)
+                .await
+            {
+                Ok(start) => start,
+                Err(why) => {
+                    target.stop().await;
+                    return Err(RunError::Workers(why));
+                }
+            }
+        }
+    };
     target.logs().mark_load_start();
     let offset_ms = load_start.duration_since(epoch).as_secs_f64() * 1000.0;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -342,7 +364,7 @@ async fn drive(
         let deadline = plan.load.duration + drain;
         tokio::spawn(async move {
             tokio::select! {
-                _ = tokio::time::sleep(deadline) => {}
+                _ = tokio::time::sleep_until((load_start + deadline).into()) => {}
                 _ = interrupt.wait_for(|stop| *stop) => {}
             }
             let _ = stop_tx.send(true);
@@ -359,7 +381,12 @@ async fn drive(
     // when the load ends, wherever it is.
     let played = Mutex::new(Played::default());
     let records = {
-        let load = load::drive(&load_spec, client, load_start, stop_rx, live);
+        let load = async {
+            match &options.workers {
+                None => load::drive(&load_spec, client, load_start, stop_rx, live).await,
+                Some(workers) => workers.collect(&load_spec, load_start, stop_rx, live).await,
+            }
+        };
         tokio::pin!(load);
         tokio::select! {
             records = &mut load => records,

@@ -67,6 +67,7 @@ pub async fn run_all(
             fakes_url: None,
             allow_gaps,
             fakes_token: None,
+            workers: None,
         };
         let outcome = match run::run(&plan, &options, interrupt.clone()).await {
             Ok(outcome) if outcome.report.interrupted => EntryOutcome::NotRun("interrupted".into()),

@@ -80,6 +80,7 @@ async fn drive(executor: Executor) -> Vec<Record> {
             request: Default::default(),
         }],
         seed: 7,
+        share: faultline::load::Share::WHOLE,
     };
     let (_stop_tx, stop) = watch::channel(false);
     let client = load::client(&spec).unwrap();

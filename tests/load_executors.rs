@@ -64,6 +64,7 @@ async fn drive(executor: Executor, seconds: f64, delay: Duration) -> (LoadStats,
             request: Default::default(),
         }],
         seed: 7,
+        share: faultline::load::Share::WHOLE,
     };
     let (_stop_tx, stop) = watch::channel(false);
     let client = load::client(&spec).unwrap();

@@ -126,6 +126,28 @@ pub struct LoadStats {
     /// Why the run is invalid because the generator fell behind (`None`: it kept up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fell_behind: Option<String>,
+    /// A distributed run's load workers, each with its share and how it ended (empty for a
+    /// run in one process).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerAccount>,
+    /// Why the run is invalid because workers were lost with more of the load than the run
+    /// allows (`None`: within the limit, or one process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_load: Option<String>,
+}
+
+/// One load worker of a distributed run, as the coordinator saw it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerAccount {
+    /// Its `--index`.
+    pub index: usize,
+    /// Its part of the load (0..1): its arrivals' or users' share of the whole.
+    pub share: f64,
+    /// Requests it reported (for a lost worker: the last count it streamed before it went).
+    pub sent: u64,
+    /// Why its share is lost (`None`: it reported its results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
 }
 
 /// What a flow asks the target to do.

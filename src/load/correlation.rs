@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub struct Correlation {
     salt: u32,
     next: AtomicU32,
+    /// Worker `index` of `count` takes the `index`-th of every `count` ids of the sequence.
+    share: super::Share,
 }
 
 /// The ids of one client request.
@@ -20,18 +22,30 @@ pub struct Ids {
 
 impl Correlation {
     pub fn new(seed: u64) -> Self {
+        Self::for_share(seed, super::Share::WHOLE)
+    }
+
+    /// The ids of one worker's share of a distributed run: the `index`-th of every `count`
+    /// ids of the run's one sequence, so no two workers ever send the same id.
+    pub fn for_share(seed: u64, share: super::Share) -> Self {
         // Mixing the seed in keeps ids of different runs apart in shared logs.
         let salt = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
         Correlation {
             salt,
             next: AtomicU32::new(0),
+            share,
         }
     }
 
     /// The next request's ids. XOR with a fixed salt is a bijection, so ids never repeat
-    /// within 2^32 requests.
+    /// within 2^32 requests of the whole run (all workers together).
     pub fn next(&self) -> Ids {
-        let n = self.next.fetch_add(1, Ordering::Relaxed) ^ self.salt;
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        let count = self.share.count.max(1) as u32;
+        let n = turn
+            .wrapping_mul(count)
+            .wrapping_add(self.share.index as u32)
+            ^ self.salt;
         Ids {
             nonce: format!("fl-{n:08x}"),
             request_id: format!("flreq-{n:08x}"),
@@ -53,5 +67,22 @@ mod tests {
         assert_eq!(nonces.len(), 1000);
         assert_eq!(Correlation::new(7).next(), first[0]);
         assert!(first[0].nonce.starts_with("fl-") && first[0].nonce.len() == 11);
+    }
+
+    #[test]
+    fn workers_never_send_the_same_id() {
+        let share = |index| Correlation::for_share(7, super::super::Share { index, count: 3 });
+        let mut ids: Vec<String> = (0..3)
+            .flat_map(|index| {
+                let c = share(index);
+                (0..500).map(move |_| c.next().request_id)
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 1500);
+        // Worker 0 of 1 is the one-process sequence.
+        let whole = Correlation::new(7);
+        assert_eq!(share(0).next(), whole.next());
     }
 }

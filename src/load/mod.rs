@@ -20,6 +20,7 @@ mod answer;
 mod correlation;
 mod open;
 mod schedule;
+mod share;
 mod users;
 
 use crate::sync::LockExt;
@@ -36,6 +37,7 @@ pub use answer::{read as read_answer, Answer, SharedTiming};
 pub use correlation::{Correlation, Ids};
 pub use open::{LATE_LIMIT, MAX_LATE_SHARE};
 pub use schedule::Schedule;
+pub use share::Share;
 
 use crate::evidence::{FlowKind, LoadStats, Record, RecordStore};
 use crate::scenario::api::{fill_template, fill_text, Api, RequestShape, ResponseShape};
@@ -55,6 +57,9 @@ pub struct LoadSpec {
     pub request_timeout: Duration,
     pub flows: Vec<Flow>,
     pub seed: u64,
+    /// The part of the load this process makes: [`Share::WHOLE`] unless it is one of a
+    /// distributed run's workers (then `executor` is already the share's, see [`Share`]).
+    pub share: Share,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,8 +123,8 @@ pub async fn drive(
     // On a thread of its own: sealing a chunk of the record stream compresses it, which must
     // not hold up the runtime's workers that send the load.
     let collector = tokio::task::spawn_blocking(move || collect(records, live));
-    // One id sequence for the whole run, so ids never repeat across flows.
-    let correlation = Arc::new(Correlation::new(spec.seed));
+    // One id sequence for the whole run, so ids never repeat across flows (nor workers).
+    let correlation = Arc::new(Correlation::for_share(spec.seed, spec.share));
     let contexts: Vec<Arc<FlowContext>> = spec
         .flows
         .iter()
@@ -171,7 +176,25 @@ async fn drive_closed(
 ) -> Result<LoadStats, LoadError> {
     let mut attack =
         GooseAttack::initialize_with_config(GooseConfiguration::default()).map_err(goose_error)?;
-    for (flow, context) in spec.flows.iter().zip(contexts) {
+    // A worker runs the users of each flow the one-process run would have given it (see
+    // [`Share::closed_users`]): weighted by those counts, Goose allocates exactly them.
+    let flow_users = spec.share.closed_users(&spec.flows, spec.users);
+    let users: usize = flow_users.iter().sum();
+    if users == 0 {
+        return Ok(LoadStats::default());
+    }
+    let weights = flow_users.iter().map(|&n| {
+        if spec.share == Share::WHOLE {
+            None
+        } else {
+            Some(n)
+        }
+    });
+    for ((flow, context), weight) in spec.flows.iter().zip(contexts).zip(weights) {
+        if weight == Some(0) {
+            continue;
+        }
+        let weight = weight.unwrap_or(flow.weight as usize);
         let ask: TransactionFunction = Arc::new(move |user| {
             let context = context.clone();
             Box::pin(async move {
@@ -180,7 +203,7 @@ async fn drive_closed(
             })
         });
         let scenario = Scenario::new(&flow.name)
-            .set_weight(flow.weight as usize)
+            .set_weight(weight)
             .map_err(goose_error)?
             .set_wait_time(spec.think_time, spec.think_time)
             .map_err(goose_error)?
@@ -191,10 +214,10 @@ async fn drive_closed(
     let run_secs = spec.duration.as_secs_f64().ceil().max(1.0) as usize;
     // Launch every user within the first second: phases are cut on the run's clock, not the
     // ramp's, and Goose starts counting run time only once every user is up.
-    let increase_rate = spec.users.max(1000).to_string();
+    let increase_rate = users.max(1000).to_string();
     let attack = attack
         .set_default(GooseDefault::Host, spec.base_url.as_str())
-        .and_then(|a| a.set_default(GooseDefault::Users, spec.users))
+        .and_then(|a| a.set_default(GooseDefault::Users, users))
         .and_then(|a| a.set_default(GooseDefault::IncreaseRate, increase_rate.as_str()))
         .and_then(|a| a.set_default(GooseDefault::RunTime, run_secs))
         .and_then(|a| a.set_default(GooseDefault::Quiet, 1))

@@ -57,12 +57,21 @@ pub(super) async fn drive(
     // Lateness in microseconds, up to an hour.
     let mut lateness = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
         .map_err(|e| LoadError::Client(e.to_string()))?;
+    let share = spec.share;
     let mut stats = LoadStats {
-        asked_rate: schedule.expected() / spec.duration.as_secs_f64().max(1e-9),
+        asked_rate: schedule.expected()
+            / spec.duration.as_secs_f64().max(1e-9)
+            / share.count.max(1) as f64,
         late_limit_ms: LATE_LIMIT.as_secs_f64() * 1000.0,
         ..LoadStats::default()
     };
-    for due in schedule {
+    for (k, due) in schedule.enumerate() {
+        // A worker walks the whole schedule and sends its share of it; the flow is drawn for
+        // every arrival, so each arrival has the flow the one-process run gives it.
+        if !share.takes_arrival(k as u64) {
+            picker.next();
+            continue;
+        }
         let at = epoch + due;
         if Instant::now() < at {
             tokio::select! {

@@ -35,7 +35,11 @@ pub(super) async fn drive(
         contexts,
         client,
         base_url: spec.base_url.clone(),
-        picker: Mutex::new(FlowPicker::new(&spec.flows, spec.seed)),
+        // Workers draw apart (the same mix, not the same sequence in every worker).
+        picker: Mutex::new(FlowPicker::new(
+            &spec.flows,
+            spec.seed ^ ((spec.share.index as u64) << 40),
+        )),
         think: spec.think_time,
         end: epoch + spec.duration,
     });

@@ -66,6 +66,9 @@ pub fn invalid(evidence: &Evidence, has_faults: bool) -> Option<String> {
     if let Some(why) = evidence.load.as_ref().and_then(|l| l.fell_behind.clone()) {
         return Some(why);
     }
+    if let Some(why) = evidence.load.as_ref().and_then(|l| l.lost_load.clone()) {
+        return Some(why);
+    }
     if evidence.records.is_empty() {
         return Some(format!(
             "no request was sent in the {:.0} ms the load ran: too short to judge; make \
@@ -121,6 +124,32 @@ pub fn lines(load: &LoadReport) -> Vec<String> {
             "load: {}, {} requests ({:.1}/s); latency is from the actual send",
             s.executor, s.sent, s.achieved_rate
         ));
+    }
+    if !s.workers.is_empty() {
+        let lost = s.workers.iter().filter(|w| w.lost.is_some()).count();
+        lines.push(format!(
+            "workers: {} load workers, {} reported, {} lost",
+            s.workers.len(),
+            s.workers.len() - lost,
+            lost
+        ));
+        for worker in &s.workers {
+            lines.push(match &worker.lost {
+                None => format!(
+                    "  worker {}: {:.1}% of the load, {} requests",
+                    worker.index,
+                    worker.share * 100.0,
+                    worker.sent
+                ),
+                Some(why) => format!(
+                    "  worker {} LOST: its {:.1}% of the load is missing ({} requests streamed \
+                     before it went): {why}",
+                    worker.index,
+                    worker.share * 100.0,
+                    worker.sent
+                ),
+            });
+        }
     }
     lines
 }

@@ -8,12 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::evidence::FlowKind;
 
 /// The target's API.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Api {
     /// Headers sent with every request (auth, tenant); values may use `{request_id}`.
     pub headers: BTreeMap<String, String>,
@@ -27,7 +27,7 @@ pub struct Api {
 
 /// One request: method, path, extra headers, and a JSON body template in which the strings
 /// `{message}` (the question, with faultline's correlation nonce) and `{request_id}` are filled.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RequestShape {
     pub method: String,
     pub path: String,
@@ -36,7 +36,7 @@ pub struct RequestShape {
 }
 
 /// A flow's changes to its kind's request shape; `None` keeps the kind's.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RequestOverride {
     pub method: Option<String>,
     pub path: Option<String>,
@@ -45,7 +45,7 @@ pub struct RequestOverride {
 }
 
 /// Where things are in the target's answers. Pointers are JSON pointers (`/requestId`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResponseShape {
     /// Response header carrying the request id, read first.
     pub request_id_header: Option<String>,

@@ -26,6 +26,9 @@ pub struct Config {
     pub log_file: Option<PathBuf>,
     /// `[tools.*]`: the shapes of the service's write tools.
     pub tools: crate::scenario::parse::Tools,
+    /// `[network] allow`: address ranges beyond loopback a distributed run's workers may send
+    /// load to (empty: loopback only). Read by each worker from its own faultline.toml.
+    pub network_allow: Vec<ipnet::IpNet>,
 }
 
 /// The name faultline looks for in the working directory.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::api::{Api, RequestOverride};
 use super::profile::{Counts, ServiceProfile};
@@ -84,7 +84,7 @@ impl Load {
 }
 
 /// How the load starts requests (`executor` in `[load]`), named and meant as k6's executors.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Executor {
     /// `users` Goose users, each sending a request, waiting for the whole answer, then
@@ -172,7 +172,7 @@ impl Executor {
 }
 
 /// How arrivals are spread within a second (`arrivals` in `[load]`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Arrivals {
     /// Evenly spaced, as k6 does.
@@ -183,23 +183,23 @@ pub enum Arrivals {
 }
 
 /// One stage of `ramping_rate`: reach `rate` arrivals/s by the end of `duration`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RateStage {
     pub rate: f64,
-    #[serde(serialize_with = "ser_ms")]
+    #[serde(serialize_with = "ser_ms", deserialize_with = "de_ms")]
     pub duration: Duration,
 }
 
 /// One stage of `ramping_users`: reach `users` by the end of `duration`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UserStage {
     pub users: usize,
-    #[serde(serialize_with = "ser_ms")]
+    #[serde(serialize_with = "ser_ms", deserialize_with = "de_ms")]
     pub duration: Duration,
 }
 
 /// One kind of user request, picked by weight.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Flow {
     pub name: String,
     pub weight: u32,
@@ -682,6 +682,11 @@ impl Plan {
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
+}
+
+/// Reads back what [`ser_ms`] wrote (a distributed run's plan travels as JSON).
+fn de_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
 }
 
 fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

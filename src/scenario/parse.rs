@@ -160,7 +160,38 @@ pub fn parse_config(text: &str, origin: &str, dir: &Path) -> Result<Config, Scen
         metrics,
         log_file,
         tools: tools::build_tools(raw.tools, &src)?,
+        network_allow: build_network(raw.network, &src)?,
     })
+}
+
+/// `[network] allow`: CIDR ranges (`10.0.0.0/8`, `fd00::/8`) a distributed run's workers may
+/// send load to besides loopback.
+fn build_network(
+    raw: Option<raw::RawNetwork>,
+    src: &Source,
+) -> Result<Vec<ipnet::IpNet>, ScenarioError> {
+    let Some(allow) = raw.and_then(|network| network.allow) else {
+        return Ok(Vec::new());
+    };
+    allow
+        .get_ref()
+        .iter()
+        .map(|range| {
+            let text = range.get_ref().trim();
+            text.parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    src.error(
+                        range,
+                        format!(
+                            "[network] allow: \"{}\" is not an address range; write one in CIDR \
+                             form, like \"10.0.0.0/8\" or \"fd00::/8\"",
+                            crate::scenario::echo(text)
+                        ),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Reads a `faultline.toml`.

@@ -144,6 +144,14 @@ pub struct RawConfig {
     pub metrics: Option<super::profile::RawProfileMetrics>,
     pub traces: Option<super::profile::RawProfileTraces>,
     pub tools: Option<super::tools::RawTools>,
+    pub network: Option<RawNetwork>,
+}
+
+/// `[network]` of faultline.toml: where a distributed run may send load beyond this machine.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub allow: Option<Spanned<Vec<Text>>>,
 }
 
 #[derive(Debug, Deserialize)]
