@@ -271,7 +271,7 @@ fn compare_all(evidence: &Evidence, expect: &MetricsExpectations) -> Vec<Compari
     };
 
     if llm().next().is_some() {
-        let failures = LlmFailures::count(llm().copied());
+        let failures = LlmFailures::count(llm());
         let (truth, other, other_name) = match expect.llm_errors_counts {
             Counts::Calls => (failures.calls, failures.attempts, Counts::Attempts),
             Counts::Attempts => (failures.attempts, failures.calls, Counts::Calls),
