@@ -432,7 +432,7 @@ async fn drive(
         records,
         stats: load_stats,
     } = records?;
-    let mut readings = fakes.read().await;
+    let mut readings = fakes.take_readings().await;
     gaps.append(&mut readings.gaps);
     let interrupted = *interrupt.borrow();
     let mut records = records;
@@ -769,18 +769,15 @@ async fn probe_stage(
 
 /// Moves fakes' and the target's timestamps (taken from the run's start) onto the load's clock.
 fn shift_onto_load_clock(evidence: &mut Evidence, offset_ms: f64) {
-    for attempt in &mut evidence.attempts {
-        attempt.at_ms -= offset_ms;
-    }
-    for write in &mut evidence.writes {
-        write.at_ms -= offset_ms;
-    }
+    // Passes that rewrite the streams on disk: they are never all in memory.
+    evidence
+        .attempts
+        .update(|attempt| attempt.at_ms -= offset_ms);
+    evidence.writes.update(|write| write.at_ms -= offset_ms);
     for line in &mut evidence.logs {
         line.at_ms -= offset_ms;
     }
-    for span in &mut evidence.spans {
-        span.at_ms -= offset_ms;
-    }
+    evidence.spans.update(|span| span.at_ms -= offset_ms);
     for snapshot in &mut evidence.metrics {
         snapshot.at_ms -= offset_ms;
     }

@@ -544,7 +544,7 @@ async fn writes_idempotent_judges_an_idempotent_stub_as_it_judges_the_tickets_fa
         }
         let evidence = Evidence {
             records: records.into(),
-            writes: faultline::fakes::set::write_attempts("stubs", &ledger),
+            writes: faultline::fakes::set::write_attempts("stubs", &ledger).into(),
             ..Evidence::default()
         };
 

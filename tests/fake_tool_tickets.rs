@@ -609,7 +609,7 @@ async fn judged(keys: Keys, forward_request_id: bool) -> faultline::checks::Verd
     }
     let evidence = Evidence {
         records: records.into(),
-        writes: faultline::fakes::set::write_attempts("tickets", &ledger),
+        writes: faultline::fakes::set::write_attempts("tickets", &ledger).into(),
         ..Evidence::default()
     };
     faultline::checks::writes::check_idempotent(&evidence, &Default::default())

@@ -100,7 +100,7 @@ fn evidence(plan: &Plan) -> Evidence {
         phases: plan.phases(),
         timeline: vec![switch(10_000.0, true), switch(20_000.0, false)],
         records: records.into(),
-        attempts,
+        attempts: attempts.into(),
         logs,
         duration_ms: 30_000.0,
         ..Evidence::default()

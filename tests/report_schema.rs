@@ -116,6 +116,9 @@ fn report_json_round_trips_with_its_schema_phases_and_verdicts() {
             "report.html",
             "junit.xml",
             "records.jsonl.gz",
+            "attempts.jsonl.gz",
+            "writes.jsonl.gz",
+            "spans.jsonl.gz",
             "evidence.json"
         ]
     );
@@ -132,6 +135,15 @@ fn report_json_round_trips_with_its_schema_phases_and_verdicts() {
         evidence_json["records"]["kept"],
         evidence.records.len() as u64
     );
+    // The fakes' journals likewise, each in its own file (issue 14: journals follow the rule).
+    for (field, file, kept) in [
+        ("attempts", "attempts.jsonl.gz", evidence.attempts.len()),
+        ("writes", "writes.jsonl.gz", evidence.writes.len()),
+        ("spans", "spans.jsonl.gz", evidence.spans.len()),
+    ] {
+        assert_eq!(evidence_json[field]["file"], file);
+        assert_eq!(evidence_json[field]["kept"], kept as u64);
+    }
     let report_json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let cells = report_json["latency_histograms"].as_array().unwrap();

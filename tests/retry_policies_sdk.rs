@@ -76,7 +76,7 @@ fn judge(fake: &ControlledLlm, case: &Case) -> Vec<Verdict> {
         .fold(0.0, f64::max);
     let evidence = Evidence {
         records: records.into(),
-        attempts,
+        attempts: attempts.into(),
         // Room after the last attempt, so that no failure counts as cut off by the run's end.
         duration_ms: end + 5_000.0,
         ..Evidence::default()

@@ -102,20 +102,24 @@ pub(crate) fn belongs(attempt: &Attempt, r: &Record) -> bool {
 /// The attempts linked to each client request: found by the request's nonce or id, in
 /// arrival order (see [`LinkedAttempts::of`]). Indexed by the attempts' keys rather than by
 /// the records, so that records can stream past it.
-pub(crate) struct LinkedAttempts<'a> {
-    by_key: HashMap<&'a str, Vec<&'a Attempt>>,
+///
+/// Memory: the keyed attempts, read back from their stream into this index for the length of
+/// one check (some 150-250 B each). Linking a request to its attempts needs them all at hand,
+/// as the stream is in the order attempts ended, not grouped by request.
+pub(crate) struct LinkedAttempts {
+    by_key: HashMap<String, Vec<Attempt>>,
 }
 
-impl<'a> LinkedAttempts<'a> {
+impl LinkedAttempts {
     /// The attempts linked to `r`, in arrival order.
-    pub(crate) fn of(&self, r: &Record) -> Vec<&'a Attempt> {
+    pub(crate) fn of(&self, r: &Record) -> Vec<&Attempt> {
         let mut linked: Vec<&Attempt> = Vec::new();
         for key in [r.nonce.as_str(), r.request_id.as_str()] {
             if key.is_empty() {
                 continue;
             }
             if let Some(found) = self.by_key.get(key) {
-                linked.extend(found.iter().copied());
+                linked.extend(found.iter());
             }
         }
         linked.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
@@ -128,10 +132,9 @@ impl<'a> LinkedAttempts<'a> {
 /// request: one pass over the records, keeping only the keys the attempts carry, so the map is
 /// as large as the journals, not as the run.
 pub(crate) fn request_ids_of_attempt_keys(evidence: &Evidence) -> HashMap<String, String> {
-    request_ids_of_keys(
-        evidence,
-        evidence.attempts.iter().filter_map(|a| a.key.as_deref()),
-    )
+    let keys: std::collections::HashSet<String> =
+        evidence.attempts.iter().filter_map(|a| a.key).collect();
+    request_ids_of_keys(evidence, keys.iter().map(String::as_str))
 }
 
 /// The request id of each of `keys` (nonces or request ids) that names a client request.
@@ -152,10 +155,10 @@ pub(crate) fn request_ids_of_keys<'a>(
 }
 
 /// Indexes the attempts of `evidence` for [`LinkedAttempts::of`].
-pub(crate) fn attempts_per_record(evidence: &Evidence) -> LinkedAttempts<'_> {
-    let mut by_key: HashMap<&str, Vec<&Attempt>> = HashMap::new();
-    for a in &evidence.attempts {
-        if let Some(k) = a.key.as_deref() {
+pub(crate) fn attempts_per_record(evidence: &Evidence) -> LinkedAttempts {
+    let mut by_key: HashMap<String, Vec<Attempt>> = HashMap::new();
+    for a in evidence.attempts.iter() {
+        if let Some(k) = a.key.clone() {
             by_key.entry(k).or_default().push(a);
         }
     }

@@ -46,8 +46,14 @@ pub fn check_retry_state(evidence: &Evidence) -> Verdict {
         "retries",
         Some(0.0),
     );
+    // Only the Responses API's continued requests, read out of the journal's stream once.
+    let continued: Vec<Attempt> = evidence
+        .attempts
+        .iter()
+        .filter(|a| a.key.is_some() && continued_from(a).is_some())
+        .collect();
     let mut per_request: BTreeMap<&str, Vec<&Attempt>> = BTreeMap::new();
-    for a in &evidence.attempts {
+    for a in &continued {
         if let (Some(key), Some(_)) = (a.key.as_deref(), continued_from(a)) {
             per_request.entry(key).or_default().push(a);
         }
@@ -135,7 +141,7 @@ mod tests {
         let mut evidence = EvidenceBuilder::new()
             .records(Phase::Baseline, 2, Some(200), 100.0)
             .build();
-        evidence.attempts = attempts;
+        evidence.attempts = attempts.into();
         evidence
     }
 

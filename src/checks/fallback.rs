@@ -34,15 +34,17 @@ fn needing_tool(
     span: &FaultSpan,
     expect: &FallbackExpectations,
 ) -> Vec<Record> {
+    // One index for the pass, rather than a pass over the attempts per request.
+    let linked = super::common::attempts_per_record(evidence);
     evidence
         .records
         .iter()
         .filter(|r| span.saw(r) && r.kind != FlowKind::Write)
         .filter(|r| {
-            let mut at_tool = evidence
-                .attempts
-                .iter()
-                .filter(|a| a.fake == span.fake && super::common::belongs(a, r))
+            let mut at_tool = linked
+                .of(r)
+                .into_iter()
+                .filter(|a| a.fake == span.fake)
                 .peekable();
             match at_tool.peek() {
                 Some(_) => at_tool.any(attempt_failed),
@@ -263,7 +265,7 @@ mod tests {
                 )
             })
             .collect();
-        e.attempts = tool_calls;
+        e.attempts = tool_calls.into();
         e
     }
 

@@ -7,6 +7,8 @@
 //! shown is in the logs (`logs.request_id`), the logged tokens equal the provider's `usage`
 //! (`logs.tokens`), and no planted secret shows up in logs or answers (`logs.no_secrets`).
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 use super::common::{
@@ -79,35 +81,57 @@ fn count_of(line: &Map<String, Value>, path: &str) -> Option<u64> {
     }
 }
 
+/// The JSON lines by the request id they carry in the request id field: built once per check,
+/// so finding a request's lines is a lookup, not a scan of every line per request (which made
+/// a 60,000-request run spend minutes here).
+struct LinesById<'a> {
+    by_id: HashMap<String, Vec<&'a Map<String, Value>>>,
+}
+
+impl<'a> LinesById<'a> {
+    fn of(lines: &'a [(usize, Map<String, Value>)], expect: &LogExpectations) -> Self {
+        let mut by_id: HashMap<String, Vec<&Map<String, Value>>> = HashMap::new();
+        for (_, j) in lines {
+            if let Some(id) = text_of(j, &expect.request_id_field) {
+                by_id.entry(id).or_default().push(j);
+            }
+        }
+        LinesById { by_id }
+    }
+
+    /// The lines naming the id faultline sent, or the one the target answered with if it made
+    /// its own (each line once).
+    fn naming(&self, r: &Record) -> impl Iterator<Item = &'a Map<String, Value>> + '_ {
+        let own = self.by_id.get(r.request_id.as_str());
+        let answered = r
+            .response_request_id
+            .as_deref()
+            .filter(|id| *id != r.request_id)
+            .and_then(|id| self.by_id.get(id));
+        own.into_iter()
+            .chain(answered)
+            .flat_map(|found| found.iter().copied())
+    }
+}
+
 /// The request's summary lines: JSON lines naming its id that carry the token totals.
 fn summaries<'a>(
     r: &Record,
-    lines: &'a [(usize, Map<String, Value>)],
+    lines: &LinesById<'a>,
     expect: &LogExpectations,
 ) -> Vec<&'a Map<String, Value>> {
     lines
-        .iter()
-        // The id faultline sent, or the one the target answered with if it made its own.
-        .filter(|(_, j)| {
-            text_of(j, &expect.request_id_field).is_some_and(|id| {
-                id == r.request_id || r.response_request_id.as_deref() == Some(id.as_str())
-            })
-        })
-        .filter(|(_, j)| {
+        .naming(r)
+        .filter(|j| {
             field(j, &expect.input_tokens_field).is_some()
                 && field(j, &expect.output_tokens_field).is_some()
         })
-        .map(|(_, j)| j)
         .collect()
 }
 
 /// Whether some JSON line carries the request's id in the request id field.
-fn names_it(r: &Record, lines: &[(usize, Map<String, Value>)], expect: &LogExpectations) -> bool {
-    lines.iter().any(|(_, j)| {
-        text_of(j, &expect.request_id_field).is_some_and(|id| {
-            id == r.request_id || r.response_request_id.as_deref() == Some(id.as_str())
-        })
-    })
+fn names_it(r: &Record, lines: &LinesById<'_>) -> bool {
+    lines.naming(r).next().is_some()
 }
 
 /// The fields (top-level keys) of the JSON lines whose text holds the request's id, sorted.
@@ -148,25 +172,25 @@ fn check_one_line(
             format!("{why}, so per-request lines could not be checked."),
         );
     }
-    let answered: Vec<Record> = evidence
-        .records
-        .iter()
-        .filter(|r| r.status.is_some())
-        .collect();
-    if answered.is_empty() {
+    // Passes over the records' stream rather than a list of every answered request.
+    let answered = || evidence.records.iter().filter(|r| r.status.is_some());
+    let answered_count = answered().count();
+    if answered_count == 0 {
         return not_applicable(
             v,
             "no request was answered, so per-request lines could not be checked.",
         );
     }
+    let by_id = LinesById::of(lines, expect);
     let mut bad = Vec::new();
-    for r in &answered {
-        let n = summaries(r, lines, expect).len();
+    for r in answered() {
+        let r = &r;
+        let n = summaries(r, &by_id, expect).len();
         // A failed request may have no token figures to log: the lesson's own error path logs
         // `{ requestId, err }` and nothing else, and a provider that never answered reported
         // no usage. One JSON line naming it, with or without tokens, is its summary; two lines
         // with token totals are still a double count.
-        let failed_and_logged = !r.succeeded() && n == 0 && names_it(r, lines, expect);
+        let failed_and_logged = !r.succeeded() && n == 0 && names_it(r, &by_id);
         if n != 1 && !failed_and_logged {
             let plain = evidence
                 .logs
@@ -203,7 +227,7 @@ fn check_one_line(
         v.outcome = Outcome::Pass;
         v.summary = format!(
             "each of the {} answered requests has exactly one JSON summary line.",
-            answered.len()
+            answered_count
         );
     } else {
         v.outcome = Outcome::Fail;
@@ -211,7 +235,7 @@ fn check_one_line(
             "{} of {} answered requests do not have exactly one JSON line with {}, {} and {}: \
              an operator cannot find a request's cost and outcome with one query.",
             bad.len(),
-            answered.len(),
+            answered_count,
             expect.request_id_field,
             expect.input_tokens_field,
             expect.output_tokens_field
@@ -302,6 +326,7 @@ fn check_tokens(
         return not_applicable(v, format!("{why}, so logged tokens could not be compared."));
     }
     let linked = attempts_per_record(evidence);
+    let by_id = LinesById::of(lines, expect);
     let mut judged = 0;
     let mut wrong = Vec::new();
     for r in evidence.records.iter() {
@@ -314,7 +339,7 @@ fn check_tokens(
         if usage.is_empty() {
             continue;
         }
-        let [line] = summaries(&r, lines, expect)[..] else {
+        let [line] = summaries(&r, &by_id, expect)[..] else {
             continue;
         };
         let truth_in: u64 = usage.iter().filter_map(|a| a.input_tokens).sum();

@@ -45,8 +45,22 @@ pub fn check_list_changed(evidence: &Evidence) -> Verdict {
         "notices",
         Some(0.0),
     );
+    // Only the MCP calls of a session, read out of the journal's stream once.
+    let mcp: Vec<_> = evidence
+        .attempts
+        .iter()
+        .filter(|a| {
+            matches!(
+                a.exchange,
+                Some(Exchange::Mcp {
+                    session: Some(_),
+                    ..
+                })
+            )
+        })
+        .collect();
     let mut sessions: BTreeMap<&str, Vec<Call>> = BTreeMap::new();
-    for a in &evidence.attempts {
+    for a in &mcp {
         if let Some(Exchange::Mcp {
             session: Some(session),
             method,
@@ -160,7 +174,7 @@ mod tests {
         let mut evidence = EvidenceBuilder::new()
             .records(Phase::Baseline, 2, Some(200), 100.0)
             .build();
-        evidence.attempts = attempts;
+        evidence.attempts = attempts.into();
         evidence
     }
 

@@ -57,17 +57,18 @@ pub fn check_per_request(evidence: &Evidence, expect: &TracesExpectations) -> Ve
     }
     // Traces by the request id a span of theirs carries (a root span's wins), and LLM spans
     // per trace.
-    let mut trace_of: HashMap<String, &str> = HashMap::new();
-    let mut llm_spans: HashMap<&str, usize> = HashMap::new();
-    for span in &evidence.spans {
+    // One pass over the spans' stream; the maps hold a request id and a trace id per request.
+    let mut trace_of: HashMap<String, String> = HashMap::new();
+    let mut llm_spans: HashMap<String, usize> = HashMap::new();
+    for span in evidence.spans.iter() {
         if let Some(id) = span.attribute_text(&expect.request_id_attribute) {
-            let slot = trace_of.entry(id).or_insert(span.trace_id.as_str());
+            let slot = trace_of.entry(id).or_insert_with(|| span.trace_id.clone());
             if span.parent_id.is_none() {
-                *slot = span.trace_id.as_str();
+                *slot = span.trace_id.clone();
             }
         }
         if span.attributes.contains_key(&expect.llm_span_attribute) {
-            *llm_spans.entry(span.trace_id.as_str()).or_default() += 1;
+            *llm_spans.entry(span.trace_id).or_default() += 1;
         }
     }
 
@@ -251,9 +252,11 @@ mod tests {
             .map(|r| answered(&r))
             .filter(|&t| t < last)
             .fold(0.0, f64::max);
-        for s in &mut e.spans {
-            s.at_ms = (before + last) / 2.0;
-        }
+        e.spans.edit(|items| {
+            for s in items.iter_mut() {
+                s.at_ms = (before + last) / 2.0;
+            }
+        });
         // Answered 1 s before the run ended: its spans may still be queued.
         e.duration_ms = last + 1_000.0;
         let v = check_per_request(&e, &TracesExpectations::default());
@@ -305,14 +308,15 @@ mod tests {
     #[test]
     fn a_trace_without_the_request_id_is_a_missing_trace() {
         let mut e = evidence(true);
-        e.spans[0].attributes.clear();
+        e.spans.edit(|spans| spans[0].attributes.clear());
         let v = check_per_request(&e, &TracesExpectations::default());
         assert_eq!(v.outcome, Outcome::Fail);
         assert!(v.evidence[0].contains("no span with request.id"));
         // Carried by a child span (the framework owns the root), it still names the trace.
-        e.spans[1]
-            .attributes
-            .insert("request.id".into(), json!(e.records.to_vec()[0].request_id));
+        let id = e.records.to_vec()[0].request_id.clone();
+        e.spans.edit(|spans| {
+            spans[1].attributes.insert("request.id".into(), json!(id));
+        });
         let v = check_per_request(&e, &TracesExpectations::default());
         assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
         // Another attribute name, as a scenario may set it, finds nothing either.

@@ -39,15 +39,18 @@ pub fn check_idempotent(evidence: &Evidence, expect: &WriteExpectations) -> Verd
         );
     }
     // A nonce or a request id of this run names its client request.
+    // Writes come one per write flow's request or retry (a few per cent of a run's requests),
+    // read back from their stream and grouped per request in memory for this check.
+    let writes = evidence.writes.to_vec();
     let request_of = super::common::request_ids_of_keys(
         evidence,
-        evidence.writes.iter().filter_map(|w| w.key.as_deref()),
+        writes.iter().filter_map(|w| w.key.as_deref()),
     );
     let refused = |w: &WriteAttempt| w.status == 400 && !w.side_effect;
-    let invalid = evidence.writes.iter().filter(|w| refused(w)).count();
+    let invalid = writes.iter().filter(|w| refused(w)).count();
     let mut unlinked = 0;
     let mut groups: BTreeMap<(&str, u64), Vec<&WriteAttempt>> = BTreeMap::new();
-    for w in evidence.writes.iter().filter(|w| !refused(w)) {
+    for w in writes.iter().filter(|w| !refused(w)) {
         match w.key.as_deref().and_then(|key| request_of.get(key)) {
             Some(request) => groups
                 .entry((request.as_str(), w.payload_hash))
@@ -181,7 +184,7 @@ mod tests {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Fault, 2, Some(200), 300.0)
             .build();
-        e.writes = writes;
+        e.writes = writes.into();
         e
     }
 

@@ -18,7 +18,10 @@ pub(crate) mod testing;
 pub use attempt::{ApiKeySent, Attempt, Exchange, WriteAttempt};
 pub use names::FakeName;
 pub use span::{SpanRecord, SpanStatus};
-pub use store::{CutRecords, RecordStore, Records, RECORDS_FILE};
+pub use store::{
+    AttemptStore, CutRecords, Pass, RecordStore, Records, SpanStore, Spool, Spooled, WriteStore,
+    ATTEMPTS_FILE, RECORDS_FILE, SPANS_FILE, WRITES_FILE,
+};
 pub use summary::{EncodedCell, RequestOutcome, Summary};
 
 /// The three phases every scenario is cut into, from its fault timeline.
@@ -301,9 +304,11 @@ pub struct Evidence {
     /// Client requests, in the order their answers completed: a stream on disk read back
     /// pass by pass (see [`RecordStore`]); `evidence.json` names its file.
     pub records: RecordStore,
-    /// Upstream attempts seen by every fake, in arrival order.
-    pub attempts: Vec<Attempt>,
-    /// Attempts pushed out of fakes' bounded journals (so `attempts` is partial when > 0).
+    /// Upstream attempts seen by every fake, in the order they ended: a stream on disk like
+    /// `records` (`evidence.json` names its file; older files held them inline).
+    pub attempts: AttemptStore,
+    /// Attempts not kept: past the cap of `attempts`, or pushed out of a remote fake's
+    /// bounded journal (so `attempts` is partial when > 0).
     pub attempts_dropped: u64,
     /// The target's output lines (empty when its logs were not captured).
     pub logs: Vec<LogLine>,
@@ -320,9 +325,9 @@ pub struct Evidence {
     /// Set when the target faultline started exited on its own during the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_crash: Option<TargetCrash>,
-    /// Writes the tool fakes received (empty when no write flow ran).
+    /// Writes the tool fakes received (empty when no write flow ran): a stream on disk.
     #[serde(default)]
-    pub writes: Vec<WriteAttempt>,
+    pub writes: WriteStore,
     /// Secrets planted for the run (the fake LLM's API key, passwords and card numbers put in
     /// user text) that must never show up in logs, answers or reports.
     #[serde(default)]
@@ -331,10 +336,12 @@ pub struct Evidence {
     /// that need it say "not applicable" with the reason.
     #[serde(default)]
     pub gaps: Vec<String>,
-    /// Spans the target exported to the OTLP collector fake (empty when it exported none).
+    /// Spans the target exported to the OTLP collector fake (empty when it exported none): a
+    /// stream on disk.
     #[serde(default)]
-    pub spans: Vec<SpanRecord>,
-    /// Spans pushed out of the collector's bounded journal (so `spans` is partial when > 0).
+    pub spans: SpanStore,
+    /// Spans not kept: past the cap of `spans`, or pushed out of a remote collector's bounded
+    /// journal (so `spans` is partial when > 0).
     #[serde(default)]
     pub spans_dropped: u64,
     /// How the load generator kept to its schedule (arrivals asked, sent, dropped, late).
@@ -377,6 +384,15 @@ impl Evidence {
         self.records
             .iter()
             .filter(move |r| self.phase_of(r) == Some(phase))
+    }
+
+    /// Opens the files that `evidence.json` in `dir` names (records, attempts, writes,
+    /// spans); evidence written before they had files holds them inline and needs nothing.
+    pub fn attach(&mut self, dir: &std::path::Path) -> std::io::Result<()> {
+        self.records.attach(dir)?;
+        self.attempts.attach(dir)?;
+        self.writes.attach(dir)?;
+        self.spans.attach(dir)
     }
 
     /// Counts and latency histograms per phase × flow × outcome, in one pass.

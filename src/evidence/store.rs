@@ -1,5 +1,7 @@
-//! The client records of a run, kept with a bounded memory footprint: the full per-request
-//! stream goes to a compressed file as it arrives, and only the open chunk stays in memory.
+//! The streams of a run's evidence, kept with a bounded memory footprint: the client records
+//! and the fakes' journals (upstream attempts, tool writes, exported spans). Each is a
+//! [`Spool`]: the full stream goes to a compressed file as it arrives, and only the open chunk
+//! stays in memory. What follows says it of records; it holds for every [`Spooled`] item.
 //!
 //! # Why records are streamed back from disk rather than summarised away
 //! Checks read single requests (the failed ones' bodies, the ones a fault window saw, the
@@ -23,7 +25,9 @@
 //! run says so as a gap. What is kept is then the run's first records, in arrival order.
 //!
 //! Records are kept in the order they arrive (when their answers completed), not sorted by
-//! send time: sorting a stream needs all of it at once.
+//! send time: sorting a stream needs all of it at once. The fakes' attempts likewise come in
+//! the order they ended; a check that needs one request's attempts in arrival order sorts
+//! that request's few.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -36,17 +40,45 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::Record;
+use super::{Attempt, Record, SpanRecord, WriteAttempt};
 
 /// The file a run's report directory holds the records in.
 pub const RECORDS_FILE: &str = "records.jsonl.gz";
+/// The files of the fakes' journals: upstream attempts, tool writes, exported spans.
+pub const ATTEMPTS_FILE: &str = "attempts.jsonl.gz";
+pub const WRITES_FILE: &str = "writes.jsonl.gz";
+pub const SPANS_FILE: &str = "spans.jsonl.gz";
 
-/// The client records of a run: a compressed stream on disk and the open chunk in memory.
-pub struct RecordStore {
+/// What a [`Spool`] can hold: one JSON line per item, a file name, a notion of failure for
+/// the counts of cut items, and an estimate of its heap bytes for the memory bound.
+pub trait Spooled: Serialize + serde::de::DeserializeOwned + Clone {
+    /// The file a run's report directory holds the stream in.
+    const FILE: &'static str;
+    /// What the items are, for messages ("client records").
+    const WHAT: &'static str;
+    /// Counted apart among the cut items (a failed request, an attempt that got no 2xx).
+    fn failed(&self) -> bool;
+    /// Heap bytes beyond `size_of::<Self>()`, roughly.
+    fn heap_bytes(&self) -> usize;
+}
+
+/// The client records of a run.
+pub type RecordStore = Spool<Record>;
+/// The upstream attempts every fake saw.
+pub type AttemptStore = Spool<Attempt>;
+/// The writes the tool fakes received.
+pub type WriteStore = Spool<WriteAttempt>;
+/// The spans the OTLP collector fake received.
+pub type SpanStore = Spool<SpanRecord>;
+/// A pass over the client records.
+pub type Records<'a> = Pass<'a, Record>;
+
+/// A stream of evidence items: compressed on disk, with the open chunk in memory.
+pub struct Spool<T> {
     /// Sealed chunks, one gzip member each; `None` until the first chunk is sealed.
     disk: Option<Disk>,
-    /// The open chunk: records not yet sealed, in arrival order.
-    tail: Vec<Record>,
+    /// The open chunk: items not yet sealed, in arrival order.
+    tail: Vec<T>,
     /// Estimated heap bytes of `tail`.
     tail_bytes: usize,
     /// Records kept (on disk and in `tail`).
@@ -68,16 +100,16 @@ struct Disk {
     bytes: u64,
 }
 
-/// Records the cap left out: counted, never silently lost.
+/// Items the cap left out: counted, never silently lost.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CutRecords {
     pub count: u64,
-    /// Of those, requests that did not succeed.
+    /// Of those, failed ones (requests that did not succeed, attempts answered no 2xx).
     pub failed: u64,
 }
 
-impl RecordStore {
-    /// Records per sealed chunk: the most the store holds in memory. Large enough for gzip to
+impl<T: Spooled> Spool<T> {
+    /// Items per sealed chunk: the most the store holds in memory. Large enough for gzip to
     /// find the repetition between records (same flows, same answers), small enough to stay a
     /// few MB whatever the run's length.
     pub const CHUNK_RECORDS: usize = 2048;
@@ -95,7 +127,7 @@ impl RecordStore {
 
     /// An empty store whose file stops growing at `cap_bytes`.
     pub fn with_cap(cap_bytes: u64) -> Self {
-        RecordStore {
+        Spool {
             disk: None,
             tail: Vec::new(),
             tail_bytes: 0,
@@ -109,12 +141,12 @@ impl RecordStore {
 
     /// Appends one record; seals the open chunk when it is full. A record past the cap is
     /// counted in [`RecordStore::cut`] instead.
-    pub fn push(&mut self, record: Record) {
+    pub fn push(&mut self, record: T) {
         if self.cut.count > 0 {
             self.count_cut(&record);
             return;
         }
-        self.tail_bytes += heap_bytes(&record);
+        self.tail_bytes += record.heap_bytes();
         self.tail.push(record);
         self.kept += 1;
         if self.tail.len() >= Self::CHUNK_RECORDS || self.tail_bytes >= Self::CHUNK_BYTES {
@@ -122,9 +154,9 @@ impl RecordStore {
         }
     }
 
-    fn count_cut(&mut self, record: &Record) {
+    fn count_cut(&mut self, record: &T) {
         self.cut.count += 1;
-        if !record.succeeded() {
+        if record.failed() {
             self.cut.failed += 1;
         }
     }
@@ -137,7 +169,7 @@ impl RecordStore {
         let member = match compress(&self.tail) {
             Ok(member) => member,
             Err(e) => {
-                self.note_error(format!("could not compress client records: {e}"));
+                self.note_error(format!("could not compress {}: {e}", T::WHAT));
                 return;
             }
         };
@@ -153,7 +185,7 @@ impl RecordStore {
         if let Err(e) = self.append(&member) {
             // The chunk stays in memory: nothing is lost, the bound is exceeded by one chunk
             // for as long as the disk refuses.
-            self.note_error(format!("could not spill client records to disk: {e}"));
+            self.note_error(format!("could not spill {} to disk: {e}", T::WHAT));
             return;
         }
         self.tail.clear();
@@ -201,7 +233,7 @@ impl RecordStore {
     /// Estimated heap bytes the store holds: the open chunk. Bounded by
     /// [`RecordStore::CHUNK_BYTES`] plus one record, however many records were pushed.
     pub fn resident_bytes(&self) -> usize {
-        self.tail_bytes + self.tail.capacity() * std::mem::size_of::<Record>()
+        self.tail_bytes + self.tail.capacity() * std::mem::size_of::<T>()
     }
 
     /// What went wrong writing or reading the stream, if anything did: the records read back
@@ -215,7 +247,7 @@ impl RecordStore {
 
     /// Every kept record, in arrival order, read back from the file and then the open chunk.
     /// Each call is a fresh pass; passes may run side by side.
-    pub fn iter(&self) -> Records<'_> {
+    pub fn iter(&self) -> Pass<'_, T> {
         let disk = self.disk.as_ref().filter(|d| d.bytes > 0).map(|d| {
             let at = FileAt {
                 file: &d.file,
@@ -224,7 +256,7 @@ impl RecordStore {
             };
             BufReader::with_capacity(64 << 10, MultiGzDecoder::new(at))
         });
-        Records {
+        Pass {
             store: self,
             disk,
             line: String::new(),
@@ -234,8 +266,8 @@ impl RecordStore {
 
     /// Keeps only the records `keep` says yes to; returns how many went. A pass that writes
     /// a new stream (used once, when an interrupt leaves unfinished requests).
-    pub fn retain(&mut self, mut keep: impl FnMut(&Record) -> bool) -> usize {
-        let mut kept = RecordStore::with_cap(self.cap_bytes);
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) -> usize {
+        let mut kept = Spool::with_cap(self.cap_bytes);
         let mut gone = 0;
         for record in self.iter() {
             if keep(&record) {
@@ -250,6 +282,33 @@ impl RecordStore {
         }
         *self = kept;
         gone
+    }
+
+    /// Changes every item in place (a pass that writes a new stream), e.g. to move times
+    /// onto another clock.
+    pub fn update(&mut self, mut change: impl FnMut(&mut T)) {
+        let mut changed = Spool::with_cap(self.cap_bytes);
+        for mut item in self.iter() {
+            change(&mut item);
+            changed.push(item);
+        }
+        changed.cut = self.cut.clone();
+        if let Some(error) = self.error() {
+            changed.note_error(error);
+        }
+        *self = changed;
+    }
+
+    /// Empties the spool (its file goes too).
+    pub fn clear(&mut self) {
+        *self = Spool::with_cap(self.cap_bytes);
+    }
+
+    /// Counts `cut` more items as left out before they reached this spool (a fake's journal
+    /// bound, a remote journal's ring).
+    pub fn count_cut_before(&mut self, cut: &CutRecords) {
+        self.cut.count += cut.count;
+        self.cut.failed += cut.failed;
     }
 
     /// Writes the whole stream (sealed chunks, then the open one) to `out`: one `.jsonl.gz`
@@ -273,7 +332,7 @@ impl RecordStore {
     pub fn open(path: &Path) -> io::Result<Self> {
         let file = File::open(path)?;
         let bytes = file.metadata()?.len();
-        let mut store = RecordStore::with_cap(u64::MAX);
+        let mut store = Spool::with_cap(u64::MAX);
         store.disk = Some(Disk { file, bytes });
         store.kept = store.iter().count() as u64;
         if let Some(error) = store.error() {
@@ -284,8 +343,8 @@ impl RecordStore {
     }
 }
 
-impl RecordStore {
-    /// Opens the records file that `evidence.json` in `dir` names. Only a bare file name in
+impl<T: Spooled> Spool<T> {
+    /// Opens the file that `evidence.json` in `dir` names. Only a bare file name in
     /// `dir` is accepted: evidence is data and never chooses where to read from.
     pub fn attach(&mut self, dir: &Path) -> io::Result<()> {
         let Some(name) = self.detached.take() else {
@@ -296,14 +355,15 @@ impl RecordStore {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "evidence.json names the records file {}, which is not a file name in its \
+                    "evidence.json names the {} file {}, which is not a file name in its \
                      directory",
+                    T::WHAT,
                     name.display()
                 ),
             ));
         }
         let path = dir.join(&name);
-        let opened = RecordStore::open(&path).map_err(|e| {
+        let opened = Spool::open(&path).map_err(|e| {
             io::Error::new(e.kind(), format!("could not read {}: {e}", path.display()))
         })?;
         let cut = std::mem::take(&mut self.cut);
@@ -318,28 +378,28 @@ impl RecordStore {
     }
 }
 
-#[cfg(test)]
-impl RecordStore {
-    /// Every record, in memory: for tests that edit hand-built evidence.
-    pub(crate) fn to_vec(&self) -> Vec<Record> {
+impl<T: Spooled> Spool<T> {
+    /// Every item, in memory. For tests that edit hand-built evidence, and for checks over
+    /// small streams (say so where used).
+    pub fn to_vec(&self) -> Vec<T> {
         self.iter().collect()
     }
 
-    /// Edits the records in memory and stores them again.
-    pub(crate) fn edit(&mut self, change: impl FnOnce(&mut Vec<Record>)) {
+    /// Edits the items in memory and stores them again (tests, and small streams).
+    pub fn edit(&mut self, change: impl FnOnce(&mut Vec<T>)) {
         let mut records = self.to_vec();
         change(&mut records);
         *self = records.into();
     }
 }
 
-impl Default for RecordStore {
+impl<T: Spooled> Default for Spool<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Drop for RecordStore {
+impl<T> Drop for Spool<T> {
     fn drop(&mut self) {
         // The temporary file has no name: closing it frees its space.
         self.disk.take();
@@ -347,7 +407,7 @@ impl Drop for RecordStore {
 }
 
 /// One gzip member of JSON lines.
-fn compress(records: &[Record]) -> io::Result<Vec<u8>> {
+fn compress<T: Serialize>(records: &[T]) -> io::Result<Vec<u8>> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
     for record in records {
         serde_json::to_writer(&mut encoder, record)?;
@@ -356,8 +416,68 @@ fn compress(records: &[Record]) -> io::Result<Vec<u8>> {
     encoder.finish()
 }
 
+impl Spooled for Record {
+    const FILE: &'static str = RECORDS_FILE;
+    const WHAT: &'static str = "client records";
+    fn failed(&self) -> bool {
+        !self.succeeded()
+    }
+    fn heap_bytes(&self) -> usize {
+        record_heap_bytes(self)
+    }
+}
+
+impl Spooled for Attempt {
+    const FILE: &'static str = ATTEMPTS_FILE;
+    const WHAT: &'static str = "upstream attempts";
+    fn failed(&self) -> bool {
+        !matches!(self.status, Some(200..=299))
+    }
+    fn heap_bytes(&self) -> usize {
+        self.fake.capacity()
+            + self.route.capacity()
+            + self.key.as_ref().map_or(0, String::capacity)
+            + self.fault.as_ref().map_or(0, String::capacity)
+    }
+}
+
+impl Spooled for WriteAttempt {
+    const FILE: &'static str = WRITES_FILE;
+    const WHAT: &'static str = "tool writes";
+    fn failed(&self) -> bool {
+        !(200..=299).contains(&self.status)
+    }
+    fn heap_bytes(&self) -> usize {
+        self.fake.capacity()
+            + self.key.as_ref().map_or(0, String::capacity)
+            + self.idempotency_key.as_ref().map_or(0, String::capacity)
+    }
+}
+
+impl Spooled for SpanRecord {
+    const FILE: &'static str = SPANS_FILE;
+    const WHAT: &'static str = "spans";
+    fn failed(&self) -> bool {
+        self.status == super::SpanStatus::Error
+    }
+    fn heap_bytes(&self) -> usize {
+        // Attribute maps: a node per entry, its key and its value's text, roughly.
+        let attributes: usize = self
+            .attributes
+            .iter()
+            .map(|(k, v)| 64 + k.capacity() + v.as_str().map_or(16, str::len))
+            .sum();
+        self.trace_id.capacity()
+            + self.span_id.capacity()
+            + self.parent_id.as_ref().map_or(0, String::capacity)
+            + self.name.capacity()
+            + self.service.as_ref().map_or(0, String::capacity)
+            + attributes
+    }
+}
+
 /// A record's heap bytes, roughly: its strings and stream gaps.
-fn heap_bytes(r: &Record) -> usize {
+fn record_heap_bytes(r: &Record) -> usize {
     let strings = r.flow.capacity()
         + r.request_id.capacity()
         + r.nonce.capacity()
@@ -391,18 +511,18 @@ impl Read for FileAt<'_> {
     }
 }
 
-/// A pass over a [`RecordStore`]: owned records, read back one at a time.
-pub struct Records<'a> {
-    store: &'a RecordStore,
+/// A pass over a [`Spool`]: owned items, read back one at a time.
+pub struct Pass<'a, T> {
+    store: &'a Spool<T>,
     disk: Option<BufReader<MultiGzDecoder<FileAt<'a>>>>,
     line: String,
-    tail: std::slice::Iter<'a, Record>,
+    tail: std::slice::Iter<'a, T>,
 }
 
-impl Iterator for Records<'_> {
-    type Item = Record;
+impl<T: Spooled> Iterator for Pass<'_, T> {
+    type Item = T;
 
-    fn next(&mut self) -> Option<Record> {
+    fn next(&mut self) -> Option<T> {
         if let Some(reader) = &mut self.disk {
             self.line.clear();
             match reader.read_line(&mut self.line) {
@@ -410,14 +530,16 @@ impl Iterator for Records<'_> {
                 Ok(_) => match serde_json::from_str(&self.line) {
                     Ok(record) => return Some(record),
                     Err(e) => {
-                        self.store
-                            .note_error(format!("a client record could not be read back: {e}"));
+                        self.store.note_error(format!(
+                            "one of the {} could not be read back: {e}",
+                            T::WHAT
+                        ));
                         self.disk = None;
                     }
                 },
                 Err(e) => {
                     self.store
-                        .note_error(format!("the client records could not be read back: {e}"));
+                        .note_error(format!("the {} could not be read back: {e}", T::WHAT));
                     self.disk = None;
                 }
             }
@@ -426,26 +548,32 @@ impl Iterator for Records<'_> {
     }
 }
 
-impl From<Vec<Record>> for RecordStore {
-    fn from(records: Vec<Record>) -> Self {
+impl<T: Spooled> From<Vec<T>> for Spool<T> {
+    fn from(records: Vec<T>) -> Self {
         records.into_iter().collect()
     }
 }
 
-impl FromIterator<Record> for RecordStore {
-    fn from_iter<I: IntoIterator<Item = Record>>(records: I) -> Self {
-        let mut store = RecordStore::new();
-        for record in records {
-            store.push(record);
-        }
+impl<T: Spooled> FromIterator<T> for Spool<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(records: I) -> Self {
+        let mut store = Spool::new();
+        store.extend(records);
         store
     }
 }
 
-impl Clone for RecordStore {
+impl<T: Spooled> Extend<T> for Spool<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, items: I) {
+        for item in items {
+            self.push(item);
+        }
+    }
+}
+
+impl<T: Spooled> Clone for Spool<T> {
     /// A copy with its own stream (a pass over this one).
     fn clone(&self) -> Self {
-        let mut copy: RecordStore = RecordStore::with_cap(self.cap_bytes);
+        let mut copy = Spool::with_cap(self.cap_bytes);
         for record in self.iter() {
             copy.push(record);
         }
@@ -454,24 +582,24 @@ impl Clone for RecordStore {
     }
 }
 
-impl PartialEq for RecordStore {
+impl<T: Spooled + PartialEq> PartialEq for Spool<T> {
     fn eq(&self, other: &Self) -> bool {
         self.kept == other.kept && self.cut == other.cut && self.iter().eq(other.iter())
     }
 }
 
-impl std::fmt::Debug for RecordStore {
+impl<T> std::fmt::Debug for Spool<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordStore")
+        f.debug_struct("Spool")
             .field("kept", &self.kept)
             .field("cut", &self.cut)
-            .field("disk_bytes", &self.disk_bytes())
+            .field("disk_bytes", &self.disk.as_ref().map_or(0, |d| d.bytes))
             .field("in_memory", &self.tail.len())
             .finish()
     }
 }
 
-/// How `evidence.json` names the records: the file beside it, and what it holds.
+/// How `evidence.json` names a spool: the file beside it, and what it holds.
 #[derive(Serialize, Deserialize)]
 struct RecordsFile {
     file: String,
@@ -480,12 +608,12 @@ struct RecordsFile {
     cut: CutRecords,
 }
 
-/// Written into `evidence.json` as a [`RecordsFile`]: the records themselves go to
-/// [`RECORDS_FILE`] beside it (see `report::write_all`).
-impl Serialize for RecordStore {
+/// Written into `evidence.json` as a [`RecordsFile`]: the items themselves go to
+/// [`Spooled::FILE`] beside it (see `report::write_all`).
+impl<T: Spooled> Serialize for Spool<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         RecordsFile {
-            file: RECORDS_FILE.into(),
+            file: T::FILE.into(),
             kept: self.kept,
             cut: self.cut.clone(),
         }
@@ -493,21 +621,22 @@ impl Serialize for RecordStore {
     }
 }
 
-/// Either form `evidence.json` has held: the records inline (before the store), or a
-/// [`RecordsFile`], which [`RecordStore::attach`] then opens.
+/// Either form `evidence.json` has held: the items inline (before the spool), or a
+/// [`RecordsFile`], which [`Spool::attach`] then opens.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum StoredRecords {
-    Inline(Vec<Record>),
+#[serde(bound = "T: serde::de::DeserializeOwned")]
+enum StoredRecords<T> {
+    Inline(Vec<T>),
     File(RecordsFile),
 }
 
-impl<'de> Deserialize<'de> for RecordStore {
+impl<'de, T: Spooled> Deserialize<'de> for Spool<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(match StoredRecords::deserialize(deserializer)? {
+        Ok(match StoredRecords::<T>::deserialize(deserializer)? {
             StoredRecords::Inline(records) => records.into(),
             StoredRecords::File(named) => {
-                let mut store = RecordStore::with_cap(u64::MAX);
+                let mut store = Spool::with_cap(u64::MAX);
                 store.cut = named.cut;
                 store.kept = named.kept;
                 store.detached = Some(PathBuf::from(named.file));
@@ -545,7 +674,7 @@ mod tests {
             most = most.max(store.resident_bytes());
         }
         let one_chunk = RecordStore::CHUNK_RECORDS
-            * (std::mem::size_of::<Record>() + heap_bytes(&record(9_999)));
+            * (std::mem::size_of::<Record>() + record_heap_bytes(&record(9_999)));
         assert!(most <= one_chunk, "{most} > {one_chunk}");
         assert_eq!(store.len(), 10_000);
         assert!(store.disk_bytes() > 0);

@@ -10,6 +10,7 @@ use super::fault::FaultRule;
 use super::remote::{ControlClient, Readings};
 use super::set::FakeSet;
 use super::FakeError;
+use crate::evidence::{AttemptStore, SpanStore};
 use crate::scenario::{FakeName, FakeOptions};
 
 /// How long the OTLP collector must go without an export before spans are read.
@@ -93,18 +94,34 @@ impl Fakes {
         }
     }
 
-    /// What the fakes saw during this run, on the run's epoch clock.
+    /// What the fakes saw so far, on the run's epoch clock (a copy: for probes before the
+    /// load; the run's evidence comes from [`Fakes::take_readings`]).
     pub async fn read(&self) -> Readings {
         match self {
-            Fakes::Local(set) => Readings {
-                attempts: set.attempts(),
-                dropped: set.dropped(),
-                writes: set.writes(),
-                spans: set.spans(),
-                spans_dropped: set.span_journal().dropped(),
-                gaps: Vec::new(),
-            },
+            Fakes::Local(set) => Self::readings(set, set.copy_attempts(), set.copy_spans()),
             Fakes::Remote(client) => client.read().await,
+        }
+    }
+
+    /// What the fakes saw during this run, for its evidence: the run's own fakes hand over
+    /// their streams (see `fakes::journal`), remote ones are read as by [`Fakes::read`].
+    pub async fn take_readings(&self) -> Readings {
+        match self {
+            Fakes::Local(set) => Self::readings(set, set.take_attempts(), set.take_spans()),
+            Fakes::Remote(client) => client.read().await,
+        }
+    }
+
+    /// Every attempt and span streamed as they came, not only what the rings still hold; the
+    /// spools' own cuts are what is missing.
+    fn readings(set: &FakeSet, attempts: AttemptStore, spans: SpanStore) -> Readings {
+        Readings {
+            dropped: attempts.cut().count,
+            spans_dropped: spans.cut().count,
+            attempts,
+            writes: set.writes().into(),
+            spans,
+            gaps: Vec::new(),
         }
     }
 

@@ -10,15 +10,76 @@
 //! ones, new names are recorded as [`TOO_MANY_NAMES`] so the table stays bounded too), a
 //! correlation nonce (`fl-` and 8 hex digits) is its 32-bit value, times are microseconds.
 //! At the 200k entries runs keep, that is 16 MB instead of the 60 MB strings took.
+//!
+//! The ring is what the control API's `/journal` serves (the latest attempts, bounded). A run's
+//! evidence does not come from it: a journal given a [`Spooler`] also streams every attempt
+//! into a compressed [`AttemptStore`] as it ends (one spool for all of a run's fakes), with the
+//! spool's cap and counted cuts, so evidence holds every attempt however long the run while
+//! memory holds one chunk.
 
 use crate::sync::LockExt;
 use crate::sync::RwLockExt;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 pub use crate::evidence::{ApiKeySent, Attempt, Exchange};
+use crate::evidence::{Spool, Spooled};
+
+/// Where fakes stream what they saw for a run's evidence: a [`Spool`] shared by the fakes'
+/// tasks, or nothing (`faultline fakes up`, whose runs read the bounded rings through the
+/// control API instead).
+pub struct Spooler<T> {
+    spool: Mutex<Option<Spool<T>>>,
+}
+
+impl<T: Spooled> Spooler<T> {
+    /// A spooler streaming into a fresh spool.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Spooler {
+            spool: Mutex::new(Some(Spool::new())),
+        })
+    }
+
+    /// Streams `item` (nothing when spooling is off).
+    pub fn push(&self, item: T) {
+        if let Some(spool) = self.spool.locked().as_mut() {
+            spool.push(item);
+        }
+    }
+
+    /// Whether items are streamed at all (so callers can skip building them).
+    pub fn is_on(&self) -> bool {
+        self.spool.locked().is_some()
+    }
+
+    /// What was streamed so far; streaming goes on into a fresh spool.
+    pub fn take(&self) -> Spool<T> {
+        let mut slot = self.spool.locked();
+        match slot.as_mut() {
+            Some(spool) => std::mem::take(spool),
+            None => Spool::new(),
+        }
+    }
+
+    /// A copy of what was streamed so far (a pass over it); streaming goes on.
+    pub fn copy(&self) -> Spool<T> {
+        self.spool
+            .locked()
+            .as_ref()
+            .map(Spool::clone)
+            .unwrap_or_default()
+    }
+
+    /// Stops streaming and frees what was streamed.
+    pub fn switch_off(&self) {
+        self.spool.locked().take();
+    }
+}
+
+/// The attempts of a run's fakes, streamed.
+pub type AttemptSpooler = Spooler<Attempt>;
 
 /// Packed into one byte for the ring (0: not recorded).
 fn pack_api_key(class: Option<ApiKeySent>) -> u8 {
@@ -142,6 +203,8 @@ pub struct Journal {
     entries: Mutex<VecDeque<Entry>>,
     names: RwLock<Names>,
     dropped: AtomicU64,
+    /// Where every attempt also goes, for the run's evidence.
+    spooler: Option<Arc<AttemptSpooler>>,
 }
 
 fn micros(ms: f64) -> u64 {
@@ -171,10 +234,19 @@ impl Journal {
             entries: Mutex::new(VecDeque::new()),
             names: RwLock::new(Names::default()),
             dropped: AtomicU64::new(0),
+            spooler: None,
         };
         // Index 0 is the overflow name, so it exists whatever comes later.
         journal.name(TOO_MANY_NAMES);
         journal
+    }
+
+    /// A journal that also streams every attempt into `spooler` (see the module docs).
+    pub fn spooling(epoch: Instant, capacity: usize, spooler: Arc<AttemptSpooler>) -> Self {
+        Journal {
+            spooler: Some(spooler),
+            ..Journal::new(epoch, capacity)
+        }
     }
 
     /// Milliseconds since the journal's epoch: what `at_ms` should hold for an attempt arriving now.
@@ -266,6 +338,10 @@ impl Journal {
     }
 
     fn push(&self, entry: Entry) {
+        if let Some(spooler) = self.spooler.as_ref().filter(|s| s.is_on()) {
+            let attempt = self.expand(&entry, &self.names.read_locked());
+            spooler.push(attempt);
+        }
         let mut entries = self.entries.locked();
         if entries.len() == self.capacity {
             entries.pop_front();
@@ -274,28 +350,33 @@ impl Journal {
         entries.push_back(entry);
     }
 
-    /// A copy of what is in the journal now, oldest first.
+    /// An entry as an [`Attempt`].
+    fn expand(&self, entry: &Entry, names: &Names) -> Attempt {
+        let text = |name: Name| names.texts[usize::from(name.0)].to_string();
+        Attempt {
+            at_ms: entry.at_us as f64 / 1000.0,
+            fake: text(entry.fake),
+            route: text(entry.route),
+            key: entry.key.text(),
+            fault: entry.fault.map(text),
+            status: (entry.status != 0).then_some(entry.status),
+            duration_ms: entry.duration_us as f64 / 1000.0,
+            input_tokens: widen(entry.input_tokens),
+            output_tokens: widen(entry.output_tokens),
+            retry_count: entry.retry_count.map(u32::from),
+            chunks_sent: entry.chunks_sent,
+            api_key: unpack_api_key(entry.api_key),
+            exchange: entry.exchange.as_deref().cloned(),
+        }
+    }
+
+    /// A copy of what is in the journal's ring now, oldest first.
     pub fn snapshot(&self) -> Vec<Attempt> {
         let names = self.names.read_locked();
-        let text = |name: Name| names.texts[usize::from(name.0)].to_string();
         self.entries
             .locked()
             .iter()
-            .map(|entry| Attempt {
-                at_ms: entry.at_us as f64 / 1000.0,
-                fake: text(entry.fake),
-                route: text(entry.route),
-                key: entry.key.text(),
-                fault: entry.fault.map(text),
-                status: (entry.status != 0).then_some(entry.status),
-                duration_ms: entry.duration_us as f64 / 1000.0,
-                input_tokens: widen(entry.input_tokens),
-                output_tokens: widen(entry.output_tokens),
-                retry_count: entry.retry_count.map(u32::from),
-                chunks_sent: entry.chunks_sent,
-                api_key: unpack_api_key(entry.api_key),
-                exchange: entry.exchange.as_deref().cloned(),
-            })
+            .map(|entry| self.expand(entry, &names))
             .collect()
     }
 
@@ -401,6 +482,25 @@ mod tests {
         });
         let routes: Vec<String> = journal.snapshot().into_iter().map(|a| a.route).collect();
         assert_eq!(routes, ["/v1/chat/completions", TOO_MANY_NAMES]);
+    }
+
+    #[test]
+    fn a_spooling_journal_streams_every_attempt_past_its_ring() {
+        let spooler = AttemptSpooler::new();
+        let journal = Journal::spooling(Instant::now(), 2, spooler.clone());
+        for at in [1.0, 2.0, 3.0] {
+            journal.record(attempt(at));
+        }
+        // The ring keeps the latest two (for the control API); the spool keeps all three.
+        assert_eq!(journal.len(), 2);
+        let spooled: crate::evidence::AttemptStore = spooler.take();
+        let times: Vec<f64> = spooled.iter().map(|a| a.at_ms).collect();
+        assert_eq!(times, vec![1.0, 2.0, 3.0]);
+        assert_eq!(spooled.to_vec()[0], attempt(1.0));
+        // Switched off (`fakes up`), nothing more is kept.
+        spooler.switch_off();
+        journal.record(attempt(4.0));
+        assert!(spooler.take().is_empty());
     }
 
     #[test]

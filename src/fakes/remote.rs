@@ -25,7 +25,7 @@ use serde_json::Value;
 use super::fault::FaultRule;
 use super::journal::Attempt;
 use super::otlp::SpanRecord;
-use crate::evidence::WriteAttempt;
+use crate::evidence::{AttemptStore, SpanStore, WriteAttempt, WriteStore};
 use crate::scenario::FakeName;
 
 /// The most any one control call may take.
@@ -49,11 +49,11 @@ pub struct ControlClient {
 /// What the run read back from the fakes, on the run's clock.
 #[derive(Debug, Default)]
 pub struct Readings {
-    pub attempts: Vec<Attempt>,
+    pub attempts: AttemptStore,
     pub dropped: u64,
-    pub writes: Vec<WriteAttempt>,
+    pub writes: WriteStore,
     /// Spans the OTLP collector received.
-    pub spans: Vec<SpanRecord>,
+    pub spans: SpanStore,
     pub spans_dropped: u64,
     /// Why some of it could not be read.
     pub gaps: Vec<String>,
@@ -227,6 +227,7 @@ impl ControlClient {
     /// connected, moved onto the run's clock (see the module docs).
     pub async fn read(&self) -> Readings {
         let mut readings = Readings::default();
+        let mut attempts: Vec<Attempt> = Vec::new();
         // Once the API has not answered, the other reads would only wait as long again.
         let mut down: Option<String> = None;
         // `dropped` counts since the fakes started: this run's window lost some only if the
@@ -241,12 +242,10 @@ impl ControlClient {
                     if lost_here(answer.dropped, answer.oldest_ms) {
                         readings.dropped += answer.dropped;
                     }
-                    readings
-                        .attempts
-                        .extend(answer.attempts.into_iter().map(|mut attempt| {
-                            attempt.at_ms -= self.skew_ms;
-                            attempt
-                        }));
+                    attempts.extend(answer.attempts.into_iter().map(|mut attempt| {
+                        attempt.at_ms -= self.skew_ms;
+                        attempt
+                    }));
                 }
                 Err(e) => readings.gaps.push(format!(
                     "the {} fake's journal was not read ({e}), so its upstream attempts are \
@@ -255,9 +254,9 @@ impl ControlClient {
                 )),
             }
         }
-        readings
-            .attempts
-            .sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+        // Bounded by the fakes' rings, which the control API serves.
+        attempts.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+        readings.attempts = attempts.into();
         match self
             .read_since::<WritesAnswer>("/writes/tickets", &mut down)
             .await

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::fault::Switchboard;
-use super::journal::{Attempt, Journal};
+use super::journal::{Attempt, AttemptSpooler, Journal, Spooler};
 use super::llm::{self, ApiKey, LlmOptions};
 use super::mcp;
 use super::otlp::{self, SpanJournal, SpanRecord};
 use super::redis::{self, RedisOptions};
 use super::tool::{self, WriteLedger, WriteOutcome};
 use super::{FakeError, FakeHandle};
-use crate::evidence::WriteAttempt;
+use crate::evidence::{AttemptStore, SpanStore, WriteAttempt};
 use crate::scenario::{FakeName, FakeOptions};
 
 /// The API key faultline gives the service (`{llm_key}`). The fake LLM accepts any key (and
@@ -43,6 +43,10 @@ pub struct FakeSet {
     otlp: FakeHandle,
     spans: Arc<SpanJournal>,
     mcp: FakeHandle,
+    /// Every upstream attempt and span, streamed for the run's evidence (see
+    /// `fakes::journal`); off for `faultline fakes up`.
+    attempt_spooler: Arc<AttemptSpooler>,
+    span_spooler: Arc<Spooler<SpanRecord>>,
 }
 
 impl FakeSet {
@@ -75,7 +79,15 @@ impl FakeSet {
                 base_port.map_or(0, |base| base + offset),
             ))
         };
-        let journal = || Arc::new(Journal::new(epoch, JOURNAL_CAPACITY));
+        let attempt_spooler = AttemptSpooler::new();
+        let span_spooler = Spooler::new();
+        let journal = || {
+            Arc::new(Journal::spooling(
+                epoch,
+                JOURNAL_CAPACITY,
+                attempt_spooler.clone(),
+            ))
+        };
         // Each fake draws from its own stream so adding a fault to one leaves the others' draws alone.
         let replay = match &options.llm_replay {
             None => None,
@@ -119,7 +131,11 @@ impl FakeSet {
             journal(),
         )
         .await?;
-        let spans = Arc::new(SpanJournal::new(epoch, SPAN_CAPACITY));
+        let spans = Arc::new(SpanJournal::spooling(
+            epoch,
+            SPAN_CAPACITY,
+            span_spooler.clone(),
+        ));
         let otlp = otlp::start_on(
             at(4),
             Arc::new(Switchboard::new(seed ^ 0x55)),
@@ -143,7 +159,37 @@ impl FakeSet {
             redis,
             otlp,
             spans,
+            attempt_spooler,
+            span_spooler,
         })
+    }
+
+    /// Stops streaming attempts and spans for evidence: for `faultline fakes up`, whose runs
+    /// read the bounded journals through the control API.
+    pub fn stop_spooling(&self) {
+        self.attempt_spooler.switch_off();
+        self.span_spooler.switch_off();
+    }
+
+    /// Every upstream attempt streamed since the start (or the last take), in the order they
+    /// ended, with the spool's cuts counted.
+    pub fn take_attempts(&self) -> AttemptStore {
+        self.attempt_spooler.take()
+    }
+
+    /// A copy of every upstream attempt streamed so far (for probes before the load).
+    pub fn copy_attempts(&self) -> AttemptStore {
+        self.attempt_spooler.copy()
+    }
+
+    /// A copy of every span streamed so far.
+    pub fn copy_spans(&self) -> SpanStore {
+        self.span_spooler.copy()
+    }
+
+    /// Every span streamed since the start (or the last take).
+    pub fn take_spans(&self) -> SpanStore {
+        self.span_spooler.take()
     }
 
     pub fn boards(&self) -> BTreeMap<FakeName, Arc<Switchboard>> {

@@ -68,6 +68,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 "{e}; is `faultline fakes up` already running? pick another --base-port"
             )
         })?;
+    // Runs against these fakes read their bounded journals through the control API.
+    fakes.stop_spooling();
     let control_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, base + CONTROL_OFFSET));
     let listener = tokio::net::TcpListener::bind(control_addr)
         .await

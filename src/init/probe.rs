@@ -372,7 +372,7 @@ impl Session<'_> {
             .read()
             .await
             .attempts
-            .into_iter()
+            .iter()
             .filter(|a| {
                 a.fake == FakeName::Llm
                     && a.key

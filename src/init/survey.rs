@@ -202,7 +202,7 @@ async fn span_attributes(
     };
     wait_for_spans(fakes, &exchange.ids.request_id).await;
     traces::find(
-        &fakes.read().await.spans,
+        &fakes.read().await.spans.to_vec(),
         &exchange.ids.request_id,
         exchange.llm_attempts.len(),
     )

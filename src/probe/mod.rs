@@ -439,7 +439,8 @@ mod tests {
                 Some(200),
                 1.0,
             ),
-        ];
+        ]
+        .into();
         evidence.logs = vec![
             crate::evidence::LogLine {
                 at_ms: -4.0,
@@ -454,7 +455,10 @@ mod tests {
         ];
         ids.scrub(&mut evidence);
         assert_eq!(evidence.attempts.len(), 1);
-        assert_eq!(evidence.attempts[0].key.as_deref(), Some("fl-00000002"));
+        assert_eq!(
+            evidence.attempts.to_vec()[0].key.as_deref(),
+            Some("fl-00000002")
+        );
         assert_eq!(evidence.logs.len(), 1);
     }
 }

@@ -175,7 +175,7 @@ pub async fn send_all(
             .read()
             .await
             .attempts
-            .into_iter()
+            .iter()
             .filter(|a| {
                 a.key
                     .as_deref()

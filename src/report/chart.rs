@@ -354,7 +354,8 @@ mod tests {
                 attempt(2_100.0, "llm"),
                 attempt(2_200.0, "llm"),
                 attempt(2_300.0, "redis"),
-            ],
+            ]
+            .into(),
             duration_ms: 3_000.0,
             ..Evidence::default()
         };

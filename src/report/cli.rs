@@ -59,9 +59,9 @@ fn read_evidence(dir: &Path) -> anyhow::Result<Option<Evidence>> {
         .with_context(|| format!("could not read {}", path.display()))?;
     let mut evidence: Evidence = serde_json::from_str(&text)
         .with_context(|| format!("{} is not faultline evidence", path.display()))?;
-    evidence.records.attach(dir).with_context(|| {
+    evidence.attach(dir).with_context(|| {
         format!(
-            "{} names a client records file that could not be read",
+            "{} names a file of records, attempts, writes or spans that could not be read",
             path.display()
         )
     })?;

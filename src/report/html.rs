@@ -450,8 +450,9 @@ fn worst_requests(verdict: &Verdict, evidence: &Evidence) -> Vec<Record> {
     named
 }
 
-/// The upstream attempts the fakes tied to `record`: by its nonce, or a propagated request id.
-fn attempts_for<'a>(record: &Record, evidence: &'a Evidence) -> Vec<&'a Attempt> {
+/// The upstream attempts the fakes tied to `record`: by its nonce, or a propagated request id
+/// (a pass over the attempts' stream, for one of the few requests a report shows).
+fn attempts_for(record: &Record, evidence: &Evidence) -> Vec<Attempt> {
     evidence
         .attempts
         .iter()
@@ -634,7 +635,8 @@ mod tests {
             attempt(12_010.0, "n-slow", Some(503), Some("status 503")),
             attempt(12_300.0, "n-slow", None, Some("hang")),
             attempt(12_400.0, "someone-else", Some(200), None),
-        ];
+        ]
+        .into();
         evidence.logs = vec![LogLine {
             at_ms: 12_500.0,
             stream: LogStream::Stderr,

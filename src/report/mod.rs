@@ -5,8 +5,9 @@
 //!
 //! [`write_all`] writes a report directory: `report.json`, `summary.md`, `report.html`,
 //! `junit.xml`, `evidence.json` (the whole [`Evidence`], so a run can be debugged or
-//! re-rendered later by `faultline report`) and `records.jsonl.gz` (the client records,
-//! one JSON line each, gzip-compressed; `evidence.json` names it). The schema is documented in `reports/README.md`.
+//! re-rendered later by `faultline report`), `records.jsonl.gz` (the client records, one JSON
+//! line each, gzip-compressed; `evidence.json` names it) and the fakes' journals beside it the
+//! same way: `attempts.jsonl.gz`, `writes.jsonl.gz`, `spans.jsonl.gz`. The schema is documented in `reports/README.md`.
 
 pub mod chart;
 pub mod cli;
@@ -34,7 +35,7 @@ pub use progress::{LiveStatus, Progress};
 
 use crate::checks::sla::{format_ms, format_ratio};
 use crate::checks::Outcome;
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, Spool, Spooled};
 
 /// Files of a report directory that could not be written, each with why.
 #[derive(Debug)]
@@ -75,13 +76,22 @@ pub fn write_all(
         let path = dir.join(name);
         keep(path.clone(), write_atomically(&path, text.as_bytes()));
     }
-    // The client records, compressed; evidence.json names this file instead of holding them.
-    let records_path = dir.join(crate::evidence::RECORDS_FILE);
-    keep(
-        records_path.clone(),
-        write_with(&records_path, |out| evidence.records.write_into(out)),
-    );
-    // Compact: evidence holds every attempt, and is read by programs, not people.
+    // The client records and the fakes' journals, compressed; evidence.json names these files
+    // instead of holding them.
+    fn stream<T: Spooled>(dir: &Path, spool: &Spool<T>) -> (PathBuf, std::io::Result<()>) {
+        let path = dir.join(T::FILE);
+        let result = write_with(&path, |out| spool.write_into(out));
+        (path, result)
+    }
+    for (path, result) in [
+        stream(dir, &evidence.records),
+        stream(dir, &evidence.attempts),
+        stream(dir, &evidence.writes),
+        stream(dir, &evidence.spans),
+    ] {
+        keep(path, result);
+    }
+    // Compact: read by programs, not people.
     let evidence_path = dir.join("evidence.json");
     keep(
         evidence_path.clone(),
@@ -312,8 +322,8 @@ mod tests {
             "{:?}",
             failure.missing
         );
-        // report.json, three renderings and records.jsonl.gz.
-        assert_eq!(failure.written.len(), 5);
+        // report.json, three renderings, records, attempts, writes and spans.
+        assert_eq!(failure.written.len(), 8);
         let text = fs::read_to_string(dir.path().join("report.json")).unwrap();
         assert!(serde_json::from_str::<Report>(&text).is_ok());
         // No temporary file is left behind.

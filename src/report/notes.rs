@@ -15,34 +15,45 @@ use crate::evidence::Evidence;
 
 /// Request ids named per note.
 const EXAMPLES: usize = 3;
+/// Distinct attempt keys kept per key class to find those examples among (most name a client
+/// request; a few, such as warm-ups', may not).
+const KEYS_KEPT: usize = 64;
 
 /// The notes `evidence` calls for, in a fixed order.
 pub fn notes(evidence: &Evidence) -> Vec<String> {
-    let classed: Vec<_> = evidence
-        .attempts
-        .iter()
-        .filter_map(|a| a.api_key.map(|class| (class, a.key.as_deref())))
+    // Counting passes: per class, the attempts and the first few distinct keys (bounded, so
+    // the notes cost no memory per attempt), then one pass over the records for their ids.
+    let mut per_class: std::collections::HashMap<ApiKeySent, (usize, Vec<String>)> =
+        std::collections::HashMap::new();
+    let mut total = 0;
+    for a in evidence.attempts.iter() {
+        let Some(class) = a.api_key else { continue };
+        total += 1;
+        let (count, keys) = per_class.entry(class).or_default();
+        *count += 1;
+        if let Some(key) = a.key {
+            if keys.len() < KEYS_KEPT && keys.last() != Some(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    let wanted: std::collections::HashSet<&str> = per_class
+        .values()
+        .flat_map(|(_, keys)| keys.iter().map(String::as_str))
         .collect();
-    let total = classed.len();
     let request_of: BTreeMap<String, String> = evidence
         .records
         .iter()
-        .filter(|r| {
-            classed
-                .iter()
-                .any(|(_, key)| *key == Some(r.nonce.as_str()))
-        })
+        .filter(|r| wanted.contains(r.nonce.as_str()))
         .map(|r| (r.nonce, r.request_id))
         .collect();
     let of_class = |wanted: ApiKeySent| {
-        let keys: Vec<Option<&str>> = classed
-            .iter()
-            .filter(|(class, _)| *class == wanted)
-            .map(|(_, key)| *key)
-            .collect();
+        let Some((count, keys)) = per_class.get(&wanted) else {
+            return (0, String::new());
+        };
         let mut examples: Vec<&str> = keys
             .iter()
-            .filter_map(|key| request_of.get((*key)?).map(String::as_str))
+            .filter_map(|key| request_of.get(key).map(String::as_str))
             .collect();
         examples.dedup();
         examples.truncate(EXAMPLES);
@@ -50,7 +61,7 @@ pub fn notes(evidence: &Evidence) -> Vec<String> {
             true => String::new(),
             false => format!(" (e.g. requests {})", examples.join(", ")),
         };
-        (keys.len(), examples)
+        (*count, examples)
     };
     let mut notes = Vec::new();
     if let Some(crash) = &evidence.target_crash {
@@ -117,7 +128,7 @@ mod tests {
         let mut e = EvidenceBuilder::new()
             .records(Phase::Baseline, 2, Some(200), 10.0)
             .build();
-        e.attempts = vec![attempt("n1", ApiKeySent::Given)];
+        e.attempts = vec![attempt("n1", ApiKeySent::Given)].into();
         assert!(notes(&e).is_empty());
     }
 
@@ -131,7 +142,8 @@ mod tests {
             attempt("n1", ApiKeySent::None),
             attempt("n2", ApiKeySent::Other),
             attempt("n3", ApiKeySent::Given),
-        ];
+        ]
+        .into();
         let notes = notes(&e);
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(

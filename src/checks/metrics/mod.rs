@@ -292,7 +292,7 @@ fn compare_all(evidence: &Evidence, expect: &MetricsExpectations) -> Vec<Compari
     };
 
     if llm().next().is_some() {
-        let failures = LlmFailures::count(llm().copied());
+        let failures = LlmFailures::count(llm());
         let (truth, other, other_name) = match expect.llm_errors_counts {
             Counts::Calls => (failures.calls, failures.attempts, Counts::Attempts),
             Counts::Attempts => (failures.attempts, failures.calls, Counts::Calls),
@@ -366,7 +366,7 @@ fn compare_all(evidence: &Evidence, expect: &MetricsExpectations) -> Vec<Compari
         .iter()
         .filter(|r| r.kind == FlowKind::Agent)
         .collect();
-    let retries = retry_attempts(&seen);
+    let retries = retry_attempts(&seen.iter().collect::<Vec<_>>());
     let steps = seen
         .iter()
         .filter(|a| {
@@ -377,7 +377,7 @@ fn compare_all(evidence: &Evidence, expect: &MetricsExpectations) -> Vec<Compari
             Some(crate::evidence::Exchange::Mcp { method, .. }) => method == "tools/call",
             _ => true,
         })
-        .filter(|a| !retries.contains(&(**a as *const Attempt)))
+        .filter(|a| !retries.contains(&(*a as *const Attempt)))
         .filter(|a| agents.iter().any(|r| super::common::belongs(a, r)))
         .count();
     out.extend(compare(

@@ -84,13 +84,13 @@ fn wait_ms(before: &Attempt, after: &Attempt) -> f64 {
     (after.at_ms - (before.at_ms + before.duration_ms)).max(0.0)
 }
 
-/// Every chain of every client request the fakes could name, in first-attempt order.
-fn chains(evidence: &Evidence) -> Vec<Chain<'_>> {
+/// Every chain of every client request the fakes could name, in first-attempt order, over
+/// `attempts` (the evidence's non-Redis attempts, read back from their stream: see
+/// [`upstream_attempts`]).
+fn chains<'a>(evidence: &Evidence, attempts: &'a [Attempt]) -> Vec<Chain<'a>> {
     let request_of = super::common::request_ids_of_attempt_keys(evidence);
     let mut groups: BTreeMap<(&str, &str, &str), Vec<&Attempt>> = BTreeMap::new();
-    // Redis is left out: a cache miss is skipped, not retried, and its commands are no calls
-    // a user waits on.
-    for a in evidence.attempts.iter().filter(|a| a.fake != "redis") {
+    for a in attempts {
         if let Some(key) = a.key.as_deref() {
             groups
                 .entry((key, a.fake.as_str(), a.route.as_str()))
@@ -123,9 +123,21 @@ fn chains(evidence: &Evidence) -> Vec<Chain<'_>> {
     out
 }
 
+/// The attempts chains are made of, in memory for the length of the retries checks (chains
+/// group them per request, and the stream is in the order attempts ended). Redis is left out:
+/// a cache miss is skipped, not retried, and its commands are no calls a user waits on.
+fn upstream_attempts(evidence: &Evidence) -> Vec<Attempt> {
+    evidence
+        .attempts
+        .iter()
+        .filter(|a| a.fake != "redis" && a.key.is_some())
+        .collect()
+}
+
 /// All `retries.*` verdicts, in a stable order.
 pub fn check(evidence: &Evidence, expect: &RetryExpectations) -> Vec<Verdict> {
-    let chains = chains(evidence);
+    let attempts = upstream_attempts(evidence);
+    let chains = chains(evidence, &attempts);
     vec![
         check_attempts(evidence, &chains, expect),
         check_retryable(evidence, &chains, expect),
@@ -692,12 +704,14 @@ mod tests {
 
     fn after_retry_after(wait: f64) -> Evidence {
         let mut e = retried(&[&[wait]], Some(200));
-        for a in &mut e.attempts {
-            if a.status == Some(503) {
-                a.status = Some(429);
-                a.fault = Some("status 429 retry-after 1s".into());
+        e.attempts.edit(|items| {
+            for a in items.iter_mut() {
+                if a.status == Some(503) {
+                    a.status = Some(429);
+                    a.fault = Some("status 429 retry-after 1s".into());
+                }
             }
-        }
+        });
         e
     }
 
@@ -722,11 +736,13 @@ mod tests {
     #[test]
     fn retrying_a_400_fails_and_accepting_it_passes() {
         let mut e = retried(&[&[100.0]], Some(400));
-        for a in &mut e.attempts {
-            if a.status == Some(503) {
-                a.status = Some(400);
+        e.attempts.edit(|items| {
+            for a in items.iter_mut() {
+                if a.status == Some(503) {
+                    a.status = Some(400);
+                }
             }
-        }
+        });
         let verdicts = check(&e, &RetryExpectations::default());
         let v = verdict(&verdicts, "retries.non_retryable");
         assert_eq!(v.outcome, Outcome::Fail);
@@ -738,11 +754,13 @@ mod tests {
         );
 
         let mut e = retried(&[&[]], None);
-        for a in &mut e.attempts {
-            if a.status == Some(503) {
-                a.status = Some(401);
+        e.attempts.edit(|items| {
+            for a in items.iter_mut() {
+                if a.status == Some(503) {
+                    a.status = Some(401);
+                }
             }
-        }
+        });
         let verdicts = check(&e, &RetryExpectations::default());
         assert_eq!(
             verdict(&verdicts, "retries.non_retryable").outcome,
@@ -791,7 +809,7 @@ mod tests {
                 50.0,
             ));
         }
-        e.attempts[2].status = Some(503);
+        e.attempts.edit(|attempts| attempts[2].status = Some(503));
         let v = verdict(
             &check(&e, &RetryExpectations::default()),
             "retries.attempts",

@@ -142,7 +142,8 @@ fn replay(policy: &Policy, requests: usize, seed: u64) -> Evidence {
         };
         e.attempts.extend(attempts);
     }
-    e.attempts.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    e.attempts
+        .edit(|attempts| attempts.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms)));
     let end = e
         .attempts
         .iter()

@@ -37,7 +37,7 @@ use serde_json::{json, Value};
 
 use super::fault::Switchboard;
 use super::http::{self, Reply, Request, Responder};
-use super::journal::Journal;
+use super::journal::{Journal, Spooler};
 use super::{FakeError, FakeHandle};
 
 pub use crate::evidence::{SpanRecord, SpanStatus};
@@ -79,6 +79,8 @@ pub struct SpanJournal {
     dropped: AtomicU64,
     cut: AtomicU64,
     exports: AtomicU64,
+    /// Where every span also goes, for the run's evidence (see `fakes::journal`).
+    spooler: Option<Arc<Spooler<SpanRecord>>>,
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary; true when it did.
@@ -166,6 +168,16 @@ impl SpanJournal {
             dropped: AtomicU64::new(0),
             cut: AtomicU64::new(0),
             exports: AtomicU64::new(0),
+            spooler: None,
+        }
+    }
+
+    /// A journal that also streams every span into `spooler`: the ring then only serves the
+    /// control API.
+    pub fn spooling(epoch: Instant, capacity: usize, spooler: Arc<Spooler<SpanRecord>>) -> Self {
+        SpanJournal {
+            spooler: Some(spooler),
+            ..SpanJournal::new(epoch, capacity)
         }
     }
 
@@ -181,6 +193,9 @@ impl SpanJournal {
             span.at_ms = at_ms;
             let (size, cuts) = bound_span(&mut span);
             self.cut.fetch_add(cuts, Ordering::Relaxed);
+            if let Some(spooler) = self.spooler.as_ref().filter(|s| s.is_on()) {
+                spooler.push(span.clone());
+            }
             while !entries.is_empty()
                 && (entries.len() >= self.capacity || *bytes + size > MAX_JOURNAL_BYTES)
             {
