@@ -66,27 +66,11 @@ fn example_workflow() -> String {
     std::fs::read_to_string(repo().join("docs/github-action-example.yml")).unwrap()
 }
 
-/// action.yml as JSON (PyYAML, which kubernetes-validate brings into the test Python).
+/// action.yml as JSON.
 fn parse_yaml(text: &str) -> Value {
-    use std::io::Write;
-    let mut child = Command::new(common::python())
-        .args([
-            "-c",
-            "import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "PyYAML could not read the action");
-    serde_json::from_slice(&output.stdout).unwrap()
+    let mut documents = common::yaml_documents(text);
+    assert_eq!(documents.len(), 1, "one YAML document");
+    documents.remove(0)
 }
 
 /// The composite action's steps that run a script: (name, script).

@@ -72,27 +72,9 @@ fn validate(rendered: &str, version: Option<&str>) -> Result<(), String> {
     run(command.arg(&file)).map(|_| ())
 }
 
-/// The rendered YAML documents as JSON values (PyYAML, which kubernetes-validate brings).
+/// The rendered YAML documents as JSON values.
 fn objects(rendered: &str) -> Vec<Value> {
-    use std::io::Write;
-    let mut child = Command::new(common::python())
-        .args([
-            "-c",
-            "import sys, json, yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(rendered.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "PyYAML could not read the output");
-    serde_json::from_slice(&output.stdout).unwrap()
+    common::yaml_documents(rendered)
 }
 
 /// A copy of the manifests with `from` replaced by `to` in `file` (which must contain it).

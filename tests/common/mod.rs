@@ -323,3 +323,27 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Every YAML document in `text`, as JSON values, read by the test Python's PyYAML (which
+/// kubernetes-validate brings).
+pub fn yaml_documents(text: &str) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let mut child = Command::new(python())
+        .args([
+            "-c",
+            "import sys, json, yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "PyYAML could not read:\n{text}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
