@@ -260,11 +260,27 @@ fn check_retryable(evidence: &Evidence, chains: &[Chain], expect: &RetryExpectat
             "no LLM attempt failed with a retryable answer, so retrying could not be judged.",
         );
     }
-    let unretried: Vec<&&Chain> = judged.iter().filter(|c| c.attempts.len() == 1).collect();
+    // A failure left unretried while the service was spending a retry budget (or its breaker
+    // had opened) is the budget at work, not a missing retry: it is excused.
+    let spending = budget_spent(chains);
+    let (excused, unretried): (Vec<&&Chain>, Vec<&&Chain>) = judged
+        .iter()
+        .filter(|c| c.attempts.len() == 1)
+        .partition(|c| spending.contains(&slice_of(c.attempts[0])));
     let share = unretried.len() as f64 / judged.len() as f64;
     v.figure = Some(share);
+    let excused_note = if excused.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} more went unretried in seconds when the service was retrying at least {} of \
+             its LLM calls: a retry budget or breaker at work, not counted)",
+            excused.len(),
+            super::sla::format_ratio(BUDGET_FLOOR)
+        )
+    };
     let counted = format!(
-        "{} of {} requests whose LLM call failed retryably were never retried",
+        "{} of {} requests whose LLM call failed retryably were never retried{excused_note}",
         unretried.len(),
         judged.len()
     );
@@ -284,6 +300,40 @@ fn check_retryable(evidence: &Evidence, chains: &[Chain], expect: &RetryExpectat
         v.evidence = bounded(unretried.iter().map(|c| c.describe()).collect());
     }
     v
+}
+
+/// The share of its LLM calls a service retries, within a slice of the run, from which it is
+/// taken to be spending a retry budget. Budgets are a share of requests: 20% in Finagle,
+/// Linkerd and Envoy's defaults, 10% in gRPC's retry throttling (`tokenRatio` 0.1); a service
+/// at 5% or more is retrying, and what it leaves unretried is its budget's (or its open
+/// breaker's) choice. A service that never retries (`no-retry`) spends nothing.
+const BUDGET_FLOOR: f64 = 0.05;
+
+/// The slices `BUDGET_FLOOR` is measured over: long enough to hold tens of calls at the
+/// built-in scenarios' rates, short enough that a budget spent in one stretch of a fault does
+/// not excuse another.
+const BUDGET_SLICE_MS: f64 = 5_000.0;
+
+fn slice_of(a: &Attempt) -> i64 {
+    (a.at_ms / BUDGET_SLICE_MS).floor() as i64
+}
+
+/// The slices in which the service retried at least `BUDGET_FLOOR` of its LLM calls.
+fn budget_spent(chains: &[Chain]) -> std::collections::HashSet<i64> {
+    let mut calls: BTreeMap<i64, (usize, usize)> = BTreeMap::new();
+    for c in chains
+        .iter()
+        .filter(|c| c.attempts[0].fake == FakeName::Llm)
+    {
+        let slice = calls.entry(slice_of(c.attempts[0])).or_default();
+        slice.0 += 1;
+        slice.1 += usize::from(c.attempts.len() > 1);
+    }
+    calls
+        .into_iter()
+        .filter(|(_, (n, retried))| *retried as f64 >= BUDGET_FLOOR * *n as f64 && *retried > 0)
+        .map(|(slice, _)| slice)
+        .collect()
 }
 
 /// `retries.retry_after`: a retry waits at least the `retry-after` the provider sent.
@@ -700,6 +750,29 @@ mod tests {
             verdict(&verdicts, "retries.backoff").outcome,
             Outcome::NotApplicable
         );
+    }
+
+    #[test]
+    fn failures_a_spent_retry_budget_left_unretried_are_excused_not_counted() {
+        // 40 requests fail retryably in the window; the service retries every fifth (20%, a
+        // retry budget's share) and leaves 32 unretried.
+        let waits: Vec<&[f64]> = (0..40)
+            .map(|i| if i % 5 == 0 { &[150.0][..] } else { &[][..] })
+            .collect();
+        let verdicts = check(&retried(&waits, Some(200)), &RetryExpectations::default());
+        let v = verdict(&verdicts, "retries.retryable");
+        assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
+        assert!(
+            v.summary.contains("32 more went unretried"),
+            "{}",
+            v.summary
+        );
+        // The same failures with no retry at all: nothing is spent, every one counts.
+        let none: Vec<&[f64]> = vec![&[]; 40];
+        let verdicts = check(&retried(&none, None), &RetryExpectations::default());
+        let v = verdict(&verdicts, "retries.retryable");
+        assert_eq!(v.outcome, Outcome::Fail, "{v:#?}");
+        assert!(v.summary.starts_with("40 of 40"), "{}", v.summary);
     }
 
     fn after_retry_after(wait: f64) -> Evidence {
