@@ -314,13 +314,15 @@ const BUDGET_FLOOR: f64 = 0.05;
 /// not excuse another.
 const BUDGET_SLICE_MS: f64 = 5_000.0;
 
-fn slice_of(a: &Attempt) -> i64 {
-    (a.at_ms / BUDGET_SLICE_MS).floor() as i64
+/// The route and slice of the run an attempt belongs to (a budget is judged per route: the
+/// embeddings calls a chat request also makes are no retries of its chat call).
+fn slice_of(a: &Attempt) -> (&str, i64) {
+    (a.route.as_str(), (a.at_ms / BUDGET_SLICE_MS).floor() as i64)
 }
 
 /// The slices in which the service retried at least `BUDGET_FLOOR` of its LLM calls.
-fn budget_spent(chains: &[Chain]) -> std::collections::HashSet<i64> {
-    let mut calls: BTreeMap<i64, (usize, usize)> = BTreeMap::new();
+fn budget_spent<'a>(chains: &[Chain<'a>]) -> std::collections::HashSet<(&'a str, i64)> {
+    let mut calls: BTreeMap<(&str, i64), (usize, usize)> = BTreeMap::new();
     for c in chains
         .iter()
         .filter(|c| c.attempts[0].fake == FakeName::Llm)
