@@ -174,7 +174,27 @@ fn attached_run(
             .unwrap_or_else(|e| panic!("{name}: {e}\n{stderr}"));
         serde_json::from_str(&text).unwrap()
     };
-    let (report, evidence) = (read("report.json"), read("evidence.json"));
+    let (report, mut evidence) = (read("report.json"), read("evidence.json"));
+    // The journals stream to gzip JSON-lines files that evidence.json names
+    // (`{"file": "attempts.jsonl.gz", ...}`): read them back in place, as arrays.
+    for part in ["records", "attempts", "writes", "spans"] {
+        if let Some(file) = evidence[part]["file"].as_str() {
+            use std::io::BufRead;
+            let gz = std::fs::File::open(out.path().join(file))
+                .unwrap_or_else(|e| panic!("{file}: {e}\n{stderr}"));
+            // An empty stream is an empty file, not an empty gzip member.
+            if gz.metadata().unwrap().len() == 0 {
+                evidence[part] = serde_json::Value::Array(Vec::new());
+                continue;
+            }
+            let items: Vec<serde_json::Value> =
+                std::io::BufReader::new(flate2::read::MultiGzDecoder::new(gz))
+                    .lines()
+                    .map(|line| serde_json::from_str(&line.unwrap()).unwrap())
+                    .collect();
+            evidence[part] = serde_json::Value::Array(items);
+        }
+    }
     (output.status.code(), stderr, report, evidence)
 }
 
