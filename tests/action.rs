@@ -18,16 +18,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn venv_tool(name: &str) -> PathBuf {
-    let tool = common::python().with_file_name(name);
-    assert!(
-        tool.exists(),
-        "no {}: run scripts/test (it installs tests/python/requirements-packaging.txt)",
-        tool.display()
-    );
-    tool
-}
-
 /// actionlint on `workflow` in a project holding `action` at its root, as `uses: ./` expects.
 fn actionlint(action: &str, workflow: &str) -> Result<(), String> {
     let project = tempfile::tempdir().unwrap();
@@ -40,10 +30,10 @@ fn actionlint(action: &str, workflow: &str) -> Result<(), String> {
         workflow,
     )
     .unwrap();
-    let output = Command::new(venv_tool("actionlint"))
+    let output = Command::new(common::venv_tool("actionlint"))
         .current_dir(project.path())
         .arg("-shellcheck")
-        .arg(venv_tool("shellcheck"))
+        .arg(common::venv_tool("shellcheck"))
         .args(["-pyflakes=", "-oneline", "-no-color"])
         .output()
         .unwrap();
@@ -114,7 +104,7 @@ fn check_scripts(action: &Value) -> Vec<String> {
                  reads it, so an input can inject shell; pass it through env"
             ));
         }
-        let output = Command::new(venv_tool("shellcheck"))
+        let output = Command::new(common::venv_tool("shellcheck"))
             .args(["--shell=bash", "-"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

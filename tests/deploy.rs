@@ -27,17 +27,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A tool installed beside the test Python (scripts/provision/python.sh).
-fn venv_tool(name: &str) -> PathBuf {
-    let tool = common::python().with_file_name(name);
-    assert!(
-        tool.exists(),
-        "no {} : run scripts/test (it installs tests/python/requirements-packaging.txt)",
-        tool.display()
-    );
-    tool
-}
-
 fn run(command: &mut Command) -> Result<String, String> {
     let output = command
         .output()
@@ -64,7 +53,7 @@ fn validate(rendered: &str, version: Option<&str>) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rendered.yaml");
     std::fs::write(&file, rendered).unwrap();
-    let mut command = Command::new(venv_tool("kubernetes-validate"));
+    let mut command = Command::new(common::venv_tool("kubernetes-validate"));
     command.args(["--strict", "--quiet"]);
     if let Some(version) = version {
         command.args(["--kubernetes-version", version]);

@@ -2,29 +2,17 @@
 //! openai SDK, tested by faultline through its own faultline.toml: proof that a service in
 //! another language is tested unchanged.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
 use serial_test::serial;
 
-/// The virtualenv that scripts/test provisions with tests/python/requirements-*.txt.
-fn venv_bin() -> PathBuf {
-    let python = std::env::var("FAULTLINE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/test, which installs the example's requirements",
-        python.display()
-    );
-    python.parent().unwrap().to_path_buf()
-}
-
 #[test]
 #[serial]
 fn the_outage_scenario_passes_against_the_python_example_through_its_config() {
-    let bin = venv_bin();
+    let bin = common::venv_bin();
     let path = format!(
         "{}:{}",
         bin.display(),

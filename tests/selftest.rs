@@ -10,6 +10,8 @@
 //! full matrix fits CI's time. A row that only comes out right on an idle machine is not honest
 //! by design, so no row is ever run again.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -67,19 +69,6 @@ fn full_every_gate_catches_its_flaw_and_the_healthy_target_passes_every_scenario
     selftest(&[], faultline::suite::MATRIX.len(), None);
 }
 
-/// The virtualenv that scripts/test provisions (the Python example runs from it).
-fn venv_bin() -> PathBuf {
-    let python = std::env::var("FAULTLINE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/test, which installs the example's requirements",
-        python.display()
-    );
-    python.parent().unwrap().to_path_buf()
-}
-
 #[test]
 #[serial]
 fn every_example_passes_its_scenarios_healthy_and_each_planted_defect_fails_its_gate() {
@@ -98,7 +87,7 @@ fn every_example_passes_its_scenarios_healthy_and_each_planted_defect_fails_its_
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let path = format!(
         "{}:{}",
-        venv_bin().display(),
+        common::venv_bin().display(),
         std::env::var("PATH").unwrap_or_default()
     );
     selftest(&args, rows, Some(path));

@@ -347,3 +347,20 @@ pub fn yaml_documents(text: &str) -> Vec<serde_json::Value> {
     assert!(output.status.success(), "PyYAML could not read:\n{text}");
     serde_json::from_slice(&output.stdout).unwrap()
 }
+
+/// The bin folder of the test Python's virtualenv (`python()`'s), for a `PATH` that runs the
+/// Python example from it.
+pub fn venv_bin() -> PathBuf {
+    python().parent().unwrap().to_path_buf()
+}
+
+/// A tool installed beside the test Python (scripts/provision/python.sh).
+pub fn venv_tool(name: &str) -> PathBuf {
+    let tool = python().with_file_name(name);
+    assert!(
+        tool.exists(),
+        "no {}: run scripts/test (it installs tests/python/requirements-*.txt)",
+        tool.display()
+    );
+    tool
+}
