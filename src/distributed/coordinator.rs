@@ -358,14 +358,8 @@ pub fn shares_of(spec: &LoadSpec, count: usize) -> Vec<f64> {
                     let mine: usize = share.closed_users(&spec.flows, spec.users).iter().sum();
                     mine as f64 / spec.users.max(1) as f64
                 }
-                Executor::RampingUsers {
-                    start_users,
-                    stages,
-                } => {
-                    let peak = stages
-                        .iter()
-                        .map(|s| s.users)
-                        .fold(*start_users, usize::max);
+                Executor::RampingUsers { .. } => {
+                    let peak = spec.executor.peak_users().unwrap_or_default();
                     share.users_of(peak) as f64 / peak.max(1) as f64
                 }
                 _ => 1.0 / count as f64,
@@ -381,13 +375,7 @@ pub fn cannot_share(executor: &Executor, users: usize, count: usize) -> Option<S
     }
     let users = match executor {
         Executor::Closed => users,
-        Executor::RampingUsers {
-            start_users,
-            stages,
-        } => stages
-            .iter()
-            .map(|s| s.users)
-            .fold(*start_users, usize::max),
+        Executor::RampingUsers { .. } => executor.peak_users().unwrap_or_default(),
         _ => return None,
     };
     (users < count).then(|| {

@@ -99,13 +99,7 @@ pub fn client(spec: &LoadSpec) -> Result<reqwest::Client, LoadError> {
         Executor::Closed => 1,
         Executor::ConstantRate { max_in_flight, .. }
         | Executor::RampingRate { max_in_flight, .. } => *max_in_flight,
-        Executor::RampingUsers {
-            start_users,
-            stages,
-        } => stages
-            .iter()
-            .map(|s| s.users)
-            .fold(*start_users, usize::max),
+        Executor::RampingUsers { .. } => spec.executor.peak_users().unwrap_or_default(),
     };
     open::client(slots.max(1))
 }

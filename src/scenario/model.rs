@@ -69,16 +69,28 @@ impl Load {
                 let peak = stages.iter().map(|s| s.rate).fold(*start_rate, f64::max);
                 format!("arrivals ramping up to {peak}/s (ramping_rate)")
             }
+            Executor::RampingUsers { .. } => format!(
+                "users ramping up to {} (ramping_users)",
+                self.executor.peak_users().unwrap_or_default()
+            ),
+        }
+    }
+}
+
+impl Executor {
+    /// The most users a `ramping_users` load holds at once (`None` for the other executors).
+    pub fn peak_users(&self) -> Option<usize> {
+        match self {
             Executor::RampingUsers {
                 start_users,
                 stages,
-            } => {
-                let peak = stages
+            } => Some(
+                stages
                     .iter()
                     .map(|s| s.users)
-                    .fold(*start_users, usize::max);
-                format!("users ramping up to {peak} (ramping_users)")
-            }
+                    .fold(*start_users, usize::max),
+            ),
+            _ => None,
         }
     }
 }
