@@ -25,13 +25,13 @@ mod waits;
 
 use super::common::{
     attempt_failed, attempts_per_record, bounded, fault_spans, not_applicable, pending,
-    retry_after_ms,
+    retry_after_ms, FaultSpan, LinkedAttempts,
 };
 use super::sla::format_ms;
 use super::{Outcome, Verdict};
 use crate::evidence::Attempt;
 use crate::evidence::FakeName;
-use crate::evidence::{Evidence, Phase};
+use crate::evidence::{Evidence, Phase, Record};
 use crate::scenario::RetryExpectations;
 
 /// Waits at most this much shorter than `retry-after` still count as honouring it (timers and
@@ -440,6 +440,37 @@ fn check_non_retryable(chains: &[Chain], expect: &RetryExpectations) -> Verdict 
     v
 }
 
+/// The client requests sent in `[start_ms, end_ms)` and the attempts on `span`'s fake and
+/// route that they made, wherever those landed. The attempts of requests sent before the
+/// window are not charged to it: in a short window (brownout's 1.2 s with --quick) that can be
+/// ten attempts against one request sent. Unlinked attempts (a target that passes no nonce or
+/// id on) are counted by arrival instead.
+fn attempts_of_requests_sent(
+    evidence: &Evidence,
+    linked: &LinkedAttempts,
+    span: &FaultSpan,
+    start_ms: f64,
+    end_ms: f64,
+) -> (usize, usize) {
+    let sent = |r: &Record| r.at_ms >= start_ms && r.at_ms < end_ms;
+    let requests = evidence.records.iter().filter(|r| sent(r)).count();
+    let by_request: usize = evidence
+        .records
+        .iter()
+        .filter(|r| sent(r))
+        .map(|r| linked.of(&r).iter().filter(|a| span.covers(a)).count())
+        .sum();
+    if by_request > 0 {
+        return (requests, by_request);
+    }
+    let by_arrival = evidence
+        .attempts
+        .iter()
+        .filter(|a| span.covers(a) && a.at_ms >= start_ms && a.at_ms < end_ms)
+        .count();
+    (requests, by_arrival)
+}
+
 /// A multiple as reports show it: two decimals.
 fn round2(x: f64) -> f64 {
     if x.is_finite() {
@@ -473,43 +504,19 @@ fn check_amplification(evidence: &Evidence, expect: &RetryExpectations) -> Verdi
     let mut worst: Option<(f64, String)> = None;
     let mut lines = Vec::new();
     for span in &spans {
-        let requests = evidence.records.iter().filter(|r| span.saw(r)).count();
-        // The attempts of the requests sent during the window, wherever they landed: counting
-        // the attempts that arrived in the window instead charges it with the retries of
-        // requests sent before it, which in a short window (brownout's 1.2 s with --quick) can
-        // be ten attempts against one request sent. Unlinked attempts (a target that passes
-        // no nonce or id on) are counted by arrival, as before.
-        let by_request: usize = evidence
-            .records
-            .iter()
-            .filter(|r| span.saw(r))
-            .map(|r| linked.of(&r))
-            .map(|attempts| attempts.iter().filter(|a| span.covers(a)).count())
-            .sum();
-        let attempts = if by_request > 0 {
-            by_request
-        } else {
-            evidence
-                .attempts
-                .iter()
-                .filter(|a| span.covers(a) && a.at_ms >= span.start_ms && a.at_ms < span.end_ms)
-                .count()
-        };
+        let (requests, attempts) =
+            attempts_of_requests_sent(evidence, &linked, span, span.start_ms, span.end_ms);
         if requests == 0 {
             continue;
         }
         let per_request = attempts as f64 / requests as f64;
+        // The baseline is measured the same way, by the requests sent in it: counting the
+        // attempts that arrived in it instead leaves out those of its last requests, which a
+        // loaded machine answers after the phase ends (a third of a 3 s --quick baseline with
+        // 1 s answers), and a baseline that looks smaller makes every window look amplified.
         let usual = baseline.and_then(|b| {
-            let requests = evidence
-                .records
-                .iter()
-                .filter(|r| r.at_ms >= b.start_ms && r.at_ms < b.end_ms)
-                .count();
-            let attempts = evidence
-                .attempts
-                .iter()
-                .filter(|a| span.covers(a) && a.at_ms >= b.start_ms && a.at_ms < b.end_ms)
-                .count();
+            let (requests, attempts) =
+                attempts_of_requests_sent(evidence, &linked, span, b.start_ms, b.end_ms);
             (requests > 0 && attempts > 0).then(|| attempts as f64 / requests as f64)
         });
         if attempts == 0 && usual.is_none() {
@@ -671,6 +678,23 @@ mod tests {
             verdict(&verdicts, "retries.non_retryable").outcome,
             Outcome::NotApplicable
         );
+    }
+
+    #[test]
+    fn a_baseline_answered_after_it_ended_is_not_taken_for_amplification() {
+        // On a loaded machine the last baseline requests reach the provider after the phase
+        // ended: counted by arrival, half the baseline's requests had no attempt (0.5 each)
+        // and the fault's 3 attempts per request looked like 6x.
+        let mut e = retried(&jittered(), Some(200));
+        e.attempts.update(|a| {
+            if a.at_ms >= 5_000.0 && a.at_ms < 10_000.0 {
+                a.at_ms += 5_500.0;
+            }
+        });
+        let verdicts = check(&e, &RetryExpectations::default());
+        let v = verdict(&verdicts, "retries.amplification");
+        assert_eq!(v.outcome, Outcome::Pass, "{v:#?}");
+        assert_eq!(v.figure, Some(3.0));
     }
 
     #[test]
